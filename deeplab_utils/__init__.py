@@ -1,0 +1,57 @@
+"""deeplab_utils: the reference implementation behind the "DeepLabv3+ from scratch" course.
+
+Each notebook builds one piece in front of the learner; the next notebook imports the
+finished piece from here. Layers (imports only go downwards): model, objectives, data,
+training, teaching aids. See the README for the course map.
+"""
+
+# --- runtime (device, seeding) ---
+from .runtime import environment_report, pick_device, seed_everything
+
+# --- model layer (notebooks 01-04) ---
+from .aspp import ASPP, ASPPConv, ASPPPooling, aspp_rates
+from .atrous import atrous_conv2d, receptive_field, receptive_fields
+from .backbone import Bottleneck, ResNet50Backbone
+from .complexity import count_macs, count_parameters, macs_by_module
+from .decoder import LOW_LEVEL_CHANNELS, Decoder
+from .model import DeepLabV3, DeepLabV3Plus, Deeplabv3Plus, ModelConfig, build_model
+from .separable import SeparableConv2d
+
+# --- objectives (notebook 05) ---
+from .losses import IOU, DiceBCELoss, DiceCELoss, IoULoss
+from .metrics import SegmentationMetrics
+
+# --- data (notebook 06) ---
+from .data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PETS_PALETTE,
+    SHAPES_CLASSES,
+    SHAPES_PALETTE,
+    VOC_CLASSES,
+    VOC_PALETTE,
+    DatasetNotFoundError,
+    OxfordPetSegmentation,
+    ShapesDataset,
+    VOCSegmentationDataset,
+    build_dataset,
+    colorize_mask,
+    denormalize,
+    eval_transforms,
+    train_transforms,
+)
+
+# --- training (notebooks 07-08) ---
+from .checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from .training import (
+    History,
+    NonFiniteLossError,
+    TrainConfig,
+    evaluate,
+    fit,
+    make_loader,
+    poly_lr_lambda,
+    train_one_epoch,
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,240 @@
+"""ResNet-50 backbone with atrous convolution (DeepLabv3 paper, Sec. 3.2; DeepLabv3+ Sec. 3.1).
+
+Built from scratch, with parameter and buffer names identical to ``torchvision.models.resnet50``
+(``conv1``, ``bn1``, ``layer1``..``layer4``), so torchvision's ImageNet weights load directly.
+To reach an output stride of 16 (or 8), the stride of the last stage (or last two stages) is
+replaced by dilation, exactly as torchvision's ``replace_stride_with_dilation`` does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+# Bottlenecks per stage of ResNet-50 (He et al. 2016, Table 1).
+RESNET50_LAYERS = (3, 4, 6, 3)
+
+# Which of layer2, layer3, layer4 trade their stride 2 for dilation, per output stride.
+# Output stride 32 is the plain ImageNet ResNet, kept for teaching.
+_DILATE_STAGES: dict[int, tuple[bool, bool, bool]] = {
+    32: (False, False, False),
+    16: (False, False, True),
+    8: (False, True, True),
+}
+
+
+def _conv3x3(
+    in_channels: int, out_channels: int, *, stride: int = 1, dilation: int = 1
+) -> nn.Conv2d:
+    # padding == dilation keeps the size ("same") for a dilated 3x3 kernel.
+    return nn.Conv2d(
+        in_channels,
+        out_channels,
+        3,
+        stride=stride,
+        padding=dilation,
+        dilation=dilation,
+        bias=False,
+    )
+
+
+def _conv1x1(in_channels: int, out_channels: int, *, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+
+
+class Bottleneck(nn.Module):
+    """ResNet bottleneck: 1x1 reduce -> 3x3 (strided or dilated) -> 1x1 expand, plus shortcut.
+
+    ``(B, in_channels, H, W)`` -> ``(B, 4 * planes, ceil(H / stride), ceil(W / stride))``.
+    The stride sits on the 3x3 conv ("ResNet v1.5"), as in torchvision. Taught in notebook 03.
+
+    Args:
+        in_channels: channels of the input.
+        planes: channels inside the block; the output has ``expansion * planes``.
+        stride: 1, or 2 to halve the resolution.
+        dilation: atrous rate of the 3x3 conv.
+        downsample: module applied to the shortcut when shape changes, else ``None``.
+    """
+
+    expansion = 4  # He et al. 2016, Table 1: output channels are 4x the bottleneck width
+
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        *,
+        stride: int = 1,
+        dilation: int = 1,
+        downsample: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.conv1 = _conv1x1(in_channels, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = _conv3x3(planes, planes, stride=stride, dilation=dilation)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = _conv1x1(planes, planes * self.expansion)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C_in, H, W)`` -> ``(B, 4 * planes, H / stride, W / stride)``."""
+        out = self.relu(self.bn1(self.conv1(x)))  # (B, planes, H, W)
+        out = self.relu(self.bn2(self.conv2(out)))  # (B, planes, H / stride, W / stride)
+        out = self.bn3(self.conv3(out))  # (B, 4 * planes, H / stride, W / stride)
+        # The shortcut is computed last, as in torchvision, so its output is alive briefly.
+        out += x if self.downsample is None else self.downsample(x)
+        return self.relu(out)
+
+
+class ResNet50Backbone(nn.Module):
+    """ResNet-50 without its classifier, returning low-level and high-level features.
+
+    ``forward(x)`` with ``x`` of shape ``(B, 3, H, W)`` returns a dict:
+
+    - ``"low_level"``: layer1 output, ``(B, 256, H/4, W/4)``, for the DeepLabv3+ decoder;
+    - ``"out"``: layer4 output, ``(B, 2048, H/OS, W/OS)``.
+
+    Sizes round up for odd inputs (``ceil(H / 4)``, ``ceil(H / OS)``). Taught in notebook 03.
+
+    Args:
+        output_stride: input size / output size: 16 (paper's default for training, Sec. 4),
+            8 (denser, about 3x the multiply-adds), or 32 (plain ImageNet ResNet-50).
+    """
+
+    def __init__(self, *, output_stride: int = 16) -> None:
+        super().__init__()
+        if isinstance(output_stride, bool) or output_stride not in _DILATE_STAGES:
+            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
+        self.output_stride = output_stride
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+
+        dilate = _DILATE_STAGES[output_stride]
+        in_channels, dilation = 64, 1
+        self.layer1, in_channels, dilation = _make_layer(
+            in_channels, 64, RESNET50_LAYERS[0], stride=1, dilation=dilation, dilate=False
+        )
+        self.layer2, in_channels, dilation = _make_layer(
+            in_channels, 128, RESNET50_LAYERS[1], stride=2, dilation=dilation, dilate=dilate[0]
+        )
+        self.layer3, in_channels, dilation = _make_layer(
+            in_channels, 256, RESNET50_LAYERS[2], stride=2, dilation=dilation, dilate=dilate[1]
+        )
+        self.layer4, in_channels, dilation = _make_layer(
+            in_channels, 512, RESNET50_LAYERS[3], stride=2, dilation=dilation, dilate=dilate[2]
+        )
+        self.out_channels = in_channels  # 2048
+        self.low_level_channels = 64 * Bottleneck.expansion  # 256
+
+        # torchvision's initialisation, so a fresh backbone matches a fresh torchvision ResNet.
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``(B, 3, H, W)`` -> ``{"low_level": (B, 256, H/4, W/4), "out": (B, 2048, H/OS, W/OS)}``.
+
+        OS is the output stride.
+        """
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, 64, H/4, W/4)
+        low_level = self.layer1(x)  # (B, 256, H/4, W/4)
+        x = self.layer2(low_level)  # (B, 512, H/8, W/8)
+        x = self.layer3(x)  # (B, 1024, H/min(16, OS), ...)
+        x = self.layer4(x)  # (B, 2048, H/OS, W/OS)
+        return {"low_level": low_level, "out": x}
+
+    def load_torchvision_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> None:
+        """Load every tensor of a torchvision ``resnet50`` state dict; ``fc.*`` is ignored.
+
+        Weights do not depend on the output stride (dilation changes no shapes), so ImageNet
+        weights load into any output stride. Taught in notebook 03.
+
+        Raises:
+            ValueError: listing missing or unexpected keys, or keys whose shapes differ
+                (e.g. for a resnet18 or resnet101 state dict).
+        """
+        given = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
+        own = self.state_dict()
+        # Checkpoints saved before PyTorch 0.4.1 lack BN's num_batches_tracked; BN fills it in.
+        missing = [k for k in own if k not in given and not k.endswith("num_batches_tracked")]
+        unexpected = [k for k in given if k not in own]
+        mismatched = [
+            f"{k}: {tuple(v.shape)} vs expected {tuple(own[k].shape)}"
+            for k, v in given.items()
+            if k in own and v.shape != own[k].shape
+        ]
+        if missing or unexpected or mismatched:
+            raise ValueError(
+                "state_dict is not a torchvision resnet50 state dict: "
+                f"{len(missing)} missing keys {_preview(missing)}, "
+                f"{len(unexpected)} unexpected keys {_preview(unexpected)}, "
+                f"{len(mismatched)} shape mismatches {_preview(mismatched)}"
+            )
+        self.load_state_dict(given, strict=False)
+
+    def load_imagenet_weights(
+        self, *, path: str | os.PathLike[str] | None = None, progress: bool = True
+    ) -> None:
+        """Load ImageNet weights of torchvision's ResNet-50 into this backbone.
+
+        Downloads ``ResNet50_Weights.IMAGENET1K_V2`` (about 100 MB, cached by torch.hub) unless
+        ``path`` is given. Without internet, download the file named by
+        ``torchvision.models.ResNet50_Weights.IMAGENET1K_V2.url`` elsewhere and pass its ``path``.
+        Taught in notebook 03.
+
+        Args:
+            path: a ``.pth`` file holding a resnet50 state dict, e.g. from
+                ``torch.save(torchvision.models.resnet50().state_dict(), path)``.
+            progress: show a download progress bar.
+        """
+        if path is not None:
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"no weights file at {os.fspath(path)!r}")
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            from torchvision.models import ResNet50_Weights
+
+            state_dict = ResNet50_Weights.IMAGENET1K_V2.get_state_dict(progress=progress)
+        self.load_torchvision_state_dict(state_dict)
+
+
+def _make_layer(
+    in_channels: int, planes: int, blocks: int, *, stride: int, dilation: int, dilate: bool
+) -> tuple[nn.Sequential, int, int]:
+    """Build one ResNet stage; return it with its output channels and the dilation after it.
+
+    When ``dilate`` is true the stage keeps the resolution: its stride becomes dilation. As in
+    torchvision, the first block still uses the previous dilation (it sees the input at the old
+    rate) and the later blocks use the new one.
+    """
+    previous_dilation = dilation
+    if dilate:
+        dilation *= stride
+        stride = 1
+    out_channels = planes * Bottleneck.expansion
+    downsample = None
+    if stride != 1 or in_channels != out_channels:
+        downsample = nn.Sequential(
+            _conv1x1(in_channels, out_channels, stride=stride), nn.BatchNorm2d(out_channels)
+        )
+    layers = [
+        Bottleneck(
+            in_channels, planes, stride=stride, dilation=previous_dilation, downsample=downsample
+        )
+    ]
+    layers += [Bottleneck(out_channels, planes, dilation=dilation) for _ in range(1, blocks)]
+    return nn.Sequential(*layers), out_channels, dilation
+
+
+def _preview(keys: list[str], limit: int = 5) -> str:
+    shown = ", ".join(keys[:limit])
+    return f"[{shown}{', ...' if len(keys) > limit else ''}]"

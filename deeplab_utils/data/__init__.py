@@ -1,0 +1,64 @@
+"""Data layer (layer 3): the built-in ShapesDataset, real datasets, joint transforms, palettes.
+
+Depends on torch, torchvision, NumPy and Pillow only; never on the model, losses or training.
+Taught in notebook 06.
+"""
+
+from .datasets import (
+    DATASET_NAMES,
+    PETS_BINARY_CLASSES,
+    PETS_TRIMAP_CLASSES,
+    VOC_CLASSES,
+    DatasetNotFoundError,
+    OxfordPetSegmentation,
+    VOCSegmentationDataset,
+    build_dataset,
+)
+from .palette import (
+    IGNORE_COLOR,
+    IGNORE_INDEX,
+    PETS_PALETTE,
+    SHAPES_PALETTE,
+    VOC_PALETTE,
+    colorize_mask,
+    voc_palette,
+)
+from .shapes import SHAPES_CLASSES, ShapesDataset
+from .transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PadToSize,
+    RandomScale,
+    denormalize,
+    eval_transforms,
+    normalize,
+    train_transforms,
+)
+
+__all__ = [
+    "DATASET_NAMES",
+    "DatasetNotFoundError",
+    "IGNORE_COLOR",
+    "IGNORE_INDEX",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "OxfordPetSegmentation",
+    "PETS_BINARY_CLASSES",
+    "PETS_PALETTE",
+    "PETS_TRIMAP_CLASSES",
+    "PadToSize",
+    "RandomScale",
+    "SHAPES_CLASSES",
+    "SHAPES_PALETTE",
+    "ShapesDataset",
+    "VOCSegmentationDataset",
+    "VOC_CLASSES",
+    "VOC_PALETTE",
+    "build_dataset",
+    "colorize_mask",
+    "denormalize",
+    "eval_transforms",
+    "normalize",
+    "train_transforms",
+    "voc_palette",
+]

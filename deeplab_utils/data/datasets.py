@@ -1,0 +1,320 @@
+"""Real datasets (Oxford-IIIT Pet, PASCAL VOC 2012) over torchvision's classes; ``build_dataset``.
+
+Data layer (layer 3). Taught in notebook 06.
+
+Every dataset of the course returns, after its transform, ``(image float32 (3, H, W) normalised
+with ImageNet statistics, mask int64 (H, W))`` with 255 = ignore, and has ``num_classes``,
+``class_names`` and ``palette`` attributes. Nothing is downloaded unless ``download=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import datasets, tv_tensors
+from torchvision.transforms.v2 import functional as F
+
+from .palette import IGNORE_INDEX, PETS_PALETTE, VOC_PALETTE, Palette
+from .shapes import ShapesDataset
+from .transforms import eval_transforms, train_transforms
+
+VOC_CLASSES: tuple[str, ...] = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)  # fmt: skip
+PETS_TRIMAP_CLASSES: tuple[str, ...] = ("background", "pet", "border")
+PETS_BINARY_CLASSES: tuple[str, ...] = ("background", "pet")
+
+# Trimap PNG values: 1 = pet, 2 = background, 3 = border ("not sure") band around the pet.
+# "binary" ignores the border: its pixels are genuinely ambiguous, so neither training nor
+# scoring should count them. Any other value maps to ignore.
+_PETS_LUT = {
+    "trimap": {1: 1, 2: 0, 3: 2},
+    "binary": {1: 1, 2: 0, 3: IGNORE_INDEX},
+}
+
+PETS_URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/"
+VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/"
+PETS_LAYOUT = """\
+  ROOT/oxford-iiit-pet/images/Abyssinian_1.jpg ...
+  ROOT/oxford-iiit-pet/annotations/trimaps/Abyssinian_1.png ...
+  ROOT/oxford-iiit-pet/annotations/trainval.txt, test.txt"""
+VOC_LAYOUT = """\
+  ROOT/VOCdevkit/VOC2012/JPEGImages/2007_000032.jpg ...
+  ROOT/VOCdevkit/VOC2012/SegmentationClass/2007_000032.png ...
+  ROOT/VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt, val.txt"""
+
+# ShapesDataset sizes chosen by build_dataset: samples are free, validation costs model time.
+SHAPES_TRAIN_SAMPLES = 5000
+SHAPES_VAL_SAMPLES = 256
+SHAPES_VAL_SEED_OFFSET = 1_000_003  # val scenes come from seed + offset: disjoint from train's
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's folder is missing or incomplete; the message says where and how to get it."""
+
+
+def _require(paths: list[Path], *, name: str, root: Path, layout: str, url: str) -> None:
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise DatasetNotFoundError(
+            f"{name} not found: {missing[0]} is missing. Pass download=True to download it "
+            f"(e.g. on Colab), or download it from {url} and unpack it so that this layout exists "
+            f"(ROOT = {str(root)!r}):\n{layout}"
+        )
+
+
+def _to_pair(
+    image: Image.Image, mask: np.ndarray, *, where: str
+) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
+    if image.size[::-1] != mask.shape:
+        raise ValueError(
+            f"image and mask sizes differ for {where}: image is {image.size[1]}x{image.size[0]}, "
+            f"mask is {mask.shape[0]}x{mask.shape[1]} (height x width)"
+        )
+    return (
+        tv_tensors.Image(F.pil_to_tensor(image)),  # (3, H, W) uint8
+        tv_tensors.Mask(torch.from_numpy(mask.astype(np.int64))),  # (H, W) int64
+    )
+
+
+def _apply(
+    transform: Callable | None, image: tv_tensors.Image, mask: tv_tensors.Mask
+) -> tuple[torch.Tensor, torch.Tensor]:
+    # Without a transform: only normalise, so every dataset returns the same contract.
+    return (transform or eval_transforms())(image, mask)
+
+
+def _limit(length: int, num_samples: int | None) -> int:
+    if num_samples is None:
+        return length
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples must be a positive int or None, got {num_samples!r}")
+    return min(length, num_samples)
+
+
+class OxfordPetSegmentation(Dataset):
+    """Oxford-IIIT Pet segmentation (37 cat and dog breeds, trimap masks). Taught in notebook 06.
+
+    Wraps ``torchvision.datasets.OxfordIIITPet(target_types="segmentation")``. Expected layout::
+
+        root/oxford-iiit-pet/images/Abyssinian_1.jpg ...
+        root/oxford-iiit-pet/annotations/trimaps/Abyssinian_1.png ...
+        root/oxford-iiit-pet/annotations/trainval.txt, test.txt
+
+    Args:
+        root: folder holding ``oxford-iiit-pet/``.
+        split: ``"trainval"`` (3680 images) or ``"test"`` (3669).
+        mode: ``"trimap"``: 3 classes, background 0, pet 1, border 2; ``"binary"``: background 0,
+            pet 1, and the border band 255 = ignore (it is ambiguous by design).
+        transform: joint transform on ``(Image uint8, Mask int64)``; ``None`` only normalises.
+        download: download (~800 MB) into ``root`` if missing.
+        num_samples: keep only the first ``num_samples`` images.
+
+    Licence: CC BY-SA 4.0 (Parkhi et al., 2012).
+    """
+
+    def __init__(
+        self,
+        root: str | Path = "data",
+        *,
+        split: Literal["trainval", "test"] = "trainval",
+        mode: Literal["trimap", "binary"] = "trimap",
+        transform: Callable | None = None,
+        download: bool = False,
+        num_samples: int | None = None,
+    ) -> None:
+        if split not in ("trainval", "test"):
+            raise ValueError(f"split must be 'trainval' or 'test', got {split!r}")
+        if mode not in _PETS_LUT:
+            raise ValueError(f"mode must be 'trimap' or 'binary', got {mode!r}")
+        root = Path(root)
+        if not download:
+            base = root / "oxford-iiit-pet"
+            _require(
+                [
+                    base / "images",
+                    base / "annotations" / "trimaps",
+                    base / "annotations" / f"{split}.txt",
+                ],
+                name="Oxford-IIIT Pet",
+                root=root,
+                layout=PETS_LAYOUT,
+                url=PETS_URL,
+            )
+        self._base = datasets.OxfordIIITPet(
+            root, split=split, target_types="segmentation", download=download
+        )
+        self.mode = mode
+        self.transform = transform
+        self.class_names = PETS_TRIMAP_CLASSES if mode == "trimap" else PETS_BINARY_CLASSES
+        self.num_classes = len(self.class_names)
+        self.palette: Palette = PETS_PALETTE[: self.num_classes]
+        lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+        for value, label in _PETS_LUT[mode].items():
+            lut[value] = label
+        self._lut = lut
+        self._length = _limit(len(self._base), num_samples)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(image float32 (3, H, W), mask int64 (H, W))`` after the transform."""
+        if not -self._length <= index < self._length:
+            raise IndexError(f"index {index} out of range for {self._length} samples")
+        index %= self._length
+        image, trimap = self._base[index]
+        mask = self._lut[np.asarray(trimap, dtype=np.uint8)]  # trimap values -> class labels
+        segs = getattr(self._base, "_segs", None)  # torchvision's private list of mask paths
+        where = str(segs[index]) if segs is not None else f"sample {index}"
+        return _apply(self.transform, *_to_pair(image, mask, where=where))
+
+
+class VOCSegmentationDataset(Dataset):
+    """PASCAL VOC 2012 semantic segmentation: 20 object classes + background. Taught in notebook 06.
+
+    Wraps ``torchvision.datasets.VOCSegmentation(year="2012")``. Masks are palette ("P" mode)
+    PNGs whose *indices* are the labels (0..20, 255 = the void border, ignored), so they are read
+    as indices, never as RGB colours. Expected layout::
+
+        root/VOCdevkit/VOC2012/JPEGImages/2007_000032.jpg ...
+        root/VOCdevkit/VOC2012/SegmentationClass/2007_000032.png ...
+        root/VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt, val.txt
+
+    Args:
+        root: folder holding ``VOCdevkit/``.
+        split: ``"train"`` (1464 images) or ``"val"`` (1449).
+        transform: joint transform on ``(Image uint8, Mask int64)``; ``None`` only normalises.
+        download: download (~2 GB) into ``root`` if missing.
+        num_samples: keep only the first ``num_samples`` images.
+
+    Licence: images come from Flickr under their owners' terms (see the VOC site); annotations
+    by the PASCAL VOC project.
+    """
+
+    class_names: tuple[str, ...] = VOC_CLASSES
+    num_classes: int = len(VOC_CLASSES)
+    palette: Palette = VOC_PALETTE
+
+    def __init__(
+        self,
+        root: str | Path = "data",
+        *,
+        split: Literal["train", "val"] = "train",
+        transform: Callable | None = None,
+        download: bool = False,
+        num_samples: int | None = None,
+    ) -> None:
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        root = Path(root)
+        if not download:
+            voc = root / "VOCdevkit" / "VOC2012"
+            _require(
+                [
+                    voc / "JPEGImages",
+                    voc / "SegmentationClass",
+                    voc / "ImageSets" / "Segmentation" / f"{split}.txt",
+                ],
+                name="PASCAL VOC 2012",
+                root=root,
+                layout=VOC_LAYOUT,
+                url=VOC_URL,
+            )
+        self._base = datasets.VOCSegmentation(root, year="2012", image_set=split, download=download)
+        self.transform = transform
+        self._length = _limit(len(self._base), num_samples)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(image float32 (3, H, W), mask int64 (H, W))`` after the transform."""
+        if not -self._length <= index < self._length:
+            raise IndexError(f"index {index} out of range for {self._length} samples")
+        index %= self._length
+        image, target = self._base[index]
+        where = self._base.masks[index]
+        if target.mode not in ("P", "L"):
+            raise ValueError(
+                f"VOC mask {where} has mode {target.mode!r}; expected a palette ('P') PNG whose "
+                "indices are the class labels (an RGB-converted mask loses them)"
+            )
+        mask = np.asarray(target, dtype=np.uint8)  # (H, W) palette indices = labels
+        return _apply(self.transform, *_to_pair(image, mask, where=where))
+
+
+DatasetName = Literal["shapes", "pets", "voc"]
+DATASET_NAMES: tuple[str, ...] = ("shapes", "pets", "voc")
+
+
+def build_dataset(
+    name: DatasetName,
+    *,
+    split: Literal["train", "val"],
+    root: str | Path = "data",
+    image_size: int = 128,
+    download: bool = False,
+    seed: int = 0,
+    num_samples: int | None = None,
+) -> Dataset:
+    """Build a dataset with the course's transforms, for the trainer. Taught in notebook 06.
+
+    ``"train"`` gets ``train_transforms(image_size)`` (random scale, padded crop, flip, jitter);
+    ``"val"`` gets ``eval_transforms(image_size)`` (resize longer side + pad; pad = ignore).
+    ShapesDataset is generated at ``image_size`` with a milder scale range (0.75-1.25): its
+    scenes are already varied and unlimited, so heavy scaling would only slow learning. Its val
+    split uses ``seed + SHAPES_VAL_SEED_OFFSET`` so it never repeats a training scene, and no
+    augmentation. Pets maps train/val to trainval/test (trimap mode); VOC to train/val.
+
+    Args:
+        name: ``"shapes"``, ``"pets"`` or ``"voc"``.
+        split: ``"train"`` or ``"val"``.
+        root: folder of the real datasets (ignored for shapes).
+        image_size: side of the square samples.
+        download: allow downloading a real dataset into ``root``.
+        seed: ShapesDataset's seed (ignored for real datasets).
+        num_samples: dataset length; ``None`` = all (shapes: 5000 train / 256 val).
+
+    Returns:
+        A Dataset of ``(image float32 (3, S, S), mask int64 (S, S))`` with ``num_classes``,
+        ``class_names`` and ``palette`` attributes.
+
+    Raises:
+        ValueError: for an unknown name or split, or a bad size.
+        DatasetNotFoundError: if a real dataset is missing and ``download`` is False.
+    """
+    if name not in DATASET_NAMES:
+        raise ValueError(f"name must be one of {DATASET_NAMES}, got {name!r}")
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    train = split == "train"
+    if name == "shapes":
+        if num_samples is None:
+            num_samples = SHAPES_TRAIN_SAMPLES if train else SHAPES_VAL_SAMPLES
+        return ShapesDataset(
+            num_samples,
+            image_size=image_size,
+            seed=seed if train else seed + SHAPES_VAL_SEED_OFFSET,
+            transform=train_transforms(image_size, scale_range=(0.75, 1.25)) if train else None,
+        )
+    transform = train_transforms(image_size) if train else eval_transforms(image_size)
+    if name == "pets":
+        return OxfordPetSegmentation(
+            root,
+            split="trainval" if train else "test",
+            transform=transform,
+            download=download,
+            num_samples=num_samples,
+        )
+    return VOCSegmentationDataset(
+        root, split=split, transform=transform, download=download, num_samples=num_samples
+    )

@@ -1,0 +1,232 @@
+"""Joint image + mask transforms, built from ``torchvision.transforms.v2``.
+
+Data layer (layer 3). Taught in notebook 06.
+
+Every dataset in the course hands its transform a pair ``(tv_tensors.Image uint8 (3, H, W),
+tv_tensors.Mask int64 (H, W))``; the transform returns ``(float32 (3, h, w) normalised with
+ImageNet statistics, int64 (h, w))`` with 255 = ignore. Wrapping the mask as ``tv_tensors.Mask``
+is what makes v2 resize it with nearest-neighbour interpolation (a blended label such as
+"1.5" between class 1 and class 2 would be meaningless) and leave it out of colour jitter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from .palette import IGNORE_INDEX
+
+# ImageNet statistics: the backbone's pretrained weights expect inputs normalised with them,
+# and training from scratch loses nothing by using them too.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+# Random scale range of the DeepLab training protocol (DeepLabv3, Sec. 4.1; v3+, Sec. 4).
+PAPER_SCALE_RANGE: tuple[float, float] = (0.5, 2.0)
+
+
+def _check_size(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_scale_range(scale_range: tuple[float, float]) -> None:
+    if len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1]:
+        raise ValueError(
+            f"scale_range must be (low, high) with 0 < low <= high, got {tuple(scale_range)}"
+        )
+
+
+class RandomScale(v2.Transform):
+    """Resize image and mask together by a factor drawn uniformly from ``scale_range``.
+
+    The paper scales the original image by 0.5-2.0 before cropping 513 px. Photos are far larger
+    than this course's 96-128 px crops, so with ``base_size`` the factor is applied to the image
+    first resized to have its shorter side ``base_size`` (the crop size): a crop then still
+    shows whole objects. Without ``base_size`` (or for images already that size, like
+    ShapesDataset's) this is exactly the paper's random scale. Taught in notebook 06.
+
+    Args:
+        scale_range: ``(low, high)`` range of the factor.
+        base_size: shorter side the factor is relative to; ``None`` = the image's own size.
+    """
+
+    def __init__(
+        self,
+        scale_range: tuple[float, float] = PAPER_SCALE_RANGE,
+        *,
+        base_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        _check_scale_range(scale_range)
+        if base_size is not None:
+            _check_size("base_size", base_size)
+        self.scale_range = (float(scale_range[0]), float(scale_range[1]))
+        self.base_size = base_size
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = v2.query_size(flat_inputs)
+        low, high = self.scale_range
+        factor = low + (high - low) * torch.rand(()).item()
+        if self.base_size is not None:
+            factor *= self.base_size / min(height, width)
+        return {"size": [max(1, round(height * factor)), max(1, round(width * factor))]}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        # F.resize dispatches on type: bilinear + antialias for Image, nearest for Mask.
+        return self._call_kernel(F.resize, inpt, size=params["size"], antialias=True)
+
+
+class PadToSize(v2.Transform):
+    """Pad image and mask at the bottom/right up to at least ``size`` x ``size`` (deterministic).
+
+    Used for evaluation so every image keeps all its pixels and a batch has one size; the
+    padding is labelled ``ignore_index`` so it never counts in the metrics. Taught in notebook 06.
+    """
+
+    def __init__(
+        self, size: int, *, image_fill: tuple[int, ...] = (0,), ignore_index: int = IGNORE_INDEX
+    ) -> None:
+        super().__init__()
+        _check_size("size", size)
+        self.size = size
+        self.fill = {tv_tensors.Image: list(image_fill), tv_tensors.Mask: ignore_index}
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = v2.query_size(flat_inputs)
+        # F.pad's order is [left, top, right, bottom]
+        return {"padding": [0, 0, max(0, self.size - width), max(0, self.size - height)]}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        fill = self.fill.get(type(inpt), 0)
+        return self._call_kernel(F.pad, inpt, padding=params["padding"], fill=fill)
+
+
+def _mean_pixel(mean: tuple[float, ...]) -> tuple[int, ...]:
+    # Pads the uint8 image with the mean colour, which Normalize then maps to ~0.
+    return tuple(round(255 * m) for m in mean)
+
+
+def _to_normalized(mean: tuple[float, ...], std: tuple[float, ...]) -> list[v2.Transform]:
+    return [
+        v2.ToDtype({tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.int64}, scale=True),
+        v2.Normalize(mean=list(mean), std=list(std)),
+        v2.ToPureTensor(),  # plain tensors: batches collate and print like any tensor
+    ]
+
+
+def train_transforms(
+    crop_size: int,
+    *,
+    scale_range: tuple[float, float] = PAPER_SCALE_RANGE,
+    hflip_p: float = 0.5,
+    color_jitter: float = 0.3,
+    ignore_index: int = IGNORE_INDEX,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
+) -> v2.Compose:
+    """Training augmentation: random scale, padded random crop, flip, colour jitter, normalise.
+
+    The DeepLab protocol (DeepLabv3 Sec. 4.1, v3+ Sec. 4): random scale 0.5-2.0, random crop
+    (padding where the scaled image is smaller: the image with the mean colour, the mask with
+    ``ignore_index``), random left-right flip. Colour jitter touches the image only. Taught in
+    notebook 06.
+
+    Args:
+        crop_size: side of the square output crop; also the ``base_size`` of ``RandomScale``.
+        scale_range: range of the random scale factor.
+        hflip_p: probability of a horizontal flip.
+        color_jitter: strength of brightness/contrast/saturation jitter (0 = off).
+        ignore_index: label given to padded mask pixels.
+        mean, std: normalisation statistics (ImageNet by default).
+
+    Returns:
+        A callable ``(Image uint8 (3, H, W), Mask (H, W)) -> (float32 (3, crop, crop),
+        int64 (crop, crop))``.
+    """
+    _check_size("crop_size", crop_size)
+    _check_scale_range(scale_range)
+    if not 0.0 <= hflip_p <= 1.0:
+        raise ValueError(f"hflip_p must be a probability in [0, 1], got {hflip_p}")
+    if color_jitter < 0:
+        raise ValueError(f"color_jitter must be >= 0, got {color_jitter}")
+    steps: list[v2.Transform] = [
+        RandomScale(scale_range, base_size=crop_size),
+        v2.RandomCrop(
+            crop_size,
+            pad_if_needed=True,
+            fill={tv_tensors.Image: list(_mean_pixel(mean)), tv_tensors.Mask: ignore_index},
+        ),
+        v2.RandomHorizontalFlip(p=hflip_p),
+    ]
+    if color_jitter > 0:
+        steps.append(
+            v2.ColorJitter(brightness=color_jitter, contrast=color_jitter, saturation=color_jitter)
+        )
+    return v2.Compose(steps + _to_normalized(mean, std))
+
+
+def eval_transforms(
+    size: int | None = None,
+    *,
+    ignore_index: int = IGNORE_INDEX,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
+) -> v2.Compose:
+    """Evaluation preprocessing: optional resize + pad to a square, then normalise.
+
+    With ``size``, the longer side is resized to ``size`` and the rest padded (image: mean colour,
+    mask: ``ignore_index``) to ``size`` x ``size``, so no pixel is cropped away and batches stack.
+    With ``size=None`` only dtype conversion and normalisation happen. Taught in notebook 06.
+
+    Returns:
+        A callable ``(Image uint8 (3, H, W), Mask (H, W)) -> (float32 (3, s, s), int64 (s, s))``.
+    """
+    steps: list[v2.Transform] = []
+    if size is not None:
+        _check_size("size", size)
+        steps = [
+            v2.Resize(size=None, max_size=size, antialias=True),
+            PadToSize(size, image_fill=_mean_pixel(mean), ignore_index=ignore_index),
+        ]
+    return v2.Compose(steps + _to_normalized(mean, std))
+
+
+def normalize(
+    image: torch.Tensor,
+    *,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
+) -> torch.Tensor:
+    """Map an image with values in [0, 1], ``(3, H, W)`` or ``(B, 3, H, W)``, to normalised form.
+
+    Taught in notebook 06.
+    """
+    m = torch.as_tensor(mean, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    s = torch.as_tensor(std, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    return (image - m) / s
+
+
+def denormalize(
+    image: torch.Tensor,
+    *,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
+) -> torch.Tensor:
+    """Undo ``Normalize`` for display: ``(3, H, W)`` or ``(B, 3, H, W)`` -> same shape in [0, 1].
+
+    Taught in notebook 06.
+
+    Raises:
+        ValueError: if the channel dimension (-3) is not 3.
+    """
+    if image.ndim < 3 or image.shape[-3] != 3:
+        raise ValueError(f"image must be (3, H, W) or (B, 3, H, W), got {tuple(image.shape)}")
+    image = image.float()
+    m = torch.as_tensor(mean, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    s = torch.as_tensor(std, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    return (image * s + m).clamp(0.0, 1.0)

@@ -1,0 +1,232 @@
+"""Tests for deeplab_utils.checkpoint: round trip, atomic writes, clear errors, load_model."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from deeplab_utils.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
+from deeplab_utils.training import TrainConfig, build_optimizer, build_scheduler
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    num_classes: int
+    output_stride: int = 16
+
+
+class TinyNet(nn.Module):
+    """A model carrying a `.config`, like the course's DeepLabV3Plus."""
+
+    def __init__(self, num_classes: int = 3, output_stride: int = 16) -> None:
+        super().__init__()
+        self.config = TinyConfig(num_classes, output_stride)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.head = nn.Conv2d(4, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.bn(self.conv(x))))
+
+
+def trained_objects(steps: int = 2):
+    """A model, Adam, poly scheduler and CPU GradScaler after a few real steps."""
+    torch.manual_seed(0)
+    model = TinyNet()
+    config = TrainConfig(steps=10, lr=0.01)
+    opt = build_optimizer(model, config=config)
+    sched = build_scheduler(opt, config=config)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    for _ in range(steps):
+        loss = model(torch.randn(2, 3, 8, 8)).square().mean()
+        opt.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+    return model, opt, sched, scaler, config
+
+
+def assert_state_equal(a, b) -> None:
+    """Recursively compare two state dicts (tensors exactly)."""
+    if isinstance(a, torch.Tensor):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_state_equal(a[key], b[key])
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_state_equal(x, y)
+    else:
+        assert a == b
+
+
+def test_round_trip_restores_every_state(tmp_path):
+    """Model, optimiser, scheduler, scaler, step, configs and history come back equal."""
+    model, opt, sched, scaler, config = trained_objects()
+    history = {"step": [1, 2], "loss": [0.5, 0.4]}
+    path = save_checkpoint(
+        tmp_path / "run" / "ckpt.pt",
+        model=model,
+        optimizer=opt,
+        scheduler=sched,
+        scaler=scaler,
+        step=2,
+        config=config.to_dict(),
+        history=history,
+    )
+    # The file is readable by the safe loader alone (the oracle for "no pickled classes").
+    raw = torch.load(path, weights_only=True)
+    assert raw["model_config"] == {"num_classes": 3, "output_stride": 16}
+
+    torch.manual_seed(1)
+    model2 = TinyNet()
+    opt2 = build_optimizer(model2, config=config)
+    sched2 = build_scheduler(opt2, config=config)
+    scaler2 = torch.amp.GradScaler("cpu")
+    state = load_checkpoint(path, model=model2, optimizer=opt2, scheduler=sched2, scaler=scaler2)
+    assert_state_equal(model2.state_dict(), model.state_dict())
+    assert_state_equal(opt2.state_dict(), opt.state_dict())
+    assert sched2.state_dict() == sched.state_dict()
+    assert scaler2.state_dict() == scaler.state_dict()
+    assert state["step"] == 2
+    assert state["train_config"] == config.to_dict()
+    assert state["history"] == history
+
+
+# The legacy global NumPy generator is on purpose: it is the state a checkpoint must carry.
+def test_rng_states_are_restored(tmp_path):
+    """With restore_rng=True, torch, NumPy and Python random repeat the draws after the save."""
+    model = TinyNet()
+    torch.manual_seed(5)
+    np.random.seed(5)  # noqa: NPY002
+    random.seed(5)
+    np.random.standard_normal()  # noqa: NPY002 (leaves a cached Gaussian in the state)
+    path = save_checkpoint(tmp_path / "c.pt", model=model, step=0, config={})
+    expected = (torch.rand(3), np.random.rand(3), random.random(), random.gauss(0, 1))  # noqa: NPY002
+    torch.manual_seed(0)
+    np.random.seed(0)  # noqa: NPY002
+    random.seed(0)
+    load_checkpoint(path, model=model, restore_rng=True)
+    got = (torch.rand(3), np.random.rand(3), random.random(), random.gauss(0, 1))  # noqa: NPY002
+    assert torch.equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert got[2:] == expected[2:]
+
+
+def test_crash_mid_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    """A save killed half-way leaves the previous checkpoint loadable and no temp file behind."""
+    model = TinyNet()
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, model=model, step=1, config={})
+
+    real_save = torch.save
+
+    def half_save(obj, file, *args, **kwargs):
+        import io
+
+        buffer = io.BytesIO()
+        real_save(obj, buffer)
+        file.write(buffer.getvalue()[: buffer.tell() // 2])
+        raise OSError("simulated crash: disk unplugged")
+
+    monkeypatch.setattr(torch, "save", half_save)
+    with pytest.raises(OSError, match="simulated crash"):
+        save_checkpoint(path, model=model, step=2, config={})
+    monkeypatch.undo()
+
+    assert load_checkpoint(path, model=TinyNet())["step"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+
+
+def test_wrong_class_count_names_both_values(tmp_path):
+    """Loading a 5-class checkpoint into a 3-class model says so, naming 5 and 3."""
+    path = save_checkpoint(tmp_path / "c.pt", model=TinyNet(num_classes=5), step=0, config={})
+    with pytest.raises(
+        CheckpointError,
+        match="checkpoint was trained with num_classes=5 but the model has num_classes=3",
+    ):
+        load_checkpoint(path, model=TinyNet(num_classes=3))
+
+
+def test_shape_mismatch_without_config_names_the_tensor(tmp_path):
+    """For a model without .config, a shape mismatch names the tensor and both shapes."""
+    path = save_checkpoint(tmp_path / "c.pt", model=nn.Conv2d(3, 5, 1), step=0, config={})
+    with pytest.raises(CheckpointError, match=r"'weight' has shape \(5, 3, 1, 1\).*\(2, 3, 1, 1\)"):
+        load_checkpoint(path, model=nn.Conv2d(3, 2, 1))
+
+
+def test_other_output_stride_is_allowed(tmp_path):
+    """A checkpoint trained at output stride 16 loads into an OS-8 model (paper, Table 3)."""
+    model = TinyNet(output_stride=16)
+    path = save_checkpoint(tmp_path / "c.pt", model=model, step=0, config={})
+    other = TinyNet(output_stride=8)
+    load_checkpoint(path, model=other)
+    assert_state_equal(other.state_dict(), model.state_dict())
+
+
+def test_missing_and_corrupt_files_are_clear_errors(tmp_path):
+    """A missing file, random bytes and a bare state dict each raise a clear error."""
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "nope.pt", model=TinyNet())
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint at all" * 10)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(junk, model=TinyNet())
+    bare = tmp_path / "bare.pt"
+    torch.save(TinyNet().state_dict(), bare)
+    with pytest.raises(CheckpointError, match="not a checkpoint of this course"):
+        load_checkpoint(bare, model=TinyNet())
+
+
+def test_resuming_from_a_weights_only_checkpoint_is_refused(tmp_path):
+    """Asking for optimiser state that the checkpoint lacks raises instead of resuming wrongly."""
+    model, opt, *_ = trained_objects(steps=1)
+    path = save_checkpoint(tmp_path / "c.pt", model=model, step=1, config={})
+    with pytest.raises(CheckpointError, match="holds no optimizer state"):
+        load_checkpoint(path, model=model, optimizer=opt)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"step": -1, "config": {}}, ValueError, "step must be a non-negative int, got -1"),
+        ({"step": 0, "config": "cfg"}, TypeError, "config must be a dict"),
+    ],
+)
+def test_save_rejects_bad_arguments(tmp_path, kwargs, error, match):
+    """Bad step or config raise an error naming the value."""
+    with pytest.raises(error, match=match):
+        save_checkpoint(tmp_path / "c.pt", model=TinyNet(), **kwargs)
+
+
+def test_load_model_rebuilds_deeplab(tmp_path):
+    """load_model rebuilds the saved DeepLabV3Plus from its config with equal weights, in eval."""
+    model_mod = pytest.importorskip("deeplab_utils.model")
+    torch.manual_seed(0)
+    model = model_mod.build_model(model_mod.ModelConfig(num_classes=2, output_stride=16))
+    path = save_checkpoint(tmp_path / "c.pt", model=model, step=0, config={})
+    loaded = load_model(path)
+    assert not loaded.training
+    assert loaded.config == model.config
+    assert_state_equal(loaded.state_dict(), model.state_dict())
+
+
+def test_load_model_without_config_is_a_clear_error(tmp_path):
+    """load_model on a checkpoint of a config-less model says to build the model yourself."""
+    pytest.importorskip("deeplab_utils.model")
+    path = save_checkpoint(tmp_path / "c.pt", model=nn.Conv2d(3, 2, 1), step=0, config={})
+    with pytest.raises(CheckpointError, match="holds no model config"):
+        load_model(path)

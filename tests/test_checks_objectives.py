@@ -1,0 +1,250 @@
+"""Tests for the notebook-05 self-checks: check_dice_bce_loss, check_iou_loss, check_miou."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deeplab_utils.checks import CheckFailed, check_dice_bce_loss, check_iou_loss, check_miou
+
+# --- learner-style binary losses, written out independently of deeplab_utils.losses ---
+
+
+def _soft_sums(logits, target):
+    target = target.reshape(logits.shape).float()
+    probs = torch.sigmoid(logits)
+    return probs, target, (probs * target).sum(), probs.sum(), target.sum()
+
+
+class GoodDiceBCE(nn.Module):
+    """A correct DiceBCE loss without ignore_index (the check must still pass)."""
+
+    def __init__(self, smooth=1.0):
+        super().__init__()
+        self.smooth = smooth
+
+    def forward(self, logits, target):
+        _, target, inter, p_sum, g_sum = _soft_sums(logits, target)
+        bce = F.binary_cross_entropy_with_logits(logits, target)
+        return bce + 1 - (2 * inter + self.smooth) / (p_sum + g_sum + self.smooth)
+
+
+class GoodDiceBCEWithIgnore(nn.Module):
+    """A correct DiceBCE loss that masks ignored pixels."""
+
+    def __init__(self, smooth=1.0, ignore_index=255):
+        super().__init__()
+        self.smooth, self.ignore_index = smooth, ignore_index
+
+    def forward(self, logits, target):
+        target = target.reshape(logits.shape).float()
+        valid = (target != self.ignore_index).float()
+        target = target * valid
+        bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        bce = (bce * valid).sum() / valid.sum()
+        probs = torch.sigmoid(logits) * valid
+        inter = (probs * target).sum()
+        return bce + 1 - (2 * inter + self.smooth) / (probs.sum() + target.sum() + self.smooth)
+
+
+class DiceWithoutFactorTwo(GoodDiceBCE):
+    def forward(self, logits, target):
+        _, target, inter, p_sum, g_sum = _soft_sums(logits, target)
+        bce = F.binary_cross_entropy_with_logits(logits, target)
+        return bce + 1 - (inter + self.smooth) / (p_sum + g_sum + self.smooth)
+
+
+class DiceWithoutBCE(GoodDiceBCE):
+    def forward(self, logits, target):
+        _, _, inter, p_sum, g_sum = _soft_sums(logits, target)
+        return 1 - (2 * inter + self.smooth) / (p_sum + g_sum + self.smooth)
+
+
+class DiceBCEIgnoringNothing(GoodDiceBCEWithIgnore):
+    """Accepts ignore_index but treats 255 as a (clamped) foreground label."""
+
+    def forward(self, logits, target):
+        return GoodDiceBCE.forward(self, logits, target.clamp(max=1))
+
+
+class DiceBCEDetached(GoodDiceBCE):
+    """Right value, but the Dice term is computed from a detached copy (wrong gradient)."""
+
+    def forward(self, logits, target):
+        _, target, _, _, g_sum = _soft_sums(logits, target)
+        probs = torch.sigmoid(logits).detach()
+        dice = (2 * (probs * target).sum() + 1) / (probs.sum() + g_sum + 1)
+        return F.binary_cross_entropy_with_logits(logits, target) + 1 - dice
+
+
+class GoodIoU(nn.Module):
+    """A correct binary soft-IoU loss."""
+
+    def __init__(self, smooth=1.0, ignore_index=255):
+        super().__init__()
+        self.smooth, self.ignore_index = smooth, ignore_index
+
+    def forward(self, logits, target):
+        target = target.reshape(logits.shape).float()
+        valid = (target != self.ignore_index).float()
+        probs, target = torch.sigmoid(logits) * valid, target * valid
+        inter = (probs * target).sum()
+        return 1 - (inter + self.smooth) / (probs.sum() + target.sum() - inter + self.smooth)
+
+
+class IoUUnionWithoutIntersection(GoodIoU):
+    def forward(self, logits, target):
+        _, _, inter, p_sum, g_sum = _soft_sums(logits, target)
+        return 1 - (inter + self.smooth) / (p_sum + g_sum + self.smooth)
+
+
+class IoUPerImage(GoodIoU):
+    """Averages per-image IoUs instead of summing over the batch."""
+
+    def forward(self, logits, target):
+        probs, target, *_ = _soft_sums(logits, target)
+        inter = (probs * target).sum((1, 2, 3))
+        union = probs.sum((1, 2, 3)) + target.sum((1, 2, 3)) - inter
+        return 1 - ((inter + self.smooth) / (union + self.smooth)).mean()
+
+
+class NotWritten(nn.Module):
+    """The student stub: forward raises NotImplementedError."""
+
+    def forward(self, logits, target):
+        raise NotImplementedError("Exercise: write this part, then run the check below.")
+
+
+@pytest.mark.parametrize("cls", [GoodDiceBCE, GoodDiceBCEWithIgnore])
+def test_dice_bce_check_passes_on_correct_losses(cls, capsys):
+    """A correct DiceBCE loss, with or without ignore_index support, passes with one ✓ line."""
+    check_dice_bce_loss(cls)
+    assert capsys.readouterr().out.startswith("✓ check_dice_bce_loss")
+
+
+@pytest.mark.parametrize(
+    ("cls", "case"),
+    [
+        (DiceWithoutFactorTwo, "random logits"),
+        (DiceWithoutBCE, "random logits"),
+        (DiceBCEIgnoringNothing, "ignored pixels"),
+        (DiceBCEDetached, "gradient"),
+    ],
+)
+def test_dice_bce_check_catches_wrong_losses(cls, case):
+    """Dice without the factor 2, no BCE, counted ignore pixels and a broken gradient fail."""
+    with pytest.raises(CheckFailed, match=case):
+        check_dice_bce_loss(cls)
+
+
+def test_iou_check_passes_on_correct_loss(capsys):
+    """A correct soft-IoU loss passes with one ✓ line."""
+    check_iou_loss(GoodIoU)
+    assert capsys.readouterr().out.startswith("✓ check_iou_loss")
+
+
+@pytest.mark.parametrize(
+    ("cls", "case"),
+    [(IoUUnionWithoutIntersection, "random logits"), (IoUPerImage, "batch 2")],
+)
+def test_iou_check_catches_wrong_losses(cls, case):
+    """A union that forgets to subtract the intersection, and per-image IoU, fail."""
+    with pytest.raises(CheckFailed, match=case):
+        check_iou_loss(cls)
+
+
+@pytest.mark.parametrize("check", [check_dice_bce_loss, check_iou_loss])
+def test_loss_checks_report_not_implemented(check):
+    """The student stub is reported as 'not implemented yet', not as a wrong answer."""
+    with pytest.raises(CheckFailed, match="not implemented yet"):
+        check(NotWritten)
+
+
+def test_loss_check_asks_for_the_class_not_an_instance():
+    """Passing an instance instead of the class gives a clear message."""
+    with pytest.raises(CheckFailed, match="pass the class itself"):
+        check_iou_loss(GoodIoU())
+
+
+# --- learner-style mIoU functions, with a NumPy confusion matrix ---
+
+
+def _confusion(pred, target, num_classes, ignore_index=255):
+    t, p = target.numpy().ravel(), pred.numpy().ravel()
+    keep = t != ignore_index
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (t[keep], p[keep]), 1)
+    return cm
+
+
+def _ious(cm):
+    tp = np.diag(cm).astype(float)
+    union = cm.sum(0) + cm.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tp / union, union
+
+
+def good_miou(pred, target, num_classes, ignore_index=255):
+    iou, union = _ious(_confusion(pred, target, num_classes, ignore_index))
+    return float(iou[union > 0].mean())
+
+
+def miou_over_all_classes(pred, target, num_classes, ignore_index=255):
+    iou, _ = _ious(_confusion(pred, target, num_classes, ignore_index))
+    return float(np.nan_to_num(iou).mean())
+
+
+def miou_counting_ignored(pred, target, num_classes, ignore_index=255):
+    target = torch.where(target == ignore_index, 0, target)  # ignored pixels become background
+    return good_miou(pred, target, num_classes, ignore_index)
+
+
+def miou_skipping_unpredicted(pred, target, num_classes, ignore_index=255):
+    cm = _confusion(pred, target, num_classes, ignore_index)
+    iou, _ = _ious(cm)
+    return float(iou[cm.sum(0) > 0].mean())
+
+
+def miou_per_image(pred, target, num_classes, ignore_index=255):
+    return float(
+        np.mean(
+            [good_miou(p, t, num_classes, ignore_index) for p, t in zip(pred, target, strict=True)]
+        )
+    )
+
+
+def miou_not_written(pred, target, num_classes, ignore_index=255):
+    raise NotImplementedError("Exercise: write this part, then run the check below.")
+
+
+def test_miou_check_passes_on_numpy_implementation(capsys):
+    """An independent NumPy mIoU passes, and it gives 0.575 on the notebook's 4x4 example."""
+    target = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [0, 2, 2, 255], [0, 2, 2, 2]])
+    pred = torch.tensor([[0, 0, 1, 0], [0, 1, 1, 1], [0, 2, 1, 2], [0, 0, 2, 2]])
+    # by hand: background 5/8, cat 3/6, dog 3/5 -> mean 0.575
+    assert good_miou(pred, target, 3) == pytest.approx((5 / 8 + 3 / 6 + 3 / 5) / 3)
+    check_miou(good_miou)
+    assert capsys.readouterr().out.startswith("✓ check_miou")
+
+
+@pytest.mark.parametrize(
+    ("fn", "case"),
+    [
+        (miou_over_all_classes, "absent from both"),
+        (miou_counting_ignored, "ignored pixels"),
+        (miou_skipping_unpredicted, "never predicted"),
+        (miou_per_image, "a batch of 3"),
+    ],
+)
+def test_miou_check_catches_wrong_implementations(fn, case):
+    """Averaging over absent classes, counting ignored pixels, dropping unpredicted classes and
+    averaging per-image scores each fail on the case that targets them."""
+    with pytest.raises(CheckFailed, match=case):
+        check_miou(fn)
+
+
+def test_miou_check_reports_not_implemented():
+    """The student stub is reported as 'not implemented yet'."""
+    with pytest.raises(CheckFailed, match="not implemented yet"):
+        check_miou(miou_not_written)

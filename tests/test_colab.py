@@ -1,0 +1,125 @@
+"""Tests for deeplab_utils.colab: badges, the setup cell, set-repo, and Colab simulated offline."""
+
+import json
+import sys
+import types
+
+import pytest
+import torch
+
+from deeplab_utils import colab
+
+
+def _notebook(title="# Title", setup=None):
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": [title]}]
+    cells.append(
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "outputs": [],
+            "execution_count": None,
+            "source": [setup or "# Setup: old\nprint(1)"],
+        }
+    )
+    return {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def test_badge_points_at_the_notebook_on_colab():
+    """The badge links to colab.research.google.com/github/OWNER/REPO/blob/main/<path>."""
+    md = colab.badge("notebooks/01_x.ipynb", repo="me/fork")
+    assert md.endswith(
+        "(https://colab.research.google.com/github/me/fork/blob/main/notebooks/01_x.ipynb)"
+    )
+
+
+def test_setup_cell_installs_package_and_never_torch():
+    """The setup cell pip-installs the course from the repo, only on Colab, and never torch."""
+    src = colab.setup_cell_source(repo="me/fork")
+    assert '%pip install -q "deeplab-course @ git+https://github.com/me/fork"' in src
+    assert 'if "google.colab" in sys.modules:' in src
+    assert "torch" not in src.split("%pip", 1)[1].split("\n")[0]
+    assert "\n# NBVAL_IGNORE_OUTPUT\n" in src, "nbval needs the marker alone on its line"
+
+
+@pytest.mark.parametrize("repo", ["no-slash", "a/b/c", "", "a b/c"])
+def test_bad_repo_raises(repo):
+    """A repository that is not OWNER/REPO raises ValueError naming it."""
+    with pytest.raises(ValueError, match="OWNER/REPO"):
+        colab.badge("notebooks/x.ipynb", repo=repo)
+
+
+def test_render_notebook_adds_then_replaces_badge():
+    """Rendering twice for different repos leaves exactly one badge, for the last repo."""
+    nb = _notebook()
+    colab.render_notebook(nb, "notebooks/01_x.ipynb", repo="a/one")
+    colab.render_notebook(nb, "notebooks/01_x.ipynb", repo="b/two")
+    first = "".join(nb["cells"][0]["source"])
+    assert first.count("Open In Colab") == 1 and "b/two" in first and "a/one" not in first
+    assert first.endswith("# Title")
+    assert "".join(nb["cells"][1]["source"]) == colab.setup_cell_source(repo="b/two")
+
+
+def test_set_repo_rewrites_module_notebooks_and_readme(tmp_path):
+    """set-repo changes REPO in colab.py, every notebook's badge and setup cell, and the README."""
+    (tmp_path / "deeplab_utils").mkdir()
+    module_text = f'"""doc"""\nREPO = "{colab.REPO}"  # comment\n'
+    (tmp_path / "deeplab_utils" / "colab.py").write_text(module_text)
+    (tmp_path / "notebooks" / "student").mkdir(parents=True)
+    for rel in ("notebooks/01_x.ipynb", "notebooks/student/01_x.ipynb"):
+        (tmp_path / rel).write_text(json.dumps(_notebook()))
+    (tmp_path / "README.md").write_text(f"see https://github.com/{colab.REPO} and pytorch/vision")
+    assert colab.main(["set-repo", "me/fork", "--root", str(tmp_path)]) == 0
+    assert 'REPO = "me/fork"  # comment' in (tmp_path / "deeplab_utils" / "colab.py").read_text()
+    student = (tmp_path / "notebooks/student/01_x.ipynb").read_text()
+    assert "github/me/fork/blob/main/notebooks/student/01_x.ipynb" in student
+    assert "git+https://github.com/me/fork" in student
+    readme = (tmp_path / "README.md").read_text()
+    assert readme == "see https://github.com/me/fork and pytorch/vision"
+
+
+def test_set_repo_outside_the_repository_exits_with_message(tmp_path, capsys):
+    """Pointing set-repo at a folder that is not the course exits 2 with one line."""
+    with pytest.raises(SystemExit) as exit_info:
+        colab.main(["set-repo", "me/fork", "--root", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "not the course's repository root" in capsys.readouterr().err
+
+
+def _fake_colab(monkeypatch, mounted):
+    google = types.ModuleType("google")
+    module = types.ModuleType("google.colab")
+    module.drive = types.SimpleNamespace(mount=mounted.append)
+    google.colab = module
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", module)
+
+
+def test_setup_notebook_locally_returns_repo_root(monkeypatch, tmp_path, capsys):
+    """Outside Colab: report the environment, and from notebooks/ the working folder is the root."""
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert colab.setup_notebook() == tmp_path
+    assert "torch" in capsys.readouterr().out
+
+
+def test_setup_notebook_on_colab_without_gpu(monkeypatch, tmp_path, capsys):
+    """On Colab with no GPU: says how to enable one; the working folder is under /content."""
+    mounted = []
+    _fake_colab(monkeypatch, mounted)
+    monkeypatch.setattr(colab, "COLAB_CONTENT", tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    workdir = colab.setup_notebook()
+    out = capsys.readouterr().out
+    assert "Change runtime type" in out and "mount_drive=True" in out
+    assert workdir == tmp_path / colab.DRIVE_FOLDER and workdir.is_dir() and mounted == []
+
+
+def test_setup_notebook_on_colab_mounts_drive(monkeypatch, tmp_path):
+    """With mount_drive=True, Drive is mounted and the working folder lives on it."""
+    mounted = []
+    _fake_colab(monkeypatch, mounted)
+    monkeypatch.setattr(colab, "COLAB_CONTENT", tmp_path)
+    workdir = colab.setup_notebook(mount_drive=True)
+    assert mounted == [str(tmp_path / "drive")]
+    assert workdir == tmp_path / "drive" / "MyDrive" / colab.DRIVE_FOLDER

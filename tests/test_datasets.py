@@ -1,0 +1,190 @@
+"""Tests for deeplab_utils.data.datasets: Pets and VOC adapters on fake on-disk datasets, and
+build_dataset. The fakes use the real layout that torchvision's classes read (no download)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision import tv_tensors
+
+from deeplab_utils.data import (
+    VOC_PALETTE,
+    DatasetNotFoundError,
+    OxfordPetSegmentation,
+    ShapesDataset,
+    VOCSegmentationDataset,
+    build_dataset,
+    eval_transforms,
+    voc_palette,
+)
+
+H, W = 24, 32
+
+
+def _trimap() -> np.ndarray:
+    """Trimap values as in the real files: 2 = background, 1 = pet, 3 = border."""
+    t = np.full((H, W), 2, dtype=np.uint8)
+    t[4:20, 6:26] = 3
+    t[6:18, 8:24] = 1
+    return t
+
+
+def _make_pets(root: Path, names=("Abyssinian_1", "beagle_2"), mask_size=(W, H)) -> Path:
+    base = root / "oxford-iiit-pet"
+    (base / "images").mkdir(parents=True)
+    (base / "annotations" / "trimaps").mkdir(parents=True)
+    lines = []
+    for i, name in enumerate(names):
+        Image.new("RGB", (W, H), (120, 80, 40)).save(base / "images" / f"{name}.jpg")
+        trimap = Image.fromarray(_trimap()).resize(mask_size, Image.NEAREST)
+        trimap.save(base / "annotations" / "trimaps" / f"{name}.png")
+        lines.append(f"{name} {i + 1} {i % 2 + 1} {i + 1}")  # "Image CLASS-ID SPECIES BREED ID"
+    for split in ("trainval", "test"):
+        (base / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _voc_labels() -> np.ndarray:
+    m = np.zeros((H, W), dtype=np.uint8)
+    m[2:12, 3:15] = 15  # person
+    m[12:22, 16:30] = 20  # tvmonitor
+    m[1, :] = 255  # void border
+    return m
+
+
+def _make_voc(root: Path, names=("2007_000032", "2007_000039")) -> Path:
+    voc = root / "VOCdevkit" / "VOC2012"
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (voc / sub).mkdir(parents=True)
+    flat_palette = [c for rgb in voc_palette(256) for c in rgb]
+    for name in names:
+        Image.new("RGB", (W, H), (10, 200, 30)).save(voc / "JPEGImages" / f"{name}.jpg")
+        mask = Image.fromarray(_voc_labels(), mode="P")
+        mask.putpalette(flat_palette)
+        mask.save(voc / "SegmentationClass" / f"{name}.png")
+    for split in ("train", "val"):
+        (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(names) + "\n")
+    return root
+
+
+def test_pets_trimap_mode_maps_values_to_classes(tmp_path):
+    """Trimap 2/1/3 become background 0 / pet 1 / border 2, pixel for pixel."""
+    ds = OxfordPetSegmentation(_make_pets(tmp_path), split="trainval")
+    image, mask = ds[0]
+    expected = np.select([_trimap() == 2, _trimap() == 1, _trimap() == 3], [0, 1, 2])
+    assert image.shape == (3, H, W) and image.dtype == torch.float32
+    assert mask.dtype == torch.int64
+    np.testing.assert_array_equal(mask.numpy(), expected)
+    assert (len(ds), ds.num_classes, ds.class_names) == (2, 3, ("background", "pet", "border"))
+
+
+def test_pets_binary_mode_ignores_the_border(tmp_path):
+    """In binary mode the border band is 255 (ignore), pet 1, background 0."""
+    ds = OxfordPetSegmentation(_make_pets(tmp_path), split="test", mode="binary")
+    mask = ds[1][1].numpy()
+    expected = np.select([_trimap() == 2, _trimap() == 1, _trimap() == 3], [0, 1, 255])
+    np.testing.assert_array_equal(mask, expected)
+    assert ds.num_classes == 2 and len(ds.palette) == 2
+
+
+def test_pets_size_mismatch_names_both_sizes_and_file(tmp_path):
+    """An image and trimap of different sizes raise a ValueError naming both and the file."""
+    ds = OxfordPetSegmentation(_make_pets(tmp_path, mask_size=(W, H + 2)))
+    with pytest.raises(ValueError, match=rf"Abyssinian_1\.png.*{H}x{W}.*{H + 2}x{W}"):
+        ds[0]
+
+
+def test_voc_reads_palette_indices_not_colours(tmp_path):
+    """VOC masks give the palette indices (15, 20, 255), not RGB; the image is float (3, H, W)."""
+    ds = VOCSegmentationDataset(_make_voc(tmp_path), split="val")
+    image, mask = ds[0]
+    assert image.shape == (3, H, W)
+    np.testing.assert_array_equal(mask.numpy(), _voc_labels())
+    assert ds.num_classes == 21 and ds.class_names[15] == "person" and ds.palette == VOC_PALETTE
+
+
+def test_voc_rejects_rgb_masks(tmp_path):
+    """An RGB-converted VOC mask is refused with a message naming the file and the fix."""
+    root = _make_voc(tmp_path, names=("2007_000032",))
+    png = root / "VOCdevkit/VOC2012/SegmentationClass/2007_000032.png"
+    Image.open(png).convert("RGB").save(png)
+    with pytest.raises(ValueError, match=r"2007_000032\.png.*'RGB'"):
+        VOCSegmentationDataset(root)[0]
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "match"),
+    [
+        (OxfordPetSegmentation, {}, r"Oxford-IIIT Pet not found.*oxford-iiit-pet.*download=True"),
+        (VOCSegmentationDataset, {}, r"PASCAL VOC 2012 not found.*VOCdevkit.*download=True"),
+    ],
+)
+def test_missing_dataset_says_where_and_how(tmp_path, cls, kwargs, match):
+    """A missing dataset raises DatasetNotFoundError (a FileNotFoundError) with path and fix."""
+    with pytest.raises(DatasetNotFoundError, match=match):
+        cls(tmp_path / "nowhere", **kwargs)
+    assert issubclass(DatasetNotFoundError, FileNotFoundError)
+
+
+def test_incomplete_voc_names_the_missing_split_file(tmp_path):
+    """A VOC folder without its split list names that file."""
+    root = _make_voc(tmp_path)
+    (root / "VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt").unlink()
+    with pytest.raises(DatasetNotFoundError, match=r"val\.txt"):
+        VOCSegmentationDataset(root, split="val")
+
+
+def test_bad_split_and_mode_raise(tmp_path):
+    """Unknown splits and modes raise ValueErrors naming them."""
+    with pytest.raises(ValueError, match="split must be 'trainval' or 'test', got 'train'"):
+        OxfordPetSegmentation(tmp_path, split="train")
+    with pytest.raises(ValueError, match="mode must be 'trimap' or 'binary', got 'rgb'"):
+        OxfordPetSegmentation(tmp_path, mode="rgb")
+    with pytest.raises(ValueError, match="split must be 'train' or 'val', got 'test'"):
+        VOCSegmentationDataset(tmp_path, split="test")
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+@pytest.mark.parametrize("name", ["shapes", "pets", "voc"])
+def test_build_dataset_returns_square_normalised_samples(tmp_path, name, split):
+    """Every dataset/split from build_dataset yields float (3, S, S) + int64 (S, S) and metadata."""
+    _make_pets(tmp_path)
+    _make_voc(tmp_path)
+    ds = build_dataset(name, split=split, root=tmp_path, image_size=16, num_samples=2)
+    image, mask = ds[1]
+    assert image.shape == (3, 16, 16) and image.dtype == torch.float32
+    assert mask.shape == (16, 16) and mask.dtype == torch.int64
+    assert (
+        len(ds) == 2
+        and ds.num_classes == len(ds.class_names) == {"shapes": 5, "pets": 3, "voc": 21}[name]
+    )
+    assert len(ds.palette) >= ds.num_classes
+
+
+def test_build_dataset_shapes_val_differs_from_train_and_is_unaugmented():
+    """Shapes val scenes are not train scenes, and val samples equal the plain ShapesDataset's."""
+    train = build_dataset("shapes", split="train", image_size=32, num_samples=4)
+    val = build_dataset("shapes", split="val", image_size=32, num_samples=4)
+    assert not torch.equal(train.render(0)[0], val.render(0)[0])
+    plain = ShapesDataset(4, image_size=32, seed=val.seed)
+    assert torch.equal(val[2][0], plain[2][0])
+    assert torch.equal(val[2][1], plain[2][1])
+
+
+def test_build_dataset_rejects_unknown_names():
+    """An unknown dataset name or split raises a ValueError listing the choices."""
+    with pytest.raises(ValueError, match=r"name must be one of .*got 'coco'"):
+        build_dataset("coco", split="train")
+    with pytest.raises(ValueError, match="split must be 'train' or 'val', got 'test'"):
+        build_dataset("shapes", split="test")
+
+
+def test_shapes_fast_path_equals_eval_transforms():
+    """ShapesDataset's default normalisation equals eval_transforms() applied to render()."""
+    ds = ShapesDataset(2, image_size=32)
+    raw, mask = ds.render(1)
+    image, m = eval_transforms()(tv_tensors.Image(raw), tv_tensors.Mask(mask))
+    torch.testing.assert_close(ds[1][0], image)
+    assert torch.equal(ds[1][1], m)

@@ -1,0 +1,141 @@
+"""Tests for deeplab_utils.metrics: SegmentationMetrics against NumPy and hand computations."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from deeplab_utils.metrics import SegmentationMetrics
+
+
+def numpy_confusion(target: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Independent oracle: a confusion matrix (rows target, cols prediction) by a Python loop."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for t, p in zip(target.ravel(), pred.ravel(), strict=True):
+        if t != 255:
+            cm[t, p] += 1
+    return cm
+
+
+def numpy_scores(cm: np.ndarray) -> dict:
+    """Independent oracle: accuracy, IoU and Dice from a confusion matrix with NumPy."""
+    cm = cm.astype(np.float64)
+    tp = np.diag(cm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = tp / (cm.sum(0) + cm.sum(1) - tp)
+        dice = 2 * tp / (cm.sum(0) + cm.sum(1))
+    return {"acc": tp.sum() / cm.sum(), "iou": iou, "dice": dice}
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("use_logits", [True, False])
+def test_matches_numpy_oracle_over_several_updates(batch, use_logits):
+    """Accumulating 3 random batches with ignored pixels equals the NumPy oracle to 1e-6."""
+    num_classes = 5
+    metrics = SegmentationMetrics(num_classes)
+    targets, preds = [], []
+    for _ in range(3):
+        target = torch.randint(0, num_classes, (batch, 9, 11))
+        target[torch.rand(batch, 9, 11) < 0.2] = 255
+        logits = torch.randn(batch, num_classes, 9, 11)
+        pred = logits.argmax(1)
+        metrics.update(logits if use_logits else pred, target)
+        targets.append(target.numpy())
+        preds.append(pred.numpy())
+    cm = numpy_confusion(np.concatenate(targets), np.concatenate(preds), num_classes)
+    ref = numpy_scores(cm)
+    result = metrics.compute()
+    np.testing.assert_array_equal(result["confusion_matrix"].numpy(), cm)
+    np.testing.assert_allclose(result["iou"].numpy(), ref["iou"], atol=1e-6)
+    np.testing.assert_allclose(result["dice"].numpy(), ref["dice"], atol=1e-6)
+    assert result["miou"] == pytest.approx(np.nanmean(ref["iou"]), abs=1e-6)
+    assert result["mean_dice"] == pytest.approx(np.nanmean(ref["dice"]), abs=1e-6)
+    assert result["pixel_accuracy"] == pytest.approx(ref["acc"], abs=1e-6)
+
+
+def test_hand_computed_three_class_example():
+    """A 2x2 / 3-class example gives the IoU, Dice and mIoU worked out by hand."""
+    target = torch.tensor([[[0, 1], [2, 2]]])
+    pred = torch.tensor([[[0, 2], [2, 1]]])
+    metrics = SegmentationMetrics(3)
+    metrics.update(pred, target)
+    result = metrics.compute()
+    # class 0: TP 1, FP 0, FN 0 -> IoU 1;  class 1: TP 0, FP 1, FN 1 -> IoU 0
+    # class 2: TP 1, FP 1, FN 1 -> IoU 1/3; mIoU = (1 + 0 + 1/3) / 3 = 4/9
+    torch.testing.assert_close(result["iou"], torch.tensor([1.0, 0.0, 1 / 3], dtype=torch.float64))
+    torch.testing.assert_close(result["dice"], torch.tensor([1.0, 0.0, 0.5], dtype=torch.float64))
+    assert result["miou"] == pytest.approx(4 / 9)
+    assert result["mean_dice"] == pytest.approx(0.5)
+    assert result["pixel_accuracy"] == pytest.approx(0.5)
+    expected_cm = torch.tensor([[1, 0, 0], [0, 0, 1], [0, 1, 1]])
+    assert torch.equal(result["confusion_matrix"], expected_cm)
+
+
+def test_absent_classes_are_excluded_from_the_mean():
+    """A class absent from both prediction and target has NaN IoU and is left out of mIoU."""
+    target = torch.tensor([[[0, 0], [1, 1]]])
+    pred = torch.tensor([[[0, 1], [1, 1]]])
+    metrics = SegmentationMetrics(4)
+    metrics.update(pred, target)
+    result = metrics.compute()
+    assert math.isnan(result["iou"][2]) and math.isnan(result["iou"][3])
+    assert math.isnan(result["dice"][3])
+    # class 0: 1 / 2; class 1: 2 / 3
+    assert result["miou"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+def test_ignored_pixels_are_skipped():
+    """Pixels whose target is 255 are not counted, whatever is predicted there."""
+    target = torch.tensor([[[0, 255], [1, 255]]])
+    pred = torch.tensor([[[0, 1], [1, 0]]])
+    metrics = SegmentationMetrics(2)
+    metrics.update(pred, target)
+    assert torch.equal(metrics.compute()["confusion_matrix"], torch.tensor([[1, 0], [0, 1]]))
+    assert metrics.compute()["miou"] == 1.0
+
+
+def test_reset_and_merge():
+    """reset() empties the counts (metrics become NaN); merge() adds another's counts."""
+    target = torch.randint(0, 3, (2, 5, 5))
+    pred = torch.randint(0, 3, (2, 5, 5))
+    whole, half_a, half_b = (SegmentationMetrics(3) for _ in range(3))
+    whole.update(pred, target)
+    half_a.update(pred[:1], target[:1])
+    half_b.update(pred[1:], target[1:])
+    half_a.merge(half_b)
+    assert torch.equal(half_a.confusion_matrix, whole.confusion_matrix)
+    whole.reset()
+    result = whole.compute()
+    assert result["confusion_matrix"].sum() == 0
+    assert math.isnan(result["miou"]) and math.isnan(result["pixel_accuracy"])
+
+
+def test_sync_is_noop_without_distributed():
+    """sync() leaves the counts unchanged when torch.distributed is not initialised."""
+    metrics = SegmentationMetrics(2)
+    metrics.update(torch.tensor([[[0, 1]]]), torch.tensor([[[0, 0]]]))
+    before = metrics.confusion_matrix.clone()
+    metrics.sync()
+    assert torch.equal(metrics.confusion_matrix, before)
+
+
+def test_bad_inputs_raise():
+    """Bad shapes, channel counts, dtypes and labels raise errors naming the bad value."""
+    metrics = SegmentationMetrics(3)
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="4 channels.*num_classes=3"):
+        metrics.update(torch.randn(1, 4, 4, 4), target)
+    with pytest.raises(ValueError, match=r"\(1, 4, 5\)"):
+        metrics.update(torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 5, dtype=torch.long))
+    with pytest.raises(TypeError, match="float32"):
+        metrics.update(torch.randn(1, 3, 4, 4), target.float())
+    bad_target = target.clone()
+    bad_target[0, 0, 0] = 9
+    with pytest.raises(ValueError, match="got 9"):
+        metrics.update(torch.randn(1, 3, 4, 4), bad_target)
+    with pytest.raises(ValueError, match="got -2"):
+        metrics.update(torch.full((1, 4, 4), -2), target)
+    with pytest.raises(ValueError, match="num_classes.*0"):
+        SegmentationMetrics(0)
+    assert metrics.confusion_matrix.sum() == 0  # failed updates counted nothing

@@ -1,0 +1,146 @@
+"""Tests for deeplab_utils.model: DeepLabV3 (against torchvision) and DeepLabV3Plus."""
+
+import dataclasses
+
+import pytest
+import torch
+from torchvision.models.segmentation import deeplabv3_resnet50
+
+from deeplab_utils import (
+    DeepLabV3,
+    DeepLabV3Plus,
+    Deeplabv3Plus,
+    ModelConfig,
+    build_model,
+)
+
+
+def _torchvision_deeplabv3(num_classes: int, *, aux_loss: bool = False) -> torch.nn.Module:
+    model = deeplabv3_resnet50(
+        weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=aux_loss
+    )
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # non-trivial statistics, so BN is tested too
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.1, 0.1)
+    return model.eval()
+
+
+@pytest.mark.parametrize("aux_loss", [False, True])
+def test_deeplabv3_from_torchvision_gives_the_same_output(aux_loss: bool) -> None:
+    """A torchvision deeplabv3_resnet50 copied with from_torchvision gives the same logits."""
+    reference = _torchvision_deeplabv3(5, aux_loss=aux_loss)
+    ours = DeepLabV3.from_torchvision(reference).eval()
+    assert ours.config == ModelConfig(5, output_stride=8, separable=False, decoder=False)
+    x = torch.randn(1, 3, 65, 65)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x)["out"])
+
+
+def test_deeplabv3_state_dict_matches_torchvision() -> None:
+    """DeepLabV3(output_stride=8) has exactly torchvision's parameter names and shapes."""
+    ours = DeepLabV3(3, output_stride=8).state_dict()
+    reference = deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=3).state_dict()
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in reference.items()}
+
+
+def test_from_torchvision_rejects_other_models() -> None:
+    """Something that is not a torchvision DeepLabV3 raises a TypeError naming its type."""
+    with pytest.raises(TypeError, match="got Linear"):
+        DeepLabV3.from_torchvision(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("model_class", [DeepLabV3, DeepLabV3Plus])
+@pytest.mark.parametrize("output_stride", [8, 16])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_logits_have_the_input_size(model_class: type, output_stride: int, batch: int) -> None:
+    """Both models return (B, num_classes, H, W) logits at output stride 8 and 16."""
+    model = model_class(3, output_stride=output_stride).eval()
+    with torch.no_grad():
+        assert model(torch.randn(batch, 3, 65, 65)).shape == (batch, 3, 65, 65)
+
+
+@pytest.mark.parametrize("separable", [False, True])
+def test_odd_input_size_in_train_mode_with_one_image(separable: bool) -> None:
+    """One 97x131 image in train mode gives 97x131 logits and a finite gradient on every weight."""
+    model = DeepLabV3Plus(2, separable=separable).train()
+    out = model(torch.randn(1, 3, 97, 131))
+    assert out.shape == (1, 2, 97, 131)
+    torch.nn.functional.cross_entropy(out, torch.randint(0, 2, (1, 97, 131))).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_separable_model_is_smaller() -> None:
+    """separable=True has fewer parameters than the plain DeepLabV3Plus, with the same backbone."""
+    plain, separable = DeepLabV3Plus(21), DeepLabV3Plus(21, separable=True)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(separable.backbone) == count(plain.backbone)
+    assert count(separable) < count(plain)
+
+
+def test_seed_name_still_works() -> None:
+    """The first draft's name Deeplabv3Plus(num_classes=1) builds a DeepLabV3Plus."""
+    model = Deeplabv3Plus(num_classes=1)
+    assert isinstance(model, DeepLabV3Plus)
+    assert model.config.num_classes == 1
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ModelConfig(4),
+        ModelConfig(4, output_stride=8, separable=True),
+        ModelConfig(4, decoder=False),
+    ],
+)
+def test_build_model_round_trips_its_config(config: ModelConfig) -> None:
+    """build_model gives the class the config names, and its config survives dataclasses.asdict."""
+    model = build_model(config)
+    assert isinstance(model, DeepLabV3Plus if config.decoder else DeepLabV3)
+    assert model.config == config == ModelConfig(**dataclasses.asdict(model.config))
+
+
+def test_build_model_rejects_a_dict() -> None:
+    """build_model needs a ModelConfig; a dict raises a TypeError naming its type."""
+    with pytest.raises(TypeError, match="got dict"):
+        build_model({"num_classes": 2})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"num_classes": 0}, "num_classes must be a positive int, got 0"),
+        ({"num_classes": 2.0}, "num_classes must be a positive int, got 2.0"),
+        ({"num_classes": 2, "output_stride": 12}, "output_stride must be 8 or 16, got 12"),
+        ({"num_classes": 2, "separable": "no"}, "separable must be True or False, got 'no'"),
+        ({"num_classes": 2, "decoder": None}, "decoder must be True or False, got None"),
+        ({"num_classes": 2, "separable": True, "decoder": False}, "only available with decoder"),
+    ],
+)
+def test_bad_config_raises(kwargs: dict, match: str) -> None:
+    """Invalid ModelConfig fields raise a ValueError naming the field and value."""
+    with pytest.raises(ValueError, match=match):
+        ModelConfig(**kwargs)
+
+
+@pytest.mark.parametrize("model_class", [DeepLabV3, DeepLabV3Plus])
+def test_bad_constructor_arguments_raise(model_class: type) -> None:
+    """Both models reject num_classes=0 and output_stride=12 with a ValueError naming the value."""
+    with pytest.raises(ValueError, match="num_classes must be a positive int, got 0"):
+        model_class(0)
+    with pytest.raises(ValueError, match="output_stride must be 8 or 16, got 12"):
+        model_class(2, output_stride=12)
+
+
+@pytest.mark.parametrize("model_class", [DeepLabV3, DeepLabV3Plus])
+@pytest.mark.parametrize(
+    ("shape", "shown"),
+    [((3, 64, 64), r"\(3, 64, 64\)"), ((1, 4, 64, 64), r"\(1, 4, 64, 64\)")],
+)
+def test_bad_input_shape_raises(model_class: type, shape: tuple, shown: str) -> None:
+    """A 3-D input or a 4-channel image raises a ValueError showing the shape received."""
+    model = model_class(2)
+    with pytest.raises(ValueError, match=rf"expected input of shape \(B, 3, H, W\), got {shown}"):
+        model(torch.randn(*shape))

@@ -1,0 +1,88 @@
+"""Tests for deeplab_utils.runtime: device choice, seeding, the environment report."""
+
+import os
+import platform
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from deeplab_utils.runtime import environment_report, pick_device, seed_everything
+
+
+def _draws() -> tuple[float, float, list[float]]:
+    return random.random(), float(np.random.rand()), torch.rand(3).tolist()  # noqa: NPY002
+
+
+@pytest.fixture(autouse=True)
+def _restore_hash_seed(monkeypatch):
+    """seed_everything sets PYTHONHASHSEED; undo it so later subprocesses are unaffected."""
+    monkeypatch.setenv("PYTHONHASHSEED", os.environ.get("PYTHONHASHSEED", "random"))
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**40])
+def test_seeding_twice_repeats_every_generator(seed):
+    """The same seed gives the same Python, NumPy and torch draws; another seed does not."""
+    seed_everything(seed)
+    first = _draws()
+    seed_everything(seed)
+    assert _draws() == first
+    seed_everything(seed + 1)
+    assert _draws() != first
+
+
+def test_large_seed_leaves_subprocesses_startable():
+    """A seed above 2**32 still leaves a PYTHONHASHSEED that a new Python accepts."""
+    seed_everything(2**40 + 3)
+    result = subprocess.run([sys.executable, "-c", "print(1)"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert os.environ["PYTHONHASHSEED"] == "3"
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, 1.5, "0", True])
+def test_bad_seed_is_refused(seed):
+    """Negative, too large, non-int and bool seeds raise a ValueError naming the value."""
+    with pytest.raises(ValueError, match=f"got {seed!r}"):
+        seed_everything(seed)
+
+
+@pytest.mark.parametrize("device", ["cpu", torch.device("cpu")])
+def test_pick_cpu(device):
+    """Asking for the CPU gives the CPU."""
+    assert pick_device(device) == torch.device("cpu")
+
+
+def test_auto_matches_what_the_machine_has():
+    """'auto' and None choose CUDA, then MPS, then CPU, as this machine reports them."""
+    if torch.cuda.is_available():
+        expected = "cuda"
+    elif torch.backends.mps.is_available():
+        expected = "mps"
+    else:
+        expected = "cpu"
+    assert pick_device().type == pick_device("auto").type == expected
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_gpu_is_a_clear_error():
+    """Asking for CUDA on a CPU-only machine says so and suggests the fix."""
+    with pytest.raises(ValueError, match="'cuda' was asked for but CUDA is not available"):
+        pick_device("cuda")
+
+
+def test_unknown_device_is_refused():
+    """A device name torch does not know raises a ValueError naming it."""
+    with pytest.raises(ValueError, match="got 'gpu'"):
+        pick_device("gpu")
+
+
+def test_environment_report_names_versions_and_device():
+    """The report gives the real Python/torch versions, the device pick_device finds, Colab."""
+    lines = dict(line.split(": ", 1) for line in environment_report().splitlines())
+    assert lines["python"] == platform.python_version()
+    assert lines["torch"] == torch.__version__
+    assert lines["device"].startswith(pick_device().type + " (")
+    assert lines["on Colab"] == "no"

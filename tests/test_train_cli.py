@@ -1,0 +1,163 @@
+"""Tests for the main job, deeplab_utils.train: options, a tiny run, resume, bad arguments."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+from PIL import Image
+
+from deeplab_utils.train import DEFAULTS, build_parser, main
+
+TINY = [
+    "--steps", "3", "--image-size", "32", "--batch-size", "2", "--train-samples", "6",
+    "--val-samples", "3", "--val-every", "2", "--checkpoint-every", "0", "--no-progress",
+]  # fmt: skip
+
+OPTIONS = [
+    "--dataset", "--data-dir", "--image-size", "--steps", "--batch-size", "--optimizer", "--lr",
+    "--output-stride", "--amp", "--workers", "--device", "--out", "--checkpoint-every",
+    "--resume", "--seed", "--backbone-weights", "--val-every", "--separable",
+]  # fmt: skip
+
+
+def test_help_lists_every_option(capsys):
+    """--help exits 0 and documents every option of the brief."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in OPTIONS:
+        assert option in text, option
+    assert f"default: {DEFAULTS.steps}" in text
+
+
+def test_defaults_come_from_one_place():
+    """The parser's defaults are those of the DEFAULTS dataclass."""
+    args = build_parser().parse_args([])
+    assert (args.steps, args.batch_size, args.image_size) == (
+        DEFAULTS.steps,
+        DEFAULTS.batch_size,
+        DEFAULTS.image_size,
+    )
+    assert args.dataset == "shapes" and args.output_stride == 16
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One 3-step run shared by the tests below (building ResNet-50 dominates the time)."""
+    out = tmp_path_factory.mktemp("run") / "shapes"
+    code = main([*TINY, "--out", str(out)])
+    return code, out
+
+
+def test_tiny_run_writes_outputs(tiny_run):
+    """A 3-step run exits 0 and writes a loadable checkpoint, a PNG grid and history.json."""
+    code, out = tiny_run
+    assert code == 0
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 3
+    assert state["model_config"]["num_classes"] == 5
+    with Image.open(out / "predictions.png") as png:
+        width, height = png.size
+    # 3 columns (image | truth | prediction) and 3 rows of 32 px with 2 px padding.
+    assert (width, height) == (3 * 34 + 2, 3 * 34 + 2)
+    history = json.loads((out / "history.json").read_text())
+    assert history["step"] == [1, 2, 3]
+    assert history["eval_step"] == [2, 3]
+    assert len(history["val"][-1]["iou"]) == 5
+
+
+def test_tiny_run_prints_iou_table(tmp_path, capsys):
+    """The run prints a per-class IoU table ending with mIoU."""
+    assert main([*TINY, "--steps", "1", "--out", str(tmp_path / "r")]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"^background\s+\d\.\d{3}$", text, re.MULTILINE)
+    assert re.search(r"^mIoU\s+\d\.\d{3}$", text, re.MULTILINE)
+
+
+def test_resume_continues_from_checkpoint(tiny_run):
+    """--resume with --steps 5 continues the 3-step run to step 5, keeping its history."""
+    code, out = tiny_run
+    assert main([*TINY, "--steps", "5", "--out", str(out), "--resume"]) == 0
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 5
+    history = json.loads((out / "history.json").read_text())
+    assert history["step"] == [1, 2, 3, 4, 5]
+
+
+def test_backbone_weights_are_loaded(tmp_path):
+    """--backbone-weights loads a torchvision ResNet-50 state dict into the backbone."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(1)
+    reference = torchvision.models.resnet50(weights=None).state_dict()
+    weights = tmp_path / "resnet50.pth"
+    torch.save(reference, weights)
+    out = tmp_path / "r"
+    # A learning rate of ~0 keeps the weights where they were loaded.
+    args = [*TINY, "--steps", "1", "--lr", "1e-12", "--out", str(out)]
+    assert main([*args, "--backbone-weights", str(weights)]) == 0
+    model_state = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
+    torch.testing.assert_close(
+        model_state["backbone.layer3.0.conv1.weight"],
+        reference["layer3.0.conv1.weight"],
+        rtol=0,
+        atol=1e-9,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--steps", "-3"], "--steps must be a positive integer, got -3"),
+        (["--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
+        (["--dataset", "mnist"], "invalid choice: 'mnist'"),
+        (["--output-stride", "12"], "invalid choice: 12"),
+        (["--lr", "-1"], "--lr must be a positive number, got -1.0"),
+        (["--dataset", "voc", "--data-dir", "/nonexistent/voc"], "does not exist"),
+        (["--backbone-weights", "/nonexistent/r50.pth"], "no file at '/nonexistent/r50.pth'"),
+        (["--resume", "--out", "/nonexistent/run"], "--resume: no checkpoint at"),
+        (["--device", "tpu"], "--device"),
+        (["--steps", "ten"], "invalid int value: 'ten'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
+    """Bad arguments exit with code 2 and a one-line message, no traceback."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("deeplab-train: error:")
+    assert message in last
+    assert "Traceback" not in err
+
+
+def test_wrong_backbone_weights_exit_2(tmp_path, capsys):
+    """A weights file that is not a ResNet-50 state dict is a one-line error with exit code 2."""
+    bad = tmp_path / "bad.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, bad)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*TINY, "--backbone-weights", str(bad), "--out", str(tmp_path / "r")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--backbone-weights {bad}" in err
+    assert "Traceback" not in err
+
+
+def test_module_entry_point_runs(tmp_path):
+    """`python -m deeplab_utils.train --help` works as a real subprocess (exit 0)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "deeplab_utils.train", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "--backbone-weights" in result.stdout

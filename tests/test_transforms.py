@@ -1,0 +1,128 @@
+"""Tests for deeplab_utils.data.transforms: joint image + mask transforms."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as tF
+from torchvision import tv_tensors
+
+from deeplab_utils.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    RandomScale,
+    denormalize,
+    eval_transforms,
+    normalize,
+    train_transforms,
+)
+
+RED, BLUE = (250, 10, 10), (10, 10, 250)
+
+
+def _rectangle_scene(h=40, w=60):
+    """A blue image with a red rectangle, and a mask with class 1 exactly on the rectangle."""
+    image = torch.tensor(BLUE, dtype=torch.uint8).view(3, 1, 1).repeat(1, h, w)
+    mask = torch.zeros(h, w, dtype=torch.int64)
+    image[:, 10:25, 15:45] = torch.tensor(RED, dtype=torch.uint8).view(3, 1, 1)
+    mask[10:25, 15:45] = 1
+    return tv_tensors.Image(image), tv_tensors.Mask(mask)
+
+
+def _uniform_5x5(mask):
+    """Pixels whose 5x5 neighbourhood holds one label: away from edges, which the antialiased
+    bilinear resize blends over up to 2 px when it shrinks the image."""
+    m = tF.pad(mask[None, None].float(), (2, 2, 2, 2), mode="replicate")
+    hi = tF.max_pool2d(m, 5, stride=1)[0, 0]
+    lo = -tF.max_pool2d(-m, 5, stride=1)[0, 0]
+    return hi == lo
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_train_transforms_keep_image_and_mask_aligned(seed):
+    """After random scale/crop/flip, class 1 is exactly where the image is red, 255 where padded."""
+    image, mask = _rectangle_scene()
+    torch.manual_seed(seed)
+    out_image, out_mask = train_transforms(48, color_jitter=0.0)(image, mask)
+    rgb = (denormalize(out_image) * 255).round()  # (3, 48, 48)
+    core = _uniform_5x5(out_mask)
+    expected = {0: BLUE, 1: RED, 255: tuple(round(255 * m) for m in IMAGENET_MEAN)}
+    for label, colour in expected.items():
+        sel = core & (out_mask == label)
+        if sel.any():
+            diff = (rgb[:, sel] - torch.tensor(colour, dtype=torch.float32)[:, None]).abs()
+            assert diff.max() <= 2, f"label {label} is not where its colour is"
+
+
+def test_scaling_never_invents_labels():
+    """Masks are resized nearest-neighbour: no label appears that was not there (besides 255)."""
+    mask = tv_tensors.Mask(torch.tensor([0, 3, 7]).repeat_interleave(11).view(3, 11).repeat(4, 1))
+    image = tv_tensors.Image(torch.zeros(3, 12, 11, dtype=torch.uint8))
+    for seed in range(10):
+        torch.manual_seed(seed)
+        _, out = train_transforms(16)(image, mask)
+        assert set(out.unique().tolist()) <= {0, 3, 7, 255}
+
+
+def test_random_scale_matches_interpolate_nearest():
+    """RandomScale resizes the mask exactly like F.interpolate(mode='nearest') to its new size."""
+    mask = torch.randint(0, 5, (20, 30))
+    torch.manual_seed(0)
+    out = RandomScale((0.5, 2.0))(tv_tensors.Mask(mask))
+    expected = tF.interpolate(mask[None, None].float(), size=out.shape[-2:], mode="nearest")
+    assert torch.equal(out, expected[0, 0].long())
+    assert 10 <= out.shape[0] <= 40 and out.shape[0] / 20 == pytest.approx(out.shape[1] / 30, 0.1)
+
+
+def test_eval_transforms_without_size_only_normalise():
+    """eval_transforms() is exactly (x / 255 - mean) / std, computed here with NumPy."""
+    image, mask = _rectangle_scene()
+    out_image, out_mask = eval_transforms()(image, mask)
+    expected = (image.numpy() / 255.0 - np.array(IMAGENET_MEAN)[:, None, None]) / np.array(
+        IMAGENET_STD
+    )[:, None, None]
+    np.testing.assert_allclose(out_image.numpy(), expected, atol=1e-5)
+    assert type(out_mask) is torch.Tensor and torch.equal(out_mask, mask.as_subclass(torch.Tensor))
+
+
+@pytest.mark.parametrize(("h", "w"), [(40, 60), (60, 40), (32, 32)])
+def test_eval_transforms_resize_and_pad_with_ignore(h, w):
+    """eval_transforms(32) keeps the aspect ratio, pads bottom/right with 255, and is square."""
+    image, mask = _rectangle_scene(h, w)
+    out_image, out_mask = eval_transforms(32)(image, mask)
+    assert out_image.shape == (3, 32, 32) and out_mask.shape == (32, 32)
+    valid = out_mask != 255
+    rows, cols = int(valid.any(1).sum()), int(valid.any(0).sum())
+    assert (rows, cols) == (round(32 * h / max(h, w)), round(32 * w / max(h, w)))
+    assert valid[:rows, :cols].all()
+
+
+def test_train_transforms_are_reproducible_with_a_seed():
+    """The same torch seed gives the same augmented pair."""
+    image, mask = _rectangle_scene()
+    t = train_transforms(32)
+    torch.manual_seed(7)
+    a = t(image, mask)
+    torch.manual_seed(7)
+    b = t(image, mask)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 6), (2, 3, 5, 6)])
+def test_denormalize_inverts_normalize(shape):
+    """denormalize(normalize(x)) == x for images in [0, 1], single or batched."""
+    x = torch.rand(shape)
+    torch.testing.assert_close(denormalize(normalize(x)), x)
+
+
+def test_bad_arguments_raise():
+    """Bad sizes, scale ranges and image shapes raise ValueErrors naming the value."""
+    with pytest.raises(ValueError, match="crop_size must be a positive int, got 0"):
+        train_transforms(0)
+    with pytest.raises(ValueError, match=r"scale_range .* got \(2.0, 1.0\)"):
+        train_transforms(32, scale_range=(2.0, 1.0))
+    with pytest.raises(ValueError, match="hflip_p must be a probability"):
+        train_transforms(32, hflip_p=1.5)
+    with pytest.raises(ValueError, match="size must be a positive int, got -4"):
+        eval_transforms(-4)
+    with pytest.raises(ValueError, match=r"got \(1, 5, 5\)"):
+        denormalize(torch.zeros(1, 5, 5))

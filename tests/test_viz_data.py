@@ -1,0 +1,85 @@
+"""Tests for the data block of deeplab_utils.viz: overlays and sample/augmentation figures."""
+
+import numpy as np
+import pytest
+import torch
+from matplotlib import pyplot as plt
+
+from deeplab_utils import viz
+from deeplab_utils.data import (
+    SHAPES_CLASSES,
+    SHAPES_PALETTE,
+    ShapesDataset,
+    normalize,
+    train_transforms,
+)
+
+
+def test_overlay_mask_is_an_alpha_blend():
+    """overlay_mask = (1 - alpha) * image + alpha * class colour, checked on a uint8 image."""
+    image = torch.full((3, 2, 2), 100, dtype=torch.uint8)
+    mask = torch.tensor([[0, 1], [2, 255]])
+    out = viz.overlay_mask(image, mask, SHAPES_PALETTE, alpha=0.5)
+    assert out.shape == (2, 2, 3) and out.dtype == np.uint8
+    assert out[0, 1].tolist() == [round(50 + c / 2) for c in SHAPES_PALETTE[1]]
+    assert out[1, 1].tolist() == [178, 178, 178]  # ignore blends with white: 50 + 127.5
+
+
+def test_overlay_mask_denormalises_float_images():
+    """A normalised float image gives the same overlay as its uint8 original (within rounding)."""
+    raw = torch.randint(0, 256, (3, 4, 5), dtype=torch.uint8)
+    mask = torch.randint(0, 5, (4, 5))
+    a = viz.overlay_mask(raw, mask, SHAPES_PALETTE).astype(int)
+    b = viz.overlay_mask(normalize(raw / 255.0), mask, SHAPES_PALETTE).astype(int)
+    assert np.abs(a - b).max() <= 1
+
+
+def test_overlay_mask_rejects_mismatched_shapes():
+    """A mask whose size differs from the image's raises a ValueError naming both shapes."""
+    with pytest.raises(ValueError, match=r"\(3, 3\).*\(4, 4\)"):
+        viz.overlay_mask(torch.zeros(3, 4, 4, dtype=torch.uint8), torch.zeros(3, 3), SHAPES_PALETTE)
+
+
+@pytest.mark.parametrize(("n", "with_preds", "rows"), [(3, False, 2), (5, False, 4), (5, True, 6)])
+def test_show_samples_lays_out_rows(n, with_preds, rows):
+    """show_samples draws image + truth (+ prediction) rows, ncols samples per row."""
+    ds = ShapesDataset(n, image_size=16)
+    images = torch.stack([ds[i][0] for i in range(n)])
+    masks = torch.stack([ds[i][1] for i in range(n)])
+    preds = masks.flip(-1) if with_preds else None
+    fig = viz.show_samples(images, masks, SHAPES_PALETTE, SHAPES_CLASSES, preds=preds, ncols=4)
+    axes_with_images = [ax for ax in fig.axes if ax.images]
+    assert len(axes_with_images) == n * (3 if with_preds else 2)
+    assert len(fig.axes) == rows * min(n, 4)
+    plt.close(fig)
+
+
+def test_show_samples_rejects_mismatched_lengths():
+    """Fewer masks than images raises a ValueError giving both counts."""
+    with pytest.raises(ValueError, match="2 images, 1 masks"):
+        viz.show_samples(torch.zeros(2, 3, 4, 4), torch.zeros(1, 4, 4), SHAPES_PALETTE, "ab")
+
+
+def test_show_augmentations_is_reproducible_and_leaves_global_rng_alone():
+    """Same seed -> same figure pixels, and the global torch RNG state is untouched."""
+    image, mask = ShapesDataset(1, image_size=32).render(0)
+    state = torch.get_rng_state()
+    figs = [viz.show_augmentations(image, mask, train_transforms(32), SHAPES_PALETTE, n=3)]
+    figs.append(viz.show_augmentations(image, mask, train_transforms(32), SHAPES_PALETTE, n=3))
+    assert torch.equal(state, torch.get_rng_state())
+    for a, b in zip(figs[0].axes, figs[1].axes, strict=True):
+        np.testing.assert_array_equal(a.images[0].get_array(), b.images[0].get_array())
+    assert len(figs[0].axes) == 2 * 4
+    for fig in figs:
+        plt.close(fig)
+
+
+def test_plot_class_balance_bars_match_fractions():
+    """One bar per class, with heights equal to the given fractions."""
+    fractions = [0.6, 0.1, 0.1, 0.15, 0.05]
+    fig = viz.plot_class_balance(fractions, SHAPES_CLASSES, SHAPES_PALETTE)
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    np.testing.assert_allclose(heights, fractions)
+    with pytest.raises(ValueError, match="5 classes"):
+        viz.plot_class_balance([0.5, 0.5], SHAPES_CLASSES, SHAPES_PALETTE)
+    plt.close(fig)
