@@ -702,9 +702,9 @@ def _binary_loss_cases(ignore: bool) -> list[tuple[str, torch.Tensor, torch.Tens
 
 
 _IGNORE_HINT = (
-    "pixels whose target is ignore_index (255) must count neither in the BCE mean nor in the "
-    "soft sums: multiply them out of both (probabilities and target) and divide by the number "
-    "of valid pixels."
+    "pixels whose target is ignore_index (255) must count nowhere in the loss: multiply them "
+    "out of the soft sums (probabilities and target) and, for BCE, average over the valid "
+    "pixels only."
 )
 
 

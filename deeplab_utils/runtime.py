@@ -1,4 +1,4 @@
-"""Where the code runs: device choice and seeding.
+"""Where the code runs: device choice, seeding, and the notebooks' run sizes (CPU vs GPU).
 
 Depends on torch alone, so that every layer (training included) may use it.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -93,3 +94,45 @@ def environment_report() -> str:
         f"on Colab: {'yes' if 'google.colab' in sys.modules else 'no'}",
     ]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class RunSizes:
+    """How big the notebooks' training and evaluation runs are; one place for all of them.
+
+    The short sizes finish each notebook in a minute or two on a 2-core laptop CPU (and in CI);
+    the full ones are for a GPU (Colab). Notebooks read them with :func:`run_sizes`.
+    """
+
+    image_size: int  # side of the square training images
+    batch_size: int  # images per optimiser step
+    steps: int  # optimiser steps of the notebooks' training run
+    train_samples: int  # length of the training set (ShapesDataset is generated on the fly)
+    val_samples: int  # length of the validation set
+    eval_every: int  # steps between validations (the mIoU curve's resolution)
+    full: bool  # True for the full (GPU) run
+
+
+SHORT_RUN = RunSizes(
+    image_size=64, batch_size=8, steps=150, train_samples=1200, val_samples=64, eval_every=50,
+    full=False,
+)  # fmt: skip
+FULL_RUN = RunSizes(
+    image_size=128, batch_size=16, steps=3000, train_samples=8000, val_samples=256,
+    eval_every=250, full=True,
+)  # fmt: skip
+
+
+def run_sizes(*, full: bool = False) -> RunSizes:
+    """The short run (default: laptops and CI) or the full run (``full=True``, for a GPU).
+
+    A notebook sets ``FULL_RUN = False`` at the top and calls ``run_sizes(full=FULL_RUN)``.
+    The full run works on a CPU too, only slowly: the device is not consulted, so that a
+    notebook does the same thing wherever it runs.
+
+    Raises:
+        ValueError: if ``full`` is not a bool.
+    """
+    if not isinstance(full, bool):
+        raise ValueError(f"full must be True or False, got {full!r}")
+    return FULL_RUN if full else SHORT_RUN

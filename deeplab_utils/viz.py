@@ -318,10 +318,10 @@ def plot_decoder_costs(
             bottom += values
         for x, total in enumerate(bottom):
             ax.text(x, total, f"{total:.3g}", ha="center", va="bottom", fontsize=9)
-        ax.set_ylim(0, bottom.max() * 1.15)
+        ax.set_ylim(0, bottom.max() * 1.3)  # headroom for the totals and the legend
         ax.set_title(label)
         ax.tick_params(axis="x", labelsize=9)
-    axes[0].legend(frameon=False)
+    axes[0].legend(frameon=False, loc="upper center", ncol=len(components), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -471,7 +471,9 @@ def plot_backbone_feature_maps(
     for row, (name, feature) in zip(axes, features.items(), strict=True):
         maps = _to_numpy(feature.squeeze(0) if feature.dim() == 4 else feature)  # (C, h, w)
         if maps.ndim != 3:
-            raise ValueError(f"feature {name!r} must be (1, C, h, w) or (C, h, w), got {maps.shape}")
+            raise ValueError(
+                f"feature {name!r} must be (1, C, h, w) or (C, h, w), got {maps.shape}"
+            )
         # the most varying channels say the most; many are near-constant after ReLU
         chosen = np.argsort(-maps.reshape(len(maps), -1).var(axis=1), kind="stable")[:channels]
         row[0].imshow(picture.clip(0, 1))

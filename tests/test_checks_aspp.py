@@ -123,7 +123,10 @@ def test_check_aspp_pooling_passes_on_reference(capsys: pytest.CaptureFixture[st
     ("cls", "match"),
     [
         (SimplePooling, "case 'train mode, batch 1.*raised ValueError.*running_mean"),
-        (SquarePooling, r"case 'eval mode, batch 1, non-square 7x12'.*expected shape \(1, 5, 7, 12"),
+        (
+            SquarePooling,
+            r"case 'eval mode, batch 1, non-square 7x12'.*expected shape \(1, 5, 7, 12",
+        ),
         (MaxPooling, "case 'eval mode, batch 2, 9x9'.*values differ"),
         (SkipBatchNormForOne, "case 'train mode, batch 1, 13x9'.*values differ.*F.batch_norm"),
         (NamedPooling, r"names differ.*Missing: \['1.weight'.*unexpected: \['conv.weight'"),
