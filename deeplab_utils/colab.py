@@ -85,7 +85,8 @@ def setup_notebook(*, mount_drive: bool = False) -> Path:
     print(environment_report())
     if not is_colab():
         here = Path.cwd()
-        return here.parent if here.name == "notebooks" else here
+        # notebooks/ and notebooks/student/ both work in the repository root.
+        return next((p.parent for p in (here, *here.parents) if p.name == "notebooks"), here)
     if not torch.cuda.is_available():
         print(
             "No GPU in this Colab runtime: Runtime > Change runtime type > T4 GPU, then run the "

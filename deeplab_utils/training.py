@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import itertools
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +124,7 @@ class History:
     lr: list[float] = field(default_factory=list)  # learning rate used by that step
     eval_step: list[int] = field(default_factory=list)  # step after which validation ran
     val: list[dict[str, Any]] = field(default_factory=list)  # metrics of that evaluation
+    eval_seconds: list[float] = field(default_factory=list)  # training time until then
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (lists of numbers; metric tensors become lists)."""
@@ -132,6 +134,7 @@ class History:
             "lr": list(self.lr),
             "eval_step": list(self.eval_step),
             "val": [dict(v) for v in self.val],
+            "eval_seconds": list(self.eval_seconds),
         }
 
     @classmethod
@@ -557,7 +560,8 @@ def fit(
         checkpoint_path: where to save every ``config.checkpoint_every`` steps and at the end.
         resume: continue from ``checkpoint_path`` (weights, optimiser, schedule, RNG, step).
         device: defaults to :func:`~deeplab_utils.runtime.pick_device`.
-        progress: show a tqdm progress bar with loss and running training mIoU.
+        progress: show a tqdm progress bar with loss and running training mIoU; without it,
+            each validation prints one line (for logs).
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the hint names --lr and --amp).
@@ -614,6 +618,9 @@ def fit(
     steps_per_epoch = _steps_per_epoch(train_loader)
     running = None  # training metrics of the current epoch, created once C is known
     bar = tqdm(total=config.steps, initial=step, disable=not progress or rank != 0, desc="train")
+    # Wall time of the run, for mIoU-vs-minutes curves; a resumed run continues the clock from
+    # its last validation.
+    clock_start = time.perf_counter() - (history.eval_seconds[-1] if history.eval_seconds else 0)
     postfix: dict[str, str] = {}
 
     def on_step(
@@ -645,6 +652,9 @@ def fit(
             )
             history.eval_step.append(at_step)
             history.val.append(result)
+            history.eval_seconds.append(time.perf_counter() - clock_start)
+            if bar.disable and rank == 0:
+                print(f"step {at_step}/{config.steps}: val mIoU {result['miou'] or 0:.3f}")
             postfix["val_miou"] = f"{result['miou'] or 0:.3f}"
             bar.set_postfix(postfix)
         if (config.checkpoint_every and at_step % config.checkpoint_every == 0) or (

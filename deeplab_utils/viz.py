@@ -940,3 +940,241 @@ def show_augmentations(
 
 
 # --- training and evaluation (notebooks 07-08) ---
+# (notebook 08: evaluation and inference)
+from collections.abc import Mapping  # noqa: E402  (notebook 08's own import)
+
+
+def plot_per_class_iou(
+    iou: Sequence[float] | np.ndarray | torch.Tensor,
+    class_names: Sequence[str],
+    palette: Sequence[Sequence[int]],
+    *,
+    pixel_share: Sequence[float] | np.ndarray | torch.Tensor | None = None,
+    title: str = "IoU per class",
+) -> Figure:
+    """Bar chart of per-class IoU with the mIoU as a dashed line. Taught in notebook 08.
+
+    Args:
+        iou: ``(C,)`` IoU per class (NaN for a class absent from target and prediction: no bar).
+        class_names, palette: names and RGB colours of the ``C`` classes.
+        pixel_share: optional ``(C,)`` fraction of target pixels per class, written under each
+            name, so that a high mIoU driven by a dominant class is visible.
+    """
+    values = np.asarray(torch.as_tensor(iou, dtype=torch.float64))
+    if values.ndim != 1 or len(values) != len(class_names):
+        raise ValueError(
+            f"need one IoU per class: {len(class_names)} classes, got shape {values.shape}"
+        )
+    labels = list(class_names)
+    if pixel_share is not None:
+        share = np.asarray(torch.as_tensor(pixel_share, dtype=torch.float64))
+        if share.shape != values.shape:
+            raise ValueError(
+                f"pixel_share must have shape {values.shape} like iou, got {share.shape}"
+            )
+        labels = [f"{name}\n{s:.0%} of pixels" for name, s in zip(labels, share, strict=True)]
+    fig, ax = plt.subplots(figsize=(1.3 * len(labels) + 2, 3.2))
+    colours = [np.asarray(c) / 255 for c in palette[: len(labels)]]
+    bars = ax.bar(labels, np.nan_to_num(values), color=colours, edgecolor="grey")
+    ax.bar_label(bars, labels=["n/a" if np.isnan(v) else f"{v:.2f}" for v in values])
+    miou = float(np.nanmean(values)) if not np.isnan(values).all() else float("nan")
+    ax.axhline(miou, color="black", linestyle="--", linewidth=1, label=f"mIoU = {miou:.2f}")
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("IoU")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_inference_speed(
+    sizes: Sequence[int], times_ms: Mapping[str, Sequence[float]], *, title: str | None = None
+) -> Figure:
+    """Inference time against image side, one line per setting. Taught in notebook 08.
+
+    Args:
+        sizes: image sides in pixels (square images).
+        times_ms: per setting (e.g. ``"plain"``, ``"MS + flip"``), one time in ms per size.
+    """
+    if not times_ms:
+        raise ValueError("times_ms must hold at least one setting")
+    for name, times in times_ms.items():
+        if len(times) != len(sizes):
+            raise ValueError(
+                f"setting {name!r} has {len(times)} times for {len(sizes)} sizes; give one each"
+            )
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for name, times in times_ms.items():
+        ax.plot(sizes, times, marker="o", label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(list(sizes), labels=[f"{s}²" for s in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("image size (pixels)")
+    ax.set_ylabel("time per image (ms)")
+    ax.set_title(title or "inference time (batch 1, median)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def show_segmented_image(
+    image: np.ndarray | torch.Tensor,
+    labels: np.ndarray | torch.Tensor,
+    palette: Sequence[Sequence[int]],
+    class_names: Sequence[str],
+    *,
+    alpha: float = 0.5,
+) -> Figure:
+    """A picture, its predicted classes and their overlay, side by side. Taught in notebook 08.
+
+    Args:
+        image: uint8 ``(H, W, 3)`` (as read from a file) or ``(3, H, W)``.
+        labels: predicted classes ``(H, W)``, e.g. from ``segment_image``.
+    """
+    image = torch.as_tensor(np.asarray(image))
+    if image.ndim == 3 and image.shape[-1] == 3 and image.shape[0] != 3:
+        image = image.permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+    if image.dtype != torch.uint8:
+        raise TypeError(f"image must be uint8 (H, W, 3) or (3, H, W), got {image.dtype}")
+    labels = torch.as_tensor(labels).detach().cpu()
+    panels = [
+        _display_image(image),
+        colorize_mask(labels, palette).permute(1, 2, 0).numpy(),
+        overlay_mask(image, labels, palette, alpha=alpha),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.6))
+    for ax, panel, name in zip(axes, panels, ("image", "predicted classes", "overlay"), strict=True):
+        ax.imshow(panel)
+        ax.set_title(name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    _class_legend(fig, palette, class_names)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+# notebook 07: learning-rate schedules, training curves, predictions before/after training
+from collections.abc import Mapping  # noqa: E402  (this block's own imports)
+from typing import Any  # noqa: E402
+
+
+def plot_lr_schedules(
+    curves: Mapping[str, Sequence[float] | np.ndarray], *, title: str = "Learning-rate schedules"
+) -> Figure:
+    """Learning-rate multiplier against the optimiser step, one line per schedule.
+
+    Taught in notebook 07.
+
+    Args:
+        curves: label -> multiplier of the base learning rate at steps 0, 1, 2, ...
+    """
+    if not curves:
+        raise ValueError("curves must hold at least one schedule, got none")
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    for label, values in curves.items():
+        values = np.asarray(values, dtype=float)
+        ax.plot(np.arange(len(values)), values, label=label)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("lr / base lr")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def _history_field(history: Any, name: str) -> list[Any]:
+    """``history.name`` for a :class:`~deeplab_utils.training.History`, or ``history[name]``."""
+    value = history[name] if isinstance(history, Mapping) else getattr(history, name, None)
+    if value is None:
+        raise ValueError(f"history must have a {name!r} field (a History or its to_dict())")
+    return list(value)
+
+
+def plot_training_curves(history: Any, *, smooth: int = 10) -> Figure:
+    """Training loss per step (raw and smoothed), learning rate, and validation mIoU.
+
+    Taught in notebook 07.
+
+    Args:
+        history: a :class:`~deeplab_utils.training.History` (or its ``to_dict()``).
+        smooth: width of the moving average drawn over the noisy per-step loss (>= 1).
+    """
+    if not isinstance(smooth, int) or isinstance(smooth, bool) or smooth < 1:
+        raise ValueError(f"smooth must be a positive int, got {smooth!r}")
+    steps = np.asarray(_history_field(history, "step"), dtype=float)
+    loss = np.asarray(_history_field(history, "loss"), dtype=float)
+    lr = np.asarray(_history_field(history, "lr"), dtype=float)
+    if len(steps) == 0:
+        raise ValueError("history holds no step: train first (fit returns the history)")
+    eval_steps = _history_field(history, "eval_step")
+    miou = [np.nan if v.get("miou") is None else v["miou"] for v in _history_field(history, "val")]
+
+    fig, (ax_loss, ax_lr, ax_val) = plt.subplots(1, 3, figsize=(12, 3.3))
+    ax_loss.plot(steps, loss, color="0.75", lw=0.8, label="per step")
+    if len(loss) >= smooth > 1:
+        # Trailing mean of the last `smooth` steps: the curve never looks ahead.
+        mean = np.convolve(loss, np.ones(smooth) / smooth, mode="valid")
+        ax_loss.plot(steps[smooth - 1 :], mean, color="C0", label=f"mean of {smooth} steps")
+    ax_loss.set(xlabel="step", ylabel="training loss", title="Loss")
+    ax_loss.legend(frameon=False)
+    ax_lr.plot(steps, lr, color="C1")
+    ax_lr.set(xlabel="step", ylabel="learning rate", title="Learning rate (poly)")
+    ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    if eval_steps:
+        ax_val.plot(eval_steps, miou, "o-", color="C2")
+        for x, y in zip(eval_steps, miou, strict=True):
+            ax_val.annotate(f"{y:.2f}", (x, y), textcoords="offset points", xytext=(0, 6),
+                            ha="center", fontsize=8)  # fmt: skip
+    else:
+        ax_val.text(0.5, 0.5, "no validation run", ha="center", va="center")
+    ax_val.set(xlabel="step", ylabel="mIoU", title="Validation mIoU", ylim=(0, 1))
+    for ax in (ax_loss, ax_lr, ax_val):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def show_predictions_before_after(
+    images: torch.Tensor | Sequence[torch.Tensor],
+    masks: torch.Tensor | Sequence[torch.Tensor],
+    before: torch.Tensor | Sequence[torch.Tensor],
+    after: torch.Tensor | Sequence[torch.Tensor],
+    palette: Sequence[Sequence[int]],
+    class_names: Sequence[str],
+    *,
+    alpha: float = 0.6,
+    normalized: bool = True,
+) -> Figure:
+    """One column per sample: image, ground truth, prediction before and after training.
+
+    Taught in notebook 07.
+
+    Args:
+        images: ``(B, 3, H, W)`` (normalised float by default, or uint8).
+        masks, before, after: ``(B, H, W)`` class indices: truth, and the two predictions.
+        palette, class_names: class colours and names, for the overlays and the legend.
+    """
+    n = len(images)
+    if n == 0 or not len(masks) == len(before) == len(after) == n:
+        raise ValueError(
+            "need as many masks and predictions as images (at least one), got "
+            f"{n} images, {len(masks)} masks, {len(before)} before, {len(after)} after"
+        )
+    fig, axes = plt.subplots(4, n, figsize=(1.9 * n + 0.6, 8.2), squeeze=False)
+    titles = ("image", "ground truth", "before training", "after training")
+    for j in range(n):
+        panels = [_display_image(images[j], normalized=normalized)] + [
+            overlay_mask(images[j], m[j], palette, alpha=alpha, normalized=normalized)
+            for m in (masks, before, after)
+        ]
+        for i, panel in enumerate(panels):
+            axes[i, j].imshow(panel)
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+            if j == 0:
+                axes[i, j].set_ylabel(titles[i])
+    _class_legend(fig, palette, class_names)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig

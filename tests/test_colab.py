@@ -95,10 +95,14 @@ def _fake_colab(monkeypatch, mounted):
 
 
 def test_setup_notebook_locally_returns_repo_root(monkeypatch, tmp_path, capsys):
-    """Outside Colab: report the environment, and from notebooks/ the working folder is the root."""
+    """Outside Colab: report the environment; the working folder is the repository root."""
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "student").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "notebooks")
+    assert colab.setup_notebook() == tmp_path
+    monkeypatch.chdir(tmp_path / "notebooks" / "student")
+    assert colab.setup_notebook() == tmp_path
+    monkeypatch.chdir(tmp_path)
     assert colab.setup_notebook() == tmp_path
     assert "torch" in capsys.readouterr().out
 

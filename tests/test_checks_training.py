@@ -1,0 +1,183 @@
+"""Tests for the notebook-07 self-checks: check_train_step and check_poly_lr."""
+
+import pytest
+import torch
+
+from deeplab_utils.checks import CheckFailed, check_poly_lr, check_train_step
+
+
+# --- check_train_step ---------------------------------------------------------------------------
+
+
+def good_train_step(model, images, masks, optimizer, loss_fn):
+    """The textbook step: zero_grad, forward, loss, backward, step; return a float."""
+    optimizer.zero_grad()
+    loss = loss_fn(model(images), masks)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def zero_grad_last_step(model, images, masks, optimizer, loss_fn):
+    """Equally right: clear the gradients after the step instead of before the backward."""
+    loss = loss_fn(model(images), masks)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    return float(loss.detach())
+
+
+def forgets_zero_grad(model, images, masks, optimizer, loss_fn):
+    loss = loss_fn(model(images), masks)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def steps_before_backward(model, images, masks, optimizer, loss_fn):
+    optimizer.zero_grad()
+    loss = loss_fn(model(images), masks)
+    optimizer.step()
+    loss.backward()
+    return loss.item()
+
+
+def detaches_the_loss(model, images, masks, optimizer, loss_fn):
+    optimizer.zero_grad()
+    loss = loss_fn(model(images), masks).detach()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def returns_the_tensor(model, images, masks, optimizer, loss_fn):
+    optimizer.zero_grad()
+    loss = loss_fn(model(images), masks)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def two_forward_passes(model, images, masks, optimizer, loss_fn):
+    optimizer.zero_grad()
+    loss = loss_fn(model(images), masks)
+    loss.backward()
+    optimizer.step()
+    return loss_fn(model(images), masks).item()  # the loss after the step, one forward too many
+
+
+def not_written(model, images, masks, optimizer, loss_fn):
+    raise NotImplementedError("Exercise: write this part, then run the check below.")
+
+
+@pytest.mark.parametrize("fn", [good_train_step, zero_grad_last_step])
+def test_train_step_passes_right_steps(fn, capsys):
+    """A correct step passes, whichever end of the step clears the gradients."""
+    check_train_step(fn)
+    assert "✓ check_train_step" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("fn", "match"),
+    [
+        (forgets_zero_grad, r"two steps in a row.*\(step 2\).*zero_grad\(\) before"),
+        (steps_before_backward, r"SGD, cross-entropy.*weights did not change"),
+        (detaches_the_loss, r"SGD, cross-entropy.*raised RuntimeError"),
+        (returns_the_tensor, r"returned a tensor that still holds the autograd graph"),
+        (two_forward_passes, r"running_mean"),
+    ],
+)
+def test_train_step_catches_mistakes(fn, match):
+    """Each plausible mistake fails with a message naming the case and the problem."""
+    with pytest.raises(CheckFailed, match=match):
+        check_train_step(fn)
+
+
+def test_train_step_not_implemented():
+    """The student stub reports 'not implemented yet'."""
+    with pytest.raises(CheckFailed, match="not implemented yet"):
+        check_train_step(not_written)
+
+
+def test_train_step_leaves_global_rng_alone():
+    """Running the check does not move torch's global random state (notebooks stay seeded)."""
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    check_train_step(good_train_step)
+    assert torch.equal(torch.rand(3), expected)
+
+
+# --- check_poly_lr ------------------------------------------------------------------------------
+
+
+def good_poly_lr(step, total_steps, power=0.9, warmup_steps=0):
+    """Written independently of the package: the formula of DeepLabv3, Sec. 4, plus warm-up."""
+    if step >= total_steps:
+        return 0.0
+    warm = (step + 1) / warmup_steps if step < warmup_steps else 1.0
+    return warm * (1 - step / total_steps) ** power
+
+
+def numpy_poly_lr(step, total_steps, power=0.9, warmup_steps=0):
+    """The same with NumPy (returns np.float64, a float subclass)."""
+    import numpy as np
+
+    ramp = np.minimum(1.0, (step + 1) / max(warmup_steps, 1))
+    return np.float64(ramp * np.clip(1 - step / total_steps, 0, None) ** power)
+
+
+def power_one(step, total_steps, power=0.9, warmup_steps=0):
+    return good_poly_lr(step, total_steps, 1.0, warmup_steps)
+
+
+def default_power_one(step, total_steps, power=1.0, warmup_steps=0):
+    return good_poly_lr(step, total_steps, power, warmup_steps)
+
+
+def warmup_off_by_one(step, total_steps, power=0.9, warmup_steps=0):
+    warm = step / warmup_steps if step < warmup_steps else 1.0  # step 0 gets lr 0
+    return warm * max(0.0, 1 - step / total_steps) ** power
+
+
+def not_zero_at_the_end(step, total_steps, power=0.9, warmup_steps=0):
+    warm = (step + 1) / warmup_steps if step < warmup_steps else 1.0
+    return warm * (1 - step / (total_steps + 1)) ** power
+
+
+def no_clamp(step, total_steps, power=0.9, warmup_steps=0):
+    warm = (step + 1) / warmup_steps if step < warmup_steps else 1.0
+    return warm * (1 - step / total_steps) ** power  # complex past the end
+
+
+@pytest.mark.parametrize("fn", [good_poly_lr, numpy_poly_lr])
+def test_poly_lr_passes_right_schedules(fn, capsys):
+    """Independent correct schedules (plain Python, NumPy) pass."""
+    check_poly_lr(fn)
+    assert "✓ check_poly_lr" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("fn", "match"),
+    [
+        (power_one, r"default power \(0\.9\), 10 steps, step 1'.*exponent is `power`"),
+        (default_power_one, r"default power.*default is 0\.9"),
+        (warmup_off_by_one, r"3 warm-up steps, 12 steps, step 0'.*expected 0\.333.*got 0"),
+        (not_zero_at_the_end, r"step 10'.*0 from step total_steps on"),
+        (no_clamp, r"step 11'.*complex"),
+    ],
+)
+def test_poly_lr_catches_mistakes(fn, match):
+    """Power 1, an off-by-one warm-up and a schedule not ending at 0 fail, naming the step."""
+    with pytest.raises(CheckFailed, match=match):
+        check_poly_lr(fn)
+
+
+def test_poly_lr_not_implemented():
+    """The student stub reports 'not implemented yet'."""
+
+    def stub(step, total_steps, power=0.9, warmup_steps=0):
+        raise NotImplementedError
+
+    with pytest.raises(CheckFailed, match="not implemented yet"):
+        check_poly_lr(stub)

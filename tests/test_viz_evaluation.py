@@ -1,0 +1,59 @@
+"""Tests for notebook 08's figures in deeplab_utils.viz (per-class IoU, speed, segmentation)."""
+
+import numpy as np
+import pytest
+import torch
+from matplotlib import pyplot as plt
+
+from deeplab_utils import viz
+from deeplab_utils.data import SHAPES_CLASSES, SHAPES_PALETTE
+
+
+def test_plot_per_class_iou_bars_and_miou_line():
+    """One bar per class at its IoU (NaN drawn as an empty bar) and a dashed line at the mIoU."""
+    iou = [0.9, 0.5, float("nan"), 0.2, 0.4]
+    fig = viz.plot_per_class_iou(
+        iou, SHAPES_CLASSES, SHAPES_PALETTE, pixel_share=[0.7] + [0.075] * 4
+    )
+    ax = fig.axes[0]
+    heights = [p.get_height() for p in ax.patches]
+    assert heights == pytest.approx([0.9, 0.5, 0.0, 0.2, 0.4])
+    assert ax.lines[0].get_ydata()[0] == pytest.approx((0.9 + 0.5 + 0.2 + 0.4) / 4)
+    assert ax.get_xticklabels()[0].get_text() == "background\n70% of pixels"
+    plt.close(fig)
+
+
+def test_plot_per_class_iou_rejects_wrong_lengths():
+    """An IoU or pixel share of the wrong length raises a ValueError naming the shapes."""
+    with pytest.raises(ValueError, match=r"5 classes, got shape \(3,\)"):
+        viz.plot_per_class_iou([0.1, 0.2, 0.3], SHAPES_CLASSES, SHAPES_PALETTE)
+    with pytest.raises(ValueError, match=r"pixel_share must have shape \(5,\)"):
+        viz.plot_per_class_iou(torch.zeros(5), SHAPES_CLASSES, SHAPES_PALETTE, pixel_share=[1.0])
+
+
+def test_plot_inference_speed_one_line_per_setting():
+    """Each setting becomes a line through its times; mismatched lengths are refused."""
+    fig = viz.plot_inference_speed([64, 128], {"plain": [1.0, 3.0], "flip": [2.0, 6.0]})
+    lines = fig.axes[0].lines
+    assert [list(line.get_ydata()) for line in lines] == [[1.0, 3.0], [2.0, 6.0]]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="'plain' has 1 times for 2 sizes"):
+        viz.plot_inference_speed([64, 128], {"plain": [1.0]})
+
+
+def test_show_segmented_image_panels():
+    """Image, colourised labels and overlay are shown; (H, W, 3) and (3, H, W) agree."""
+    rgb = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    labels = torch.zeros(6, 8, dtype=torch.int64)
+    labels[:, 4:] = 2
+    fig = viz.show_segmented_image(rgb, labels, SHAPES_PALETTE, SHAPES_CLASSES)
+    shown = [ax.images[0].get_array() for ax in fig.axes[:3]]
+    assert np.array_equal(shown[0], rgb)
+    assert shown[1][0, 5].tolist() == list(SHAPES_PALETTE[2])
+    other = viz.show_segmented_image(
+        torch.from_numpy(rgb).permute(2, 0, 1), labels, SHAPES_PALETTE, SHAPES_CLASSES
+    )
+    assert np.array_equal(other.axes[2].images[0].get_array(), shown[2])
+    plt.close("all")
+    with pytest.raises(TypeError, match="float32"):
+        viz.show_segmented_image(rgb.astype(np.float32), labels, SHAPES_PALETTE, SHAPES_CLASSES)

@@ -1,0 +1,93 @@
+"""Light tests for the notebook-07 figures in deeplab_utils.viz."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from deeplab_utils import viz  # noqa: E402
+from deeplab_utils.data import SHAPES_CLASSES, SHAPES_PALETTE  # noqa: E402
+from deeplab_utils.training import History  # noqa: E402
+
+
+def _history(steps=30, evals=(10, 20, 30)):
+    return History(
+        step=list(range(1, steps + 1)),
+        loss=[2.0 / s for s in range(1, steps + 1)],
+        lr=[1e-3 * (1 - (s - 1) / steps) ** 0.9 for s in range(1, steps + 1)],
+        eval_step=list(evals),
+        val=[{"miou": 0.1 * (i + 1)} for i in range(len(evals))],
+    )
+
+
+def test_lr_schedules_draws_one_line_per_schedule():
+    """Each schedule becomes one line holding its values at steps 0, 1, 2, ..."""
+    curves = {"power 0.9": [1.0, 0.6, 0.0], "power 1": [1.0, 0.5, 0.0]}
+    fig = viz.plot_lr_schedules(curves)
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 2
+    np.testing.assert_array_equal(lines[1].get_xydata(), [[0, 1.0], [1, 0.5], [2, 0.0]])
+    plt.close(fig)
+
+
+def test_lr_schedules_rejects_empty():
+    """An empty mapping is refused with a message saying so."""
+    with pytest.raises(ValueError, match="at least one schedule"):
+        viz.plot_lr_schedules({})
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_training_curves_panels(as_dict):
+    """Three panels: raw + smoothed loss, LR per step, one mIoU point per evaluation."""
+    history = _history()
+    fig = viz.plot_training_curves(history.to_dict() if as_dict else history, smooth=5)
+    ax_loss, ax_lr, ax_val = fig.axes
+    raw, smoothed = ax_loss.get_lines()
+    assert len(raw.get_xdata()) == 30
+    # smoothed point at step 5 = mean of the first five losses, by hand
+    assert smoothed.get_xdata()[0] == 5
+    assert smoothed.get_ydata()[0] == pytest.approx(np.mean([2.0 / s for s in range(1, 6)]))
+    np.testing.assert_allclose(ax_lr.get_lines()[0].get_ydata(), history.lr)
+    np.testing.assert_array_equal(
+        ax_val.get_lines()[0].get_xydata(), [[10, 0.1], [20, 0.2], [30, 0.3]]
+    )
+    plt.close(fig)
+
+
+def test_training_curves_without_validation():
+    """A history without evaluations still draws (the mIoU panel says so)."""
+    fig = viz.plot_training_curves(_history(evals=()))
+    assert "no validation" in fig.axes[2].texts[0].get_text()
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [({"smooth": 0}, "smooth"), ({}, "no step")])
+def test_training_curves_bad_input(kwargs, match):
+    """A zero smoothing width or an empty history is refused, naming the problem."""
+    history = _history() if kwargs else History()
+    with pytest.raises(ValueError, match=match):
+        viz.plot_training_curves(history, **kwargs)
+
+
+def test_before_after_grid():
+    """Four rows (image, truth, before, after) by one column per sample."""
+    images = torch.randn(3, 3, 8, 8)
+    masks = torch.randint(0, 5, (3, 8, 8))
+    fig = viz.show_predictions_before_after(
+        images, masks, torch.zeros_like(masks), masks, SHAPES_PALETTE, SHAPES_CLASSES
+    )
+    assert sum(1 for ax in fig.axes if ax.images) == 12
+    plt.close(fig)
+
+
+def test_before_after_length_mismatch():
+    """Predictions for fewer samples than images are refused, naming the counts."""
+    masks = torch.zeros(2, 4, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="2 images, 2 masks, 1 before"):
+        viz.show_predictions_before_after(
+            torch.randn(2, 3, 4, 4), masks, masks[:1], masks, SHAPES_PALETTE, SHAPES_CLASSES
+        )
