@@ -42,6 +42,14 @@ from .data import (
 )
 
 # --- training (notebooks 07-08) ---
+from .inference import (
+    PAPER_SCALES,
+    export_model,
+    load_exported,
+    predict,
+    save_exported,
+    segment_image,
+)
 from .checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from .training import (
     History,

@@ -941,7 +941,6 @@ def show_augmentations(
 
 # --- training and evaluation (notebooks 07-08) ---
 # (notebook 08: evaluation and inference)
-from collections.abc import Mapping  # noqa: E402  (notebook 08's own import)
 
 
 def plot_per_class_iou(
@@ -982,13 +981,13 @@ def plot_per_class_iou(
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("IoU")
     ax.set_title(title)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper right")
     fig.tight_layout()
     return fig
 
 
 def plot_inference_speed(
-    sizes: Sequence[int], times_ms: Mapping[str, Sequence[float]], *, title: str | None = None
+    sizes: Sequence[int], times_ms: dict[str, Sequence[float]], *, title: str | None = None
 ) -> Figure:
     """Inference time against image side, one line per setting. Taught in notebook 08.
 
@@ -1033,7 +1032,10 @@ def show_segmented_image(
         image: uint8 ``(H, W, 3)`` (as read from a file) or ``(3, H, W)``.
         labels: predicted classes ``(H, W)``, e.g. from ``segment_image``.
     """
-    image = torch.as_tensor(np.asarray(image))
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu()
+    else:  # a copy: arrays from PIL are read-only
+        image = torch.from_numpy(np.array(image))
     if image.ndim == 3 and image.shape[-1] == 3 and image.shape[0] != 3:
         image = image.permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
     if image.dtype != torch.uint8:
@@ -1045,7 +1047,7 @@ def show_segmented_image(
         overlay_mask(image, labels, palette, alpha=alpha),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.6))
-    for ax, panel, name in zip(axes, panels, ("image", "predicted classes", "overlay"), strict=True):
+    for ax, panel, name in zip(axes, panels, ("image", "labels", "overlay"), strict=True):
         ax.imshow(panel)
         ax.set_title(name)
         ax.set_xticks([])
@@ -1053,6 +1055,8 @@ def show_segmented_image(
     _class_legend(fig, palette, class_names)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
+
+
 # notebook 07: learning-rate schedules, training curves, predictions before/after training
 from collections.abc import Mapping  # noqa: E402  (this block's own imports)
 from typing import Any  # noqa: E402
@@ -1071,9 +1075,11 @@ def plot_lr_schedules(
     if not curves:
         raise ValueError("curves must hold at least one schedule, got none")
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
-    for label, values in curves.items():
+    for i, (label, values) in enumerate(curves.items()):
         values = np.asarray(values, dtype=float)
-        ax.plot(np.arange(len(values)), values, label=label)
+        # Dashes tell apart schedules that overlap (e.g. with and without warm-up after W steps).
+        style = ("-", "--", "-.", ":")[i % 4]
+        ax.plot(np.arange(len(values)), values, style, label=label)
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("lr / base lr")
     ax.set_ylim(0, 1.05)

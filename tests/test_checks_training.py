@@ -5,7 +5,6 @@ import torch
 
 from deeplab_utils.checks import CheckFailed, check_poly_lr, check_train_step
 
-
 # --- check_train_step ---------------------------------------------------------------------------
 
 

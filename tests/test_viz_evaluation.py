@@ -1,5 +1,7 @@
 """Tests for notebook 08's figures in deeplab_utils.viz (per-class IoU, speed, segmentation)."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -44,14 +46,17 @@ def test_plot_inference_speed_one_line_per_setting():
 def test_show_segmented_image_panels():
     """Image, colourised labels and overlay are shown; (H, W, 3) and (3, H, W) agree."""
     rgb = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    rgb.setflags(write=False)  # like np.asarray(PIL image): must not trigger a torch warning
     labels = torch.zeros(6, 8, dtype=torch.int64)
     labels[:, 4:] = 2
-    fig = viz.show_segmented_image(rgb, labels, SHAPES_PALETTE, SHAPES_CLASSES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = viz.show_segmented_image(rgb, labels, SHAPES_PALETTE, SHAPES_CLASSES)
     shown = [ax.images[0].get_array() for ax in fig.axes[:3]]
     assert np.array_equal(shown[0], rgb)
     assert shown[1][0, 5].tolist() == list(SHAPES_PALETTE[2])
     other = viz.show_segmented_image(
-        torch.from_numpy(rgb).permute(2, 0, 1), labels, SHAPES_PALETTE, SHAPES_CLASSES
+        torch.from_numpy(rgb.copy()).permute(2, 0, 1), labels, SHAPES_PALETTE, SHAPES_CLASSES
     )
     assert np.array_equal(other.axes[2].images[0].get_array(), shown[2])
     plt.close("all")

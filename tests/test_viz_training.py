@@ -1,17 +1,13 @@
 """Light tests for the notebook-07 figures in deeplab_utils.viz."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from deeplab_utils import viz  # noqa: E402
-from deeplab_utils.data import SHAPES_CLASSES, SHAPES_PALETTE  # noqa: E402
-from deeplab_utils.training import History  # noqa: E402
+from deeplab_utils import viz
+from deeplab_utils.data import SHAPES_CLASSES, SHAPES_PALETTE
+from deeplab_utils.training import History
 
 
 def _history(steps=30, evals=(10, 20, 30)):
@@ -52,7 +48,7 @@ def test_training_curves_panels(as_dict):
     assert smoothed.get_xdata()[0] == 5
     assert smoothed.get_ydata()[0] == pytest.approx(np.mean([2.0 / s for s in range(1, 6)]))
     np.testing.assert_allclose(ax_lr.get_lines()[0].get_ydata(), history.lr)
-    np.testing.assert_array_equal(
+    np.testing.assert_allclose(
         ax_val.get_lines()[0].get_xydata(), [[10, 0.1], [20, 0.2], [30, 0.3]]
     )
     plt.close(fig)
