@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -31,8 +32,10 @@ def test_two_process_gloo_run(tmp_path):
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"the 2-process run did not finish in 300 s: {exc.stdout}\n{exc.stderr}")
     assert result.returncode == 0, result.stderr[-3000:]
-    # Only rank 0 prints and writes: one table, one "done" line.
-    assert result.stdout.count("mIoU") == 1
+    # Only rank 0 prints and writes: one validation line, one table, one "done" line.
+    assert result.stdout.count("step 2/2: val mIoU") == 1
+    assert len(re.findall(r"^mIoU\s", result.stdout, flags=re.MULTILINE)) == 1
+    assert result.stdout.count("\ndone in ") == 1
     assert "DDP: weights identical on all 2 processes" in result.stdout
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["step"] == 2
