@@ -320,16 +320,6 @@ def check_aspp(cls: Any) -> None:
 # --- notebook 03: ResNet-50 backbone ---
 
 
-def _randomize_batch_norm(module: torch.nn.Module, gen: torch.Generator) -> None:
-    """Give every BatchNorm non-trivial statistics and affine terms, so mistakes show in eval."""
-    for m in module.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.rand(m.num_features, generator=gen) * 0.2 - 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.rand(m.num_features, generator=gen) * 0.2 - 0.1)
-
-
 def _load_reference_weights(check: str, case: str, learner: Any, reference: Any) -> None:
     """Copy the reference's state dict into the learner's module, explaining name mismatches."""
     if not isinstance(learner, torch.nn.Module):
@@ -404,7 +394,7 @@ def check_bottleneck(cls: Any) -> None:
         reference = Bottleneck(
             c_in, planes, stride=stride, dilation=dilation, downsample=shortcuts[0]
         )
-        _randomize_batch_norm(reference, gen)
+        _randomize_batch_norms(reference, gen)
         learner = _run(
             check,
             name + " (constructing)",
@@ -495,21 +485,6 @@ def check_stage_dilations(fn: Callable[[int], list[tuple[int, int]]]) -> None:
 # --- notebook 04: decoder and full model ---
 
 
-def _randomize_batchnorm(module: torch.nn.Module, gen: torch.Generator) -> None:
-    """Give every BN non-trivial affine parameters and running statistics.
-
-    A fresh BN (weight 1, bias 0, mean 0, var 1) is nearly the identity in eval mode, which
-    would hide a learner's BN used in the wrong place.
-    """
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-
-
 def _load_reference_state(check: str, learner: torch.nn.Module, ref: torch.nn.Module) -> None:
     """Copy ``ref``'s weights into ``learner``; a :class:`CheckFailed` lists any name mismatch."""
     own = learner.state_dict()
@@ -530,16 +505,6 @@ def _load_reference_state(check: str, learner: torch.nn.Module, ref: torch.nn.Mo
             "projection, two 3x3 convs of 256)."
         )
     learner.load_state_dict(theirs)
-
-
-def _run_hinted(check: str, case: str, hint: str, fn: Callable[..., Any], *args: Any) -> Any:
-    """:func:`_run`, adding ``hint`` when the learner's code raised (other than not written)."""
-    try:
-        return _run(check, case, fn, *args)
-    except CheckFailed as failure:
-        if NOT_IMPLEMENTED in str(failure):
-            raise
-        raise CheckFailed(f"{failure} Hint: {hint}") from failure.__cause__
 
 
 def check_decoder(cls: Any) -> None:
@@ -584,7 +549,7 @@ def check_decoder(cls: Any) -> None:
     for name, b, c_low, c_aspp, k, aspp_size, low_size, train in cases:
         kwargs = {"low_level_channels": c_low, "aspp_channels": c_aspp}
         ref = Decoder(k, **kwargs)
-        _randomize_batchnorm(ref, gen)
+        _randomize_batch_norms(ref, gen)
         learner = _run(check, f"constructing {cls.__name__}({k}, **{kwargs})", cls, k, **kwargs)
         if not isinstance(learner, torch.nn.Module):
             raise CheckFailed(f"{check}: {cls!r}(...) did not build an nn.Module.")
@@ -595,7 +560,9 @@ def check_decoder(cls: Any) -> None:
         low_level = torch.randn(b, c_low, *low_size, generator=gen)  # (B, C_low, H/4, W/4)
         with torch.no_grad():
             expected = ref(aspp_out.clone(), low_level.clone())  # (B, k, H/4, W/4)
-            got = _run_hinted(check, name, hint_shape, learner, aspp_out.clone(), low_level.clone())
+            got = _run_with_hint(
+                check, name, hint_shape, learner, aspp_out.clone(), low_level.clone()
+            )
         shape_ok = getattr(got, "shape", None) == expected.shape
         _compare(check, name, got, expected, hint=hint_values if shape_ok else hint_shape)
     _passed(check, len(cases), "your decoder equals deeplab_utils.Decoder.")
@@ -622,7 +589,7 @@ def check_deeplabv3plus_forward(fn: Any) -> None:
     gen = torch.Generator().manual_seed(0)
     models = {os: DeepLabV3Plus(3, output_stride=os) for os in (16, 8)}
     for model in models.values():
-        _randomize_batchnorm(model, gen)
+        _randomize_batch_norms(model, gen)
     cases = [
         # (name, output stride, batch, (H, W), train)
         ("97x131 image, OS 16, batch 1", 16, 1, (97, 131), False),
@@ -643,7 +610,7 @@ def check_deeplabv3plus_forward(fn: Any) -> None:
             torch.manual_seed(0)
             expected = model(x.clone())  # (B, 3, H, W)
             torch.manual_seed(0)
-            got = _run_hinted(check, name, hints["values"], fn, model, x.clone())
+            got = _run_with_hint(check, name, hints["values"], fn, model, x.clone())
         shape_ok = getattr(got, "shape", None) == expected.shape
         _compare(check, name, got, expected, hint=hints["values" if shape_ok else "shape"])
     _passed(check, len(cases), "backbone -> ASPP -> decoder -> upsample, as in the package.")
