@@ -6,7 +6,7 @@ training, teaching aids. See the README for the course map.
 """
 
 # --- runtime (device, seeding) ---
-from .runtime import environment_report, pick_device, seed_everything
+from .runtime import amp_is_fast, environment_report, pick_device, seed_everything
 
 # --- model layer (notebooks 01-04) ---
 from .aspp import ASPP, ASPPConv, ASPPPooling, aspp_rates

@@ -103,12 +103,19 @@ class ResNet50Backbone(nn.Module):
     Args:
         output_stride: input size / output size: 16 (paper's default for training, Sec. 4),
             8 (denser, about 3x the multiply-adds), or 32 (plain ImageNet ResNet-50).
+        zero_init_residual: start each bottleneck's last BN at weight 0, so every residual
+            block begins as the identity (Goyal et al. 2017; torchvision's option of the same
+            name). Training from scratch takes off sooner; pretrained weights overwrite it.
     """
 
-    def __init__(self, *, output_stride: int = 16) -> None:
+    def __init__(self, *, output_stride: int = 16, zero_init_residual: bool = False) -> None:
         super().__init__()
         if isinstance(output_stride, bool) or output_stride not in _DILATE_STAGES:
             raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
+        if not isinstance(zero_init_residual, bool):
+            raise ValueError(
+                f"zero_init_residual must be True or False, got {zero_init_residual!r}"
+            )
         self.output_stride = output_stride
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -139,6 +146,10 @@ class ResNet50Backbone(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, Bottleneck):
+                    nn.init.zeros_(m.bn3.weight)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``(B, 3, H, W)`` -> ``{"low_level": (B, 256, H/4, W/4), "out": (B, 2048, H/OS, W/OS)}``.

@@ -18,6 +18,9 @@ from .backbone import ResNet50Backbone
 from .decoder import Decoder
 
 ASPP_CHANNELS = 256  # DeepLabv3 paper, Sec. 3.3: every ASPP branch has 256 filters
+# Dropout after ASPP's projection. DeepLabV3 keeps torchvision's 0.5 (its weights load here);
+# DeepLabV3Plus follows the paper's official TensorFlow code (``keep_prob=0.9``).
+PLUS_ASPP_DROPOUT = 0.1
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,11 @@ class ModelConfig:
             )
 
 
-def build_model(config: ModelConfig) -> nn.Module:
+def build_model(config: ModelConfig, *, zero_init_residual: bool = False) -> nn.Module:
     """Build the model a :class:`ModelConfig` describes, freshly initialised.
 
-    Taught in notebook 04.
+    ``zero_init_residual`` is passed to the backbone (see :class:`ResNet50Backbone`): it only
+    changes the initial weights, so it is not part of the config. Taught in notebook 04.
 
     Raises:
         TypeError: if ``config`` is not a ModelConfig.
@@ -65,9 +69,16 @@ def build_model(config: ModelConfig) -> nn.Module:
         raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
     if config.decoder:
         return DeepLabV3Plus(
-            config.num_classes, output_stride=config.output_stride, separable=config.separable
+            config.num_classes,
+            output_stride=config.output_stride,
+            separable=config.separable,
+            zero_init_residual=zero_init_residual,
         )
-    return DeepLabV3(config.num_classes, output_stride=config.output_stride)
+    return DeepLabV3(
+        config.num_classes,
+        output_stride=config.output_stride,
+        zero_init_residual=zero_init_residual,
+    )
 
 
 def _check_image_batch(x: Any) -> None:
@@ -87,12 +98,17 @@ class DeepLabV3(nn.Module):
     Args:
         num_classes: number of classes to predict.
         output_stride: 8 or 16; ASPP rates follow it (:func:`aspp_rates`).
+        zero_init_residual: see :class:`~deeplab_utils.backbone.ResNet50Backbone`.
     """
 
-    def __init__(self, num_classes: int, *, output_stride: int = 16) -> None:
+    def __init__(
+        self, num_classes: int, *, output_stride: int = 16, zero_init_residual: bool = False
+    ) -> None:
         super().__init__()
         self.config = ModelConfig(num_classes, output_stride, separable=False, decoder=False)
-        self.backbone = ResNet50Backbone(output_stride=output_stride)
+        self.backbone = ResNet50Backbone(
+            output_stride=output_stride, zero_init_residual=zero_init_residual
+        )
         self.classifier = nn.Sequential(
             ASPP(self.backbone.out_channels, ASPP_CHANNELS, aspp_rates(output_stride)),
             nn.Conv2d(ASPP_CHANNELS, ASPP_CHANNELS, 3, padding=1, bias=False),
@@ -161,14 +177,30 @@ class DeepLabV3Plus(nn.Module):
         num_classes: number of classes to predict.
         output_stride: 16 (paper's default for training) or 8 (denser, slower).
         separable: atrous separable convolutions in ASPP and decoder (paper, Sec. 3.2).
+        zero_init_residual: see :class:`~deeplab_utils.backbone.ResNet50Backbone`.
+
+    ASPP's dropout is ``PLUS_ASPP_DROPOUT`` (0.1, the official code's), not torchvision's 0.5.
     """
 
-    def __init__(self, num_classes: int, *, output_stride: int = 16, separable: bool = False):
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        output_stride: int = 16,
+        separable: bool = False,
+        zero_init_residual: bool = False,
+    ) -> None:
         super().__init__()
         self.config = ModelConfig(num_classes, output_stride, separable=separable, decoder=True)
-        self.backbone = ResNet50Backbone(output_stride=output_stride)
+        self.backbone = ResNet50Backbone(
+            output_stride=output_stride, zero_init_residual=zero_init_residual
+        )
         self.aspp = ASPP(
-            self.backbone.out_channels, ASPP_CHANNELS, aspp_rates(output_stride), separable
+            self.backbone.out_channels,
+            ASPP_CHANNELS,
+            aspp_rates(output_stride),
+            separable,
+            dropout=PLUS_ASPP_DROPOUT,
         )
         self.decoder = Decoder(
             num_classes,

@@ -112,3 +112,27 @@ def test_bad_output_stride_raises(output_stride: int) -> None:
     """Output strides other than 8, 16 and 32 raise a ValueError naming the value."""
     with pytest.raises(ValueError, match=f"output_stride must be 8, 16 or 32, got {output_stride}"):
         ResNet50Backbone(output_stride=output_stride)
+
+
+def test_zero_init_residual_zeroes_the_same_weights_as_torchvision() -> None:
+    """zero_init_residual=True zeroes exactly the BN weights torchvision's option zeroes."""
+    torch.manual_seed(0)
+    theirs = resnet50(zero_init_residual=True).state_dict()
+    ours = ResNet50Backbone(zero_init_residual=True).state_dict()
+    zero_theirs = {k for k, v in theirs.items() if k.endswith(".weight") and not v.any()}
+    zero_ours = {k for k, v in ours.items() if k.endswith(".weight") and not v.any()}
+    assert zero_ours == zero_theirs
+    assert len(zero_ours) == 16  # one per bottleneck: 3 + 4 + 6 + 3
+
+
+def test_zero_init_residual_blocks_start_as_the_identity() -> None:
+    """With the last BN at zero, a block without downsampling returns relu(x) = x for x >= 0."""
+    block = ResNet50Backbone(zero_init_residual=True).layer1[1].eval()
+    x = torch.rand(2, 256, 9, 11)
+    torch.testing.assert_close(block(x), x, rtol=0, atol=0)
+
+
+def test_bad_zero_init_residual_raises() -> None:
+    """A non-bool zero_init_residual raises a ValueError naming the value."""
+    with pytest.raises(ValueError, match="zero_init_residual must be True or False, got 1"):
+        ResNet50Backbone(zero_init_residual=1)

@@ -163,14 +163,16 @@ def test_build_dataset_returns_square_normalised_samples(tmp_path, name, split):
     assert len(ds.palette) >= ds.num_classes
 
 
-def test_build_dataset_shapes_val_differs_from_train_and_is_unaugmented():
-    """Shapes val scenes are not train scenes, and val samples equal the plain ShapesDataset's."""
-    train = build_dataset("shapes", split="train", image_size=32, num_samples=4)
-    val = build_dataset("shapes", split="val", image_size=32, num_samples=4)
+def test_build_dataset_shapes_val_differs_from_train_and_neither_is_augmented():
+    """Shapes val scenes are not train scenes; both splits equal the plain ShapesDataset's."""
+    train = build_dataset("shapes", split="train", image_size=32, seed=3, num_samples=4)
+    val = build_dataset("shapes", split="val", image_size=32, seed=3, num_samples=4)
     assert not torch.equal(train.render(0)[0], val.render(0)[0])
-    plain = ShapesDataset(4, image_size=32, seed=val.seed)
-    assert torch.equal(val[2][0], plain[2][0])
-    assert torch.equal(val[2][1], plain[2][1])
+    for split in (train, val):
+        plain = ShapesDataset(4, image_size=32, seed=split.seed)
+        assert torch.equal(split[2][0], plain[2][0])
+        assert torch.equal(split[2][1], plain[2][1])
+    assert train.seed == 3
 
 
 def test_build_dataset_rejects_unknown_names():

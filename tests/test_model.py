@@ -144,3 +144,23 @@ def test_bad_input_shape_raises(model_class: type, shape: tuple, shown: str) -> 
     model = model_class(2)
     with pytest.raises(ValueError, match=rf"expected input of shape \(B, 3, H, W\), got {shown}"):
         model(torch.randn(*shape))
+
+
+def test_aspp_dropout_follows_torchvision_for_v3_and_the_official_code_for_v3plus() -> None:
+    """DeepLabV3 keeps torchvision's 0.5 (its weights load here); V3+ uses the paper code's 0.1."""
+    theirs = _torchvision_deeplabv3(3)
+    their_p = [m.p for m in theirs.modules() if isinstance(m, torch.nn.Dropout)]
+    ours_v3 = [m.p for m in DeepLabV3(3).modules() if isinstance(m, torch.nn.Dropout)]
+    ours_plus = [m.p for m in DeepLabV3Plus(3).modules() if isinstance(m, torch.nn.Dropout)]
+    assert ours_v3 == their_p == [0.5]
+    assert ours_plus == [0.1]
+
+
+@pytest.mark.parametrize("config", [ModelConfig(3), ModelConfig(3, decoder=False)])
+def test_build_model_passes_zero_init_residual(config: ModelConfig) -> None:
+    """build_model(..., zero_init_residual=True) zeroes every bottleneck's last BN weight only."""
+    model = build_model(config, zero_init_residual=True)
+    bn3 = [m.bn3.weight for m in model.backbone.modules() if hasattr(m, "bn3")]
+    assert len(bn3) == 16 and all(not w.any() for w in bn3)
+    fresh = build_model(config)
+    assert all(m.bn3.weight.all() for m in fresh.backbone.modules() if hasattr(m, "bn3"))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from deeplab_utils.runtime import environment_report, pick_device, seed_everything
+from deeplab_utils.runtime import amp_is_fast, environment_report, pick_device, seed_everything
 
 
 def _draws() -> tuple[float, float, list[float]]:
@@ -86,3 +86,34 @@ def test_environment_report_names_versions_and_device():
     assert lines["torch"] == torch.__version__
     assert lines["device"].startswith(pick_device().type + " (")
     assert lines["on Colab"] == "no"
+
+
+@pytest.mark.parametrize(("device", "expected"), [("cuda", True), ("cuda:1", True), ("mps", False)])
+def test_amp_is_fast_on_gpus(device, expected):
+    """Mixed precision is worth it on CUDA, not on MPS (no GPU needed to decide)."""
+    assert amp_is_fast(device) is expected
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"),
+    [(False, False, False), (True, False, True), (False, True, True), (True, True, True)],
+)
+def test_amp_is_fast_on_cpus_with_native_bf16_only(monkeypatch, avx512_bf16, amx, expected):
+    """On a CPU, bf16 autocast pays off only with AVX512-BF16 or AMX."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert amp_is_fast("cpu") is expected
+    assert amp_is_fast(torch.device("cpu")) is expected
+
+
+def test_amp_is_fast_without_torch_helpers_says_no(monkeypatch):
+    """A torch without the private CPU-feature helpers gets the safe answer, False."""
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert amp_is_fast("cpu") is False
+
+
+def test_amp_is_fast_rejects_a_bad_device():
+    """A string that is no device name raises a ValueError naming it."""
+    with pytest.raises(ValueError, match="got 'gpu0'"):
+        amp_is_fast("gpu0")

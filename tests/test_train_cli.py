@@ -19,7 +19,8 @@ TINY = [
 OPTIONS = [
     "--dataset", "--data-dir", "--image-size", "--steps", "--batch-size", "--optimizer", "--lr",
     "--output-stride", "--amp", "--workers", "--device", "--out", "--checkpoint-every",
-    "--resume", "--seed", "--backbone-weights", "--val-every", "--separable",
+    "--resume", "--seed", "--backbone-weights", "--val-every", "--separable", "--warmup-steps",
+    "--no-amp", "--no-separable",
 ]  # fmt: skip
 
 
@@ -32,6 +33,7 @@ def test_help_lists_every_option(capsys):
     for option in OPTIONS:
         assert option in text, option
     assert f"default: {DEFAULTS.steps}" in text
+    assert "(default: None)" not in text  # such options explain their default in words
 
 
 def test_defaults_come_from_one_place():
@@ -43,6 +45,49 @@ def test_defaults_come_from_one_place():
         DEFAULTS.image_size,
     )
     assert args.dataset == "shapes" and args.output_stride == 16
+    assert args.separable is DEFAULTS.separable is True
+
+
+def _config_of(argv, monkeypatch, tmp_path):
+    """The TrainConfig main() hands to fit(), without training (fit is replaced)."""
+    seen = {}
+
+    def fake_fit(model, train_loader, val_loader, *, config, **kwargs):
+        seen["config"] = config
+        raise KeyboardInterrupt  # stop before training; main reports it and returns 130
+
+    monkeypatch.setattr("deeplab_utils.train.fit", fake_fit)
+    small = ["--train-samples", "8", "--val-samples", "2", "--out", str(tmp_path)]
+    assert main([*argv, *small]) == 130
+    return seen["config"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "warmup"),
+    [([], DEFAULTS.warmup_steps), (["--steps", "50"], 5), (["--warmup-steps", "0"], 0)],
+)
+def test_warmup_defaults_to_at_most_a_tenth_of_the_run(argv, warmup, monkeypatch, tmp_path):
+    """Without --warmup-steps, warm-up is DEFAULTS.warmup_steps or a tenth of a shorter run."""
+    assert _config_of(argv, monkeypatch, tmp_path).warmup_steps == warmup
+
+
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize(
+    ("argv", "expected"), [([], None), (["--amp"], True), (["--no-amp"], False)]
+)
+def test_amp_defaults_to_on_where_it_is_fast(argv, expected, fast, monkeypatch, tmp_path):
+    """Without --amp/--no-amp, mixed precision is on exactly where amp_is_fast says so."""
+    monkeypatch.setattr("deeplab_utils.train.amp_is_fast", lambda device: fast)
+    config = _config_of([*argv, "--device", "cpu"], monkeypatch, tmp_path)
+    assert config.amp is (fast if expected is None else expected)
+
+
+@pytest.mark.parametrize("saved_amp", [False, True])
+def test_resume_keeps_the_runs_precision(saved_amp, monkeypatch, tmp_path):
+    """--resume without --amp/--no-amp continues in the precision the run was started with."""
+    torch.save({"train_config": {"amp": saved_amp}}, tmp_path / "checkpoint.pt")
+    monkeypatch.setattr("deeplab_utils.train.amp_is_fast", lambda device: not saved_amp)
+    assert _config_of(["--resume"], monkeypatch, tmp_path).amp is saved_amp
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +166,8 @@ def test_backbone_weights_are_loaded(tmp_path):
         (["--resume", "--out", "/nonexistent/run"], "--resume: no checkpoint at"),
         (["--device", "tpu"], "--device"),
         (["--steps", "ten"], "invalid int value: 'ten'"),
+        (["--steps", "5", "--warmup-steps", "5"], "--warmup-steps must be >= 0 and smaller"),
+        (["--warmup-steps", "-1"], "--warmup-steps must be >= 0 and smaller"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):

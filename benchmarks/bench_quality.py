@@ -1,0 +1,162 @@
+"""Quality of the main job on the built-in dataset, against smp trained for the same wall time.
+
+1. Runs the main job with its defaults (``python -m deeplab_utils.train``: DeepLabV3+ from
+   scratch on ShapesDataset) and records validation mIoU against wall-clock minutes.
+2. Trains ``segmentation_models_pytorch.DeepLabV3Plus(encoder_name="resnet50",
+   encoder_weights=None)`` with the same loop (``deeplab_utils.training.fit``), data, loss,
+   optimiser, schedule and precision, for as many steps as fit in the same wall time (its steps
+   are timed first; evaluation time is not counted for smp, which favours smp slightly).
+
+Prints both curves as a Markdown table and writes ``<out>/quality.json`` and
+``<out>/quality.png`` (mIoU vs minutes). Needs ``pip install -e ".[bench]"`` for step 2.
+
+Usage::
+
+    python benchmarks/bench_quality.py                 # about 20 minutes on a 2-core CPU
+    python benchmarks/bench_quality.py --skip-smp      # the main job's curve only
+    python benchmarks/bench_quality.py -- --steps 300  # extra arguments go to the main job
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from deeplab_utils.data import build_dataset
+from deeplab_utils.losses import DiceCELoss
+from deeplab_utils.runtime import pick_device
+from deeplab_utils.train import HISTORY_NAME
+from deeplab_utils.train import main as train_main
+from deeplab_utils.training import TrainConfig, fit, make_loader
+
+TIMING_STEPS = 8  # smp training steps timed (after 2 untimed) to size its run
+
+
+def _run_ours(out: Path, extra: list[str]) -> dict:
+    code = train_main(["--out", str(out / "ours"), "--no-progress", *extra])
+    if code != 0:
+        sys.exit(f"the main job failed with exit code {code}")
+    history = json.loads((out / "ours" / HISTORY_NAME).read_text())
+    return {
+        "model": "ours: DeepLabV3Plus (main job defaults)",
+        "args": history["args"],
+        "train_config": history["train_config"],
+        "steps": history["train_config"]["steps"],
+        "minutes": [s / 60 for s in history["eval_seconds"]],
+        "eval_step": history["eval_step"],
+        "miou": [v["miou"] for v in history["val"]],
+    }
+
+
+def _run_smp(ours: dict) -> dict:
+    import segmentation_models_pytorch as smp
+
+    args, config = ours["args"], ours["train_config"]
+    device = pick_device(args["device"])
+    common = {"image_size": args["image_size"], "seed": args["seed"], "root": args["data_dir"]}
+    train_set = build_dataset(
+        args["dataset"], split="train", num_samples=args["train_samples"], **common
+    )
+    val_set = build_dataset(args["dataset"], split="val", num_samples=args["val_samples"], **common)
+    loss_fn = DiceCELoss(ignore_index=255)
+
+    def model() -> torch.nn.Module:
+        torch.manual_seed(args["seed"])
+        return smp.DeepLabV3Plus(
+            encoder_name="resnet50", encoder_weights=None, classes=train_set.num_classes
+        )
+
+    def loader(cfg: TrainConfig):
+        return make_loader(train_set, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
+
+    # Time smp's training steps in the same loop and precision (the clock starts at the third
+    # loss call, after two warm-up steps), then fit its run into ours' wall time.
+    calls, started = 0, 0.0
+
+    def timed_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        nonlocal calls, started
+        calls += 1
+        if calls == 3:
+            started = time.perf_counter()
+        return loss_fn(logits, target)
+
+    probe = TrainConfig(**{**config, "steps": TIMING_STEPS + 2, "warmup_steps": 0})
+    fit(model(), loader(probe), config=probe, loss_fn=timed_loss, device=device, progress=False)
+    seconds_per_step = (time.perf_counter() - started) / TIMING_STEPS
+    budget = ours["minutes"][-1] * 60
+    steps = max(int(budget / seconds_per_step), config["warmup_steps"] + 1)
+    eval_every = max(steps // len(ours["eval_step"]), 1)
+    print(
+        f"smp: {seconds_per_step:.2f} s/step -> {steps} steps in {budget / 60:.1f} min",
+        flush=True,
+    )
+    cfg = TrainConfig(**{**config, "steps": steps, "eval_every": eval_every})
+    val_loader = make_loader(val_set, batch_size=cfg.batch_size, shuffle=False, seed=cfg.seed)
+    history = fit(
+        model(),
+        loader(cfg),
+        val_loader,
+        config=cfg,
+        loss_fn=loss_fn,
+        num_classes=train_set.num_classes,
+        device=device,
+        progress=False,
+    )
+    return {
+        "model": 'smp DeepLabV3Plus("resnet50", encoder_weights=None)',
+        "steps": steps,
+        "minutes": [s / 60 for s in history.eval_seconds],
+        "eval_step": history.eval_step,
+        "miou": [v["miou"] for v in history.val],
+    }
+
+
+def _plot(runs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for run in runs:
+        ax.plot(run["minutes"], run["miou"], marker="o", label=run["model"])
+    ax.axhline(0.85, color="grey", linestyle="--", linewidth=1, label="target 0.85")
+    ax.set(xlabel="wall-clock minutes", ylabel="validation mIoU", ylim=(0, 1))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="runs/bench_quality", help="output folder")
+    parser.add_argument("--skip-smp", action="store_true", help="only the main job")
+    parser.add_argument("extra", nargs="*", help="arguments for the main job (after --)")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = [_run_ours(out, args.extra)]
+    if not args.skip_smp:
+        runs.append(_run_smp(runs[0]))
+    (out / "quality.json").write_text(json.dumps(runs, indent=1))
+    _plot(runs, out / "quality.png")
+    print(f"\n{torch.get_num_threads()} CPU threads, torch {torch.__version__}\n")
+    print("| model | steps | minutes | final val mIoU | curve (minutes: mIoU) |")
+    print("|---|---:|---:|---:|---|")
+    for run in runs:
+        points = zip(run["minutes"], run["miou"], strict=True)
+        curve = ", ".join(f"{m:.1f}: {v:.2f}" for m, v in points)
+        print(
+            f"| {run['model']} | {run['steps']} | {run['minutes'][-1]:.1f} "
+            f"| {run['miou'][-1]:.3f} | {curve} |"
+        )
+    print(f"\nwrote {out / 'quality.json'} and {out / 'quality.png'}")
+
+
+if __name__ == "__main__":
+    main()
