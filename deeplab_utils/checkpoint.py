@@ -30,6 +30,7 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "model_config_dict",
+    "read_train_config",
     "save_checkpoint",
     "set_rng_state",
 ]
@@ -196,7 +197,7 @@ def save_checkpoint(
 # ---------------------------------------------------------------------------------------------
 
 
-def _read(path: str | Path, map_location: Any) -> dict[str, Any]:
+def _read(path: str | Path, map_location: Any, *, mmap: bool = False) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -204,7 +205,7 @@ def _read(path: str | Path, map_location: Any) -> dict[str, Any]:
             "or check the path"
         )
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as exc:
         raise CheckpointError(
             f"{path} is not a readable checkpoint (corrupt, truncated or not a torch file): {exc}"
@@ -237,6 +238,19 @@ def _check_fits(payload: dict[str, Any], model: nn.Module) -> None:
                 f"shape {tuple(own[key].shape)}; was the checkpoint trained with another "
                 "number of classes or another architecture?"
             )
+
+
+def read_train_config(path: str | Path) -> dict[str, Any]:
+    """The training configuration a checkpoint was saved with (``{}`` if it holds none).
+
+    The file is memory-mapped, so its tensors are not read into memory: cheap even for a
+    checkpoint of several hundred MB.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: a corrupt file, or not a checkpoint of this course.
+    """
+    return dict(_read(path, "cpu", mmap=True).get("train_config") or {})
 
 
 def load_checkpoint(

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, read_train_config
 from .data import build_dataset
 from .losses import DiceCELoss
 from .model import DeepLabV3Plus
@@ -79,11 +79,7 @@ def train(run: CourseRun, *, progress: bool = True) -> History:
     A checkpoint of the same configuration that stopped early (say, Colab disconnected) is
     continued; one of another configuration is replaced.
     """
-    resume = False
-    if run.checkpoint.exists():
-        saved = torch.load(run.checkpoint, map_location="cpu", weights_only=True)
-        resume = saved.get("train_config") == run.config.to_dict()
-        del saved
+    resume = run.checkpoint.exists() and read_train_config(run.checkpoint) == run.config.to_dict()
     return fit(
         run.model,
         run.train_loader,

@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, read_train_config
 from .runtime import DEVICE_CHOICES, amp_is_fast, pick_device
 from .training import NonFiniteLossError, TrainConfig, fit, make_loader
 
@@ -333,11 +333,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--device: {exc}")
     if args.amp is None and args.resume:
         # A resumed run keeps its precision, even on a machine whose default would differ.
-        saved = torch.load(
-            Path(args.out) / CHECKPOINT_NAME, map_location="cpu", weights_only=True, mmap=True
-        )
-        args.amp = bool(saved.get("train_config", {}).get("amp", False))
-        del saved
+        try:
+            args.amp = bool(read_train_config(Path(args.out) / CHECKPOINT_NAME).get("amp"))
+        except CheckpointError as exc:
+            print(f"deeplab-train: error: {exc}", file=sys.stderr)
+            return 1
     if args.amp is None:
         args.amp = amp_is_fast(device)
 

@@ -14,6 +14,7 @@ from deeplab_utils.checkpoint import (
     CheckpointError,
     load_checkpoint,
     load_model,
+    read_train_config,
     save_checkpoint,
 )
 from deeplab_utils.training import TrainConfig, build_optimizer, build_scheduler
@@ -189,6 +190,25 @@ def test_missing_and_corrupt_files_are_clear_errors(tmp_path):
     torch.save(TinyNet().state_dict(), bare)
     with pytest.raises(CheckpointError, match="not a checkpoint of this course"):
         load_checkpoint(bare, model=TinyNet())
+
+
+def test_read_train_config_returns_the_saved_config(tmp_path):
+    """read_train_config gives back the config save_checkpoint stored, and {} without one."""
+    model, opt, sched, scaler, config = trained_objects(steps=1)
+    path = save_checkpoint(tmp_path / "c.pt", model=model, step=1, config=config.to_dict())
+    assert read_train_config(path) == config.to_dict()
+    torch.save({"model": model.state_dict(), "step": 1}, tmp_path / "no_config.pt")
+    assert read_train_config(tmp_path / "no_config.pt") == {}
+
+
+def test_read_train_config_errors_like_load_checkpoint(tmp_path):
+    """A missing file and random bytes raise the same clear errors as load_checkpoint."""
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        read_train_config(tmp_path / "nope.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint at all" * 10)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        read_train_config(junk)
 
 
 def test_resuming_from_a_weights_only_checkpoint_is_refused(tmp_path):

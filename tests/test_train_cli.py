@@ -85,9 +85,19 @@ def test_amp_defaults_to_on_where_it_is_fast(argv, expected, fast, monkeypatch, 
 @pytest.mark.parametrize("saved_amp", [False, True])
 def test_resume_keeps_the_runs_precision(saved_amp, monkeypatch, tmp_path):
     """--resume without --amp/--no-amp continues in the precision the run was started with."""
-    torch.save({"train_config": {"amp": saved_amp}}, tmp_path / "checkpoint.pt")
+    checkpoint = {"model": {}, "step": 1, "train_config": {"amp": saved_amp}}
+    torch.save(checkpoint, tmp_path / "checkpoint.pt")
     monkeypatch.setattr("deeplab_utils.train.amp_is_fast", lambda device: not saved_amp)
     assert _config_of(["--resume"], monkeypatch, tmp_path).amp is saved_amp
+
+
+def test_resume_from_a_corrupt_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    """--resume on a file that is not a checkpoint exits 1 with one line, no traceback."""
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint at all" * 10)
+    assert main(["--resume", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("deeplab-train: error:")
+    assert "not a readable checkpoint" in err and "Traceback" not in err
 
 
 @pytest.fixture(scope="module")
