@@ -9,7 +9,7 @@ training, teaching aids. See the README for the course map.
 from .runtime import amp_is_fast, environment_report, pick_device, seed_everything
 
 # --- model layer (notebooks 01-04) ---
-from .aspp import ASPP, ASPPConv, ASPPPooling, aspp_rates
+from .aspp import ASPP, ASPPConv, ASPPPooling, aspp_rates, scaled_aspp_rates
 from .atrous import atrous_conv2d, receptive_field, receptive_fields
 from .backbone import Bottleneck, ResNet50Backbone
 from .complexity import count_macs, count_parameters, macs_by_module

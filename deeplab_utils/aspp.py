@@ -36,6 +36,32 @@ def aspp_rates(output_stride: int) -> tuple[int, int, int]:
     return ASPP_RATES[output_stride]
 
 
+# The paper's rates were chosen for 513x513 training crops (DeepLabv3+, Sec. 4), i.e. a 33x33
+# feature map at output stride 16.
+PAPER_CROP_SIZE = 513
+
+
+def scaled_aspp_rates(output_stride: int, image_size: int) -> tuple[int, int, int]:
+    """The paper's ASPP rates scaled to the feature map of ``image_size`` training images.
+
+    The paper's rates suit 513-pixel crops (a 33 x 33 feature map at output stride 16). On a
+    smaller map a large rate samples mostly padding, and a 3 x 3 atrous filter whose rate nears
+    the map's size degenerates to its centre weight, a 1 x 1 filter (DeepLabv3, Sec. 3.3 and
+    Fig. 4). Scaling each rate by ``image_size / 513`` keeps the branches' fields of view in
+    proportion to the image: 96-pixel images at output stride 16 give (1, 2, 3), 256-pixel ones
+    (3, 6, 9). Rates never exceed the paper's and are at least 1.
+
+    Raises:
+        ValueError: if ``output_stride`` is not 8 or 16, or ``image_size`` is not a positive int.
+    """
+    rates = aspp_rates(output_stride)
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+    # The feature map's side is proportional to the image's at either output stride.
+    scale = min(1.0, image_size / PAPER_CROP_SIZE)
+    return tuple(max(1, round(r * scale)) for r in rates)  # type: ignore[return-value]
+
+
 class ASPPConv(nn.Sequential):
     """One atrous branch of ASPP: 3x3 conv with dilation ``dilation`` -> BN -> ReLU.
 

@@ -99,7 +99,8 @@ def load_or_train(
     """The course's trained model: loaded if a finished run is on disk, else trained now.
 
     Returns:
-        The run (``run.model`` in eval mode) and its training history.
+        The run (``run.model`` on the CPU, in eval mode, whether loaded or trained on a GPU) and
+        its training history.
     """
     run = prepare_run(sizes, workdir, seed=seed)
     if run.checkpoint.exists():
@@ -109,5 +110,5 @@ def load_or_train(
             return run, History.from_dict(state["history"])
         run = prepare_run(sizes, workdir, seed=seed)  # fresh weights: that run was different
     history = train(run, progress=progress)
-    run.model.eval()
+    run.model.cpu().eval()  # where a loaded model is: the same device either way
     return run, history

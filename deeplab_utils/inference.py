@@ -38,6 +38,11 @@ PAPER_SCALES: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 # torch.export's smallest dynamic height/width: below this a ResNet-50 at output stride 16
 # collapses to a 1x1 map and export would have to special-case it.
 _EXPORT_MIN_SIZE = 32
+# Exported heights and widths are multiples of 16: the backbone halves the size four times
+# before layer4, and only when every halving is exact is the traced graph the same for every
+# size. Arbitrary sizes leave rounding (e.g. (H - 1) // 2) whose parity older torch.export
+# (2.11, Colab's) turns into guards that refuse a dynamic export.
+_EXPORT_MULTIPLE = 16
 
 
 def _check_scales(scales: Sequence[float]) -> tuple[float, ...]:
@@ -91,10 +96,17 @@ def predict(
 
     Raises:
         TypeError: ``images`` is not a float tensor.
-        ValueError: ``images`` is not 4-D, or a scale is not a positive number.
+        ValueError: ``images`` is not 4-D, not on the model's device, or a scale is not a
+            positive number.
     """
     _check_images(images)
     scales = _check_scales(scales)
+    weight = next(model.parameters(), None)
+    if weight is not None and weight.device != images.device:
+        raise ValueError(
+            f"images are on {images.device} but the model is on {weight.device}; "
+            f"move one of them, e.g. images.to({str(weight.device)!r})"
+        )
     size = images.shape[-2:]
     was_training = model.training
     model.eval()
@@ -216,25 +228,31 @@ def export_model(model: nn.Module, example: torch.Tensor) -> torch.export.Export
     The exported program is a self-contained graph (no Python class needed to run it): save it
     with :func:`save_exported`, load it with :func:`load_exported` or ``torch.export.load``, run
     it with ``program.module()(images)``. The batch size is fixed to ``example``'s; height and
-    width may be anything from 32 pixels up. The model is put in eval mode (batch norm uses its
-    running statistics, as at inference). Taught in notebook 08.
+    width may be any multiples of 16 from 32 pixels up (pad or resize other images first). The
+    model is put in eval mode (batch norm uses its running statistics, as at inference).
+    Taught in notebook 08.
 
     Args:
         model: maps ``(B, 3, H, W)`` to ``(B, C, H, W)``.
-        example: an input ``(B, 3, H, W)`` with ``H, W >= 32`` on the model's device.
+        example: an input ``(B, 3, H, W)`` on the model's device, ``H`` and ``W`` multiples of
+            16 and at least 32.
 
     Raises:
-        TypeError, ValueError: ``example`` is not a float 4-D tensor, or smaller than 32x32.
+        TypeError, ValueError: ``example`` is not a float 4-D tensor, is smaller than 32x32, or
+            its height or width is not a multiple of 16.
     """
     _check_images(example)
-    if min(example.shape[-2:]) < _EXPORT_MIN_SIZE:
+    size = tuple(example.shape[-2:])
+    if min(size) < _EXPORT_MIN_SIZE:
+        raise ValueError(f"example height and width must be >= {_EXPORT_MIN_SIZE}, got {size}")
+    if any(side % _EXPORT_MULTIPLE for side in size):
         raise ValueError(
-            f"example height and width must be >= {_EXPORT_MIN_SIZE}, got "
-            f"{tuple(example.shape[-2:])}"
+            f"example height and width must be multiples of {_EXPORT_MULTIPLE}, got {size}"
         )
     model.eval()
-    height = torch.export.Dim("height", min=_EXPORT_MIN_SIZE)
-    width = torch.export.Dim("width", min=_EXPORT_MIN_SIZE)
+    # H = 16 * h with h >= 2: the exported graph accepts every multiple of 16 from 32 up.
+    height = _EXPORT_MULTIPLE * torch.export.Dim("height_16", min=2)
+    width = _EXPORT_MULTIPLE * torch.export.Dim("width_16", min=2)
     return torch.export.export(model, (example,), dynamic_shapes=({2: height, 3: width},))
 
 

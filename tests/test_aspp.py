@@ -4,7 +4,7 @@ import pytest
 import torch
 from torchvision.models.segmentation.deeplabv3 import ASPP as TorchvisionASPP
 
-from deeplab_utils import ASPP, ASPPPooling, aspp_rates
+from deeplab_utils import ASPP, ASPPPooling, aspp_rates, scaled_aspp_rates
 
 IN_CHANNELS, OUT_CHANNELS = 16, 8
 
@@ -135,3 +135,30 @@ def test_bad_arguments_raise(kwargs: dict, match: str) -> None:
     """Invalid constructor arguments raise a ValueError naming the bad value."""
     with pytest.raises(ValueError, match=match):
         ASPP(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("output_stride", "image_size", "expected"),
+    [
+        # Hand-computed: round(r * image_size / 513), at least 1, at most the paper's r.
+        (16, 96, (1, 2, 3)),  # 6 * 0.187 = 1.12, 12 * 0.187 = 2.25, 18 * 0.187 = 3.37
+        (16, 256, (3, 6, 9)),  # 2.99, 5.99, 8.98
+        (8, 96, (2, 4, 7)),  # 2.25, 4.49, 6.74
+        (16, 32, (1, 1, 1)),  # 0.37, 0.75, 1.12: never below 1
+        (16, 512, (6, 12, 18)),  # 5.99, 11.98, 17.96: the paper's crop size, rounded
+        (16, 1024, (6, 12, 18)),  # larger images keep the paper's rates
+        (8, 2000, (12, 24, 36)),
+    ],
+)
+def test_scaled_aspp_rates(output_stride, image_size, expected):
+    """The paper's rates in proportion to the image, never above the paper's, never below 1."""
+    assert scaled_aspp_rates(output_stride, image_size) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [((16, 0), "image_size must be a positive int, got 0"), ((4, 96), "8 or 16, got 4")],
+)
+def test_scaled_aspp_rates_rejects_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        scaled_aspp_rates(*args)

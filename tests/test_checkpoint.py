@@ -244,6 +244,22 @@ def test_load_model_rebuilds_deeplab(tmp_path):
     assert_state_equal(loaded.state_dict(), model.state_dict())
 
 
+def test_aspp_rates_survive_a_checkpoint_and_must_match(tmp_path):
+    """A model with its own ASPP rates reloads with them; a paper-rate model refuses it."""
+    model_mod = pytest.importorskip("deeplab_utils.model")
+    torch.manual_seed(0)
+    config = model_mod.ModelConfig(num_classes=2, separable=True, aspp_rates=(1, 2, 3))
+    model = model_mod.build_model(config).eval()
+    path = save_checkpoint(tmp_path / "c.pt", model=model, step=0, config={})
+    loaded = load_model(path)
+    assert loaded.config == config
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    paper = model_mod.build_model(model_mod.ModelConfig(num_classes=2, separable=True))
+    with pytest.raises(CheckpointError, match=r"aspp_rates=\(1, 2, 3\) but the model has"):
+        load_checkpoint(path, model=paper)
+
+
 def test_load_model_without_config_is_a_clear_error(tmp_path):
     """load_model on a checkpoint of a config-less model says to build the model yourself."""
     pytest.importorskip("deeplab_utils.model")

@@ -39,6 +39,8 @@ def test_load_or_train_trains_once_then_loads(tmp_path, monkeypatch):
     monkeypatch.setattr(course, "fit", no_training)
     loaded, loaded_history = course.load_or_train(TINY, tmp_path, progress=False)
     assert not loaded.model.training
+    # On a GPU machine training leaves the model on the GPU; both paths must return it on the CPU.
+    assert {p.device.type for p in [*run.model.parameters(), *loaded.model.parameters()]} == {"cpu"}
     assert loaded_history.loss == history.loss
     for name, value in _weights(loaded.model).items():
         assert torch.equal(value, trained[name]), name

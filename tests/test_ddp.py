@@ -43,3 +43,18 @@ def test_two_process_gloo_run(tmp_path):
     history = json.loads((out / "history.json").read_text())
     assert history["step"] == [1, 2]
     assert (out / "predictions.png").is_file()
+
+
+@pytest.mark.parametrize(("device", "backend"), [("cpu", "gloo"), ("cuda", "nccl")])
+def test_backend_follows_the_device_asked_for(monkeypatch, device, backend):
+    """`--device cpu` on a GPU machine uses gloo: NCCL cannot reduce CPU tensors."""
+    from deeplab_utils import train
+
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: None)
+    monkeypatch.setattr(train.dist, "init_process_group", lambda backend: chosen.append(backend))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    world = train._init_world(torch.device(device))
+    assert chosen == [backend] and world.size == 2 and world.main

@@ -96,6 +96,8 @@ def test_predict_restores_train_mode_and_needs_no_grad(tiny):
         ({"scales": (-0.5,)}, ValueError, "got -0.5"),
         ({"scales": ()}, ValueError, "non-empty"),
         ({"scales": 1.0}, ValueError, "non-empty sequence"),
+        # A tensor on another device (a GPU's, in real life) than the model's CPU weights.
+        ({"images": torch.randn(1, 3, 8, 8, device="meta")}, ValueError, "on meta but the model"),
     ],
 )
 def test_predict_rejects_bad_input(tiny, kwargs, error, match):
@@ -165,21 +167,21 @@ def test_segment_image_errors(tiny, tmp_path):
 
 def test_export_tiny_model_save_and_load(tiny, tmp_path):
     """An exported, saved and reloaded tiny model gives eager outputs at two sizes."""
-    program = export_model(tiny, torch.randn(2, 3, 32, 40))
+    program = export_model(tiny, torch.randn(2, 3, 32, 48))
     path = save_exported(program, tmp_path / "sub" / "tiny.pt2")
     loaded = load_exported(path).module()
-    for size in ((32, 40), (45, 33)):
+    for size in ((32, 48), (80, 32)):
         x = torch.randn(2, 3, *size)
         torch.testing.assert_close(loaded(x), tiny(x))
 
 
 def test_export_deeplabv3plus_parity_dynamic():
-    """The exported DeepLabV3+ equals the eager one on the example and on another size."""
+    """The exported DeepLabV3+ equals the eager one on the example and on other multiples of 16."""
     torch.manual_seed(0)
     model = DeepLabV3Plus(3).eval()
     program = export_model(model, torch.randn(1, 3, 48, 48))
     exported = program.module()
-    for size in ((48, 48), (65, 37)):
+    for size in ((48, 48), (80, 112), (32, 160)):
         x = torch.randn(1, 3, *size)
         torch.testing.assert_close(exported(x), model(x), atol=1e-4, rtol=1e-4)
 
@@ -188,6 +190,8 @@ def test_export_errors(tiny, tmp_path):
     """Too small examples, non-programs and missing files raise clear errors."""
     with pytest.raises(ValueError, match=r">= 32, got \(16, 40\)"):
         export_model(tiny, torch.randn(1, 3, 16, 40))
+    with pytest.raises(ValueError, match=r"multiples of 16, got \(48, 40\)"):
+        export_model(tiny, torch.randn(1, 3, 48, 40))
     with pytest.raises(TypeError, match="TinySegmenter"):
         save_exported(tiny, tmp_path / "x.pt2")
     with pytest.raises(FileNotFoundError, match="nothing.pt2"):

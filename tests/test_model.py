@@ -93,6 +93,8 @@ def test_seed_name_still_works() -> None:
         ModelConfig(4),
         ModelConfig(4, output_stride=8, separable=True),
         ModelConfig(4, decoder=False),
+        ModelConfig(4, separable=True, aspp_rates=(1, 2, 3)),
+        ModelConfig(4, decoder=False, aspp_rates=(2, 4)),
     ],
 )
 def test_build_model_round_trips_its_config(config: ModelConfig) -> None:
@@ -117,6 +119,9 @@ def test_build_model_rejects_a_dict() -> None:
         ({"num_classes": 2, "separable": "no"}, "separable must be True or False, got 'no'"),
         ({"num_classes": 2, "decoder": None}, "decoder must be True or False, got None"),
         ({"num_classes": 2, "separable": True, "decoder": False}, "only available with decoder"),
+        ({"num_classes": 2, "aspp_rates": ()}, r"aspp_rates must be None or .*got \(\)"),
+        ({"num_classes": 2, "aspp_rates": (1, 0)}, r"positive ints, got \(1, 0\)"),
+        ({"num_classes": 2, "aspp_rates": 3}, "got 3"),
     ],
 )
 def test_bad_config_raises(kwargs: dict, match: str) -> None:
@@ -164,3 +169,17 @@ def test_build_model_passes_zero_init_residual(config: ModelConfig) -> None:
     assert len(bn3) == 16 and all(not w.any() for w in bn3)
     fresh = build_model(config)
     assert all(m.bn3.weight.all() for m in fresh.backbone.modules() if hasattr(m, "bn3"))
+
+
+@pytest.mark.parametrize("decoder", [True, False])
+def test_aspp_rates_set_the_dilations(decoder: bool) -> None:
+    """ModelConfig.aspp_rates reaches the ASPP's convolutions; a list (JSON) becomes a tuple."""
+    config = ModelConfig(3, decoder=decoder, aspp_rates=[1, 2, 3])
+    assert config.aspp_rates == (1, 2, 3)
+    model = build_model(config)
+    aspp = model.aspp if decoder else model.classifier[0]
+    assert [branch[0].dilation for branch in aspp.convs[1:-1]] == [(1, 1), (2, 2), (3, 3)]
+    assert [branch[0].padding for branch in aspp.convs[1:-1]] == [(1, 1), (2, 2), (3, 3)]
+    paper = build_model(ModelConfig(3, decoder=decoder))  # None: the paper's rates
+    aspp = paper.aspp if decoder else paper.classifier[0]
+    assert [branch[0].dilation[0] for branch in aspp.convs[1:-1]] == [6, 12, 18]

@@ -48,6 +48,37 @@ def test_defaults_come_from_one_place():
     assert args.separable is DEFAULTS.separable is True
 
 
+@pytest.mark.parametrize(
+    ("argv", "rates"),
+    [
+        ([], (1, 2, 3)),  # 96 px: the paper's (6, 12, 18) times 96/513, rounded
+        (["--image-size", "256"], (3, 6, 9)),
+        (["--image-size", "256", "--output-stride", "8"], (6, 12, 18)),
+        (["--aspp-rates", "paper"], (6, 12, 18)),
+        (["--aspp-rates", "paper", "--output-stride", "8"], (12, 24, 36)),
+        (["--aspp-rates", "2,4"], (2, 4)),
+    ],
+)
+def test_aspp_rates_of_the_model(argv, rates, monkeypatch, tmp_path):
+    """--aspp-rates picks the dilations of the model's ASPP branches (read off the convs)."""
+    seen = {}
+
+    def fake_fit(model, *args, **kwargs):
+        seen["model"] = model
+        raise KeyboardInterrupt  # stop before training
+
+    monkeypatch.setattr("deeplab_utils.train.fit", fake_fit)
+    small = ["--train-samples", "8", "--val-samples", "2", "--out", str(tmp_path)]
+    assert main([*argv, *small]) == 130
+    branches = seen["model"].aspp.convs[1:-1]  # between the 1x1 branch and image pooling
+    # The 3x3 conv (depthwise when separable) carries the dilation; 1x1 convs have 1.
+    dilations = tuple(
+        max(m.dilation[0] for m in branch.modules() if isinstance(m, torch.nn.Conv2d))
+        for branch in branches
+    )
+    assert dilations == rates
+
+
 def _config_of(argv, monkeypatch, tmp_path):
     """The TrainConfig main() hands to fit(), without training (fit is replaced)."""
     seen = {}
@@ -178,6 +209,8 @@ def test_backbone_weights_are_loaded(tmp_path):
         (["--steps", "ten"], "invalid int value: 'ten'"),
         (["--steps", "5", "--warmup-steps", "5"], "--warmup-steps must be >= 0 and smaller"),
         (["--warmup-steps", "-1"], "--warmup-steps must be >= 0 and smaller"),
+        (["--aspp-rates", "0,2"], "--aspp-rates must be 'paper', 'scaled' or positive"),
+        (["--aspp-rates", "wide"], "got 'wide'"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):

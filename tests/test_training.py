@@ -129,6 +129,26 @@ def test_build_optimizer_uses_paper_sgd_recipe():
     assert adam.param_groups[0]["lr"] == 0.002
 
 
+def test_fused_adam_follows_plain_adam():
+    """The optimiser build_optimizer returns (fused on CPU) takes the steps of textbook Adam."""
+    torch.manual_seed(0)
+    ours_model, plain_model = nn.Linear(6, 4), nn.Linear(6, 4)
+    plain_model.load_state_dict(ours_model.state_dict())
+    ours = build_optimizer(ours_model, config=TrainConfig(optimizer="adam", lr=0.01))
+    assert ours.defaults["fused"]  # the fast path is really taken on a CPU
+    plain = torch.optim.Adam(plain_model.parameters(), lr=0.01, foreach=False)
+    start = ours_model.weight.detach().clone()
+    x = torch.randn(16, 6)
+    for _ in range(5):
+        for model, opt in ((ours_model, ours), (plain_model, plain)):
+            opt.zero_grad()
+            model(x).pow(2).mean().backward()
+            opt.step()
+    for a, b in zip(ours_model.parameters(), plain_model.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert not torch.allclose(ours_model.weight, start)  # the steps did move the weights
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
