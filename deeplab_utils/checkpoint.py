@@ -223,11 +223,14 @@ def _check_fits(payload: dict[str, Any], model: nn.Module) -> None:
     saved = payload.get("model_config")
     current = model_config_dict(model)
     if saved and current:
-        for name in saved.keys() & current.keys():
-            if name not in SHAPE_NEUTRAL_FIELDS and saved[name] != current[name]:
+        for name in current.keys() - SHAPE_NEUTRAL_FIELDS:
+            # A field newer than the checkpoint (ModelConfig.aspp_rates) had its default, None:
+            # a checkpoint with the paper's rates must not load silently into scaled ones.
+            value = saved.get(name)
+            if value != current[name]:
                 raise CheckpointError(
-                    f"checkpoint was trained with {name}={saved[name]!r} but the model has "
-                    f"{name}={current[name]!r}; build the model with {name}={saved[name]!r} "
+                    f"checkpoint was trained with {name}={value!r} but the model has "
+                    f"{name}={current[name]!r}; build the model with {name}={value!r} "
                     "(or use load_model(path))"
                 )
     own = model.state_dict()

@@ -260,6 +260,21 @@ def test_aspp_rates_survive_a_checkpoint_and_must_match(tmp_path):
         load_checkpoint(path, model=paper)
 
 
+def test_checkpoint_from_before_aspp_rates_loads_only_with_the_papers(tmp_path):
+    """An older checkpoint (no aspp_rates in its config) means the paper's rates."""
+    model_mod = pytest.importorskip("deeplab_utils.model")
+    model = model_mod.build_model(model_mod.ModelConfig(num_classes=2))
+    path = save_checkpoint(tmp_path / "c.pt", model=model, step=0, config={})
+    payload = torch.load(path, weights_only=True)
+    del payload["model_config"]["aspp_rates"]  # as written before the field existed
+    torch.save(payload, path)
+    load_checkpoint(path, model=model_mod.build_model(model_mod.ModelConfig(num_classes=2)))
+    assert load_model(path).config.aspp_rates is None
+    scaled = model_mod.build_model(model_mod.ModelConfig(num_classes=2, aspp_rates=(1, 2, 3)))
+    with pytest.raises(CheckpointError, match=r"aspp_rates=None but the model has"):
+        load_checkpoint(path, model=scaled)
+
+
 def test_load_model_without_config_is_a_clear_error(tmp_path):
     """load_model on a checkpoint of a config-less model says to build the model yourself."""
     pytest.importorskip("deeplab_utils.model")
