@@ -27,9 +27,9 @@ import subprocess
 import sys
 
 import torch
+from bench_models import NUM_CLASSES, _torchvision_deeplabv3
 from torch import nn
 
-NUM_CLASSES = 21  # PASCAL VOC, the paper's benchmark
 T4_USABLE_GIB = 15.0  # a Colab T4 reports 15.0 GiB of its 16 GB to PyTorch
 
 MODELS = {
@@ -39,17 +39,6 @@ MODELS = {
     "v3-os8": "ours: DeepLabV3, OS 8",
     "tv-v3-os8": "torchvision: deeplabv3_resnet50 (OS 8)",
 }
-
-
-class _OutOnly(nn.Module):
-    """Wraps torchvision's segmentation models, which return ``{"out": logits}``."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)["out"]
 
 
 def _build(name: str) -> nn.Module:
@@ -64,13 +53,7 @@ def _build(name: str) -> nn.Module:
     if name == "v3-os8":
         return DeepLabV3(num_classes=NUM_CLASSES, output_stride=8)
     if name == "tv-v3-os8":
-        from torchvision.models.segmentation import deeplabv3_resnet50
-
-        return _OutOnly(
-            deeplabv3_resnet50(
-                weights=None, weights_backbone=None, num_classes=NUM_CLASSES, aux_loss=False
-            )
-        )
+        return _torchvision_deeplabv3()
     raise ValueError(f"model must be one of {sorted(MODELS)}, got {name!r}")
 
 

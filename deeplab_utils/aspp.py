@@ -11,6 +11,7 @@ With ``separable=False`` the structure and submodule names are identical to
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,22 @@ def aspp_rates(output_stride: int) -> tuple[int, int, int]:
     if isinstance(output_stride, bool) or output_stride not in ASPP_RATES:
         raise ValueError(f"output_stride must be 8 or 16, got {output_stride!r}")
     return ASPP_RATES[output_stride]
+
+
+def check_rates(
+    rates: Any, name: str = "rates", allowed: str = "a non-empty sequence of positive ints"
+) -> tuple[int, ...]:
+    """``rates`` as a tuple of atrous rates, or a ValueError saying ``{name} must be {allowed}``.
+
+    One check for :class:`ASPP` and ``ModelConfig.aspp_rates``.
+    """
+    if not (
+        isinstance(rates, tuple | list)
+        and rates
+        and all(isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in rates)
+    ):
+        raise ValueError(f"{name} must be {allowed}, got {rates!r}")
+    return tuple(rates)
 
 
 # The paper's rates were chosen for 513x513 training crops (DeepLabv3+, Sec. 4), i.e. a 33x33
@@ -149,11 +166,7 @@ class ASPP(nn.Module):
         super().__init__()
         _check_positive_int("in_channels", in_channels)
         _check_positive_int("out_channels", out_channels)
-        rates = tuple(rates)
-        if not rates or not all(
-            isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in rates
-        ):
-            raise ValueError(f"rates must be a non-empty sequence of positive ints, got {rates!r}")
+        rates = check_rates(tuple(rates))
         if not isinstance(separable, bool):
             raise ValueError(f"separable must be True or False, got {separable!r}")
         if not 0.0 <= dropout < 1.0:

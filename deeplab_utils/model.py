@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .aspp import ASPP, aspp_rates
+from .aspp import ASPP, aspp_rates, check_rates
 from .backbone import ResNet50Backbone
 from .decoder import Decoder
 
@@ -58,16 +58,10 @@ class ModelConfig:
                 "got decoder=False"
             )
         if self.aspp_rates is not None:
-            rates = self.aspp_rates
-            if not (
-                isinstance(rates, tuple | list)
-                and rates
-                and all(isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in rates)
-            ):
-                raise ValueError(
-                    f"aspp_rates must be None or a non-empty tuple of positive ints, got {rates!r}"
-                )
-            object.__setattr__(self, "aspp_rates", tuple(rates))  # a list from JSON -> tuple
+            rates = check_rates(
+                self.aspp_rates, "aspp_rates", "None or a non-empty tuple of positive ints"
+            )
+            object.__setattr__(self, "aspp_rates", rates)  # a list from JSON -> tuple
 
 
 def _rates(config: ModelConfig) -> tuple[int, ...]:

@@ -61,16 +61,8 @@ def test_defaults_come_from_one_place():
 )
 def test_aspp_rates_of_the_model(argv, rates, monkeypatch, tmp_path):
     """--aspp-rates picks the dilations of the model's ASPP branches (read off the convs)."""
-    seen = {}
-
-    def fake_fit(model, *args, **kwargs):
-        seen["model"] = model
-        raise KeyboardInterrupt  # stop before training
-
-    monkeypatch.setattr("deeplab_utils.train.fit", fake_fit)
-    small = ["--train-samples", "8", "--val-samples", "2", "--out", str(tmp_path)]
-    assert main([*argv, *small]) == 130
-    branches = seen["model"].aspp.convs[1:-1]  # between the 1x1 branch and image pooling
+    model, _ = _fit_call(argv, monkeypatch, tmp_path)
+    branches = model.aspp.convs[1:-1]  # between the 1x1 branch and image pooling
     # The 3x3 conv (depthwise when separable) carries the dilation; 1x1 convs have 1.
     dilations = tuple(
         max(m.dilation[0] for m in branch.modules() if isinstance(m, torch.nn.Conv2d))
@@ -79,18 +71,23 @@ def test_aspp_rates_of_the_model(argv, rates, monkeypatch, tmp_path):
     assert dilations == rates
 
 
-def _config_of(argv, monkeypatch, tmp_path):
-    """The TrainConfig main() hands to fit(), without training (fit is replaced)."""
+def _fit_call(argv, monkeypatch, tmp_path):
+    """The model and TrainConfig main() hands to fit(), without training (fit is replaced)."""
     seen = {}
 
     def fake_fit(model, train_loader, val_loader, *, config, **kwargs):
-        seen["config"] = config
+        seen["model"], seen["config"] = model, config
         raise KeyboardInterrupt  # stop before training; main reports it and returns 130
 
     monkeypatch.setattr("deeplab_utils.train.fit", fake_fit)
     small = ["--train-samples", "8", "--val-samples", "2", "--out", str(tmp_path)]
     assert main([*argv, *small]) == 130
-    return seen["config"]
+    return seen["model"], seen["config"]
+
+
+def _config_of(argv, monkeypatch, tmp_path):
+    """The TrainConfig main() hands to fit(), without training."""
+    return _fit_call(argv, monkeypatch, tmp_path)[1]
 
 
 @pytest.mark.parametrize(
