@@ -7,12 +7,8 @@ import torch
 from torch import nn
 
 from deeplab_utils.backbone import Bottleneck
-from deeplab_utils.checks import (
-    CheckFailed,
-    _torchvision_stage_settings,
-    check_bottleneck,
-    check_stage_dilations,
-)
+from deeplab_utils.checks import CheckFailed, check_bottleneck, check_stage_dilations
+from deeplab_utils.checks.backbone import _torchvision_stage_settings
 
 
 class NoResidual(Bottleneck):

@@ -92,12 +92,6 @@ def test_train_step_catches_mistakes(fn, match):
         check_train_step(fn)
 
 
-def test_train_step_not_implemented():
-    """The student stub reports 'not implemented yet'."""
-    with pytest.raises(CheckFailed, match="not implemented yet"):
-        check_train_step(not_written)
-
-
 def test_train_step_leaves_global_rng_alone():
     """Running the check does not move torch's global random state (notebooks stay seeded)."""
     torch.manual_seed(3)
@@ -149,6 +143,10 @@ def no_clamp(step, total_steps, power=0.9, warmup_steps=0):
     return warm * (1 - step / total_steps) ** power  # complex past the end
 
 
+def poly_lr_not_written(step, total_steps, power=0.9, warmup_steps=0):
+    raise NotImplementedError
+
+
 @pytest.mark.parametrize("fn", [good_poly_lr, numpy_poly_lr])
 def test_poly_lr_passes_right_schedules(fn, capsys):
     """Independent correct schedules (plain Python, NumPy) pass."""
@@ -172,11 +170,13 @@ def test_poly_lr_catches_mistakes(fn, match):
         check_poly_lr(fn)
 
 
-def test_poly_lr_not_implemented():
+# --- both checks --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("check", "stub"), [(check_train_step, not_written), (check_poly_lr, poly_lr_not_written)]
+)
+def test_checks_report_not_implemented(check, stub):
     """The student stub reports 'not implemented yet'."""
-
-    def stub(step, total_steps, power=0.9, warmup_steps=0):
-        raise NotImplementedError
-
     with pytest.raises(CheckFailed, match="not implemented yet"):
-        check_poly_lr(stub)
+        check(stub)

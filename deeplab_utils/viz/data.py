@@ -1,0 +1,174 @@
+"""Figures for notebook 06 (data pipeline): mask overlays, samples, class balance, augmentation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torchvision import tv_tensors
+
+from ..data import colorize_mask
+from ._common import _class_legend, _display_image
+
+
+def overlay_mask(
+    image: torch.Tensor | np.ndarray,
+    mask: torch.Tensor | np.ndarray,
+    palette: Sequence[Sequence[int]],
+    *,
+    alpha: float = 0.5,
+    normalized: bool = True,
+) -> np.ndarray:
+    """Blend a class mask's palette colours over an image. Taught in notebook 06.
+
+    Args:
+        image: ``(3, H, W)``: uint8, or float (ImageNet-normalised if ``normalized`` else [0, 1]).
+        mask: ``(H, W)`` class indices; ``ignore_index`` pixels are blended with white.
+        palette: ``(K, 3)`` RGB colours.
+        alpha: weight of the mask colour, 0..1.
+
+    Returns:
+        uint8 array ``(H, W, 3)``.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    rgb = _display_image(image, normalized=normalized).astype(np.float32)
+    mask = torch.as_tensor(mask).detach().cpu()
+    if tuple(mask.shape) != rgb.shape[:2]:
+        raise ValueError(f"mask shape {tuple(mask.shape)} differs from image's {rgb.shape[:2]}")
+    colours = colorize_mask(mask, palette).permute(1, 2, 0).numpy().astype(np.float32)
+    return ((1 - alpha) * rgb + alpha * colours + 0.5).astype(np.uint8)
+
+
+def show_samples(
+    images: torch.Tensor | Sequence[torch.Tensor],
+    masks: torch.Tensor | Sequence[torch.Tensor],
+    palette: Sequence[Sequence[int]],
+    class_names: Sequence[str],
+    *,
+    preds: torch.Tensor | Sequence[torch.Tensor] | None = None,
+    ncols: int = 4,
+    alpha: float = 0.6,
+    normalized: bool = True,
+) -> Figure:
+    """Grid of samples: each image above its mask overlay (and prediction overlay, if given).
+
+    Taught in notebook 06; reused for predictions in notebooks 07-08.
+
+    Args:
+        images: ``(B, 3, H, W)`` (normalised float by default, or uint8) or a list of ``(3, H, W)``.
+        masks: ``(B, H, W)`` ground-truth class indices.
+        palette, class_names: class colours and names, for the overlay and the legend.
+        preds: optional ``(B, H, W)`` predicted classes, drawn in a third row per sample.
+        ncols: samples per row of the grid.
+    """
+    if len(images) != len(masks) or (preds is not None and len(preds) != len(images)):
+        raise ValueError(
+            f"need as many masks/preds as images, got {len(images)} images, {len(masks)} masks"
+            + ("" if preds is None else f", {len(preds)} preds")
+        )
+    if ncols < 1:
+        raise ValueError(f"ncols must be >= 1, got {ncols}")
+    n = len(images)
+    ncols = min(ncols, n)
+    per = 2 if preds is None else 3  # rows per sample: image, truth (, prediction)
+    nrows = -(-n // ncols) * per
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.8 * ncols, 1.8 * nrows + 0.5), squeeze=False)
+    titles = ("image", "ground truth", "prediction")
+    for i in range(n):
+        r, c = (i // ncols) * per, i % ncols
+        labels = [masks[i]] if preds is None else [masks[i], preds[i]]
+        panels = [_display_image(images[i], normalized=normalized)] + [
+            overlay_mask(images[i], m, palette, alpha=alpha, normalized=normalized) for m in labels
+        ]
+        for k, panel in enumerate(panels):
+            axes[r + k, c].imshow(panel)
+            if c == 0:
+                axes[r + k, c].set_ylabel(titles[k])
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if not ax.images:
+            ax.axis("off")
+    _class_legend(fig, palette, class_names)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def show_predictions(
+    images: torch.Tensor | Sequence[torch.Tensor],
+    masks: torch.Tensor | Sequence[torch.Tensor],
+    preds: torch.Tensor | Sequence[torch.Tensor],
+    palette: Sequence[Sequence[int]],
+    class_names: Sequence[str],
+    *,
+    ncols: int = 4,
+) -> Figure:
+    """Image, ground truth and prediction for each sample. Taught in notebooks 07-08."""
+    return show_samples(images, masks, palette, class_names, preds=preds, ncols=ncols)
+
+
+def plot_class_balance(
+    fractions: Sequence[float] | np.ndarray | torch.Tensor,
+    class_names: Sequence[str],
+    palette: Sequence[Sequence[int]],
+    *,
+    title: str = "Share of pixels per class",
+) -> Figure:
+    """Bar chart of the fraction of pixels in each class. Taught in notebook 06."""
+    fractions = np.asarray(torch.as_tensor(fractions, dtype=torch.float64))
+    if fractions.ndim != 1 or len(fractions) != len(class_names):
+        raise ValueError(
+            f"need one fraction per class: {len(class_names)} classes, got shape {fractions.shape}"
+        )
+    fig, ax = plt.subplots(figsize=(1.2 * len(class_names) + 2, 3))
+    colours = [np.asarray(c) / 255 for c in palette[: len(class_names)]]
+    bars = ax.bar(class_names, fractions, color=colours, edgecolor="grey")
+    ax.bar_label(bars, labels=[f"{f:.1%}" for f in fractions])
+    ax.set_ylabel("fraction of pixels")
+    ax.set_ylim(0, min(1.0, fractions.max() * 1.2 + 0.02))
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_augmentations(
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    transform: Callable,
+    palette: Sequence[Sequence[int]],
+    *,
+    n: int = 4,
+    seed: int = 0,
+) -> Figure:
+    """Several random draws of a joint transform on one sample: image above its mask overlay.
+
+    The first column is the input; draws are seeded (without touching the global RNG), so the
+    figure is reproducible. Taught in notebook 06.
+
+    Args:
+        image: uint8 ``(3, H, W)`` before any transform.
+        mask: ``(H, W)`` class indices.
+        transform: joint transform ``(Image, Mask) -> (normalised float image, mask)``.
+    """
+    pairs = [(image, mask, False)]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for _ in range(n):
+            out = transform(tv_tensors.Image(image), tv_tensors.Mask(mask))
+            pairs.append((out[0], out[1], True))
+    fig, axes = plt.subplots(2, n + 1, figsize=(1.8 * (n + 1), 3.9), squeeze=False)
+    for j, (img, msk, normalized) in enumerate(pairs):
+        axes[0, j].imshow(_display_image(img, normalized=normalized))
+        axes[1, j].imshow(overlay_mask(img, msk, palette, alpha=0.6, normalized=normalized))
+        axes[0, j].set_title("input" if j == 0 else f"draw {j}")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_ylabel("image")
+    axes[1, 0].set_ylabel("mask overlay\n(white = ignore)")
+    fig.tight_layout()
+    return fig

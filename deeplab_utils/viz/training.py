@@ -1,0 +1,138 @@
+"""Figures for notebook 07 (training): LR schedules, training curves, predictions before/after."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from ._common import _class_legend, _display_image
+from .data import overlay_mask
+
+
+def plot_lr_schedules(
+    curves: Mapping[str, Sequence[float] | np.ndarray], *, title: str = "Learning-rate schedules"
+) -> Figure:
+    """Learning-rate multiplier against the optimiser step, one line per schedule.
+
+    Taught in notebook 07.
+
+    Args:
+        curves: label -> multiplier of the base learning rate at steps 0, 1, 2, ...
+    """
+    if not curves:
+        raise ValueError("curves must hold at least one schedule, got none")
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    for i, (label, values) in enumerate(curves.items()):
+        values = np.asarray(values, dtype=float)
+        # Dashes tell apart schedules that overlap (e.g. with and without warm-up after W steps).
+        style = ("-", "--", "-.", ":")[i % 4]
+        ax.plot(np.arange(len(values)), values, style, label=label)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("lr / base lr")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def _history_field(history: Any, name: str) -> list[Any]:
+    """``history.name`` for a :class:`~deeplab_utils.training.History`, or ``history[name]``."""
+    value = history[name] if isinstance(history, Mapping) else getattr(history, name, None)
+    if value is None:
+        raise ValueError(f"history must have a {name!r} field (a History or its to_dict())")
+    return list(value)
+
+
+def plot_training_curves(history: Any, *, smooth: int = 10) -> Figure:
+    """Training loss per step (raw and smoothed), learning rate, and validation mIoU.
+
+    Taught in notebook 07.
+
+    Args:
+        history: a :class:`~deeplab_utils.training.History` (or its ``to_dict()``).
+        smooth: width of the moving average drawn over the noisy per-step loss (>= 1).
+    """
+    if not isinstance(smooth, int) or isinstance(smooth, bool) or smooth < 1:
+        raise ValueError(f"smooth must be a positive int, got {smooth!r}")
+    steps = np.asarray(_history_field(history, "step"), dtype=float)
+    loss = np.asarray(_history_field(history, "loss"), dtype=float)
+    lr = np.asarray(_history_field(history, "lr"), dtype=float)
+    if len(steps) == 0:
+        raise ValueError("history holds no step: train first (fit returns the history)")
+    eval_steps = _history_field(history, "eval_step")
+    miou = [np.nan if v.get("miou") is None else v["miou"] for v in _history_field(history, "val")]
+
+    fig, (ax_loss, ax_lr, ax_val) = plt.subplots(1, 3, figsize=(12, 3.3))
+    ax_loss.plot(steps, loss, color="0.75", lw=0.8, label="per step")
+    if len(loss) >= smooth > 1:
+        # Trailing mean of the last `smooth` steps: the curve never looks ahead.
+        mean = np.convolve(loss, np.ones(smooth) / smooth, mode="valid")
+        ax_loss.plot(steps[smooth - 1 :], mean, color="C0", label=f"mean of {smooth} steps")
+    ax_loss.set(xlabel="step", ylabel="training loss", title="Loss")
+    ax_loss.legend(frameon=False)
+    ax_lr.plot(steps, lr, color="C1")
+    ax_lr.set(xlabel="step", ylabel="learning rate", title="Learning rate (poly)")
+    ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    if eval_steps:
+        ax_val.plot(eval_steps, miou, "o-", color="C2")
+        for x, y in zip(eval_steps, miou, strict=True):
+            ax_val.annotate(f"{y:.2f}", (x, y), textcoords="offset points", xytext=(0, 6),
+                            ha="center", fontsize=8)  # fmt: skip
+    else:
+        ax_val.text(0.5, 0.5, "no validation run", ha="center", va="center")
+    ax_val.set(xlabel="step", ylabel="mIoU", title="Validation mIoU", ylim=(0, 1))
+    for ax in (ax_loss, ax_lr, ax_val):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def show_predictions_before_after(
+    images: torch.Tensor | Sequence[torch.Tensor],
+    masks: torch.Tensor | Sequence[torch.Tensor],
+    before: torch.Tensor | Sequence[torch.Tensor],
+    after: torch.Tensor | Sequence[torch.Tensor],
+    palette: Sequence[Sequence[int]],
+    class_names: Sequence[str],
+    *,
+    alpha: float = 0.6,
+    normalized: bool = True,
+) -> Figure:
+    """One column per sample: image, ground truth, prediction before and after training.
+
+    Taught in notebook 07.
+
+    Args:
+        images: ``(B, 3, H, W)`` (normalised float by default, or uint8).
+        masks, before, after: ``(B, H, W)`` class indices: truth, and the two predictions.
+        palette, class_names: class colours and names, for the overlays and the legend.
+    """
+    n = len(images)
+    if n == 0 or not len(masks) == len(before) == len(after) == n:
+        raise ValueError(
+            "need as many masks and predictions as images (at least one), got "
+            f"{n} images, {len(masks)} masks, {len(before)} before, {len(after)} after"
+        )
+    fig, axes = plt.subplots(4, n, figsize=(1.9 * n + 0.6, 8.2), squeeze=False)
+    titles = ("image", "ground truth", "before training", "after training")
+    for j in range(n):
+        panels = [_display_image(images[j], normalized=normalized)] + [
+            overlay_mask(images[j], m[j], palette, alpha=alpha, normalized=normalized)
+            for m in (masks, before, after)
+        ]
+        for i, panel in enumerate(panels):
+            axes[i, j].imshow(panel)
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+            if j == 0:
+                axes[i, j].set_ylabel(titles[i])
+    _class_legend(fig, palette, class_names)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
