@@ -16,7 +16,9 @@ import dataclasses
 import functools
 import itertools
 import math
+import re
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -396,14 +398,18 @@ def _train_step(
             if config.grad_clip is not None:
                 scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            scaler.step(optimizer)
+            scaler.step(optimizer)  # skipped when the scaled gradients overflowed
             scaler.update()
         else:
             loss.backward()
             if config.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
-        scheduler.step()
+        with warnings.catch_warnings():
+            # The scaler skips the first step(s) while it finds its scale; torch then warns
+            # that the LR schedule moved before the optimiser did. Expected, so not shown.
+            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
+            scheduler.step()
     except torch.OutOfMemoryError as exc:
         raise torch.OutOfMemoryError(f"{OOM_HINT}\n(original error: {exc})") from exc
     return loss_value, lr, logits.detach(), masks

@@ -20,7 +20,7 @@ OPTIONS = [
     "--dataset", "--data-dir", "--image-size", "--steps", "--batch-size", "--optimizer", "--lr",
     "--output-stride", "--amp", "--workers", "--device", "--out", "--checkpoint-every",
     "--resume", "--seed", "--backbone-weights", "--val-every", "--separable", "--warmup-steps",
-    "--no-amp", "--no-separable",
+    "--no-amp", "--no-separable", "--channels-last", "--no-channels-last",
 ]  # fmt: skip
 
 
@@ -80,7 +80,14 @@ def _fit_call(argv, monkeypatch, tmp_path):
         raise KeyboardInterrupt  # stop before training; main reports it and returns 130
 
     monkeypatch.setattr("deeplab_utils.train.fit", fake_fit)
-    small = ["--train-samples", "8", "--val-samples", "2", "--out", str(tmp_path)]
+    small = [
+        "--train-samples",
+        str(DEFAULTS.batch_size),
+        "--val-samples",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
     assert main([*argv, *small]) == 130
     return seen["model"], seen["config"]
 
@@ -108,6 +115,24 @@ def test_amp_defaults_to_on_where_it_is_fast(argv, expected, fast, monkeypatch, 
     monkeypatch.setattr("deeplab_utils.train.amp_is_fast", lambda device: fast)
     config = _config_of([*argv, "--device", "cpu"], monkeypatch, tmp_path)
     assert config.amp is (fast if expected is None else expected)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--device", "cpu"], True),  # the default on a CPU
+        (["--device", "meta"], False),  # ... and on any other device
+        (["--device", "cpu", "--no-channels-last"], False),
+        (["--device", "meta", "--channels-last"], True),
+    ],
+)
+def test_channels_last_defaults_to_on_for_a_cpu(argv, expected, monkeypatch, tmp_path):
+    """--channels-last is on by default on a CPU only, and reaches the model and the config."""
+    monkeypatch.setattr("deeplab_utils.train.amp_is_fast", lambda device: False)
+    model, config = _fit_call(argv, monkeypatch, tmp_path)
+    assert config.channels_last is expected
+    weight = model.backbone.conv1.weight  # (64, 3, 7, 7): NHWC strides put channels last
+    assert weight.is_contiguous(memory_format=torch.channels_last) is expected
 
 
 @pytest.mark.parametrize("saved_amp", [False, True])

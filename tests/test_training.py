@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -422,3 +423,38 @@ def test_too_small_dataset_is_a_clear_error():
     loader = make_loader(tiny_dataset(3), batch_size=4, shuffle=True)
     with pytest.raises(ValueError, match="smaller than one batch"):
         fit(new_model(), loader, config=TrainConfig(steps=1), loss_fn=ce_loss, progress=False)
+
+
+def test_a_step_the_grad_scaler_skips_raises_no_schedule_warning():
+    """fp16 training skips a step whose scaled gradients overflowed (always the first, while
+    GradScaler finds its scale); torch's "scheduler before optimiser" warning is not shown."""
+    from deeplab_utils.training import _train_step
+
+    class SkippingScaler:  # GradScaler's interface, skipping every step as on an overflow
+        def scale(self, loss):
+            return loss
+
+        def step(self, optimizer):
+            pass
+
+        def update(self):
+            pass
+
+    model = new_model()
+    config = TrainConfig(steps=4, lr=0.01)
+    optimizer = build_optimizer(model, config=config)
+    scheduler = build_scheduler(optimizer, config=config)
+    before = weights(model)
+    images, masks = tiny_dataset(4).tensors
+    kwargs = dict(loss_fn=ce_loss, optimizer=optimizer, scheduler=scheduler, config=config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        for step in (1, 2):
+            _train_step(
+                model, (images, masks), scaler=SkippingScaler(), device=torch.device("cpu"),
+                step=step, **kwargs,
+            )  # fmt: skip
+    assert scheduler.last_epoch == 2  # the schedule moved on ...
+    for key, value in before.items():  # ... while the weights did not
+        if value.is_floating_point() and "running" not in key:
+            torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0, msg=key)
