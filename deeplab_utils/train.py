@@ -45,7 +45,7 @@ class CliDefaults:
     Target: >= 0.85 validation mIoU on shapes within 10 minutes on a 2-core CPU, peak memory
     under 4 GB. Tuned on shapes from scratch (``benchmarks/bench_quality.py``; the README's
     results): these defaults, with zero-initialised residual branches, fused Adam and NHWC
-    convolutions on a CPU, reach 0.88 mIoU in about 9 minutes (1.7 GB; 0.84 with --seed 1)
+    convolutions on a CPU, reach 0.88 mIoU in about 9 minutes (1.7 GB; --seed 1 and 2: 0.84, 0.82)
     where the first defaults (64 px, batch 8, regular convs, Adam 1e-3, the paper's ASPP rates)
     reached 0.36.
     """

@@ -79,7 +79,7 @@ class TrainConfig:
     poly_power: float = POLY_POWER  # exponent of the poly decay; 0 keeps lr constant
     grad_clip: float | None = None  # max global gradient norm, or None for no clipping
     amp: bool = False  # mixed precision: fp16 + GradScaler on CUDA, bf16 autocast on CPU
-    channels_last: bool = False  # NHWC memory layout; faster convolutions on recent GPUs
+    channels_last: bool = False  # NHWC memory layout: faster convolutions on recent GPUs and CPUs
     eval_every: int = 0  # evaluate every this many steps; 0 = only at the end
     checkpoint_every: int = 0  # save every this many steps; 0 = only at the end
     seed: int = 0  # seeds weights' initialisation, data order and augmentation

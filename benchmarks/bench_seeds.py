@@ -1,0 +1,76 @@
+"""How much the main job's result depends on the seed: train with several seeds, cross-evaluate.
+
+1. Runs the main job with its defaults once per seed (``--seed S --out <out>/seed_S``); a seed
+   whose folder already holds a finished run (its ``history.json``) is not trained again.
+2. Scores every final model on the validation scenes of every seed, so that a spread from
+   training (a model better on every validation set) can be told from a spread from the
+   validation scenes (every model better on one set).
+
+Prints the table as Markdown and writes ``<out>/seeds.json``.
+
+Usage::
+
+    python benchmarks/bench_seeds.py                   # seeds 0 1 2: about 27 minutes on 2 cores
+    python benchmarks/bench_seeds.py --seeds 0 1 --val-seeds 0 1 2 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from deeplab_utils.checkpoint import load_model
+from deeplab_utils.data import build_dataset
+from deeplab_utils.runtime import amp_is_fast, pick_device
+from deeplab_utils.train import CHECKPOINT_NAME, DEFAULTS, HISTORY_NAME
+from deeplab_utils.train import main as train_main
+from deeplab_utils.training import evaluate, make_loader
+
+
+def _train(out: Path, seed: int) -> Path:
+    run = out / f"seed_{seed}"
+    if not (run / HISTORY_NAME).is_file():  # written once the run has finished
+        code = train_main(["--seed", str(seed), "--out", str(run), "--no-progress"])
+        if code != 0:
+            sys.exit(f"the main job failed with exit code {code} for --seed {seed}")
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="runs/bench_seeds", help="output folder")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
+    parser.add_argument(
+        "--val-seeds", type=int, nargs="+", default=None, help="validation sets (default: --seeds)"
+    )
+    args = parser.parse_args()
+    out = Path(args.out)
+    val_seeds = args.val_seeds if args.val_seeds is not None else args.seeds
+    runs = {seed: _train(out, seed) for seed in args.seeds}
+
+    device = pick_device("auto")
+    amp = amp_is_fast(device)  # the precision the main job trains and validates in
+    scores: dict[int, dict[int, float]] = {}
+    for seed, run in runs.items():
+        model = load_model(run / CHECKPOINT_NAME, map_location=device).eval()
+        scores[seed] = {}
+        for val_seed in val_seeds:
+            val_set = build_dataset(
+                "shapes", split="val", image_size=DEFAULTS.image_size, seed=val_seed
+            )
+            loader = make_loader(val_set, batch_size=DEFAULTS.batch_size, shuffle=False)
+            metrics = evaluate(model, loader, val_set.num_classes, device=device, amp=amp)
+            scores[seed][val_seed] = metrics["miou"]
+    (out / "seeds.json").write_text(json.dumps({str(k): v for k, v in scores.items()}, indent=1))
+
+    print("| model trained with | " + " | ".join(f"val seed {v}" for v in val_seeds) + " |")
+    print("|---|" + "---:|" * len(val_seeds))
+    for seed, row in scores.items():
+        print(f"| `--seed {seed}` | " + " | ".join(f"{row[v]:.3f}" for v in val_seeds) + " |")
+    print(f"\nwrote {out / 'seeds.json'}")
+
+
+if __name__ == "__main__":
+    main()
