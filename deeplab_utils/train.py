@@ -212,23 +212,20 @@ def _parse_aspp_rates(
     parser: argparse.ArgumentParser, args: argparse.Namespace
 ) -> tuple[int, ...] | None:
     """--aspp-rates as ModelConfig.aspp_rates: None for the paper's, else a tuple of rates."""
-    from .aspp import scaled_aspp_rates
+    from .aspp import check_rates, scaled_aspp_rates
 
     value = str(args.aspp_rates).strip()
     if value == "paper":
         return None
     if value == "scaled":
         return scaled_aspp_rates(args.output_stride, args.image_size)
-    try:
-        rates = tuple(int(part) for part in value.split(","))
+    try:  # the same check as ModelConfig.aspp_rates, with the command line's wording
+        return check_rates([int(part) for part in value.split(",")])
     except ValueError:
-        rates = ()
-    if not rates or min(rates) < 1:
         parser.error(
             "--aspp-rates must be 'paper', 'scaled' or positive integers such as 2,4,6; "
             f"got {value!r}"
         )
-    return rates
 
 
 def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -400,15 +400,18 @@ def _train_step(
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             scaler.step(optimizer)  # skipped when the scaled gradients overflowed
             scaler.update()
+            with warnings.catch_warnings():
+                # The scaler skips the first step(s) while it finds its scale, so the schedule
+                # then moves before the optimiser; torch warns about that. Expected here only.
+                warnings.filterwarnings(
+                    "ignore", re.escape("Detected call of `lr_scheduler.step()`")
+                )
+                scheduler.step()
         else:
             loss.backward()
             if config.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
-        with warnings.catch_warnings():
-            # The scaler skips the first step(s) while it finds its scale; torch then warns
-            # that the LR schedule moved before the optimiser did. Expected, so not shown.
-            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
             scheduler.step()
     except torch.OutOfMemoryError as exc:
         raise torch.OutOfMemoryError(f"{OOM_HINT}\n(original error: {exc})") from exc

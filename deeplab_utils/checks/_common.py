@@ -18,6 +18,13 @@ class CheckFailed(AssertionError):
 NOT_IMPLEMENTED = "not implemented yet"
 
 
+def _name_differences(
+    expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor]
+) -> tuple[list[str], list[str]]:
+    """The state-dict keys the learner's module lacks, and those it has beyond the reference's."""
+    return [k for k in expected if k not in got], [k for k in got if k not in expected]
+
+
 def _run(check: str, case: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call the learner's ``fn``, turning any exception into a :class:`CheckFailed`."""
     try:

@@ -9,6 +9,7 @@ import torch
 from ._common import (
     CheckFailed,
     _compare,
+    _name_differences,
     _passed,
     _randomize_batch_norms,
     _run,
@@ -35,8 +36,7 @@ def _load_into_learner(
 ) -> None:
     """Copy the reference's weights into the learner's module, or say which names differ."""
     ours, theirs = learner.state_dict(), reference.state_dict()
-    missing = [k for k in theirs if k not in ours]
-    unexpected = [k for k in ours if k not in theirs]
+    missing, unexpected = _name_differences(theirs, ours)
     if missing or unexpected:
         raise CheckFailed(
             f"{check}: your module's parameter names differ from the reference's. "

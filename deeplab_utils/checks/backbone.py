@@ -7,7 +7,15 @@ from typing import Any
 
 import torch
 
-from ._common import NOT_IMPLEMENTED, CheckFailed, _compare, _passed, _randomize_batch_norms, _run
+from ._common import (
+    NOT_IMPLEMENTED,
+    CheckFailed,
+    _compare,
+    _name_differences,
+    _passed,
+    _randomize_batch_norms,
+    _run,
+)
 
 
 def _load_reference_weights(check: str, case: str, learner: Any, reference: Any) -> None:
@@ -18,8 +26,7 @@ def _load_reference_weights(check: str, case: str, learner: Any, reference: Any)
             f"{type(learner).__name__}, expected an nn.Module."
         )
     expected, got = reference.state_dict(), learner.state_dict()
-    missing = [k for k in expected if k not in got]
-    unexpected = [k for k in got if k not in expected]
+    missing, unexpected = _name_differences(expected, got)
     if missing or unexpected:
         raise CheckFailed(
             f"{check}: case '{case}': your module's parameter names differ from the reference's: "

@@ -6,15 +6,22 @@ from typing import Any
 
 import torch
 
-from ._common import CheckFailed, _compare, _passed, _randomize_batch_norms, _run, _run_with_hint
+from ._common import (
+    CheckFailed,
+    _compare,
+    _name_differences,
+    _passed,
+    _randomize_batch_norms,
+    _run,
+    _run_with_hint,
+)
 
 
 def _load_reference_state(check: str, learner: torch.nn.Module, ref: torch.nn.Module) -> None:
     """Copy ``ref``'s weights into ``learner``; a :class:`CheckFailed` lists any name mismatch."""
     own = learner.state_dict()
     theirs = ref.state_dict()
-    missing = [k for k in theirs if k not in own]
-    unexpected = [k for k in own if k not in theirs]
+    missing, unexpected = _name_differences(theirs, own)
     mismatched = [
         f"{k}: {tuple(own[k].shape)} vs expected {tuple(v.shape)}"
         for k, v in theirs.items()
