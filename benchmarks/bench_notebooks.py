@@ -12,11 +12,18 @@ Usage::
     python benchmarks/bench_notebooks.py                 # short runs (the README's CPU column)
     python benchmarks/bench_notebooks.py --full          # full runs (the README's GPU column)
     python benchmarks/bench_notebooks.py --only 07 08    # some notebooks
+    python benchmarks/bench_notebooks.py --full --only 08 --stand-in   # 08's full path alone
+
+``--stand-in`` first writes an untrained but finished full-run checkpoint where notebook 07
+would have saved its own, so that notebook 08's full path (which loads that checkpoint and then
+evaluates on the CPU) is timed without training 07's run first: inference costs the same
+whatever the weights. It refuses to replace a real checkpoint, and removes the stand-in after.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import sys
@@ -27,6 +34,7 @@ import nbformat
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+WORKDIR = NOTEBOOKS.parent  # the notebooks' WORKDIR outside Colab (deeplab_utils.colab)
 
 
 def run_notebook(path: Path, *, full: bool, timeout: int) -> float:
@@ -47,35 +55,84 @@ def run_notebook(path: Path, *, full: bool, timeout: int) -> float:
     return time.perf_counter() - start
 
 
+def write_stand_in(workdir: Path = WORKDIR) -> Path:
+    """Save an untrained full-run checkpoint that ``course.load_or_train`` takes as finished."""
+    from deeplab_utils.checkpoint import save_checkpoint
+    from deeplab_utils.course import prepare_run
+    from deeplab_utils.runtime import run_sizes
+    from deeplab_utils.training import History
+
+    run = prepare_run(run_sizes(full=True), workdir)
+    if run.checkpoint.exists():
+        sys.exit(f"{run.checkpoint} exists; --stand-in would replace it (move it away first)")
+    steps = run.config.steps
+    history = History(
+        step=list(range(1, steps + 1)),
+        loss=[1.0] * steps,
+        lr=[run.config.lr] * steps,
+        eval_step=[steps],
+        val=[{"miou": 0.0}],
+        eval_seconds=[0.0],
+    )
+    return save_checkpoint(
+        run.checkpoint,
+        model=run.model,
+        step=steps,
+        config=run.config.to_dict(),
+        history=history.to_dict(),
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="set FULL_RUN = True (GPU runs)")
     parser.add_argument("--only", nargs="+", default=None, help="notebook numbers, e.g. 07 08")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell at most")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument(
+        "--stand-in",
+        action="store_true",
+        help="with --full: time notebook 08 on an untrained stand-in for 07's checkpoint",
+    )
     args = parser.parse_args(argv)
+    if args.stand_in and not args.full:
+        parser.error("--stand-in stands in for the full run's checkpoint: add --full")
 
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if args.only:
         paths = [p for p in paths if p.name[:2] in args.only]
     if not paths:
         sys.exit(f"no notebooks matched {args.only} in {NOTEBOOKS}")
+    if args.stand_in and any(p.name.startswith("07") for p in paths):
+        parser.error("--stand-in would stand in for the run notebook 07 trains: use --only 08")
     import torch
 
     device = (
         torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "CPU"
     )
     rows = []
-    for path in paths:
-        seconds = run_notebook(path, full=args.full, timeout=args.timeout)
-        rows.append({"notebook": path.name, "seconds": seconds})
-        print(f"{path.name}: {seconds:.0f} s", flush=True)
+    stand_in = write_stand_in() if args.stand_in else None
+    try:
+        for path in paths:
+            seconds = run_notebook(path, full=args.full, timeout=args.timeout)
+            rows.append({"notebook": path.name, "seconds": seconds})
+            print(f"{path.name}: {seconds:.0f} s", flush=True)
+    finally:
+        if stand_in is not None:
+            stand_in.unlink()
+            with contextlib.suppress(OSError):  # the run's folder, unless it holds more
+                stand_in.parent.rmdir()
     print(f"\n{device}, torch {torch.__version__}, FULL_RUN={args.full}\n")
     print("| notebook | seconds |\n|---|---:|")
     for row in rows:
         print(f"| {row['notebook']} | {row['seconds']:.0f} |")
     if args.json:
-        meta = {"device": device, "torch": torch.__version__, "full": args.full}
+        meta = {
+            "device": device,
+            "torch": torch.__version__,
+            "full": args.full,
+            "stand_in": args.stand_in,
+        }
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
 
 
