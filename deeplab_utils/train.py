@@ -46,7 +46,7 @@ class CliDefaults:
     under 4 GB. Tuned on shapes from scratch (``benchmarks/bench_quality.py``; the README's
     results): these defaults, with zero-initialised residual branches, fused Adam and NHWC
     convolutions on a CPU, reach 0.89 mIoU in about 9 minutes on a quiet machine (2.0 GB;
-    --seed 1 and 2: 0.85, 0.83; the three's mean 0.86) where the first defaults (64 px, batch 8,
+    --seed 1 and 2: 0.87, 0.83; the three's mean 0.86) where the first defaults (64 px, batch 8,
     regular convs, Adam 1e-3, the paper's ASPP rates) reached 0.36.
     """
 
@@ -60,8 +60,8 @@ class CliDefaults:
     # 2e-3, 0.82 -> 0.88 mIoU (batch 32 at 3.5e-3, 620 steps: lower, 0.82 against 0.83, seed 2).
     batch_size: int = 24
     optimizer: str = "adam"  # "sgd" is the paper's recipe (Sec. 4), slower to start from scratch
-    # Default --lr with --optimizer adam, tuned at batch 24: 3e-3 beats 2.5e-3 on each of seeds
-    # 0-2 (+0.006 to +0.010 mIoU); 4e-3 is no better (seed 2: 0.831 against 0.834).
+    # Default --lr with --optimizer adam, tuned at batch 24: 3e-3 beat 2.5e-3 on seeds 1 and 2
+    # (+0.006, +0.010 mIoU on one machine); 4e-3 is no better (seed 2: 0.831 against 0.834).
     lr_adam: float = 3e-3
     lr_sgd: float = 0.01  # default --lr with --optimizer sgd (paper: 0.007 on VOC, Sec. 4)
     warmup_steps: int = 80  # linear LR warm-up before the poly decay (at most steps // 10)
