@@ -33,8 +33,9 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from deeplab_utils.colab import local_workdir
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-WORKDIR = NOTEBOOKS.parent  # the notebooks' WORKDIR outside Colab (deeplab_utils.colab)
 
 
 def run_notebook(path: Path, *, full: bool, timeout: int) -> float:
@@ -55,31 +56,27 @@ def run_notebook(path: Path, *, full: bool, timeout: int) -> float:
     return time.perf_counter() - start
 
 
-def write_stand_in(workdir: Path = WORKDIR) -> Path:
-    """Save an untrained full-run checkpoint that ``course.load_or_train`` takes as finished."""
+def write_stand_in(workdir: Path | None = None) -> Path:
+    """Save an untrained full-run checkpoint that ``course.load_or_train`` takes as finished.
+
+    ``workdir`` defaults to the notebooks' own (``setup_notebook``'s outside Colab).
+    """
     from deeplab_utils.checkpoint import save_checkpoint
     from deeplab_utils.course import prepare_run
     from deeplab_utils.runtime import run_sizes
     from deeplab_utils.training import History
 
-    run = prepare_run(run_sizes(full=True), workdir)
+    run = prepare_run(run_sizes(full=True), workdir or local_workdir(NOTEBOOKS))
     if run.checkpoint.exists():
         sys.exit(f"{run.checkpoint} exists; --stand-in would replace it (move it away first)")
     steps = run.config.steps
-    history = History(
-        step=list(range(1, steps + 1)),
-        loss=[1.0] * steps,
-        lr=[run.config.lr] * steps,
-        eval_step=[steps],
-        val=[{"miou": 0.0}],
-        eval_seconds=[0.0],
-    )
     return save_checkpoint(
         run.checkpoint,
         model=run.model,
         step=steps,
         config=run.config.to_dict(),
-        history=history.to_dict(),
+        # No curves: notebook 08 reads only the history's last step.
+        history=History(step=[steps]).to_dict(),
     )
 
 

@@ -73,6 +73,17 @@ def is_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+def local_workdir(start: Path | None = None) -> Path:
+    """The notebooks' working folder outside Colab: the repository root.
+
+    That is the parent of the nearest ``notebooks/`` folder at or above ``start`` (default: the
+    current folder), so ``notebooks/`` and ``notebooks/student/`` share one ``runs/``; ``start``
+    itself when there is none.
+    """
+    here = Path.cwd() if start is None else Path(start)
+    return next((p.parent for p in (here, *here.parents) if p.name == "notebooks"), here)
+
+
 def setup_notebook(*, mount_drive: bool = False) -> Path:
     """Report the environment, check for a GPU on Colab, and return the working folder.
 
@@ -84,9 +95,7 @@ def setup_notebook(*, mount_drive: bool = False) -> Path:
 
     print(environment_report())
     if not is_colab():
-        here = Path.cwd()
-        # notebooks/ and notebooks/student/ both work in the repository root.
-        return next((p.parent for p in (here, *here.parents) if p.name == "notebooks"), here)
+        return local_workdir()
     if not torch.cuda.is_available():
         print(
             "No GPU in this Colab runtime: Runtime > Change runtime type > T4 GPU, then run the "
