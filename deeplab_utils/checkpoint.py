@@ -12,10 +12,8 @@ Taught in notebooks 07 (saving, resuming) and 08 (``load_model`` for evaluation)
 from __future__ import annotations
 
 import dataclasses
-import os
 import pickle
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,18 +22,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from .files import atomic_write
+
 __all__ = [
     "CheckpointError",
     "get_rng_state",
     "load_checkpoint",
     "load_model",
     "model_config_dict",
+    "read_checkpoint_info",
     "read_train_config",
     "save_checkpoint",
     "set_rng_state",
 ]
 
-FORMAT_VERSION = 1
+# 2 added "run_config" (the run's data and model settings, for checking a resume); files of
+# format 1 still load. A file from a newer version of the course is refused with a clear error.
+FORMAT_VERSION = 2
 # Fields of a model config that do not change the weights' shapes. The paper trains at output
 # stride 16 and evaluates at 8 (Sec. 4.1, Table 3), so a mismatch here is allowed.
 SHAPE_NEUTRAL_FIELDS = frozenset({"output_stride"})
@@ -116,35 +119,6 @@ def model_config_dict(model: nn.Module) -> dict[str, Any] | None:
     raise TypeError(f"model.config must be a dataclass or a dict, got {type(config).__name__}")
 
 
-def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
-    # Write to a temporary file in the same directory, then rename over the target: os.replace is
-    # atomic on one file system, so a crash leaves either the old checkpoint or the new one.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())  # the bytes are on disk before the rename makes them current
-        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; a checkpoint is an ordinary file
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable (POSIX only; Windows cannot open a directory)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
 def save_checkpoint(
     path: str | Path,
     *,
@@ -156,6 +130,7 @@ def save_checkpoint(
     config: dict[str, Any],
     history: dict[str, Any] | None = None,
     model_config: dict[str, Any] | None = None,
+    run_config: dict[str, Any] | None = None,
 ) -> Path:
     """Save a resumable checkpoint to ``path`` atomically; return the path.
 
@@ -166,6 +141,8 @@ def save_checkpoint(
         step: optimiser steps done so far.
         config: the training configuration as a dict of primitives (``TrainConfig.to_dict()``).
         history: ``History.to_dict()``, so that a resumed run keeps its curves.
+        run_config: the run's data and model settings (``RunConfig.to_dict()``), so that a
+            resume can refuse changed settings.
 
     Taught in notebook 07.
     """
@@ -187,8 +164,10 @@ def save_checkpoint(
         "scaler": scaler.state_dict() if scaler is not None else None,
         "rng": get_rng_state(),
         "history": history,
+        "run_config": run_config,
     }
-    _atomic_torch_save(payload, path)
+    with atomic_write(path) as file:
+        torch.save(payload, file)
     return path
 
 
@@ -216,7 +195,24 @@ def _read(path: str | Path, map_location: Any, *, mmap: bool = False) -> dict[st
             "(expected a dict with 'model' and 'step'); for a bare state dict use "
             "model.load_state_dict(torch.load(path, weights_only=True))"
         )
+    version = payload.get("format_version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format {version!r}, newer than this version of the course "
+            f"reads (up to {FORMAT_VERSION}): update the course package "
+            "(pip install --upgrade deeplab-course) to load it"
+        )
     return payload
+
+
+def _setting(config: dict[str, Any], name: str) -> Any:
+    """A model-config field as loaded from a checkpoint, with ASPP's rates resolved."""
+    value = config.get(name)  # a field newer than the checkpoint had its default, None
+    if name == "aspp_rates" and value is None:
+        from .aspp import aspp_rates  # layer 1: None means the paper's rates for the stride
+
+        value = aspp_rates(config.get("output_stride", 16))
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _check_fits(payload: dict[str, Any], model: nn.Module) -> None:
@@ -224,13 +220,13 @@ def _check_fits(payload: dict[str, Any], model: nn.Module) -> None:
     current = model_config_dict(model)
     if saved and current:
         for name in current.keys() - SHAPE_NEUTRAL_FIELDS:
-            # A field newer than the checkpoint (ModelConfig.aspp_rates) had its default, None:
-            # a checkpoint with the paper's rates must not load silently into scaled ones.
-            value = saved.get(name)
-            if value != current[name]:
+            both_paper = name == "aspp_rates" and saved.get(name) is None and current[name] is None
+            if not both_paper and _setting(saved, name) != _setting(current, name):
+                # The paper's rates (None) load into a model with the same rates spelled out,
+                # but never silently into a model with scaled rates, nor the reverse.
                 raise CheckpointError(
-                    f"checkpoint was trained with {name}={value!r} but the model has "
-                    f"{name}={current[name]!r}; build the model with {name}={value!r} "
+                    f"checkpoint was trained with {name}={saved.get(name)!r} but the model has "
+                    f"{name}={current[name]!r}; build the model with {name}={saved.get(name)!r} "
                     "(or use load_model(path))"
                 )
     own = model.state_dict()
@@ -243,17 +239,30 @@ def _check_fits(payload: dict[str, Any], model: nn.Module) -> None:
             )
 
 
-def read_train_config(path: str | Path) -> dict[str, Any]:
-    """The training configuration a checkpoint was saved with (``{}`` if it holds none).
+def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's settings and progress, without its tensors (the file is memory-mapped).
 
-    The file is memory-mapped, so its tensors are not read into memory: cheap even for a
-    checkpoint of several hundred MB.
+    Returns:
+        ``"step"``, ``"train_config"``, ``"model_config"``, ``"run_config"`` (``None`` where
+        the checkpoint holds none) and ``"history"``.
 
     Raises:
         FileNotFoundError: no file at ``path``.
         CheckpointError: a corrupt file, or not a checkpoint of this course.
     """
-    return dict(_read(path, "cpu", mmap=True).get("train_config") or {})
+    payload = _read(path, "cpu", mmap=True)
+    keys = ("step", "train_config", "model_config", "run_config", "history")
+    return {key: payload.get(key) for key in keys}
+
+
+def read_train_config(path: str | Path) -> dict[str, Any]:
+    """The training configuration a checkpoint was saved with (``{}`` if it holds none).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: a corrupt file, or not a checkpoint of this course.
+    """
+    return dict(read_checkpoint_info(path)["train_config"] or {})
 
 
 def load_checkpoint(

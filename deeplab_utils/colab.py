@@ -148,7 +148,13 @@ def set_repo(repo: str, root: Path) -> list[Path]:
     if not module.exists():
         raise ValueError(f"{root} is not the course's repository root (no {module})")
     text = module.read_text(encoding="utf-8")
-    old_repo = re.search(r'^REPO = "([^"]*)"', text, flags=re.MULTILINE).group(1)
+    found = re.search(r'^REPO = "([^"]*)"', text, flags=re.MULTILINE)
+    if found is None:
+        raise ValueError(
+            f'{module} has no line REPO = "OWNER/REPO" to rewrite; restore it (see git) '
+            "and run set-repo again"
+        )
+    old_repo = found.group(1)
     new = re.sub(r'^REPO = "[^"]*"', f'REPO = "{repo}"', text, count=1, flags=re.MULTILINE)
     if new != text:
         module.write_text(new, encoding="utf-8")

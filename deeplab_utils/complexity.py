@@ -28,15 +28,21 @@ def _flop_counts(model: nn.Module, x: torch.Tensor) -> FlopCounterMode:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(x)
+    was_training = model.training
+    model.eval()  # in train mode BatchNorm would update its running statistics (and dropout drop)
+    try:
+        with torch.no_grad(), counter:
+            model(x)
+    finally:
+        model.train(was_training)
     return counter
 
 
 def count_macs(model: nn.Module, x: torch.Tensor) -> int:
     """Multiply-accumulates of one forward pass of ``model`` on ``x`` (e.g. ``(1, 3, H, W)``).
 
-    Runs the model once without gradients; its train/eval mode is left as it is.
+    Runs the model once in eval mode without gradients, then restores its mode: BatchNorm
+    statistics and the train/eval mode are left as they were.
     Taught in notebook 02.
     """
     return _flop_counts(model, x).get_total_flops() // 2

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     texts = build(args.notebooks)
     if args.command == "count":
         for path in solved_notebooks(args.notebooks):
-            print(f"{path.name}: {count_exercises(json.loads(path.read_text()))}")
+            print(f"{path.name}: {count_exercises(json.loads(path.read_text(encoding='utf-8')))}")
         return 0
     if args.command == "check":
         stale = [

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .targets import IGNORE_INDEX, check_target
+
 __all__ = ["IOU", "DiceBCELoss", "DiceCELoss", "IoULoss"]
 
 # Keeps the Dice/IoU ratio finite when smooth=0 and a class is empty everywhere.
@@ -61,27 +63,9 @@ def _binary_target(
             f"binary loss expects logits with 1 channel (B, 1, H, W), got {tuple(logits.shape)}; "
             "for C > 1 classes use DiceCELoss"
         )
-    if not isinstance(target, torch.Tensor):
-        raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
-    if target.is_complex():
-        raise TypeError(f"target must be a real (float, int or bool) tensor, got {target.dtype}")
-    given_shape = tuple(target.shape)
-    if target.ndim == 3:
-        target = target.unsqueeze(1)  # (B, H, W) -> (B, 1, H, W)
-    if target.shape != logits.shape:
-        raise ValueError(
-            f"target shape {given_shape} does not match logits shape "
-            f"{tuple(logits.shape)}; expected (B, 1, H, W) or (B, H, W)"
-        )
-    target = target.float()
-    valid = target != ignore_index
-    bad = valid & ((target < 0) | (target > 1))
-    if bool(bad.any()):
-        raise ValueError(
-            f"binary target values must lie in [0, 1] or equal ignore_index={ignore_index}, "
-            f"got {target[bad][0].item():g}"
-        )
-    return torch.where(valid, target, torch.zeros_like(target)), valid
+    return check_target(
+        target, tuple(logits.shape), num_classes=2, ignore_index=ignore_index, binary=True
+    )
 
 
 def _multiclass_target(
@@ -89,27 +73,9 @@ def _multiclass_target(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the int64 target ``(B, H, W)`` (ignored pixels set to 0) and the valid mask."""
     _check_logits(logits)
-    if not isinstance(target, torch.Tensor):
-        raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
-    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
-        raise TypeError(
-            f"target must be an integer tensor of class indices (B, H, W), got dtype {target.dtype}"
-        )
-    b, c, h, w = logits.shape
-    if target.shape != (b, h, w):
-        raise ValueError(
-            f"target shape {tuple(target.shape)} does not match logits shape "
-            f"{tuple(logits.shape)}; expected target shape {(b, h, w)}"
-        )
-    target = target.long()
-    valid = target != ignore_index
-    bad = valid & ((target < 0) | (target >= c))
-    if bool(bad.any()):
-        raise ValueError(
-            f"target class indices must lie in [0, {c}) or equal ignore_index={ignore_index}, "
-            f"got {target[bad][0].item()}"
-        )
-    return torch.where(valid, target, torch.zeros_like(target)), valid
+    return check_target(
+        target, tuple(logits.shape), num_classes=logits.shape[1], ignore_index=ignore_index
+    )
 
 
 def _probs_and_onehot(
@@ -175,7 +141,7 @@ class DiceBCELoss(nn.Module):
     Taught in notebook 05.
     """
 
-    def __init__(self, smooth: float = 1.0, *, ignore_index: int = 255) -> None:
+    def __init__(self, smooth: float = 1.0, *, ignore_index: int = IGNORE_INDEX) -> None:
         super().__init__()
         self.smooth = _check_smooth(smooth)
         self.ignore_index = ignore_index
@@ -210,7 +176,7 @@ class IoULoss(nn.Module):
     Taught in notebook 05.
     """
 
-    def __init__(self, smooth: float = 1.0, *, ignore_index: int = 255) -> None:
+    def __init__(self, smooth: float = 1.0, *, ignore_index: int = IGNORE_INDEX) -> None:
         super().__init__()
         self.smooth = _check_smooth(smooth)
         self.ignore_index = ignore_index
@@ -257,7 +223,7 @@ class DiceCELoss(nn.Module):
         self,
         smooth: float = 1.0,
         *,
-        ignore_index: int = 255,
+        ignore_index: int = IGNORE_INDEX,
         dice_weight: float = 1.0,
         ce_weight: float = 1.0,
         class_weights: Sequence[float] | torch.Tensor | None = None,

@@ -13,7 +13,9 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-__all__ = ["SegmentationMetrics"]
+from .targets import IGNORE_INDEX, check_target
+
+__all__ = ["IGNORE_INDEX", "SegmentationMetrics"]
 
 
 class SegmentationMetrics:
@@ -42,7 +44,7 @@ class SegmentationMetrics:
         self,
         num_classes: int,
         *,
-        ignore_index: int = 255,
+        ignore_index: int = IGNORE_INDEX,
         device: str | torch.device | None = None,
     ) -> None:
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
@@ -72,28 +74,15 @@ class SegmentationMetrics:
             ValueError: for mismatched shapes, ``C != num_classes`` or out-of-range labels.
         """
         pred = self._labels(logits_or_labels)  # (B, H, W)
-        if not isinstance(target, torch.Tensor):
-            raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
-        if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
-            raise TypeError(f"target must be an integer tensor (B, H, W), got {target.dtype}")
-        if target.shape != pred.shape:
-            raise ValueError(
-                f"target shape {tuple(target.shape)} does not match prediction shape "
-                f"{tuple(logits_or_labels.shape)}; expected target shape {tuple(pred.shape)}"
-            )
+        c = self.num_classes
+        target, valid = check_target(
+            target, tuple(pred.shape), num_classes=c, ignore_index=self.ignore_index,
+            of="prediction",
+        )  # fmt: skip
         if pred.device != target.device:
             raise ValueError(
                 f"prediction is on {pred.device} but target is on {target.device}; "
                 "move both to the same device"
-            )
-        c = self.num_classes
-        target = target.long()
-        valid = target != self.ignore_index
-        bad_t = valid & ((target < 0) | (target >= c))
-        if bool(bad_t.any()):
-            raise ValueError(
-                f"target class indices must lie in [0, {c}) or equal "
-                f"ignore_index={self.ignore_index}, got {target[bad_t][0].item()}"
             )
         bad_p = (pred < 0) | (pred >= c)
         if bool(bad_p.any()):

@@ -52,7 +52,7 @@ def amp_is_fast(device: str | torch.device) -> bool:
     """Whether mixed precision speeds training up on ``device``, so a job may turn it on itself.
 
     True on CUDA (fp16 tensor cores), and on CPUs with native bfloat16 arithmetic (AVX512-BF16
-    or AMX: bf16 autocast then trains about 20 % faster); False on other CPUs, where bf16 is
+    or AMX) when torch runs its AVX-512 kernels there; False on other CPUs, where bf16 is
     emulated and slower, and on Apple MPS.
 
     Raises:
@@ -65,6 +65,10 @@ def amp_is_fast(device: str | torch.device) -> bool:
     if kind == "cuda":
         return True
     if kind != "cpu":
+        return False
+    # bf16 is fast only where torch runs its AVX-512 (or AMX) kernels: a CPU limited to AVX2
+    # (ATEN_CPU_CAPABILITY=avx2, as the tests do to play a laptop) would emulate it, slowly.
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX512", "AMX"):
         return False
     # Private helpers (torch >= 2.1); a torch without them gets the safe answer, False.
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")

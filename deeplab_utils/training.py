@@ -1,13 +1,14 @@
-"""The training loop: optimiser, poly learning-rate schedule, evaluation and resumable ``fit``.
+"""The training loop: the recipe (``TrainConfig``), the poly schedule, evaluation and ``fit``.
 
-A plain loop meant to be read in one sitting (notebook 07), not a framework. It is generic:
-any ``nn.Module`` mapping images ``(B, 3, H, W)`` to logits ``(B, C, H, W)``, any loss
-``loss_fn(logits, masks)``, any dataset of ``(image, mask)`` pairs.
+A plain loop meant to be read in one sitting beside notebook 07, not a framework (nanoGPT's
+``train.py`` is the model). It is generic: any ``nn.Module`` mapping images ``(B, 3, H, W)`` to
+logits ``(B, C, H, W)``, any loss ``loss_fn(logits, masks)``, any dataset of ``(image, mask)``.
 
 Reproducibility: with a loader from :func:`make_loader` (``workers=0``) a CPU run interrupted at
 any step and resumed from its checkpoint ends with exactly the weights of an uninterrupted run,
 because the data order is a function of ``(seed, epoch)`` alone and the checkpoint carries the
-optimiser, scheduler, scaler, step and random-number-generator states.
+optimiser, scheduler, scaler, step and random-number-generator states. (GPU kernels such as
+cuDNN's are not all deterministic, so on a GPU the resumed run is only statistically the same.)
 """
 
 from __future__ import annotations
@@ -27,15 +28,18 @@ from typing import Any, Literal
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .runtime import pick_device, seed_everything
+from .metrics import IGNORE_INDEX, SegmentationMetrics
+from .runtime import amp_is_fast, pick_device, seed_everything
 
 __all__ = [
+    "DEFAULT_LR",
     "History",
     "NonFiniteLossError",
     "ResumableSampler",
+    "ShardSampler",
     "TrainConfig",
     "build_optimizer",
     "build_scheduler",
@@ -46,9 +50,12 @@ __all__ = [
     "train_one_epoch",
 ]
 
-SGD_MOMENTUM = 0.9  # paper, Sec. 4 (training protocol of DeepLabv3, Sec. 4)
-SGD_WEIGHT_DECAY = 1e-4  # DeepLabv3 (arXiv 1706.05587), Sec. 4: "weight decay 0.0001"
+SGD_MOMENTUM = 0.9  # DeepLabv3 (arXiv 1706.05587), Sec. 4, kept by DeepLabv3+
+SGD_WEIGHT_DECAY = 1e-4  # DeepLabv3, Sec. 4: "weight decay 0.0001"
 POLY_POWER = 0.9  # DeepLabv3, Sec. 4: lr * (1 - iter/max_iter)^0.9
+# Peak learning rate per optimiser. Adam's is tuned for this course's recipe (from scratch, the
+# default batch; benchmarks/README.md); SGD's is near the paper's 0.007 (DeepLabv3, Sec. 4).
+DEFAULT_LR = {"adam": 3e-3, "sgd": 0.01}
 
 OOM_HINT = (
     "the GPU ran out of memory. Lower, in this order: --batch-size, --image-size, use "
@@ -64,40 +71,50 @@ class NonFiniteLossError(FloatingPointError):
     """
 
 
+def _check_int(config: Any, names: tuple[str, ...], low: int) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            kind = "a positive int" if low == 1 else "a non-negative int"
+            raise ValueError(f"{name} must be {kind}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides how a model is trained (not what model, nor on which data).
+    """How a model is trained (not which model, nor on which data): the course's one recipe.
 
-    Taught in notebook 07.
+    The defaults are the recipe the main job and the notebooks share (they differ only in
+    sizes: ``steps`` and ``batch_size``). ``None`` fields are decided for you: ``lr`` and
+    ``warmup_steps`` when the config is made, ``amp`` and ``channels_last`` by :func:`fit` for
+    the device it trains on. Taught in notebook 07.
     """
 
     steps: int = 800  # total optimiser steps; the paper's poly schedule counts iterations
-    batch_size: int = 8  # images per step (per process under DDP); read by make_loader
+    batch_size: int = 24  # images per step (per process under DDP); read by make_loader
     optimizer: Literal["sgd", "adam"] = "adam"  # "sgd" = paper's recipe; "adam" = the seed's
-    lr: float = 1e-3  # peak learning rate (paper: 0.007 for SGD on VOC, Sec. 4)
-    warmup_steps: int = 0  # linear warm-up from lr/warmup_steps to lr before the poly decay
+    lr: float | None = None  # peak learning rate; None: DEFAULT_LR[optimizer]
+    warmup_steps: int | None = None  # linear warm-up before the poly decay; None: steps // 10
     poly_power: float = POLY_POWER  # exponent of the poly decay; 0 keeps lr constant
     grad_clip: float | None = None  # max global gradient norm, or None for no clipping
-    amp: bool = False  # mixed precision: fp16 + GradScaler on CUDA, bf16 autocast on CPU
-    channels_last: bool = False  # NHWC memory layout: faster convolutions on recent GPUs and CPUs
+    amp: bool | None = None  # mixed precision (fp16 on CUDA, bf16 on CPU); None: where fast
+    channels_last: bool | None = None  # NHWC convolutions; None: on a CPU, where they are faster
     eval_every: int = 0  # evaluate every this many steps; 0 = only at the end
     checkpoint_every: int = 0  # save every this many steps; 0 = only at the end
     seed: int = 0  # seeds weights' initialisation, data order and augmentation
-    log_every: int = 10  # refresh the progress bar's loss / running mIoU every this many steps
+    log_every: int = 10  # refresh the progress bar's loss every this many steps; 0 = never
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        for name in ("warmup_steps", "eval_every", "checkpoint_every", "seed", "log_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-        if self.optimizer not in ("sgd", "adam"):
+        _check_int(self, ("steps", "batch_size"), 1)
+        _check_int(self, ("eval_every", "checkpoint_every", "seed", "log_every"), 0)
+        if self.optimizer not in DEFAULT_LR:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.lr is None:
+            object.__setattr__(self, "lr", DEFAULT_LR[self.optimizer])
         if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if self.warmup_steps is None:
+            object.__setattr__(self, "warmup_steps", self.steps // 10)
+        _check_int(self, ("warmup_steps",), 0)
         if self.warmup_steps >= self.steps:
             raise ValueError(
                 f"warmup_steps must be smaller than steps ({self.steps}), got {self.warmup_steps}"
@@ -108,6 +125,15 @@ class TrainConfig:
             isinstance(self.grad_clip, int | float) and self.grad_clip > 0
         ):
             raise ValueError(f"grad_clip must be None or a positive number, got {self.grad_clip!r}")
+        for name in ("amp", "channels_last"):
+            if getattr(self, name) not in (None, True, False):
+                raise ValueError(f"{name} must be None, True or False, got {getattr(self, name)!r}")
+
+    def for_device(self, device: torch.device) -> TrainConfig:
+        """This config with ``amp`` and ``channels_last`` decided for ``device`` where None."""
+        amp = amp_is_fast(device) if self.amp is None else self.amp
+        channels_last = device.type == "cpu" if self.channels_last is None else self.channels_last
+        return dataclasses.replace(self, amp=amp, channels_last=channels_last)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict of primitives (JSON-able, and loadable with ``weights_only=True``)."""
@@ -128,25 +154,29 @@ class History:
     val: list[dict[str, Any]] = field(default_factory=list)  # metrics of that evaluation
     eval_seconds: list[float] = field(default_factory=list)  # training time until then
 
+    def record_step(self, step: int, loss: float, lr: float) -> None:
+        self.step.append(step)
+        self.loss.append(loss)
+        self.lr.append(lr)
+
+    def record_eval(self, step: int, metrics: dict[str, Any], seconds: float) -> None:
+        self.eval_step.append(step)
+        self.val.append(metrics)
+        self.eval_seconds.append(seconds)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (lists of numbers; metric tensors become lists)."""
-        return {
-            "step": list(self.step),
-            "loss": list(self.loss),
-            "lr": list(self.lr),
-            "eval_step": list(self.eval_step),
-            "val": [dict(v) for v in self.val],
-            "eval_seconds": list(self.eval_seconds),
-        }
+        return {f.name: list(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> History:
-        """Rebuild a History from :meth:`to_dict`'s output."""
+    def from_dict(cls, data: dict[str, Any] | None) -> History:
+        """Rebuild a History from :meth:`to_dict`'s output (``None``: an empty history)."""
+        data = data or {}
         return cls(**{f.name: list(data.get(f.name, [])) for f in dataclasses.fields(cls)})
 
 
 # ---------------------------------------------------------------------------------------------
-# Learning-rate schedule
+# Optimiser and learning-rate schedule
 # ---------------------------------------------------------------------------------------------
 
 
@@ -204,15 +234,14 @@ def build_optimizer(model: nn.Module, *, config: TrainConfig) -> torch.optim.Opt
         return torch.optim.SGD(
             params, lr=config.lr, momentum=SGD_MOMENTUM, weight_decay=SGD_WEIGHT_DECAY
         )
-    # The same Adam in one fused kernel instead of a loop over ~300 tensors: a step of the
-    # 27 M-weight model takes 17 instead of 60 ms on a 2-core CPU, 10 % of a training step.
-    # Fused Adam runs on CPU and CUDA tensors (torch >= 2.4); elsewhere (MPS) the plain loop.
+    # The same Adam in one fused kernel instead of a loop over ~300 tensors. Fused Adam runs on
+    # CPU and CUDA tensors (torch >= 2.4); elsewhere (MPS) the plain loop.
     fused = bool(params) and {p.device.type for p in params} <= {"cpu", "cuda"}
     return torch.optim.Adam(params, lr=config.lr, fused=fused or None)
 
 
 # ---------------------------------------------------------------------------------------------
-# Data order that a checkpoint can reproduce
+# Data order that a checkpoint can reproduce; evaluation shards
 # ---------------------------------------------------------------------------------------------
 
 
@@ -263,6 +292,25 @@ class ResumableSampler(DistributedSampler):
         return max(self.num_samples - self.start, 0)
 
 
+class ShardSampler(Sampler[int]):
+    """Evaluation order: process ``rank`` of ``num_replicas`` takes ``rank, rank + R, ...``.
+
+    Unlike ``DistributedSampler`` it never pads the shards to equal length, so summed over the
+    processes every sample is counted exactly once, whatever the dataset's length.
+    """
+
+    def __init__(self, dataset: Dataset, *, num_replicas: int = 1, rank: int = 0) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be in [0, {num_replicas}), got {rank}")
+        self.indices = range(rank, len(dataset), num_replicas)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
 def make_loader(
     dataset: Dataset,
     *,
@@ -278,7 +326,8 @@ def make_loader(
     """A DataLoader whose order :func:`fit` can reproduce on resume (see :class:`ResumableSampler`).
 
     Args:
-        shuffle: True for training (new order each epoch), False for evaluation.
+        shuffle: True for training (a new order each epoch, resumable), False for evaluation
+            (each process takes its :class:`ShardSampler` share, every sample once).
         drop_last: drop the last incomplete batch; defaults to ``shuffle`` (BatchNorm dislikes
             a batch of one).
         num_replicas, rank: the DDP world size and this process's rank (1, 0 without DDP).
@@ -290,11 +339,14 @@ def make_loader(
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     drop_last = shuffle if drop_last is None else drop_last
-    sampler = ResumableSampler(
-        dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed
-    )
+    if shuffle:
+        sampler: Sampler[int] = ResumableSampler(
+            dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed
+        )
+    else:
+        sampler = ShardSampler(dataset, num_replicas=num_replicas, rank=rank)
     # An own generator, so that starting an iterator does not draw from torch's global RNG
-    # (which would shift dropout and augmentation after a resume).
+    # (which would shift dropout and augmentation after a resume); _epoch_batches reseeds it.
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,
@@ -308,23 +360,39 @@ def make_loader(
     )
 
 
-def _start_epoch(loader: DataLoader, epoch: int, *, seed: int, skip_batches: int) -> Iterator:
-    """An iterator over ``loader`` for ``epoch``, the first ``skip_batches`` batches skipped."""
+def _steps_per_epoch(loader: DataLoader) -> int:
+    if isinstance(loader.sampler, ResumableSampler):
+        loader.sampler.set_start(0)  # an earlier run may have left it mid-epoch
+    n = len(loader)
+    if n == 0:
+        raise ValueError(
+            "the training loader yields no batch: the dataset is smaller than one batch; "
+            "lower the batch size or use more samples"
+        )
+    return n
+
+
+def _epoch_batches(loader: DataLoader, epoch: int, *, seed: int, skip: int) -> Iterator:
+    """The batches of ``epoch`` of ``loader``, its first ``skip`` batches left out."""
     sampler = loader.sampler
     if hasattr(sampler, "set_epoch"):
         sampler.set_epoch(epoch)
     if loader.generator is not None:
-        # Workers' augmentation seeds come from this generator: make them a function of epoch.
-        loader.generator.manual_seed(seed * 100_003 + epoch)
-    if skip_batches and hasattr(sampler, "set_start") and loader.batch_size is not None:
-        sampler.set_start(skip_batches * loader.batch_size)
+        # Workers' augmentation seeds come from this generator: a function of (seed, rank, epoch).
+        loader.generator.manual_seed(seed * 100_003 + epoch + _rank() * 1_000_000_007)
+    if skip and hasattr(sampler, "set_start") and loader.batch_size is not None:
+        sampler.set_start(skip * loader.batch_size)
         return iter(loader)
-    iterator = iter(loader)
-    # A loader we cannot position: read and drop the consumed batches (order exact only if the
-    # loader's order is itself deterministic).
-    for _ in range(skip_batches):
-        next(iterator)
-    return iterator
+    # A loader we cannot position: read and drop the consumed batches.
+    return itertools.islice(iter(loader), skip, None)
+
+
+def _batches(loader: DataLoader, *, seed: int, start_step: int) -> Iterator:
+    """Batches for ever, epoch after epoch, starting where step ``start_step`` left off."""
+    epoch, skip = divmod(start_step, _steps_per_epoch(loader))
+    while True:
+        yield from _epoch_batches(loader, epoch, seed=seed, skip=skip)
+        epoch, skip = epoch + 1, 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,6 +429,14 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
+def _mean_over_processes(loss: torch.Tensor) -> float:
+    value = loss.detach().float().clone()
+    if _is_distributed():  # every rank sees the same mean loss, so all stop together on a NaN
+        dist.all_reduce(value)
+        value /= dist.get_world_size()
+    return value.item()
+
+
 def _train_step(
     model: nn.Module,
     batch: Any,
@@ -374,18 +450,13 @@ def _train_step(
     step: int,
 ) -> tuple[float, float, torch.Tensor, torch.Tensor]:
     """One optimiser step; returns (loss, lr used, detached logits (B, C, H, W), masks)."""
-    images, masks = _to_device(batch, device, config.channels_last)
+    images, masks = _to_device(batch, device, bool(config.channels_last))
     lr = optimizer.param_groups[0]["lr"]
     try:
-        with _autocast(device, config.amp):
+        with _autocast(device, bool(config.amp)):
             logits = model(images)  # (B, C, H, W)
             loss = loss_fn(logits, masks)
-        loss_value = loss.detach().float().clone()
-        if _is_distributed():
-            # Every rank sees the same mean loss, so all stop together on a NaN.
-            dist.all_reduce(loss_value)
-            loss_value /= dist.get_world_size()
-        loss_value = loss_value.item()
+        loss_value = _mean_over_processes(loss)
         if not math.isfinite(loss_value):
             raise NonFiniteLossError(
                 f"the loss became {loss_value} at step {step} (learning rate {lr:.3g}); "
@@ -393,25 +464,23 @@ def _train_step(
                 "Lower --lr (or add warm-up), or turn off --amp."
             )
         optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            if config.grad_clip is not None:
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        if config.grad_clip is not None:
+            if scaler is not None:
                 scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        if scaler is not None:
             scaler.step(optimizer)  # skipped when the scaled gradients overflowed
             scaler.update()
-            with warnings.catch_warnings():
-                # The scaler skips the first step(s) while it finds its scale, so the schedule
-                # then moves before the optimiser; torch warns about that. Expected here only.
+        else:
+            optimizer.step()
+        with warnings.catch_warnings():
+            # A scaler skips the first step(s) while it finds its scale, so the schedule then
+            # moves before the optimiser; torch warns about that. Expected with a scaler only.
+            if scaler is not None:
                 warnings.filterwarnings(
                     "ignore", re.escape("Detected call of `lr_scheduler.step()`")
                 )
-                scheduler.step()
-        else:
-            loss.backward()
-            if config.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
             scheduler.step()
     except torch.OutOfMemoryError as exc:
         raise torch.OutOfMemoryError(f"{OOM_HINT}\n(original error: {exc})") from exc
@@ -436,32 +505,21 @@ def train_one_epoch(
 
     Steps are counted from ``start_step``; ``on_step(step, loss, lr, logits, masks)`` is called
     after each (1-based) step with the learning rate that step used, logits ``(B, C, H, W)`` and
-    masks ``(B, H, W)``.
+    masks ``(B, H, W)``. :func:`fit` is the whole run; this is one pass, for your own loops.
     Taught in notebook 07.
-
-    Raises:
-        NonFiniteLossError: when the loss is NaN or infinite (before the weights change).
-        torch.OutOfMemoryError: with a message naming the settings to lower.
     """
     model.train()
     step = start_step
     for batch in loader:
         if max_steps is not None and step >= max_steps:
             break
-        loss, lr, logits, masks = _train_step(
-            model,
-            batch,
-            loss_fn=loss_fn,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            scaler=scaler,
-            config=config,
-            device=device,
-            step=step + 1,
-        )
         step += 1
+        result = _train_step(
+            model, batch, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler,
+            scaler=scaler, config=config, device=device, step=step,
+        )  # fmt: skip
         if on_step is not None:
-            on_step(step, loss, lr, logits, masks)
+            on_step(step, *result)
     return step
 
 
@@ -479,50 +537,56 @@ def _labels_and_target(
 
 
 def _metrics_to_primitives(result: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in result.items():
+    def plain(value: Any) -> Any:
         if isinstance(value, torch.Tensor):
             value = value.tolist() if value.ndim else value.item()
-        if isinstance(value, float) and math.isnan(value):
-            value = None  # JSON has no NaN
         if isinstance(value, list):
-            value = [None if isinstance(v, float) and math.isnan(v) else v for v in value]
-        out[key] = value
-    return out
+            return [plain(v) for v in value]
+        return None if isinstance(value, float) and math.isnan(value) else value  # JSON: no NaN
+
+    return {key: plain(value) for key, value in result.items()}
 
 
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
     loader: DataLoader,
-    num_classes: int,
+    num_classes: int | None = None,
     *,
     device: torch.device | str | None = None,
     amp: bool = False,
     channels_last: bool = False,
-    ignore_index: int = 255,
+    ignore_index: int = IGNORE_INDEX,
 ) -> dict[str, Any]:
-    """Validation metrics of ``model`` over ``loader`` (all-reduced across DDP processes).
+    """Validation metrics of ``model`` over ``loader`` (summed over DDP processes).
+
+    ``num_classes`` defaults to the logits' channel count (2 for a one-channel binary model,
+    whose prediction is ``logit > 0``). A DDP-wrapped model is evaluated through its
+    ``.module``, so processes with different numbers of batches never wait for each other.
 
     Returns the dict of :class:`~deeplab_utils.metrics.SegmentationMetrics.compute` with tensors
     turned into plain lists/floats (NaN -> None): ``"pixel_accuracy"``, ``"iou"`` (C,),
     ``"miou"``, ``"dice"`` (C,), ``"mean_dice"``, ``"confusion_matrix"`` (C, C).
     Taught in notebook 08.
     """
-    from .metrics import SegmentationMetrics
-
     device = pick_device(device)
+    model = _unwrap(model)
     was_training = model.training
     model.eval()
-    metrics = SegmentationMetrics(num_classes, ignore_index=ignore_index)
+    metrics = None
     for batch in loader:
         images, masks = _to_device(batch, device, channels_last)
         with _autocast(device, amp):
             logits = model(images)  # (B, C, H, W)
+        if metrics is None:
+            classes = num_classes or max(logits.shape[1], 2)
+            metrics = SegmentationMetrics(classes, ignore_index=ignore_index)
         # On the batch's device: the NCCL backend all-reduces GPU tensors only.
         metrics.update(*_labels_and_target(logits, masks))
-    metrics.sync()
     model.train(was_training)
+    if metrics is None:
+        raise ValueError("the evaluation loader yields no batch: the dataset is empty")
+    metrics.sync()
     return _metrics_to_primitives(metrics.compute())
 
 
@@ -531,20 +595,16 @@ def evaluate(
 # ---------------------------------------------------------------------------------------------
 
 
-def _steps_per_epoch(loader: DataLoader) -> int:
-    sampler = loader.sampler
-    if isinstance(sampler, ResumableSampler):
-        saved, sampler.start = sampler.start, 0
-        n = len(loader)
-        sampler.start = saved
-    else:
-        n = len(loader)
-    if n == 0:
-        raise ValueError(
-            "the training loader yields no batch: the dataset is smaller than one batch; "
-            "lower the batch size or use more samples"
-        )
-    return n
+def _due(step: int, every: int, last: int) -> bool:
+    return step == last or (every > 0 and step % every == 0)
+
+
+def _save(path: Path, *, model: nn.Module, step: int, history: History, **states: Any) -> None:
+    """Rank 0 writes the checkpoint; every rank waits until it is complete."""
+    if _rank() == 0:
+        save_checkpoint(path, model=_unwrap(model), step=step, history=history.to_dict(), **states)
+    if _is_distributed():
+        dist.barrier()  # nobody reads a checkpoint rank 0 is still writing
 
 
 def fit(
@@ -559,143 +619,71 @@ def fit(
     resume: bool = False,
     device: torch.device | str | None = None,
     progress: bool = True,
+    run_config: dict[str, Any] | None = None,
 ) -> History:
-    """Train ``model`` for ``config.steps`` optimiser steps; evaluate and checkpoint on the way.
+    """Train ``model`` for ``config.steps`` steps; evaluate and checkpoint every so often.
 
-    Args:
-        model: maps images ``(B, 3, H, W)`` to logits ``(B, C, H, W)``; may be wrapped in
-            DistributedDataParallel (only rank 0 then shows progress and writes checkpoints).
-        train_loader: yields ``(images, masks)``; use :func:`make_loader` for exact resume.
-        val_loader: evaluated every ``config.eval_every`` steps and at the end.
-        loss_fn: ``loss_fn(logits, masks) -> scalar``.
-        num_classes: for the metrics; defaults to the logits' channel count (2 for a
-            one-channel binary model, whose prediction is ``logit > 0``).
-        checkpoint_path: where to save every ``config.checkpoint_every`` steps and at the end.
-        resume: continue from ``checkpoint_path`` (weights, optimiser, schedule, RNG, step).
-        device: defaults to :func:`~deeplab_utils.runtime.pick_device`.
-        progress: show a tqdm progress bar with loss and running training mIoU; without it,
-            each validation prints one line (for logs).
+    ``model`` maps ``(B, 3, H, W)`` to logits ``(B, C, H, W)`` and may be DDP-wrapped (rank 0
+    alone then shows progress and writes). ``num_classes`` defaults as in :func:`evaluate`.
+    ``resume`` continues from ``checkpoint_path`` (weights, optimiser, schedule, RNG, step,
+    history); ``run_config`` is stored in the checkpoint so that a resume can be checked.
+    Without ``progress``, each validation prints one line (for logs). Taught in notebook 07.
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the hint names --lr and --amp).
         FileNotFoundError: ``resume=True`` but there is no checkpoint yet.
-
-    Taught in notebook 07.
     """
     from tqdm.auto import tqdm
 
-    from .metrics import SegmentationMetrics
-
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs a checkpoint_path to resume from")
-    device = pick_device(device)
-    seed_everything(config.seed)
-    rank = _rank()
+    device, rank = pick_device(device), _rank()
+    config = config.for_device(device)
+    seed_everything(config.seed + rank)  # each process draws its own augmentation and dropout
     model.to(device)
+    if isinstance(loss_fn, nn.Module):
+        loss_fn.to(device)  # e.g. DiceCELoss's class weights
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, config=config)
     scheduler = build_scheduler(optimizer, config=config)
     scaler = torch.amp.GradScaler("cuda") if config.amp and device.type == "cuda" else None
-    history = History()
-    step = 0
+    states = {"optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+    history, step = History(), 0
     if resume:
-        state = load_checkpoint(
-            checkpoint_path,
-            model=_unwrap(model),
-            optimizer=optimizer,
-            scheduler=scheduler,
-            scaler=scaler,
-            map_location=device,
-            restore_rng=True,
+        saved = load_checkpoint(
+            checkpoint_path, model=_unwrap(model), map_location=device, restore_rng=True, **states
         )
-        step = state["step"]
-        if state.get("history"):
-            history = History.from_dict(state["history"])
-
-    def save(at_step: int) -> None:
-        if checkpoint_path is not None and rank == 0:
-            save_checkpoint(
-                checkpoint_path,
-                model=_unwrap(model),
-                optimizer=optimizer,
-                scheduler=scheduler,
-                scaler=scaler,
-                step=at_step,
-                config=config.to_dict(),
-                history=history.to_dict(),
-            )
-        if _is_distributed():
-            dist.barrier()  # nobody reads a checkpoint rank 0 is still writing
-
-    steps_per_epoch = _steps_per_epoch(train_loader)
-    running = None  # training metrics of the current epoch, created once C is known
-    bar = tqdm(total=config.steps, initial=step, disable=not progress or rank != 0, desc="train")
-    # Wall time of the run, for mIoU-vs-minutes curves; a resumed run continues the clock from
-    # its last validation.
-    clock_start = time.perf_counter() - (history.eval_seconds[-1] if history.eval_seconds else 0)
-    postfix: dict[str, str] = {}
-
-    def on_step(
-        at_step: int, loss: float, lr: float, logits: torch.Tensor, masks: torch.Tensor
-    ) -> None:
-        nonlocal running, num_classes
-        history.step.append(at_step)
-        history.loss.append(loss)
-        history.lr.append(lr)
-        if num_classes is None:
-            num_classes = max(logits.shape[1], 2)  # a one-channel model predicts 2 classes
-        if running is None:
-            running = SegmentationMetrics(num_classes)
-        running.update(*_labels_and_target(logits, masks))
-        bar.update(1)
-        if config.log_every and (at_step % config.log_every == 0 or at_step == config.steps):
-            postfix.update(loss=f"{loss:.4f}", miou=f"{running.compute()['miou']:.3f}")
-            bar.set_postfix(postfix)
-        if val_loader is not None and (
-            (config.eval_every and at_step % config.eval_every == 0) or at_step == config.steps
-        ):
-            result = evaluate(
-                model,
-                val_loader,
-                num_classes,
-                device=device,
-                amp=config.amp,
-                channels_last=config.channels_last,
-            )
-            history.eval_step.append(at_step)
-            history.val.append(result)
-            history.eval_seconds.append(time.perf_counter() - clock_start)
-            if bar.disable and rank == 0:
-                print(f"step {at_step}/{config.steps}: val mIoU {result['miou'] or 0:.3f}")
-            postfix["val_miou"] = f"{result['miou'] or 0:.3f}"
-            bar.set_postfix(postfix)
-        if (config.checkpoint_every and at_step % config.checkpoint_every == 0) or (
-            at_step == config.steps
-        ):
-            save(at_step)
-
-    try:
+        history, step = History.from_dict(saved["history"]), saved["step"]
+    batches = _batches(train_loader, seed=config.seed, start_step=step)
+    # Wall time for mIoU-vs-minutes curves; a resumed run continues from its last validation.
+    started = time.perf_counter() - (history.eval_seconds[-1] if history.eval_seconds else 0.0)
+    model.train()
+    with tqdm(
+        total=config.steps, initial=step, desc="train", disable=not progress or rank > 0
+    ) as bar:
         while step < config.steps:
-            epoch, done_in_epoch = divmod(step, steps_per_epoch)
-            batches = _start_epoch(
-                train_loader, epoch, seed=config.seed, skip_batches=done_in_epoch
-            )
-            if done_in_epoch == 0 and running is not None:
-                running.reset()
-            step = train_one_epoch(
-                model,
-                batches,
-                loss_fn=loss_fn,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                config=config,
-                device=device,
-                scaler=scaler,
-                start_step=step,
-                max_steps=config.steps,
-                on_step=on_step,
-            )
-    finally:
-        bar.close()
+            step += 1
+            loss, lr, _, _ = _train_step(
+                model, next(batches), loss_fn=loss_fn, config=config, device=device, step=step,
+                optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+            )  # fmt: skip
+            history.record_step(step, loss, lr)
+            bar.update(1)
+            if config.log_every and step % config.log_every == 0:
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            if val_loader is not None and _due(step, config.eval_every, config.steps):
+                metrics = evaluate(
+                    model, val_loader, num_classes, device=device, amp=config.amp,
+                    channels_last=config.channels_last,
+                )  # fmt: skip
+                history.record_eval(step, metrics, time.perf_counter() - started)
+                bar.set_postfix(loss=f"{loss:.4f}", val_miou=f"{metrics['miou'] or 0:.3f}")
+                if bar.disable and rank == 0:
+                    print(f"step {step}/{config.steps}: val mIoU {metrics['miou'] or 0:.3f}")
+            if checkpoint_path is not None and _due(step, config.checkpoint_every, config.steps):
+                _save(
+                    Path(checkpoint_path), model=model, step=step, history=history,
+                    config=config.to_dict(), run_config=run_config, **states,
+                )  # fmt: skip
     return history

@@ -281,3 +281,25 @@ def test_load_model_without_config_is_a_clear_error(tmp_path):
     path = save_checkpoint(tmp_path / "c.pt", model=nn.Conv2d(3, 2, 1), step=0, config={})
     with pytest.raises(CheckpointError, match="holds no model config"):
         load_model(path)
+
+
+def test_checkpoint_of_a_newer_format_is_refused(tmp_path):
+    """A file written by a newer course version is a clear error, not a puzzling failure."""
+    path = save_checkpoint(tmp_path / "c.pt", model=TinyNet(), step=0, config={})
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 99
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="format 99, newer than .* update the course"):
+        load_checkpoint(path, model=TinyNet())
+
+
+def test_paper_rates_spelled_out_load_a_checkpoint_of_the_papers(tmp_path):
+    """aspp_rates=None (the paper's) and (6, 12, 18) at output stride 16 are the same model."""
+    model_mod = pytest.importorskip("deeplab_utils.model")
+    paper = model_mod.build_model(model_mod.ModelConfig(num_classes=2))
+    path = save_checkpoint(tmp_path / "c.pt", model=paper, step=0, config={})
+    spelled = model_mod.ModelConfig(num_classes=2, aspp_rates=(6, 12, 18))
+    load_checkpoint(path, model=model_mod.build_model(spelled))
+    other = model_mod.ModelConfig(num_classes=2, aspp_rates=(6, 12, 24))
+    with pytest.raises(CheckpointError, match="aspp_rates=None but the model has"):
+        load_checkpoint(path, model=model_mod.build_model(other))

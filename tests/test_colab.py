@@ -77,6 +77,16 @@ def test_set_repo_rewrites_module_notebooks_and_readme(tmp_path):
     assert readme == "see https://github.com/me/fork and pytorch/vision"
 
 
+def test_set_repo_without_a_repo_line_exits_with_message(tmp_path, capsys):
+    """A colab.py whose REPO line was removed is a one-line error saying what is missing."""
+    (tmp_path / "deeplab_utils").mkdir()
+    (tmp_path / "deeplab_utils" / "colab.py").write_text('"""doc"""\n', encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        colab.main(["set-repo", "me/fork", "--root", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert 'no line REPO = "OWNER/REPO"' in capsys.readouterr().err
+
+
 def test_set_repo_outside_the_repository_exits_with_message(tmp_path, capsys):
     """Pointing set-repo at a folder that is not the course exits 2 with one line."""
     with pytest.raises(SystemExit) as exit_info:

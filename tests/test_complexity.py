@@ -77,3 +77,15 @@ def test_bad_arguments_raise() -> None:
         count_parameters("resnet")
     with pytest.raises(TypeError, match="got list"):
         count_macs(nn.Conv2d(1, 1, 1), [1, 2])
+
+
+@pytest.mark.parametrize("count", [count_macs, macs_by_module])
+def test_counting_leaves_mode_and_batchnorm_statistics_alone(count) -> None:
+    """Counting a model in train mode neither updates BatchNorm's statistics nor its mode."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.5)).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    count(model, torch.randn(2, 3, 8, 8) * 5 + 3)
+    assert model.training and all(m.training for m in model)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key

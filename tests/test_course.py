@@ -36,7 +36,7 @@ def test_load_or_train_trains_once_then_loads(tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run on disk must be loaded, not trained again")
 
-    monkeypatch.setattr(course, "fit", no_training)
+    monkeypatch.setattr("deeplab_utils.run.fit", no_training)
     loaded, loaded_history = course.load_or_train(TINY, tmp_path, progress=False)
     assert not loaded.model.training
     # On a GPU machine training leaves the model on the GPU; both paths must return it on the CPU.

@@ -58,3 +58,102 @@ def test_backend_follows_the_device_asked_for(monkeypatch, device, backend):
     monkeypatch.setenv("RANK", "0")
     world = train._init_world(torch.device(device))
     assert chosen == [backend] and world.size == 2 and world.main
+
+
+RANK_SCRIPT = """
+import json, sys
+import torch, torch.distributed as dist, torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+from deeplab_utils.training import TrainConfig, evaluate, fit, make_loader
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+g = torch.Generator().manual_seed(0)
+images = torch.randn(5, 3, 4, 4, generator=g)  # an odd number of validation images
+masks = images.argmax(dim=1)
+
+
+class Oracle(nn.Module):
+    def forward(self, x):
+        return F.one_hot(x.argmax(dim=1), 3).permute(0, 3, 1, 2).float()
+
+
+val = make_loader(TensorDataset(images, masks), batch_size=2, shuffle=False,
+                  num_replicas=2, rank=rank)
+cm = evaluate(Oracle(), val, 3, device="cpu")["confusion_matrix"]
+
+draws = []
+
+
+def loss_fn(logits, target):
+    draws.append(torch.rand(()).item())  # what augmentation or dropout would draw
+    return F.cross_entropy(logits, target)
+
+
+torch.manual_seed(0)
+model = nn.Conv2d(3, 3, 1)
+train = make_loader(TensorDataset(images, masks), batch_size=2, shuffle=True,
+                    num_replicas=2, rank=rank)
+fit(nn.parallel.DistributedDataParallel(model), train, config=TrainConfig(steps=2, amp=False),
+    loss_fn=loss_fn, device="cpu", progress=False)
+with open(sys.argv[1] + f"/rank{rank}.json", "w") as f:
+    json.dump({"cm": cm, "draws": draws}, f)
+dist.destroy_process_group()
+"""
+
+
+def _torchrun_ranks(tmp_path, name):
+    script, out = tmp_path / "ranks.py", tmp_path / name
+    script.write_text(RANK_SCRIPT, encoding="utf-8")
+    out.mkdir()
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        str(script), str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [json.loads((out / f"rank{r}.json").read_text(encoding="utf-8")) for r in (0, 1)]
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="this torch build has no torch.distributed")
+def test_two_ranks_count_every_validation_pixel_once_and_draw_their_own_numbers(tmp_path):
+    """Over 2 processes, 5 validation images are scored once each (no padded duplicates);
+    each rank draws its own random numbers, and the same run draws the same ones again."""
+    first = _torchrun_ranks(tmp_path, "a")
+    for rank in first:  # summed over the ranks: 5 images of 4x4 pixels, all correct
+        cm = torch.tensor(rank["cm"])
+        assert cm.sum() == 5 * 16 and cm.trace() == 5 * 16
+    assert first[0]["draws"] != first[1]["draws"]
+    second = _torchrun_ranks(tmp_path, "b")
+    assert [r["draws"] for r in second] == [r["draws"] for r in first]
+    # Rank 0 draws what a single process with the same seed draws: one process is unchanged.
+    from deeplab_utils.runtime import seed_everything
+
+    seed_everything(0)
+    assert first[0]["draws"][0] == torch.rand(()).item()
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_barrier_only_after_a_successful_run(monkeypatch, tmp_path, fails):
+    """Under torchrun a rank that failed (here: a NaN loss) leaves without waiting at the final
+    barrier, where its peers, still in an all-reduce, would never join it."""
+    from deeplab_utils import train
+    from deeplab_utils.training import NonFiniteLossError
+
+    calls = []
+    monkeypatch.setattr(train, "_init_world", lambda device: train._World(2, 0, 0))
+    monkeypatch.setattr(train, "_build", lambda *args: None)
+    monkeypatch.setattr(train.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(train.dist, "destroy_process_group", lambda: calls.append("destroy"))
+
+    def fake_train(*args):
+        if fails:
+            raise NonFiniteLossError("the loss became nan at step 3")
+        return 0
+
+    monkeypatch.setattr(train, "_train", fake_train)
+    code = train.main(["--out", str(tmp_path), "--device", "cpu"])
+    assert code == (1 if fails else 0)
+    assert calls == (["destroy"] if fails else ["barrier", "destroy"])

@@ -458,3 +458,27 @@ def test_a_step_the_grad_scaler_skips_raises_no_schedule_warning():
     for key, value in before.items():  # ... while the weights did not
         if value.is_floating_point() and "running" not in key:
             torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_fit_moves_the_loss_to_the_device():
+    """A loss holding tensors of its own (DiceCELoss's class weights) goes where the model goes.
+
+    (With only a CPU here, the move is observed, not a CUDA device-mismatch error.)
+    """
+    from deeplab_utils.losses import DiceCELoss
+
+    moves = []
+
+    class Watched(DiceCELoss):
+        def to(self, *args, **kwargs):
+            moves.append(torch.device(args[0] if args else kwargs["device"]))
+            return super().to(*args, **kwargs)
+
+    loss = Watched(class_weights=[1.0, 2.0, 1.0])
+    loader = make_loader(tiny_dataset(8), batch_size=4, shuffle=True)
+    history = fit(
+        new_model(), loader, config=TrainConfig(steps=1), loss_fn=loss, device="cpu",
+        progress=False,
+    )  # fmt: skip
+    assert math.isfinite(history.loss[0])
+    assert moves == [torch.device("cpu")]

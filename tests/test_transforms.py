@@ -1,5 +1,7 @@
 """Tests for deeplab_utils.data.transforms: joint image + mask transforms."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -126,3 +128,10 @@ def test_bad_arguments_raise():
         eval_transforms(-4)
     with pytest.raises(ValueError, match=r"got \(1, 5, 5\)"):
         denormalize(torch.zeros(1, 5, 5))
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 4), (2, 1, 4, 4), (4, 4), (4, 3, 4)])
+def test_normalize_refuses_images_that_are_not_rgb(shape):
+    """A grey (1-channel) image is an error naming its shape, not broadcast to 3 channels."""
+    with pytest.raises(ValueError, match=r"RGB.*" + re.escape(str(shape))):
+        normalize(torch.rand(shape))

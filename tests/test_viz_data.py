@@ -15,14 +15,37 @@ from deeplab_utils.data import (
 )
 
 
-def test_overlay_mask_is_an_alpha_blend():
-    """overlay_mask = (1 - alpha) * image + alpha * class colour, checked on a uint8 image."""
-    image = torch.full((3, 2, 2), 100, dtype=torch.uint8)
-    mask = torch.tensor([[0, 1], [2, 255]])
-    out = viz.overlay_mask(image, mask, SHAPES_PALETTE, alpha=0.5)
-    assert out.shape == (2, 2, 3) and out.dtype == np.uint8
-    assert out[0, 1].tolist() == [round(50 + c / 2) for c in SHAPES_PALETTE[1]]
-    assert out[1, 1].tolist() == [178, 178, 178]  # ignore blends with white: 50 + 127.5
+def test_overlay_mask_outlines_objects_in_their_pure_colour():
+    """Outline pixels (a 4-neighbour has another class) take the exact palette colour; the rest,
+    background edges and ignored pixels keep the image: no blend changes a hue."""
+    image = torch.full((3, 6, 6), 100, dtype=torch.uint8)
+    mask = torch.zeros(6, 6, dtype=torch.long)
+    mask[1:5, 1:5] = 2
+    mask[0, 5] = 255
+    out = viz.overlay_mask(image, mask, SHAPES_PALETTE)
+    assert out.shape == (6, 6, 3) and out.dtype == np.uint8
+    m = mask.numpy()
+    padded = np.pad(m, 1, mode="edge")
+    neighbours = [padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]]
+    edge = np.any([n != m for n in neighbours], axis=0) & (m != 0) & (m != 255)
+    assert edge.sum() == 12  # the square's border ring, by NumPy
+    np.testing.assert_array_equal(out[edge], np.tile(SHAPES_PALETTE[2], (12, 1)))
+    np.testing.assert_array_equal(out[~edge], np.full((36 - 12, 3), 100))
+
+
+def test_mask_panels_use_the_legend_colours():
+    """show_samples paints masks in the pure palette colours, titles its columns, and its
+    legend names every class."""
+    ds = ShapesDataset(2, image_size=16)
+    images = torch.stack([ds[i][0] for i in range(2)])
+    masks = torch.stack([ds[i][1] for i in range(2)])
+    fig = viz.show_samples(images, masks, SHAPES_PALETTE, SHAPES_CLASSES, preds=masks, ncols=1)
+    shown = fig.axes[1].images[0].get_array()  # the first sample's ground truth
+    expected = np.asarray(SHAPES_PALETTE)[masks[0].numpy()]
+    np.testing.assert_array_equal(shown, expected)
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["image", "ground truth", "prediction"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(SHAPES_CLASSES)
+    plt.close(fig)
 
 
 def test_overlay_mask_denormalises_float_images():
@@ -40,9 +63,11 @@ def test_overlay_mask_rejects_mismatched_shapes():
         viz.overlay_mask(torch.zeros(3, 4, 4, dtype=torch.uint8), torch.zeros(3, 3), SHAPES_PALETTE)
 
 
-@pytest.mark.parametrize(("n", "with_preds", "rows"), [(3, False, 2), (5, False, 4), (5, True, 6)])
-def test_show_samples_lays_out_rows(n, with_preds, rows):
-    """show_samples draws image + truth (+ prediction) rows, ncols samples per row."""
+@pytest.mark.parametrize(
+    ("n", "with_preds", "axes"), [(3, False, 1 * 6), (5, False, 2 * 6), (5, True, 3 * 6)]
+)
+def test_show_samples_lays_out_rows(n, with_preds, axes):
+    """show_samples draws each sample as image | truth (| prediction), at most 6 panels a row."""
     ds = ShapesDataset(n, image_size=16)
     images = torch.stack([ds[i][0] for i in range(n)])
     masks = torch.stack([ds[i][1] for i in range(n)])
@@ -50,7 +75,7 @@ def test_show_samples_lays_out_rows(n, with_preds, rows):
     fig = viz.show_samples(images, masks, SHAPES_PALETTE, SHAPES_CLASSES, preds=preds, ncols=4)
     axes_with_images = [ax for ax in fig.axes if ax.images]
     assert len(axes_with_images) == n * (3 if with_preds else 2)
-    assert len(fig.axes) == rows * min(n, 4)
+    assert len(fig.axes) == axes
     plt.close(fig)
 
 

@@ -44,7 +44,7 @@ def test_plot_inference_speed_one_line_per_setting():
 
 
 def test_show_segmented_image_panels():
-    """Image, colourised labels and overlay are shown; (H, W, 3) and (3, H, W) agree."""
+    """Image, colourised labels and outlines are shown; (H, W, 3) and (3, H, W) agree."""
     rgb = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)
     rgb.setflags(write=False)  # like np.asarray(PIL image): must not trigger a torch warning
     labels = torch.zeros(6, 8, dtype=torch.int64)

@@ -1,6 +1,6 @@
 """Class colours: one RGB triple per class index, and ``colorize_mask`` to paint a class mask.
 
-Data layer (layer 3); depends on torch alone, so the trainer (layer 4) can log coloured
+Data layer (layer 3); depends on torch (and the ignore label of ``targets``) alone, so the trainer (layer 4) can log coloured
 masks without importing the figure helpers. Taught in notebook 06.
 
 A palette is a tuple of ``(r, g, b)`` uint8 triples; entry ``k`` is the colour of class ``k``.
@@ -14,10 +14,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..targets import IGNORE_INDEX
+
 RGB = tuple[int, int, int]
 Palette = tuple[RGB, ...]
 
-IGNORE_INDEX = 255  # course-wide convention (same as the VOC masks' "void" border)
 IGNORE_COLOR: RGB = (255, 255, 255)  # white: no class colour below is white, so ignore stands out
 
 # Background, circle, square, triangle, cross: Okabe-Ito hues, distinct for colour-blind readers.

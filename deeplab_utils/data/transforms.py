@@ -196,6 +196,13 @@ def eval_transforms(
     return v2.Compose(steps + _to_normalized(mean, std))
 
 
+def _check_rgb(image: torch.Tensor) -> None:
+    if image.ndim not in (3, 4) or image.shape[-3] != 3:
+        raise ValueError(
+            f"image must be RGB, (3, H, W) or (B, 3, H, W), got shape {tuple(image.shape)}"
+        )
+
+
 def normalize(
     image: torch.Tensor,
     *,
@@ -205,7 +212,12 @@ def normalize(
     """Map an image with values in [0, 1], ``(3, H, W)`` or ``(B, 3, H, W)``, to normalised form.
 
     Taught in notebook 06.
+
+    Raises:
+        ValueError: if the channel dimension (-3) is not 3 (a grey image would otherwise be
+            broadcast to three channels without a word: convert it to RGB first).
     """
+    _check_rgb(image)
     m = torch.as_tensor(mean, dtype=image.dtype, device=image.device).view(3, 1, 1)
     s = torch.as_tensor(std, dtype=image.dtype, device=image.device).view(3, 1, 1)
     return (image - m) / s
@@ -224,8 +236,7 @@ def denormalize(
     Raises:
         ValueError: if the channel dimension (-3) is not 3.
     """
-    if image.ndim < 3 or image.shape[-3] != 3:
-        raise ValueError(f"image must be (3, H, W) or (B, 3, H, W), got {tuple(image.shape)}")
+    _check_rgb(image)
     image = image.float()
     m = torch.as_tensor(mean, dtype=image.dtype, device=image.device).view(3, 1, 1)
     s = torch.as_tensor(std, dtype=image.dtype, device=image.device).view(3, 1, 1)

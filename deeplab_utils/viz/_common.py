@@ -10,9 +10,11 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
-from ..data import denormalize
+from ..figures import _class_legend, display_image
+
+_display_image = display_image  # the figures' own name, kept for viz's modules
+__all__ = ["_class_legend", "_display_image"]
 
 
 def _to_numpy(
@@ -53,27 +55,3 @@ def _arrow(
             fontsize=8,
             color="C3",
         )
-
-
-def _display_image(image: torch.Tensor | np.ndarray, *, normalized: bool = True) -> np.ndarray:
-    """(3, H, W) image -> uint8 (H, W, 3): uint8 as is, float denormalised (or taken as [0, 1])."""
-    image = torch.as_tensor(image).detach().cpu()
-    if image.ndim != 3 or image.shape[0] != 3:
-        raise ValueError(f"image must be (3, H, W), got shape {tuple(image.shape)}")
-    if image.dtype == torch.uint8:
-        return image.permute(1, 2, 0).numpy()
-    image = denormalize(image) if normalized else image.float().clamp(0.0, 1.0)
-    return (image * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
-
-
-def _class_legend(
-    fig: Figure, palette: Sequence[Sequence[int]], class_names: Sequence[str]
-) -> None:
-    """One legend entry per class, centred along the bottom of the figure."""
-    from matplotlib.patches import Patch
-
-    handles = [
-        Patch(facecolor=np.asarray(c) / 255, edgecolor="grey", label=name)
-        for c, name in zip(palette, class_names, strict=False)
-    ]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 7), frameon=False)

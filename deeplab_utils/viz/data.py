@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 from torchvision import tv_tensors
 
 from ..data import colorize_mask
-from ._common import _class_legend, _display_image
+from ..figures import draw_mask_grid, mask_outlines
+from ._common import _display_image
 
 
 def overlay_mask(
@@ -19,28 +20,22 @@ def overlay_mask(
     mask: torch.Tensor | np.ndarray,
     palette: Sequence[Sequence[int]],
     *,
-    alpha: float = 0.5,
     normalized: bool = True,
 ) -> np.ndarray:
-    """Blend a class mask's palette colours over an image. Taught in notebook 06.
+    """The image with each object outlined in its class's pure colour. Taught in notebook 06.
+
+    Outlines, not a blend: blending a class colour with the image changes its hue, so the
+    overlay would no longer match the legend.
 
     Args:
         image: ``(3, H, W)``: uint8, or float (ImageNet-normalised if ``normalized`` else [0, 1]).
-        mask: ``(H, W)`` class indices; ``ignore_index`` pixels are blended with white.
+        mask: ``(H, W)`` class indices; class 0 (background) and 255 (ignore) get no outline.
         palette: ``(K, 3)`` RGB colours.
-        alpha: weight of the mask colour, 0..1.
 
     Returns:
         uint8 array ``(H, W, 3)``.
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    rgb = _display_image(image, normalized=normalized).astype(np.float32)
-    mask = torch.as_tensor(mask).detach().cpu()
-    if tuple(mask.shape) != rgb.shape[:2]:
-        raise ValueError(f"mask shape {tuple(mask.shape)} differs from image's {rgb.shape[:2]}")
-    colours = colorize_mask(mask, palette).permute(1, 2, 0).numpy().astype(np.float32)
-    return ((1 - alpha) * rgb + alpha * colours + 0.5).astype(np.uint8)
+    return mask_outlines(image, mask, palette, normalized=normalized)
 
 
 def show_samples(
@@ -50,20 +45,19 @@ def show_samples(
     class_names: Sequence[str],
     *,
     preds: torch.Tensor | Sequence[torch.Tensor] | None = None,
-    ncols: int = 4,
-    alpha: float = 0.6,
+    ncols: int = 2,
     normalized: bool = True,
 ) -> Figure:
-    """Grid of samples: each image above its mask overlay (and prediction overlay, if given).
+    """Samples in rows: image, ground-truth mask (and prediction, if given) in pure colours.
 
     Taught in notebook 06; reused for predictions in notebooks 07-08.
 
     Args:
         images: ``(B, 3, H, W)`` (normalised float by default, or uint8) or a list of ``(3, H, W)``.
         masks: ``(B, H, W)`` ground-truth class indices.
-        palette, class_names: class colours and names, for the overlay and the legend.
-        preds: optional ``(B, H, W)`` predicted classes, drawn in a third row per sample.
-        ncols: samples per row of the grid.
+        palette, class_names: class colours and names, for the masks and the legend.
+        preds: optional ``(B, H, W)`` predicted classes, drawn in a third column.
+        ncols: samples side by side (at most 6 panels per row).
     """
     if len(images) != len(masks) or (preds is not None and len(preds) != len(images)):
         raise ValueError(
@@ -72,30 +66,13 @@ def show_samples(
         )
     if ncols < 1:
         raise ValueError(f"ncols must be >= 1, got {ncols}")
-    n = len(images)
-    ncols = min(ncols, n)
-    per = 2 if preds is None else 3  # rows per sample: image, truth (, prediction)
-    nrows = -(-n // ncols) * per
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.8 * ncols, 1.8 * nrows + 0.5), squeeze=False)
-    titles = ("image", "ground truth", "prediction")
-    for i in range(n):
-        r, c = (i // ncols) * per, i % ncols
-        labels = [masks[i]] if preds is None else [masks[i], preds[i]]
-        panels = [_display_image(images[i], normalized=normalized)] + [
-            overlay_mask(images[i], m, palette, alpha=alpha, normalized=normalized) for m in labels
-        ]
-        for k, panel in enumerate(panels):
-            axes[r + k, c].imshow(panel)
-            if c == 0:
-                axes[r + k, c].set_ylabel(titles[k])
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if not ax.images:
-            ax.axis("off")
-    _class_legend(fig, palette, class_names)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    return fig
+    columns = (
+        {"ground truth": masks} if preds is None else {"ground truth": masks, "prediction": preds}
+    )
+    groups = max(1, min(ncols, 6 // (1 + len(columns))))
+    return draw_mask_grid(
+        plt.figure(), images, columns, palette, class_names, normalized=normalized, groups=groups
+    )
 
 
 def show_predictions(
@@ -105,7 +82,7 @@ def show_predictions(
     palette: Sequence[Sequence[int]],
     class_names: Sequence[str],
     *,
-    ncols: int = 4,
+    ncols: int = 1,
 ) -> Figure:
     """Image, ground truth and prediction for each sample. Taught in notebooks 07-08."""
     return show_samples(images, masks, palette, class_names, preds=preds, ncols=ncols)
@@ -144,7 +121,7 @@ def show_augmentations(
     n: int = 4,
     seed: int = 0,
 ) -> Figure:
-    """Several random draws of a joint transform on one sample: image above its mask overlay.
+    """Several random draws of a joint transform on one sample: image above its mask.
 
     The first column is the input; draws are seeded (without touching the global RNG), so the
     figure is reproducible. Taught in notebook 06.
@@ -163,12 +140,12 @@ def show_augmentations(
     fig, axes = plt.subplots(2, n + 1, figsize=(1.8 * (n + 1), 3.9), squeeze=False)
     for j, (img, msk, normalized) in enumerate(pairs):
         axes[0, j].imshow(_display_image(img, normalized=normalized))
-        axes[1, j].imshow(overlay_mask(img, msk, palette, alpha=0.6, normalized=normalized))
+        axes[1, j].imshow(colorize_mask(msk, palette).permute(1, 2, 0).numpy())
         axes[0, j].set_title("input" if j == 0 else f"draw {j}")
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0, 0].set_ylabel("image")
-    axes[1, 0].set_ylabel("mask overlay\n(white = ignore)")
+    axes[1, 0].set_ylabel("mask\n(white = ignore)")
     fig.tight_layout()
     return fig

@@ -94,10 +94,10 @@ def show_segmented_image(
     labels: np.ndarray | torch.Tensor,
     palette: Sequence[Sequence[int]],
     class_names: Sequence[str],
-    *,
-    alpha: float = 0.5,
 ) -> Figure:
-    """A picture, its predicted classes and their overlay, side by side. Taught in notebook 08.
+    """A picture, its predicted classes, and the picture with the objects outlined.
+
+    Classes in the palette's pure colours. Taught in notebook 08.
 
     Args:
         image: uint8 ``(H, W, 3)`` (as read from a file) or ``(3, H, W)``.
@@ -115,10 +115,10 @@ def show_segmented_image(
     panels = [
         _display_image(image),
         colorize_mask(labels, palette).permute(1, 2, 0).numpy(),
-        overlay_mask(image, labels, palette, alpha=alpha),
+        overlay_mask(image, labels, palette),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.6))
-    for ax, panel, name in zip(axes, panels, ("image", "labels", "overlay"), strict=True):
+    for ax, panel, name in zip(axes, panels, ("image", "labels", "outlines"), strict=True):
         ax.imshow(panel)
         ax.set_title(name)
         ax.set_xticks([])

@@ -10,8 +10,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ._common import _class_legend, _display_image
-from .data import overlay_mask
+from ..figures import draw_mask_grid
 
 
 def plot_lr_schedules(
@@ -102,37 +101,18 @@ def show_predictions_before_after(
     palette: Sequence[Sequence[int]],
     class_names: Sequence[str],
     *,
-    alpha: float = 0.6,
     normalized: bool = True,
 ) -> Figure:
-    """One column per sample: image, ground truth, prediction before and after training.
+    """One row per sample: image, ground truth, prediction before and after training.
 
-    Taught in notebook 07.
+    Masks in the palette's pure colours. Taught in notebook 07.
 
     Args:
         images: ``(B, 3, H, W)`` (normalised float by default, or uint8).
         masks, before, after: ``(B, H, W)`` class indices: truth, and the two predictions.
-        palette, class_names: class colours and names, for the overlays and the legend.
+        palette, class_names: class colours and names, for the masks and the legend.
     """
-    n = len(images)
-    if n == 0 or not len(masks) == len(before) == len(after) == n:
-        raise ValueError(
-            "need as many masks and predictions as images (at least one), got "
-            f"{n} images, {len(masks)} masks, {len(before)} before, {len(after)} after"
-        )
-    fig, axes = plt.subplots(4, n, figsize=(1.9 * n + 0.6, 8.2), squeeze=False)
-    titles = ("image", "ground truth", "before training", "after training")
-    for j in range(n):
-        panels = [_display_image(images[j], normalized=normalized)] + [
-            overlay_mask(images[j], m[j], palette, alpha=alpha, normalized=normalized)
-            for m in (masks, before, after)
-        ]
-        for i, panel in enumerate(panels):
-            axes[i, j].imshow(panel)
-            axes[i, j].set_xticks([])
-            axes[i, j].set_yticks([])
-            if j == 0:
-                axes[i, j].set_ylabel(titles[i])
-    _class_legend(fig, palette, class_names)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    return fig
+    columns = {"ground truth": masks, "before training": before, "after training": after}
+    return draw_mask_grid(
+        plt.figure(), images, columns, palette, class_names, normalized=normalized
+    )

@@ -1,0 +1,58 @@
+"""Writing files so that a crash never leaves a half-written one: :func:`atomic_write`.
+
+Depends on the standard library alone, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+__all__ = ["atomic_write"]
+
+
+@contextmanager
+def atomic_write(path: str | Path, mode: str = "wb", **open_kwargs: object) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success, rename it over ``path``.
+
+    ``os.replace`` is atomic on one file system, so readers (and a run that crashed or was
+    killed mid-write) see either the old file or the new one, never a truncated one. The
+    folder is created if needed. On an exception the temporary file is removed and ``path``
+    is left as it was.
+
+    Example:
+        >>> with atomic_write("runs/history.json", "w", encoding="utf-8") as f:
+        ...     json.dump(history, f)
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())  # the bytes are on disk before the rename makes them current
+        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; these are ordinary files
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable (POSIX only; Windows cannot open a directory)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)

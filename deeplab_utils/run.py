@@ -1,0 +1,248 @@
+"""One training run, built one way: the main job and the notebooks share :func:`build_run`.
+
+Training layer. A :class:`RunConfig` says what to train on and which model (its defaults, with
+:class:`~deeplab_utils.training.TrainConfig`'s, are the course's recipe); :func:`build_run`
+makes the datasets, loaders, model and loss from it; :func:`train_run` trains them with
+:func:`~deeplab_utils.training.fit`, storing the config in the checkpoint so that
+:func:`check_resume` can refuse to continue a run with other settings. Taught in notebook 07.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .aspp import check_rates, scaled_aspp_rates
+from .checkpoint import CheckpointError, read_checkpoint_info
+from .data import DATASET_NAMES, build_dataset
+from .losses import DiceCELoss
+from .model import ModelConfig, build_model
+from .training import History, TrainConfig, fit, make_loader
+
+__all__ = ["Run", "RunConfig", "ResumeError", "build_run", "check_resume", "train_run"]
+
+# Settings a resumed run may change: how often it reports, where the data lives, and how fast
+# it runs; everything else would make the continued run a different experiment.
+FREE_ON_RESUME = frozenset(
+    {"data_dir", "eval_every", "checkpoint_every", "log_every", "amp", "channels_last"}
+)
+
+
+class ResumeError(CheckpointError):
+    """A run cannot be resumed with these settings; the message names the setting and values."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What a run trains on and which model; ``train`` is how. Defaults: the main job.
+
+    Taught in notebook 07.
+    """
+
+    dataset: str = "shapes"  # "shapes" (built in), "pets" or "voc" (files in data_dir)
+    data_dir: str = "data"  # folder of the real datasets, in torchvision's layout
+    image_size: int = 96  # side of the square training images
+    train_samples: int | None = None  # training set length; None = all (shapes: 5000)
+    val_samples: int | None = None  # validation set length; None = all (shapes: 256)
+    output_stride: int = 16  # 16 trains about 3x cheaper than 8 (paper, Table 3)
+    separable: bool = True  # atrous separable convolutions in ASPP and decoder (Sec. 3.1)
+    # ASPP's atrous rates: "scaled" follows the image (scaled_aspp_rates: the paper's rates
+    # fall mostly outside a small image's feature map, notebook 02), "paper", or a tuple.
+    aspp_rates: str | tuple[int, ...] = "scaled"
+    backbone_weights: str | None = None  # a torchvision ResNet-50 state dict (.pth); None = random
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASET_NAMES:
+            raise ValueError(f"dataset must be one of {DATASET_NAMES}, got {self.dataset!r}")
+        for name in ("image_size", "train_samples", "val_samples"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.aspp_rates not in ("scaled", "paper"):
+            rates = check_rates(self.aspp_rates, "aspp_rates", "'scaled', 'paper' or positive ints")
+            object.__setattr__(self, "aspp_rates", rates)
+        if not isinstance(self.train, TrainConfig):
+            raise TypeError(f"train must be a TrainConfig, got {type(self.train).__name__}")
+        self.model_config(2)  # output_stride, separable: the model's own checks
+
+    def model_config(self, num_classes: int) -> ModelConfig:
+        """The :class:`~deeplab_utils.model.ModelConfig` of this run's network."""
+        rates: tuple[int, ...] | None
+        if self.aspp_rates == "scaled":
+            rates = scaled_aspp_rates(self.output_stride, self.image_size)
+        else:
+            rates = None if self.aspp_rates == "paper" else tuple(self.aspp_rates)
+        return ModelConfig(
+            num_classes=num_classes,
+            output_stride=self.output_stride,
+            separable=self.separable,
+            aspp_rates=rates,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of primitives (the ``train`` config nested), as stored in checkpoints."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Run:
+    """Everything a training run needs, built by :func:`build_run`."""
+
+    config: RunConfig
+    model: nn.Module  # freshly initialised from the run's seed (or its backbone weights)
+    train_set: Dataset
+    val_set: Dataset
+    train_loader: DataLoader  # reproducible order (resumable)
+    val_loader: DataLoader
+    loss_fn: nn.Module  # DiceCELoss: cross-entropy + soft Dice (notebook 05)
+    checkpoint: Path | None  # where train_run saves; None: nowhere
+
+
+def _datasets(config: RunConfig) -> tuple[Dataset, Dataset]:
+    common = {"root": config.data_dir, "image_size": config.image_size, "seed": config.train.seed}
+    train = build_dataset(config.dataset, split="train", num_samples=config.train_samples, **common)
+    val = build_dataset(config.dataset, split="val", num_samples=config.val_samples, **common)
+    if len(train) < config.train.batch_size:
+        raise ValueError(
+            f"batch_size {config.train.batch_size} is larger than the training set ({len(train)})"
+        )
+    return train, val
+
+
+def _model(config: RunConfig, num_classes: int) -> nn.Module:
+    torch.manual_seed(config.train.seed)  # the same initial weights on every run and rank
+    # From scratch every residual block starts as the identity, so training takes off sooner.
+    model = build_model(
+        config.model_config(num_classes), zero_init_residual=config.backbone_weights is None
+    )
+    if config.backbone_weights is not None:
+        try:
+            model.backbone.load_imagenet_weights(path=config.backbone_weights)
+        except (RuntimeError, ValueError, OSError, EOFError, pickle.UnpicklingError) as exc:
+            first = str(exc).splitlines()[0]
+            raise ValueError(f"backbone weights {config.backbone_weights}: {first}") from exc
+    return model
+
+
+def build_run(
+    config: RunConfig,
+    *,
+    checkpoint: str | Path | None = None,
+    workers: int = 0,
+    num_replicas: int = 1,
+    rank: int = 0,
+    pin_memory: bool = False,
+) -> Run:
+    """Build the datasets, loaders, model and loss of ``config``; nothing is trained yet.
+
+    Args:
+        checkpoint: where :func:`train_run` saves (and resumes from).
+        workers: DataLoader worker processes (0 keeps a resumed run exactly reproducible).
+        num_replicas, rank: the DDP world size and this process's rank.
+
+    Raises:
+        ValueError: a setting that cannot work (e.g. a batch larger than the training set).
+        DatasetNotFoundError: a real dataset's files are missing (the message shows the layout).
+    """
+    train_set, val_set = _datasets(config)
+    batch, seed = config.train.batch_size, config.train.seed
+    shard = {"num_replicas": num_replicas, "rank": rank, "workers": workers, "seed": seed}
+    return Run(
+        config=config,
+        model=_model(config, train_set.num_classes),
+        train_set=train_set,
+        val_set=val_set,
+        train_loader=make_loader(
+            train_set, batch_size=batch, shuffle=True, pin_memory=pin_memory, **shard
+        ),
+        val_loader=make_loader(val_set, batch_size=batch, shuffle=False, **shard),
+        loss_fn=DiceCELoss(),
+        checkpoint=None if checkpoint is None else Path(checkpoint),
+    )
+
+
+def _flat(config: dict[str, Any]) -> dict[str, Any]:
+    flat = {k: v for k, v in config.items() if k != "train"}
+    return {**flat, **config.get("train", {})}
+
+
+def check_resume(config: RunConfig, path: str | Path) -> RunConfig:
+    """The config to continue the run saved at ``path`` with, or a :class:`ResumeError`.
+
+    Every setting must equal the saved one, except those in ``FREE_ON_RESUME`` and ``steps``,
+    which may grow (the poly schedule is then recomputed for the new total, so the learning
+    rate rises again to ``lr * (1 - step / steps) ** 0.9`` and decays to 0 at the new end).
+    ``amp`` and ``channels_last`` left to be decided (None) take the saved run's values, so a
+    resumed run keeps its precision on any machine.
+
+    Raises:
+        ResumeError: naming the first changed setting and both values.
+        FileNotFoundError, CheckpointError: no checkpoint, or a corrupt one.
+    """
+    info = read_checkpoint_info(path)
+    saved = info["run_config"]
+    if not saved:
+        raise ResumeError(
+            f"{path} does not record its run's settings (written by an older version of the "
+            "course), so it cannot be checked for a resume; start a new run"
+        )
+    done, used = info["step"], info["train_config"] or {}
+    current = _flat(config.to_dict())
+    for name, value in _flat(saved).items():
+        new = current.get(name)
+        if isinstance(value, list):
+            value = tuple(value)
+        if name in FREE_ON_RESUME or new == value:
+            continue
+        if name == "steps" and new >= done:
+            continue
+        hint = f" (it has done {done} steps)" if name == "steps" else ""
+        raise ResumeError(
+            f"cannot resume {path}: it was trained with {name}={value!r}{hint}, now "
+            f"{name}={new!r}; use the run's setting, or start a new run in another folder"
+        )
+    keep = {
+        name: used.get(name) if getattr(config.train, name) is None else getattr(config.train, name)
+        for name in ("amp", "channels_last")
+    }
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, **keep))
+
+
+def train_run(
+    run: Run,
+    *,
+    resume: bool = False,
+    model: nn.Module | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> History:
+    """Train ``run`` with :func:`~deeplab_utils.training.fit`, evaluating on its val set.
+
+    Args:
+        resume: continue from ``run.checkpoint`` (check it first with :func:`check_resume`).
+        model: the model to train instead of ``run.model``, e.g. ``run.model`` wrapped in
+            DistributedDataParallel.
+    """
+    return fit(
+        model if model is not None else run.model,
+        run.train_loader,
+        run.val_loader,
+        config=run.config.train,
+        loss_fn=run.loss_fn,
+        num_classes=run.train_set.num_classes,
+        checkpoint_path=run.checkpoint,
+        resume=resume,
+        device=device,
+        progress=progress,
+        run_config=run.config.to_dict(),
+    )
