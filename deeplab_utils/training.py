@@ -504,11 +504,20 @@ def evaluate(
 ) -> dict[str, Any]:
     """Validation metrics of ``model`` over ``loader`` (all-reduced across DDP processes).
 
+    Each batch is ``(images (B, 3, h, w), masks)``. Masks of the images' size, ``(B, H, W)``,
+    are scored as they are. Masks at each picture's original size (a list of ``(H_i, W_i)``
+    from a val set built with ``original_size_masks=True`` and batched by
+    :func:`~deeplab_utils.data.collate_original_size`) are scored by the standard VOC
+    protocol: each image's logits are cropped to the picture (the input holds it resized to
+    longer side ``max(h, w)``, padding bottom/right) and resized back to ``(H_i, W_i)``
+    before the argmax (:func:`~deeplab_utils.evaluation.restore_original_size`).
+
     Returns the dict of :class:`~deeplab_utils.metrics.SegmentationMetrics.compute` with tensors
     turned into plain lists/floats (NaN -> None): ``"pixel_accuracy"``, ``"iou"`` (C,),
     ``"miou"``, ``"dice"`` (C,), ``"mean_dice"``, ``"confusion_matrix"`` (C, C).
     Taught in notebook 08.
     """
+    from .evaluation import pairs_at_mask_size
     from .metrics import SegmentationMetrics
 
     device = pick_device(device)
@@ -516,11 +525,14 @@ def evaluate(
     model.eval()
     metrics = SegmentationMetrics(num_classes, ignore_index=ignore_index)
     for batch in loader:
-        images, masks = _to_device(batch, device, channels_last)
+        images = batch[0].to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with _autocast(device, amp):
-            logits = model(images)  # (B, C, H, W)
+            logits = model(images)  # (B, C, h, w)
         # On the batch's device: the NCCL backend all-reduces GPU tensors only.
-        metrics.update(*_labels_and_target(logits, masks))
+        for batch_logits, masks in pairs_at_mask_size(logits, batch[1]):
+            metrics.update(*_labels_and_target(batch_logits, masks))
     metrics.sync()
     model.train(was_training)
     return _metrics_to_primitives(metrics.compute())
