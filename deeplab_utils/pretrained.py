@@ -51,7 +51,10 @@ class WeightsNotFoundError(FileNotFoundError):
 
 
 class Normalization(NamedTuple):
-    """Per-channel RGB statistics that inputs are normalised with: ``(x - mean) / std``."""
+    """Per-channel RGB statistics that inputs are normalised with: ``(x - mean) / std``.
+
+    Taught in notebook 06.
+    """
 
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
