@@ -69,12 +69,13 @@ def write_stand_in(workdir: Path | None = None) -> Path:
     run = prepare_run(run_sizes(full=True), workdir or local_workdir(NOTEBOOKS))
     if run.checkpoint.exists():
         sys.exit(f"{run.checkpoint} exists; --stand-in would replace it (move it away first)")
-    steps = run.config.steps
+    steps = run.config.train.steps
     return save_checkpoint(
         run.checkpoint,
         model=run.model,
         step=steps,
-        config=run.config.to_dict(),
+        config=run.config.train.to_dict(),
+        run_config=run.config.to_dict(),
         # No curves: notebook 08 reads only the history's last step.
         history=History(step=[steps]).to_dict(),
     )

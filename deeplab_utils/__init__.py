@@ -15,6 +15,14 @@ from .backbone import Bottleneck, ResNet50Backbone
 from .complexity import count_macs, count_parameters, macs_by_module
 from .decoder import LOW_LEVEL_CHANNELS, Decoder
 from .model import DeepLabV3, DeepLabV3Plus, Deeplabv3Plus, ModelConfig, build_model
+from .pretrained import (
+    IMAGENET,
+    WeightsNotFoundError,
+    backbone_state_dict,
+    imagenet_cache_path,
+    load_backbone_weights,
+    weights_normalization,
+)
 from .separable import SeparableConv2d
 
 # --- objectives (notebook 05) ---
@@ -34,7 +42,9 @@ from .data import (
     OxfordPetSegmentation,
     ShapesDataset,
     VOCSegmentationDataset,
+    VOCTrainAugDataset,
     build_dataset,
+    collate_original_size,
     colorize_mask,
     denormalize,
     eval_transforms,
@@ -50,6 +60,7 @@ from .inference import (
     save_exported,
     segment_image,
 )
+from .evaluation import restore_original_size
 from .checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from .training import (
     History,

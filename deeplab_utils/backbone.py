@@ -195,27 +195,26 @@ class ResNet50Backbone(nn.Module):
     def load_imagenet_weights(
         self, *, path: str | os.PathLike[str] | None = None, progress: bool = True
     ) -> None:
-        """Load ImageNet weights of torchvision's ResNet-50 into this backbone.
+        """Load torchvision's ImageNet ResNet-50 weights into this backbone.
 
-        Downloads ``ResNet50_Weights.IMAGENET1K_V2`` (about 100 MB, cached by torch.hub) unless
-        ``path`` is given. Without internet, download the file named by
-        ``torchvision.models.ResNet50_Weights.IMAGENET1K_V2.url`` elsewhere and pass its ``path``.
-        Taught in notebook 03.
+        Without ``path``: ``ResNet50_Weights.IMAGENET1K_V1`` (the weights torchvision's
+        ``deeplabv3_resnet50`` starts from), downloaded once (about 100 MB) and cached by
+        torch.hub. Without internet, download the file named by that weights' ``url`` elsewhere
+        and pass its ``path`` (or place it at :func:`deeplab_utils.pretrained.imagenet_cache_path`).
+        The same as ``load_backbone_weights(self, path or "imagenet")``. Taught in notebook 03.
 
         Args:
             path: a ``.pth`` file holding a resnet50 state dict, e.g. from
                 ``torch.save(torchvision.models.resnet50().state_dict(), path)``.
             progress: show a download progress bar.
-        """
-        if path is not None:
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"no weights file at {os.fspath(path)!r}")
-            state_dict = torch.load(path, map_location="cpu", weights_only=True)
-        else:
-            from torchvision.models import ResNet50_Weights
 
-            state_dict = ResNet50_Weights.IMAGENET1K_V2.get_state_dict(progress=progress)
-        self.load_torchvision_state_dict(state_dict)
+        Raises:
+            WeightsNotFoundError: (a ``FileNotFoundError``) no file at ``path``, or the
+                download failed; the message says how to supply the file.
+        """
+        from .pretrained import IMAGENET, load_backbone_weights  # pretrained imports this module
+
+        load_backbone_weights(self, IMAGENET if path is None else path, progress=progress)
 
 
 def _make_layer(

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import normalize
+from .data import longer_side_size, normalize
 from .runtime import pick_device
 
 __all__ = [
@@ -209,10 +209,9 @@ def segment_image(
     x = normalize(x).unsqueeze(0).to(run_on)  # (1, 3, H, W)
     height, width = rgb.shape[:2]
     if size is not None and max(height, width) != size:
-        factor = size / max(height, width)
-        resized = (max(1, round(height * factor)), max(1, round(width * factor)))
+        resized = longer_side_size(height, width, size)  # the rule eval_transforms follows
         # Antialias when shrinking, as eval_transforms does (not every MPS build supports it).
-        antialias = factor < 1 and run_on.type in ("cpu", "cuda")
+        antialias = size < max(height, width) and run_on.type in ("cpu", "cuda")
         x = F.interpolate(
             x, size=resized, mode="bilinear", align_corners=False, antialias=antialias
         )  # (1, 3, h, w), longer side = size

@@ -21,9 +21,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from .aspp import check_rates, scaled_aspp_rates
 from .checkpoint import CheckpointError, read_checkpoint_info
-from .data import DATASET_NAMES, build_dataset
+from .data import DATASET_NAMES, PETS_MODES, build_dataset, collate_original_size
 from .losses import DiceCELoss
 from .model import ModelConfig, build_model
+from .pretrained import load_backbone_weights
 from .training import History, TrainConfig, fit, make_loader
 
 __all__ = ["Run", "RunConfig", "ResumeError", "build_run", "check_resume", "train_run"]
@@ -56,12 +57,21 @@ class RunConfig:
     # ASPP's atrous rates: "scaled" follows the image (scaled_aspp_rates: the paper's rates
     # fall mostly outside a small image's feature map, notebook 02), "paper", or a tuple.
     aspp_rates: str | tuple[int, ...] = "scaled"
-    backbone_weights: str | None = None  # a torchvision ResNet-50 state dict (.pth); None = random
+    # "imagenet" (torchvision's ImageNet ResNet-50, downloaded once), a .pth state dict, or
+    # None: random initialisation.
+    backbone_weights: str | None = None
+    pets_mode: str = "binary"  # pets: "binary" pet/background (the usual IoU) or "trimap"
+    voc_trainaug: bool = False  # voc: train on VOC train + SBD (10,582 images), not VOC train
+    sbd_dir: str | None = None  # where SBD is (with voc_trainaug); None = data_dir
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASET_NAMES:
             raise ValueError(f"dataset must be one of {DATASET_NAMES}, got {self.dataset!r}")
+        if self.pets_mode not in PETS_MODES:
+            raise ValueError(f"pets_mode must be one of {PETS_MODES}, got {self.pets_mode!r}")
+        if self.voc_trainaug and self.dataset != "voc":
+            raise ValueError(f"voc_trainaug needs dataset='voc', got dataset={self.dataset!r}")
         for name in ("image_size", "train_samples", "val_samples"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
@@ -108,10 +118,21 @@ class Run:
     checkpoint: Path | None  # where train_run saves; None: nowhere
 
 
-def _datasets(config: RunConfig) -> tuple[Dataset, Dataset]:
-    common = {"root": config.data_dir, "image_size": config.image_size, "seed": config.train.seed}
-    train = build_dataset(config.dataset, split="train", num_samples=config.train_samples, **common)
-    val = build_dataset(config.dataset, split="val", num_samples=config.val_samples, **common)
+def _datasets(config: RunConfig, *, original_size: bool = True) -> tuple[Dataset, Dataset]:
+    """Training and validation sets; real datasets' val masks keep their original size (the
+    standard protocol scores every pixel of the original annotation) unless told otherwise."""
+    common = {
+        "root": config.data_dir, "image_size": config.image_size, "seed": config.train.seed,
+        "pets_mode": config.pets_mode,
+    }  # fmt: skip
+    train = build_dataset(
+        config.dataset, split="train", num_samples=config.train_samples,
+        voc_trainaug=config.voc_trainaug, sbd_root=config.sbd_dir, **common,
+    )  # fmt: skip
+    val = build_dataset(
+        config.dataset, split="val", num_samples=config.val_samples,
+        original_size_masks=original_size and config.dataset != "shapes", **common,
+    )  # fmt: skip
     if len(train) < config.train.batch_size:
         raise ValueError(
             f"batch_size {config.train.batch_size} is larger than the training set ({len(train)})"
@@ -127,7 +148,7 @@ def _model(config: RunConfig, num_classes: int) -> nn.Module:
     )
     if config.backbone_weights is not None:
         try:
-            model.backbone.load_imagenet_weights(path=config.backbone_weights)
+            load_backbone_weights(model, config.backbone_weights)
         except (RuntimeError, ValueError, OSError, EOFError, pickle.UnpicklingError) as exc:
             first = str(exc).splitlines()[0]
             raise ValueError(f"backbone weights {config.backbone_weights}: {first}") from exc
@@ -165,7 +186,13 @@ def build_run(
         train_loader=make_loader(
             train_set, batch_size=batch, shuffle=True, pin_memory=pin_memory, **shard
         ),
-        val_loader=make_loader(val_set, batch_size=batch, shuffle=False, **shard),
+        val_loader=make_loader(
+            val_set,
+            batch_size=batch,
+            shuffle=False,
+            **shard,
+            collate_fn=collate_original_size if config.dataset != "shapes" else None,
+        ),  # fmt: skip
         loss_fn=DiceCELoss(),
         checkpoint=None if checkpoint is None else Path(checkpoint),
     )

@@ -34,7 +34,8 @@ from torch import nn
 from .aspp import check_rates
 from .checkpoint import CheckpointError, read_train_config
 from .files import atomic_write
-from .run import Run, RunConfig, build_run, check_resume, train_run
+from .pretrained import IMAGENET, backbone_state_dict
+from .run import Run, RunConfig, _datasets, build_run, check_resume, train_run
 from .runtime import DEVICE_CHOICES, pick_device
 from .training import DEFAULT_LR, History, NonFiniteLossError, TrainConfig
 
@@ -86,8 +87,27 @@ def _add_data_options(add: Any) -> None:
         default=None,
         help="limit the training set to this many samples (default: all)",
     )
-    add("--val-samples", type=int, default=None,
-        help="limit the validation set to this many samples (default: all)")  # fmt: skip
+    add(
+        "--val-samples",
+        type=int,
+        default=None,
+        help="limit the validation set to this many samples (default: all)",
+    )
+    add(
+        "--pets-mode",
+        choices=["binary", "trimap"],
+        default=RECIPE.pets_mode,
+        help="pets: pet/background with the border band ignored (the usual IoU), or the "
+        "3-class trimap",
+    )
+    add(
+        "--voc-trainaug",
+        action="store_true",
+        help="voc: train on VOC train + SBD (10,582 images, VOC val excluded), as the paper "
+        "does; needs SBD (see --sbd-dir) and scipy",
+    )
+    add("--sbd-dir", default=None,
+        help="folder holding SBD's benchmark_RELEASE/ (default: --data-dir)")  # fmt: skip
 
 
 def _add_model_options(add: Any) -> None:
@@ -111,9 +131,10 @@ def _add_model_options(add: Any) -> None:
         "doubled at 8), 'scaled' (the paper's times image-size/513, never more) or a list "
         "such as 2,4,6",
     )
-    add("--backbone-weights", default=None, metavar="PATH",
-        help="torchvision ImageNet ResNet-50 state dict (.pth) to start the backbone from; "
-        "never downloaded (default: random initialisation)")  # fmt: skip
+    add("--backbone-weights", default=None, metavar="imagenet|PATH",
+        help="start the backbone from torchvision's ImageNet ResNet-50: 'imagenet' downloads "
+        "it once (about 100 MB, cached where torchvision caches), or PATH to a state dict "
+        "(.pth) you have (default: random initialisation)")  # fmt: skip
 
 
 def _add_training_options(add: Any) -> None:
@@ -244,8 +265,9 @@ def _check_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
             f"--data-dir {args.data_dir!r} does not exist; put the {args.dataset} files there "
             "(see notebook 06) or pass --data-dir"
         )
-    if args.backbone_weights is not None and not Path(args.backbone_weights).is_file():
-        parser.error(f"--backbone-weights: no file at {args.backbone_weights!r}")
+    weights = args.backbone_weights
+    if weights not in (None, IMAGENET) and not Path(weights).is_file():
+        parser.error(f"--backbone-weights: no file at {weights!r} (nor 'imagenet')")
     if args.resume and not (Path(args.out) / CHECKPOINT_NAME).is_file():
         parser.error(f"--resume: no checkpoint at {Path(args.out) / CHECKPOINT_NAME}")
 
@@ -278,7 +300,8 @@ def resolve_args(
             train_samples=args.train_samples, val_samples=args.val_samples,
             output_stride=args.output_stride, separable=args.separable,
             aspp_rates=_aspp_rates(parser, args.aspp_rates),
-            backbone_weights=args.backbone_weights, train=TrainConfig(**train),
+            backbone_weights=args.backbone_weights, pets_mode=args.pets_mode,
+            voc_trainaug=args.voc_trainaug, sbd_dir=args.sbd_dir, train=TrainConfig(**train),
         )  # fmt: skip
     except ValueError as exc:
         parser.error(str(exc))
@@ -369,16 +392,18 @@ def _save_predictions(run: Run, model: nn.Module, path: Path, device: torch.devi
     from .figures import prediction_grid_png
     from .training import _autocast
 
-    n = min(PREDICTION_ROWS, len(run.val_set))
-    images = torch.stack([run.val_set[i][0] for i in range(n)])  # (N, 3, H, W)
-    masks = torch.stack([run.val_set[i][1] for i in range(n)])  # (N, H, W)
+    shown = run.val_set
+    if run.config.dataset != "shapes":  # masks at the model's input size, to show beside it
+        shown = _datasets(run.config, original_size=False)[1]
+    n = min(PREDICTION_ROWS, len(shown))
+    images = torch.stack([shown[i][0] for i in range(n)])  # (N, 3, H, W)
+    masks = torch.stack([shown[i][1] for i in range(n)])  # (N, H, W)
     model.eval()
     with _autocast(device, bool(run.config.train.amp)):  # the precision the run trained in
         preds = model(images.to(device)).argmax(dim=1).cpu()  # (N, C, H, W) -> (N, H, W)
     png = prediction_grid_png(
-        images, {"ground truth": masks, "prediction": preds},
-        run.val_set.palette, run.val_set.class_names,
-    )  # fmt: skip
+        images, {"ground truth": masks, "prediction": preds}, shown.palette, shown.class_names
+    )
     with atomic_write(path) as file:
         file.write(png)
 
@@ -418,6 +443,12 @@ def _report(run: Run, history: History, out: Path, device: torch.device, seconds
 
 
 def _build(args: argparse.Namespace, config: RunConfig, device: torch.device, world: _World) -> Run:
+    if world.distributed and config.backbone_weights == IMAGENET:
+        try:
+            if world.local_rank == 0:  # one download per machine; the other ranks read the cache
+                backbone_state_dict(IMAGENET)
+        finally:
+            dist.barrier()  # a failed download fails on every rank, none waits for ever
     return build_run(
         config, checkpoint=Path(args.out) / CHECKPOINT_NAME, workers=args.workers,
         num_replicas=world.size, rank=world.rank, pin_memory=device.type == "cuda",

@@ -322,6 +322,7 @@ def make_loader(
     num_replicas: int = 1,
     rank: int = 0,
     pin_memory: bool = False,
+    collate_fn: Callable[[list[Any]], Any] | None = None,
 ) -> DataLoader:
     """A DataLoader whose order :func:`fit` can reproduce on resume (see :class:`ResumableSampler`).
 
@@ -331,6 +332,8 @@ def make_loader(
         drop_last: drop the last incomplete batch; defaults to ``shuffle`` (BatchNorm dislikes
             a batch of one).
         num_replicas, rank: the DDP world size and this process's rank (1, 0 without DDP).
+        collate_fn: how samples become a batch (default: stacked), e.g.
+            :func:`~deeplab_utils.data.collate_original_size` for original-size masks.
 
     Taught in notebook 07.
     """
@@ -357,6 +360,7 @@ def make_loader(
         generator=generator,
         pin_memory=pin_memory,
         persistent_workers=False,
+        collate_fn=collate_fn,
     )
 
 
@@ -564,25 +568,38 @@ def evaluate(
     whose prediction is ``logit > 0``). A DDP-wrapped model is evaluated through its
     ``.module``, so processes with different numbers of batches never wait for each other.
 
+    Each batch is ``(images (B, 3, h, w), masks)``. Masks of the images' size, ``(B, H, W)``,
+    are scored as they are. Masks at each picture's original size (a list of ``(H_i, W_i)``
+    from a val set built with ``original_size_masks=True`` and batched by
+    :func:`~deeplab_utils.data.collate_original_size`) are scored by the standard VOC
+    protocol: each image's logits are cropped to the picture (the input holds it resized to
+    longer side ``max(h, w)``, padding bottom/right) and resized back to ``(H_i, W_i)``
+    before the argmax (:func:`~deeplab_utils.evaluation.restore_original_size`).
+
     Returns the dict of :class:`~deeplab_utils.metrics.SegmentationMetrics.compute` with tensors
     turned into plain lists/floats (NaN -> None): ``"pixel_accuracy"``, ``"iou"`` (C,),
     ``"miou"``, ``"dice"`` (C,), ``"mean_dice"``, ``"confusion_matrix"`` (C, C).
     Taught in notebook 08.
     """
+    from .evaluation import pairs_at_mask_size
+
     device = pick_device(device)
     model = _unwrap(model)
     was_training = model.training
     model.eval()
     metrics = None
     for batch in loader:
-        images, masks = _to_device(batch, device, channels_last)
+        images = batch[0].to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with _autocast(device, amp):
-            logits = model(images)  # (B, C, H, W)
+            logits = model(images)  # (B, C, h, w)
         if metrics is None:
             classes = num_classes or max(logits.shape[1], 2)
             metrics = SegmentationMetrics(classes, ignore_index=ignore_index)
         # On the batch's device: the NCCL backend all-reduces GPU tensors only.
-        metrics.update(*_labels_and_target(logits, masks))
+        for batch_logits, masks in pairs_at_mask_size(logits, batch[1]):
+            metrics.update(*_labels_and_target(batch_logits, masks))
     model.train(was_training)
     if metrics is None:
         raise ValueError("the evaluation loader yields no batch: the dataset is empty")

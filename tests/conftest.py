@@ -1,4 +1,6 @@
-"""Shared test settings: small, deterministic, CPU only."""
+"""Shared test settings: small, deterministic, CPU only, and never a download."""
+
+import urllib.error
 
 import pytest
 import torch
@@ -8,3 +10,13 @@ import torch
 def _seed() -> None:
     """Every test starts from the same random state, so failures reproduce."""
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that would download (weights through torch.hub) fails instead of reaching out."""
+
+    def refuse(url: str, *args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError(f"tests never download, but one asked for {url}")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)

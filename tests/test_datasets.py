@@ -1,11 +1,13 @@
 """Tests for deeplab_utils.data.datasets: Pets and VOC adapters on fake on-disk datasets, and
 build_dataset. The fakes use the real layout that torchvision's classes read (no download)."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from fake_datasets import write_fake_pets, write_fake_sbd, write_fake_voc
 from PIL import Image
 from torchvision import tv_tensors
 
@@ -15,7 +17,9 @@ from deeplab_utils.data import (
     OxfordPetSegmentation,
     ShapesDataset,
     VOCSegmentationDataset,
+    VOCTrainAugDataset,
     build_dataset,
+    collate_original_size,
     eval_transforms,
     voc_palette,
 )
@@ -190,3 +194,149 @@ def test_shapes_fast_path_equals_eval_transforms():
     image, m = eval_transforms()(tv_tensors.Image(raw), tv_tensors.Mask(mask))
     torch.testing.assert_close(ds[1][0], image)
     assert torch.equal(ds[1][1], m)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real-format fakes (tests/fake_datasets.py): Pets modes, VOC + SBD trainaug, original-size masks
+# ---------------------------------------------------------------------------------------------
+
+
+def _pets_labels(trimap: np.ndarray, mode: str) -> np.ndarray:
+    """Course labels from a raw trimap (1 pet, 2 background, 3 border), computed with NumPy."""
+    border = 2 if mode == "trimap" else 255
+    return np.select([trimap == 2, trimap == 1, trimap == 3], [0, 1, border], default=255)
+
+
+@pytest.mark.parametrize(("mode", "classes"), [("binary", 2), ("trimap", 3)])
+def test_pets_modes_at_original_size(tmp_path, mode, classes):
+    """pets_mode picks 2 or 3 classes; val masks at original size are the trimaps, mapped."""
+    pets = write_fake_pets(tmp_path)
+    ds = build_dataset(
+        "pets", split="val", root=tmp_path, image_size=24, pets_mode=mode, original_size_masks=True
+    )
+    assert (ds.num_classes, len(ds.class_names), len(ds)) == (classes, classes, 2)
+    for i, image_id in enumerate(pets.splits["test"]):
+        image, mask = ds[i]
+        assert image.shape == (3, 24, 24)
+        np.testing.assert_array_equal(mask.numpy(), _pets_labels(pets.trimaps[image_id], mode))
+    values = set(np.unique(np.concatenate([ds[i][1].numpy().ravel() for i in range(len(ds))])))
+    assert values == ({0, 1, 255} if mode == "binary" else {0, 1, 2})
+
+
+def test_pets_train_split_is_trainval_in_binary_mode(tmp_path):
+    """split='train' reads trainval.txt; in binary mode no crop holds the border class 2."""
+    pets = write_fake_pets(tmp_path)
+    ds = build_dataset("pets", split="train", root=tmp_path, image_size=16, pets_mode="binary")
+    assert len(ds) == len(pets.splits["trainval"]) == 4
+    labels = torch.cat([ds[i][1].flatten() for i in range(len(ds))])
+    assert set(labels.unique().tolist()) <= {0, 1, 255}
+
+
+def test_voc_val_original_size_masks_are_the_png_indices(tmp_path):
+    """VOC val at original size: each mask is the PNG's index array (255 border kept), at the
+    picture's own size, while the image is resized and padded for the model."""
+    voc = write_fake_voc(tmp_path)
+    ds = build_dataset("voc", split="val", root=tmp_path, image_size=32, original_size_masks=True)
+    shapes = set()
+    for i, image_id in enumerate(voc.splits["val"]):
+        image, mask = ds[i]
+        assert image.shape == (3, 32, 32) and mask.dtype == torch.int64
+        np.testing.assert_array_equal(mask.numpy(), voc.masks[image_id])
+        shapes.add(tuple(mask.shape))
+    assert len(shapes) == len(voc.splits["val"])  # the fakes have different sizes
+
+
+def _trainaug(tmp_path, **kwargs):
+    voc, sbd = write_fake_voc(tmp_path), write_fake_sbd(tmp_path)
+    return voc, sbd, VOCTrainAugDataset(tmp_path, **kwargs)
+
+
+def test_trainaug_is_voc_train_plus_sbd_minus_voc_val(tmp_path):
+    """The ids are VOC train, then SBD's ids in neither VOC train nor VOC val (hand-listed)."""
+    _, _, ds = _trainaug(tmp_path)
+    assert ds.image_ids == [
+        "2007_000032",  # VOC train (also in SBD train: counted once, with VOC's mask)
+        "2007_000039",  # VOC train
+        "2008_000002",  # SBD train only
+        "2008_000003",  # SBD train only
+        "2008_000007",  # SBD val only
+    ]  # 2007_000033 (SBD train) and 2007_000042 (SBD val) are VOC val: excluded
+    assert len(ds) == 5 and ds.num_classes == 21
+
+
+def test_trainaug_masks_come_from_voc_for_voc_images_and_sbd_otherwise(tmp_path):
+    """A VOC train image keeps VOC's mask (with its 255 border); an SBD image gets SBD's .mat."""
+    voc, sbd, ds = _trainaug(tmp_path)
+    np.testing.assert_array_equal(ds[0][1].numpy(), voc.masks["2007_000032"])
+    np.testing.assert_array_equal(ds[2][1].numpy(), sbd.masks["2008_000002"])
+    np.testing.assert_array_equal(ds[4][1].numpy(), sbd.masks["2008_000007"])
+    assert ds[2][0].shape == (3, *sbd.masks["2008_000002"].shape)
+
+
+def test_trainaug_reads_sbd_in_torchvisions_own_layout(tmp_path):
+    """sbd_root may also be the folder holding img/, cls/, train.txt (SBDataset's download)."""
+    write_fake_voc(tmp_path)
+    sbd = write_fake_sbd(tmp_path / "elsewhere")
+    ds = VOCTrainAugDataset(tmp_path, sbd_root=sbd.root / "benchmark_RELEASE" / "dataset")
+    assert len(ds) == 5
+
+
+def test_build_dataset_voc_trainaug_train_and_val(tmp_path):
+    """voc_trainaug changes the training set only; val stays VOC val."""
+    write_fake_voc(tmp_path)
+    write_fake_sbd(tmp_path)
+    common = {"root": tmp_path, "image_size": 16, "voc_trainaug": True}
+    train = build_dataset("voc", split="train", **common)
+    val = build_dataset("voc", split="val", **common)
+    assert isinstance(train, VOCTrainAugDataset) and len(train) == 5
+    assert train[3][0].shape == (3, 16, 16) and train[3][1].shape == (16, 16)
+    assert isinstance(val, VOCSegmentationDataset) and len(val) == 2
+    assert len(build_dataset("voc", split="train", num_samples=3, **common)) == 3
+
+
+def test_trainaug_without_sbd_shows_the_expected_layout(tmp_path):
+    """Missing SBD raises DatasetNotFoundError naming both places looked at, the URL and layout."""
+    write_fake_voc(tmp_path)
+    with pytest.raises(DatasetNotFoundError) as info:
+        build_dataset("voc", split="train", root=tmp_path, voc_trainaug=True)
+    message = str(info.value)
+    assert str(tmp_path / "benchmark_RELEASE" / "dataset") in message
+    assert "benchmark.tgz" in message and "benchmark_RELEASE/dataset/cls/" in message
+
+
+def test_trainaug_without_scipy_says_how_to_install_it(tmp_path, monkeypatch):
+    """Without scipy the error is an ImportError naming the extra to install."""
+    write_fake_voc(tmp_path)
+    write_fake_sbd(tmp_path)
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    monkeypatch.setitem(sys.modules, "scipy.io", None)
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'deeplab-course\[sbd\]'"):
+        VOCTrainAugDataset(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"name": "pets", "split": "train", "voc_trainaug": True}, "voc_trainaug=True needs"),
+        ({"name": "voc", "split": "train", "original_size_masks": True}, "split='val'"),
+        ({"name": "pets", "split": "val", "pets_mode": "rgb"}, r"pets_mode must be one of"),
+    ],
+)
+def test_build_dataset_rejects_options_that_do_not_apply(kwargs, match):
+    """Options for the wrong dataset or split raise a ValueError naming them."""
+    with pytest.raises(ValueError, match=match):
+        build_dataset(**kwargs)
+
+
+def test_collate_original_size_stacks_images_and_lists_masks():
+    """Images are stacked; masks of different sizes come back as a list, unchanged."""
+    samples = [
+        (torch.full((3, 8, 8), float(i)), torch.full((h, w), i, dtype=torch.int64))
+        for i, (h, w) in enumerate([(5, 7), (9, 4), (6, 6)])
+    ]
+    images, masks = collate_original_size(samples)
+    assert images.shape == (3, 3, 8, 8) and torch.equal(images[2], samples[2][0])
+    assert [tuple(m.shape) for m in masks] == [(5, 7), (9, 4), (6, 6)]
+    assert all(torch.equal(m, s[1]) for m, s in zip(masks, samples, strict=True))
+    with pytest.raises(ValueError, match="empty batch"):
+        collate_original_size([])

@@ -12,9 +12,12 @@ from deeplab_utils.data import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     RandomScale,
+    ResizeLongerSide,
     denormalize,
     eval_transforms,
+    longer_side_size,
     normalize,
+    original_size_eval_transforms,
     train_transforms,
 )
 
@@ -126,8 +129,54 @@ def test_bad_arguments_raise():
         train_transforms(32, hflip_p=1.5)
     with pytest.raises(ValueError, match="size must be a positive int, got -4"):
         eval_transforms(-4)
-    with pytest.raises(ValueError, match=r"got \(1, 5, 5\)"):
+    with pytest.raises(ValueError, match=r"got shape \(1, 5, 5\)"):
         denormalize(torch.zeros(1, 5, 5))
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "size", "expected"),
+    [
+        (375, 500, 513, (385, 513)),  # a typical VOC photo: 375 * 513 / 500 = 384.75
+        (500, 375, 513, (513, 385)),
+        (32, 32, 32, (32, 32)),
+        (96, 128, 64, (48, 64)),
+        (1, 400, 100, (1, 100)),  # never 0 pixels
+        (33, 50, 32, (21, 32)),  # 33 * 32 / 50 = 21.12
+    ],
+)
+def test_longer_side_size_hand_computed(height, width, size, expected):
+    """The longer side becomes size, the shorter one rounded (computed by hand here)."""
+    assert longer_side_size(height, width, size) == expected
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_longer_side_size_rejects_bad_sizes(bad):
+    """A non-positive or non-int size is named in a ValueError."""
+    with pytest.raises(ValueError, match=f"size must be a positive int, got {bad!r}"):
+        longer_side_size(10, 20, bad)
+
+
+def test_resize_longer_side_resizes_mask_nearest_and_image_bilinear():
+    """The mask equals F.interpolate(nearest) and the image v2's antialiased bilinear resize."""
+    from torchvision.transforms.v2 import functional as tvF
+
+    image, mask = _rectangle_scene(40, 60)
+    out_image, out_mask = ResizeLongerSide(24)(image, mask)
+    assert tuple(out_mask.shape) == (16, 24)
+    expected = tF.interpolate(mask[None, None].float(), size=(16, 24), mode="nearest")[0, 0]
+    assert torch.equal(out_mask, expected.long())
+    reference = tvF.resize(image.as_subclass(torch.Tensor), [16, 24], antialias=True)
+    assert torch.equal(out_image.as_subclass(torch.Tensor), reference)
+
+
+def test_original_size_eval_transforms_resize_the_image_and_keep_the_mask():
+    """The image is exactly eval_transforms(size)'s; the mask comes back untouched as int64."""
+    image, mask = _rectangle_scene(40, 60)
+    out_image, out_mask = original_size_eval_transforms(32)(image, mask)
+    expected_image, _ = eval_transforms(32)(image, mask)
+    assert torch.equal(out_image, expected_image) and out_image.shape == (3, 32, 32)
+    assert type(out_mask) is torch.Tensor and out_mask.dtype == torch.int64
+    assert torch.equal(out_mask, mask.as_subclass(torch.Tensor))
 
 
 @pytest.mark.parametrize("shape", [(1, 4, 4), (2, 1, 4, 4), (4, 4), (4, 3, 4)])

@@ -1,18 +1,22 @@
 """Data layer (layer 3): the built-in ShapesDataset, real datasets, joint transforms, palettes.
 
-Depends on torch, torchvision, NumPy and Pillow only; never on the model, losses or training.
+Depends on torch, torchvision, NumPy and Pillow only (and scipy, lazily, for VOC + SBD
+"trainaug"); never on the model, losses or training.
 Taught in notebook 06.
 """
 
 from .datasets import (
     DATASET_NAMES,
     PETS_BINARY_CLASSES,
+    PETS_MODES,
     PETS_TRIMAP_CLASSES,
     VOC_CLASSES,
     DatasetNotFoundError,
     OxfordPetSegmentation,
     VOCSegmentationDataset,
+    VOCTrainAugDataset,
     build_dataset,
+    collate_original_size,
 )
 from .palette import (
     IGNORE_COLOR,
@@ -29,9 +33,12 @@ from .transforms import (
     IMAGENET_STD,
     PadToSize,
     RandomScale,
+    ResizeLongerSide,
     denormalize,
     eval_transforms,
+    longer_side_size,
     normalize,
+    original_size_eval_transforms,
     train_transforms,
 )
 
@@ -44,21 +51,27 @@ __all__ = [
     "IMAGENET_STD",
     "OxfordPetSegmentation",
     "PETS_BINARY_CLASSES",
+    "PETS_MODES",
     "PETS_PALETTE",
     "PETS_TRIMAP_CLASSES",
     "PadToSize",
     "RandomScale",
+    "ResizeLongerSide",
     "SHAPES_CLASSES",
     "SHAPES_PALETTE",
     "ShapesDataset",
     "VOCSegmentationDataset",
+    "VOCTrainAugDataset",
     "VOC_CLASSES",
     "VOC_PALETTE",
     "build_dataset",
+    "collate_original_size",
     "colorize_mask",
     "denormalize",
     "eval_transforms",
+    "longer_side_size",
     "normalize",
+    "original_size_eval_transforms",
     "train_transforms",
     "voc_palette",
 ]

@@ -1,4 +1,5 @@
-"""Real datasets (Oxford-IIIT Pet, PASCAL VOC 2012) over torchvision's classes; ``build_dataset``.
+"""Real datasets (Oxford-IIIT Pet, PASCAL VOC 2012, VOC + SBD "trainaug") over torchvision's
+classes; ``build_dataset``.
 
 Data layer (layer 3). Taught in notebook 06.
 
@@ -9,7 +10,7 @@ with ImageNet statistics, mask int64 (H, W))`` with 255 = ignore, and has ``num_
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -22,7 +23,7 @@ from torchvision.transforms.v2 import functional as F
 
 from .palette import IGNORE_INDEX, PETS_PALETTE, VOC_PALETTE, Palette
 from .shapes import ShapesDataset
-from .transforms import eval_transforms, train_transforms
+from .transforms import eval_transforms, original_size_eval_transforms, train_transforms
 
 VOC_CLASSES: tuple[str, ...] = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -42,6 +43,11 @@ _PETS_LUT = {
 
 PETS_URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/"
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/"
+# The Semantic Boundaries Dataset (Hariharan et al. 2011), as torchvision's SBDataset downloads it.
+SBD_URL = (
+    "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/"
+    "benchmark.tgz"
+)
 PETS_LAYOUT = """\
   ROOT/oxford-iiit-pet/images/Abyssinian_1.jpg ...
   ROOT/oxford-iiit-pet/annotations/trimaps/Abyssinian_1.png ...
@@ -50,6 +56,11 @@ VOC_LAYOUT = """\
   ROOT/VOCdevkit/VOC2012/JPEGImages/2007_000032.jpg ...
   ROOT/VOCdevkit/VOC2012/SegmentationClass/2007_000032.png ...
   ROOT/VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt, val.txt"""
+SBD_LAYOUT = """\
+  SBD_ROOT/benchmark_RELEASE/dataset/img/2008_000002.jpg ...
+  SBD_ROOT/benchmark_RELEASE/dataset/cls/2008_000002.mat ...
+  SBD_ROOT/benchmark_RELEASE/dataset/train.txt, val.txt
+  (or img/, cls/, train.txt, val.txt directly in SBD_ROOT, as torchvision's SBDataset leaves them)"""
 
 # ShapesDataset sizes chosen by build_dataset: samples are free, validation costs model time.
 SHAPES_TRAIN_SAMPLES = 5000
@@ -252,8 +263,176 @@ class VOCSegmentationDataset(Dataset):
         return _apply(self.transform, *_to_pair(image, mask, where=where))
 
 
+def _read_ids(split_file: Path) -> list[str]:
+    return [line.strip() for line in split_file.read_text().splitlines() if line.strip()]
+
+
+def _find_sbd(sbd_root: Path) -> Path:
+    """The folder holding SBD's ``img/``, ``cls/``, ``train.txt`` and ``val.txt``."""
+    candidates = [sbd_root, sbd_root / "benchmark_RELEASE" / "dataset"]
+    for folder in candidates:
+        if all((folder / p).exists() for p in ("img", "cls", "train.txt", "val.txt")):
+            return folder
+    raise DatasetNotFoundError(
+        f"SBD (for VOC trainaug) not found: neither {candidates[0]} nor {candidates[1]} holds "
+        f"img/, cls/, train.txt and val.txt. Download {SBD_URL} (1.4 GB) and extract it in "
+        f"{str(sbd_root)!r} (or pass sbd_root), so that this layout exists:\n{SBD_LAYOUT}"
+    )
+
+
+def _require_scipy() -> None:
+    # SBDataset reads SBD's MATLAB .mat masks with scipy.io; only this route needs scipy.
+    try:
+        import scipy.io  # noqa: F401
+    except ImportError as exc:
+        raise ModuleNotFoundError(
+            "VOC trainaug reads SBD's .mat masks with scipy, which is not installed: "
+            "pip install 'deeplab-course[sbd]' (or pip install scipy)"
+        ) from exc
+
+
+def _sbd_only(
+    sbd_sets: Sequence[datasets.SBDataset], *, exclude: set[str]
+) -> list[tuple[tuple[int, int], str]]:
+    """``((source, index), image id)`` of SBD's images not in ``exclude``, each id once.
+
+    ``source`` is 1 + the position of the SBD list in ``sbd_sets``.
+    """
+    seen = set(exclude)
+    found = []
+    for source, sbd in enumerate(sbd_sets, start=1):
+        for index, path in enumerate(sbd.images):
+            image_id = Path(path).stem
+            if image_id not in seen:
+                seen.add(image_id)
+                found.append(((source, index), image_id))
+    return found
+
+
+class VOCTrainAugDataset(Dataset):
+    """PASCAL VOC 2012 "trainaug": the 10,582 training images of the DeepLab papers' VOC numbers.
+
+    VOC 2012 ``train`` (with VOC's own masks, void border = 255) plus every image of SBD's
+    ``train`` and ``val`` lists (Hariharan et al. 2011, extra annotations of VOC 2011 images,
+    read with ``torchvision.datasets.SBDataset``) that is in neither VOC ``train`` nor VOC
+    ``val``, with SBD's masks (no void border). No VOC ``val`` image is ever used, so scoring on
+    VOC ``val`` stays fair. This is the split mmsegmentation's ``voc_aug`` converter writes
+    (VOC ``train`` + ``aug.txt``). VOC images come first, then SBD's, each in list order.
+    Taught in notebook 06.
+
+    Args:
+        root: folder holding ``VOCdevkit/`` (its ``train.txt`` and ``val.txt`` are both read).
+        sbd_root: folder holding SBD: ``benchmark_RELEASE/dataset/`` (``benchmark.tgz``
+            extracted there) or SBD's ``img/``, ``cls/``, ``train.txt``, ``val.txt`` directly;
+            ``None`` = ``root``.
+        transform: joint transform on ``(Image uint8, Mask int64)``; ``None`` only normalises.
+        download: download VOC (~2 GB) into ``root`` if missing; SBD is never downloaded.
+        num_samples: keep only the first ``num_samples`` images.
+
+    Raises:
+        DatasetNotFoundError: VOC or SBD is missing (the message shows the expected layout).
+        ModuleNotFoundError: scipy, which reads SBD's ``.mat`` files, is not installed.
+    """
+
+    class_names: tuple[str, ...] = VOC_CLASSES
+    num_classes: int = len(VOC_CLASSES)
+    palette: Palette = VOC_PALETTE
+
+    def __init__(
+        self,
+        root: str | Path = "data",
+        *,
+        sbd_root: str | Path | None = None,
+        transform: Callable | None = None,
+        download: bool = False,
+        num_samples: int | None = None,
+    ) -> None:
+        root = Path(root)
+        self._voc = VOCSegmentationDataset(
+            root, split="train", transform=transform, download=download
+        )
+        val_file = root / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / "val.txt"
+        _require([val_file], name="PASCAL VOC 2012", root=root, layout=VOC_LAYOUT, url=VOC_URL)
+        sbd_dir = _find_sbd(Path(sbd_root) if sbd_root is not None else root)
+        _require_scipy()
+        self._sbd = [
+            datasets.SBDataset(sbd_dir, image_set=s, mode="segmentation") for s in ("train", "val")
+        ]
+        voc_ids = [Path(p).stem for p in self._voc._base.images]
+        # (source, index): source 0 is VOC train, 1 and 2 are SBD's train and val lists.
+        self._items = [(0, i) for i in range(len(voc_ids))]
+        self.image_ids: list[str] = list(voc_ids)  # the image behind each index
+        for item, image_id in _sbd_only(self._sbd, exclude=set(voc_ids) | set(_read_ids(val_file))):
+            self._items.append(item)
+            self.image_ids.append(image_id)
+        self.transform = transform
+        self._length = _limit(len(self._items), num_samples)
+        self.image_ids = self.image_ids[: self._length]
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(image float32 (3, H, W), mask int64 (H, W))`` after the transform."""
+        if not -self._length <= index < self._length:
+            raise IndexError(f"index {index} out of range for {self._length} samples")
+        source, item = self._items[index % self._length]
+        if source == 0:
+            return self._voc[item]
+        sbd = self._sbd[source - 1]
+        image, target = sbd[item]
+        mask = np.asarray(target, dtype=np.uint8)  # (H, W) class indices 0..20
+        return _apply(self.transform, *_to_pair(image, mask, where=sbd.masks[item]))
+
+
+def collate_original_size(
+    batch: Sequence[tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Batch samples whose masks keep their original, different sizes (a DataLoader collate_fn).
+
+    For datasets built with ``original_size_masks=True``: the images all have the model's size
+    and are stacked; the masks are returned as a list, one ``(H_i, W_i)`` tensor per image,
+    which :func:`deeplab_utils.training.evaluate` scores at their own size. Taught in
+    notebook 08.
+
+    Returns:
+        ``(images float32 (B, 3, S, S), [mask int64 (H_i, W_i) for each image])``.
+    """
+    if not batch:
+        raise ValueError("cannot collate an empty batch")
+    images = torch.stack([sample[0] for sample in batch])  # (B, 3, S, S)
+    return images, [sample[1] for sample in batch]
+
+
 DatasetName = Literal["shapes", "pets", "voc"]
 DATASET_NAMES: tuple[str, ...] = ("shapes", "pets", "voc")
+
+
+PetsMode = Literal["trimap", "binary"]
+PETS_MODES: tuple[str, ...] = ("trimap", "binary")
+
+
+def _check_build_options(
+    name: str,
+    split: str,
+    *,
+    pets_mode: str,
+    voc_trainaug: bool,
+    original_size_masks: bool,
+) -> None:
+    if name not in DATASET_NAMES:
+        raise ValueError(f"name must be one of {DATASET_NAMES}, got {name!r}")
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if pets_mode not in PETS_MODES:
+        raise ValueError(f"pets_mode must be one of {PETS_MODES}, got {pets_mode!r}")
+    if voc_trainaug and name != "voc":
+        raise ValueError(f"voc_trainaug=True needs name='voc', got name={name!r}")
+    if original_size_masks and split != "val":
+        raise ValueError(
+            "original_size_masks=True is for split='val' (training crops need masks aligned "
+            f"with the images), got split={split!r}"
+        )
 
 
 def build_dataset(
@@ -265,13 +444,18 @@ def build_dataset(
     download: bool = False,
     seed: int = 0,
     num_samples: int | None = None,
+    pets_mode: PetsMode = "trimap",
+    voc_trainaug: bool = False,
+    sbd_root: str | Path | None = None,
+    original_size_masks: bool = False,
 ) -> Dataset:
     """Build a dataset with the course's transforms, for the trainer. Taught in notebook 06.
 
     For the real datasets, ``"train"`` gets ``train_transforms(image_size)`` (random scale,
     padded crop, flip, jitter); ``"val"`` gets ``eval_transforms(image_size)`` (resize longer
-    side + pad; pad = ignore); Pets maps train/val to trainval/test (trimap mode), VOC to
-    train/val. ShapesDataset is generated at ``image_size`` with no augmentation for either
+    side + pad; pad = ignore); Pets maps train/val to trainval/test, VOC to train/val (or, with
+    ``voc_trainaug``, the training split to :class:`VOCTrainAugDataset`; val stays VOC val).
+    ShapesDataset is generated at ``image_size`` with no augmentation for either
     split: the generator already draws every scene at a random position, size, rotation and
     colour (and all four shapes are mirror-symmetric), so scaling and cropping would only add
     ignore borders and cut shapes; without them DeepLabV3+ learns the shapes markedly faster
@@ -283,22 +467,39 @@ def build_dataset(
         split: ``"train"`` or ``"val"``.
         root: folder of the real datasets (ignored for shapes).
         image_size: side of the square samples.
-        download: allow downloading a real dataset into ``root``.
+        download: allow downloading a real dataset into ``root`` (VOC, never SBD).
         seed: ShapesDataset's seed (ignored for real datasets).
         num_samples: dataset length; ``None`` = all (shapes: 5000 train / 256 val).
+        pets_mode: Pets only: ``"trimap"`` (background, pet, border: 3 classes) or ``"binary"``
+            (background, pet; the border band is ignored), the pet/background IoU most results
+            report.
+        voc_trainaug: VOC only: train on VOC train + SBD (10,582 images, VOC val excluded)
+            instead of VOC train (1,464); needs SBD and scipy. Ignored for ``split="val"``.
+        sbd_root: where SBD is (see :class:`VOCTrainAugDataset`); ``None`` = ``root``.
+        original_size_masks: val only: keep each real mask at its image's original size while
+            the image is resized and padded for the model, so that the logits can be resized
+            back and every original pixel scored (the standard VOC protocol). Batch such a
+            dataset with :func:`collate_original_size`. Ignored for shapes, whose masks are
+            already at the image's size.
 
     Returns:
-        A Dataset of ``(image float32 (3, S, S), mask int64 (S, S))`` with ``num_classes``,
-        ``class_names`` and ``palette`` attributes.
+        A Dataset of ``(image float32 (3, S, S), mask int64 (S, S))`` (mask ``(H, W)`` of the
+        original picture with ``original_size_masks``), with ``num_classes``, ``class_names``
+        and ``palette`` attributes.
 
     Raises:
-        ValueError: for an unknown name or split, or a bad size.
-        DatasetNotFoundError: if a real dataset is missing and ``download`` is False.
+        ValueError: for an unknown name, split or Pets mode, a bad size, or an option that does
+            not apply (``voc_trainaug`` without VOC, ``original_size_masks`` for training).
+        DatasetNotFoundError: if a real dataset (or SBD) is missing and ``download`` is False.
+        ModuleNotFoundError: ``voc_trainaug`` without scipy installed.
     """
-    if name not in DATASET_NAMES:
-        raise ValueError(f"name must be one of {DATASET_NAMES}, got {name!r}")
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    _check_build_options(
+        name,
+        split,
+        pets_mode=pets_mode,
+        voc_trainaug=voc_trainaug,
+        original_size_masks=original_size_masks,
+    )
     train = split == "train"
     if name == "shapes":
         if num_samples is None:
@@ -308,11 +509,25 @@ def build_dataset(
             image_size=image_size,
             seed=seed if train else seed + SHAPES_VAL_SEED_OFFSET,
         )
-    transform = train_transforms(image_size) if train else eval_transforms(image_size)
+    if train:
+        transform = train_transforms(image_size)
+    elif original_size_masks:
+        transform = original_size_eval_transforms(image_size)
+    else:
+        transform = eval_transforms(image_size)
     if name == "pets":
         return OxfordPetSegmentation(
             root,
             split="trainval" if train else "test",
+            mode=pets_mode,
+            transform=transform,
+            download=download,
+            num_samples=num_samples,
+        )
+    if train and voc_trainaug:
+        return VOCTrainAugDataset(
+            root,
+            sbd_root=sbd_root,
             transform=transform,
             download=download,
             num_samples=num_samples,

@@ -11,6 +11,7 @@ is what makes v2 resize it with nearest-neighbour interpolation (a blended label
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -78,6 +79,43 @@ class RandomScale(v2.Transform):
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         # F.resize dispatches on type: bilinear + antialias for Image, nearest for Mask.
+        return self._call_kernel(F.resize, inpt, size=params["size"], antialias=True)
+
+
+def longer_side_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """``(h, w)`` of a ``height`` x ``width`` picture resized so that its longer side is ``size``.
+
+    The aspect ratio is kept and the shorter side rounded to the nearest pixel (at least 1).
+    The one rule behind :class:`ResizeLongerSide` (hence ``eval_transforms``) and the evaluation
+    that maps logits back to each picture's original size. Taught in notebook 06.
+
+    Raises:
+        ValueError: if a size is not a positive int.
+    """
+    for name, value in (("height", height), ("width", width), ("size", size)):
+        _check_size(name, value)
+    factor = size / max(height, width)
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+class ResizeLongerSide(v2.Transform):
+    """Resize image and mask so that the longer side is ``size``, keeping the aspect ratio.
+
+    The output size is :func:`longer_side_size`; the image is resized bilinearly (antialiased),
+    the mask with nearest neighbours (``F.resize`` dispatches on the tensor type). Taught in
+    notebook 06.
+    """
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        _check_size("size", size)
+        self.size = size
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = v2.query_size(flat_inputs)
+        return {"size": list(longer_side_size(height, width, self.size))}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         return self._call_kernel(F.resize, inpt, size=params["size"], antialias=True)
 
 
@@ -190,10 +228,46 @@ def eval_transforms(
     if size is not None:
         _check_size("size", size)
         steps = [
-            v2.Resize(size=None, max_size=size, antialias=True),
+            ResizeLongerSide(size),
             PadToSize(size, image_fill=_mean_pixel(mean), ignore_index=ignore_index),
         ]
     return v2.Compose(steps + _to_normalized(mean, std))
+
+
+class _ImageOnly:
+    """Apply an image transform to the image; hand the mask back untouched as int64."""
+
+    def __init__(self, image_transform: Callable[[Any], torch.Tensor]) -> None:
+        self.image_transform = image_transform
+
+    def __call__(self, image: Any, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.image_transform(image), mask.as_subclass(torch.Tensor).to(torch.int64)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.image_transform!r})"
+
+
+def original_size_eval_transforms(
+    size: int,
+    *,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
+) -> Callable[[Any, Any], tuple[torch.Tensor, torch.Tensor]]:
+    """Evaluation at the original resolution: the image as ``eval_transforms(size)``, mask as is.
+
+    The standard VOC protocol scores every pixel of the original annotation: the model may see a
+    resized image, but its logits are resized back to the mask's size before scoring (see
+    :func:`deeplab_utils.evaluation.restore_original_size`). Here the image's longer side becomes
+    ``size`` (:func:`longer_side_size`) and the rest is padded bottom/right to ``size`` x
+    ``size``, so images still batch; the mask keeps its size, so a batch of masks needs
+    :func:`~deeplab_utils.data.collate_original_size`. Taught in notebook 08.
+
+    Returns:
+        A callable ``(Image uint8 (3, H, W), Mask (H, W)) -> (float32 (3, size, size),
+        int64 (H, W))``.
+    """
+    _check_size("size", size)
+    return _ImageOnly(eval_transforms(size, mean=mean, std=std))
 
 
 def _check_rgb(image: torch.Tensor) -> None:
