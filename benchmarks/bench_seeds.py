@@ -23,10 +23,13 @@ from pathlib import Path
 
 from deeplab_utils.checkpoint import load_model
 from deeplab_utils.data import build_dataset
+from deeplab_utils.run import RunConfig
 from deeplab_utils.runtime import amp_is_fast, pick_device
-from deeplab_utils.train import CHECKPOINT_NAME, DEFAULTS, HISTORY_NAME
+from deeplab_utils.train import CHECKPOINT_NAME, HISTORY_NAME
 from deeplab_utils.train import main as train_main
 from deeplab_utils.training import evaluate, make_loader
+
+RECIPE = RunConfig()  # the main job's defaults
 
 
 def _train(out: Path, seed: int) -> Path:
@@ -58,12 +61,13 @@ def main() -> None:
         scores[seed] = {}
         for val_seed in val_seeds:
             val_set = build_dataset(
-                "shapes", split="val", image_size=DEFAULTS.image_size, seed=val_seed
+                "shapes", split="val", image_size=RECIPE.image_size, seed=val_seed
             )
-            loader = make_loader(val_set, batch_size=DEFAULTS.batch_size, shuffle=False)
+            loader = make_loader(val_set, batch_size=RECIPE.train.batch_size, shuffle=False)
             metrics = evaluate(model, loader, val_set.num_classes, device=device, amp=amp)
             scores[seed][val_seed] = metrics["miou"]
-    (out / "seeds.json").write_text(json.dumps({str(k): v for k, v in scores.items()}, indent=1))
+    text = json.dumps({str(k): v for k, v in scores.items()}, indent=1)
+    (out / "seeds.json").write_text(text, encoding="utf-8")
 
     print("| model trained with | " + " | ".join(f"val seed {v}" for v in val_seeds) + " |")
     print("|---|" + "---:|" * len(val_seeds))

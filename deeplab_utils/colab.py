@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ REPO = "deeplab-course/deeplabv3plus-from-scratch"  # GitHub OWNER/REPO; change 
 BRANCH = "main"
 DRIVE_FOLDER = "deeplab-course"  # under "My Drive": checkpoints and datasets survive a disconnect
 COLAB_CONTENT = Path("/content")  # Colab's working folder
+WORKDIR_ENV = "DEEPLAB_WORKDIR"  # outside Colab, a working folder other than the repository
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _BADGE_RE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
@@ -87,7 +89,8 @@ def local_workdir(start: Path | None = None) -> Path:
 def setup_notebook(*, mount_drive: bool = False) -> Path:
     """Report the environment, check for a GPU on Colab, and return the working folder.
 
-    The working folder holds ``data/`` and ``runs/``: the repository root locally, and on Colab
+    The working folder holds ``data/`` and ``runs/``: the repository root locally (or the
+    folder named by the environment variable ``DEEPLAB_WORKDIR``), and on Colab
     ``/content/deeplab-course``, or ``My Drive/deeplab-course`` when ``mount_drive`` is True (so
     checkpoints and datasets survive a disconnect).
     """
@@ -95,6 +98,10 @@ def setup_notebook(*, mount_drive: bool = False) -> Path:
 
     print(environment_report())
     if not is_colab():
+        if os.environ.get(WORKDIR_ENV):  # e.g. the tests' second, AVX2-only run of 07 and 08
+            workdir = Path(os.environ[WORKDIR_ENV])
+            workdir.mkdir(parents=True, exist_ok=True)
+            return workdir
         return local_workdir()
     if not torch.cuda.is_available():
         print(

@@ -11,22 +11,34 @@ from __future__ import annotations
 from pathlib import Path
 
 from .checkpoint import load_checkpoint
+from .pretrained import IMAGENET
 from .run import ResumeError, Run, RunConfig, build_run, check_resume, train_run
 from .runtime import RunSizes
-from .training import History, TrainConfig, fit  # noqa: F401 -- fit: tests replace it here
+from .training import History, TrainConfig
 
 CourseRun = Run  # the name notebooks and earlier versions use
 
 
-def run_config(sizes: RunSizes, *, seed: int = 0) -> RunConfig:
-    """The main job's recipe (:class:`~deeplab_utils.run.RunConfig`'s defaults) at ``sizes``."""
+def run_config(sizes: RunSizes, workdir: str | Path, *, seed: int = 0) -> RunConfig:
+    """The main job's recipe (:class:`~deeplab_utils.run.RunConfig`'s defaults) at ``sizes``.
+
+    Real photographs (``sizes.dataset`` "pets" or "voc", files under ``workdir/data``) start
+    from ImageNet weights and train with the paper's SGD; the built-in shapes train from
+    scratch with the recipe's Adam.
+    """
+    real = sizes.dataset != "shapes"
+    fine_tune = {"optimizer": "sgd"} if real else {}  # from ImageNet weights: the paper's SGD
     return RunConfig(
+        dataset=sizes.dataset,
+        data_dir=str(Path(workdir) / "data"),
         image_size=sizes.image_size,
         train_samples=sizes.train_samples,
         val_samples=sizes.val_samples,
+        backbone_weights=IMAGENET if real else None,
         train=TrainConfig(
             steps=sizes.steps,
             batch_size=sizes.batch_size,
+            **fine_tune,
             eval_every=sizes.eval_every,
             checkpoint_every=sizes.eval_every,
             seed=seed,
@@ -39,13 +51,15 @@ def prepare_run(sizes: RunSizes, workdir: str | Path, *, seed: int = 0) -> Run:
 
     Args:
         sizes: from :func:`~deeplab_utils.runtime.run_sizes`.
-        workdir: folder holding ``runs/`` (the ``WORKDIR`` of the notebooks' setup cell); the
-            checkpoint goes to ``runs/course-short/`` or ``runs/course-full/`` in it.
+        workdir: folder holding ``data/`` and ``runs/`` (the ``WORKDIR`` of the notebooks'
+            setup cell); the checkpoint goes to ``runs/course-short/`` or ``runs/course-full/``
+            (``runs/course-pets-full/`` etc. for real data).
         seed: seeds the weights, the data and its order.
     """
-    name = "course-full" if sizes.full else "course-short"
+    name = f"course-{'' if sizes.dataset == 'shapes' else sizes.dataset + '-'}"
+    name += "full" if sizes.full else "short"
     checkpoint = Path(workdir) / "runs" / name / "checkpoint.pt"
-    return build_run(run_config(sizes, seed=seed), checkpoint=checkpoint)
+    return build_run(run_config(sizes, workdir, seed=seed), checkpoint=checkpoint)
 
 
 def _resumable(run: Run) -> bool:

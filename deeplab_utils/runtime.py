@@ -127,39 +127,55 @@ def environment_report() -> str:
 class RunSizes:
     """How big the notebooks' training and evaluation runs are; one place for all of them.
 
-    The short sizes finish each notebook in a minute or two on a 2-core laptop CPU (and in CI);
-    the full ones are for a GPU (Colab). Notebooks read them with :func:`run_sizes`.
+    The short shapes run trains a model that segments within minutes on a 2-core laptop CPU
+    (and in CI); the full ones are for a GPU (Colab). The real datasets (Oxford-IIIT Pet, PASCAL
+    VOC) need a GPU; their short sizes only try the code path. Notebooks read them with
+    :func:`run_sizes`.
     """
 
     image_size: int  # side of the square training images
     batch_size: int  # images per optimiser step
     steps: int  # optimiser steps of the notebooks' training run
-    train_samples: int  # length of the training set (ShapesDataset is generated on the fly)
-    val_samples: int  # length of the validation set
+    train_samples: int | None  # length of the training set (None: the whole dataset)
+    val_samples: int | None  # length of the validation set (None: the whole dataset)
     eval_every: int  # steps between validations (the mIoU curve's resolution)
     full: bool  # True for the full (GPU) run
+    dataset: str = "shapes"  # "shapes" (built in), "pets" or "voc"
 
 
 SHORT_RUN = RunSizes(
-    image_size=64, batch_size=8, steps=150, train_samples=1200, val_samples=64, eval_every=50,
-    full=False,
+    image_size=64, batch_size=16, steps=450, train_samples=5000, val_samples=256,
+    eval_every=150, full=False,
 )  # fmt: skip
 FULL_RUN = RunSizes(
     image_size=128, batch_size=16, steps=3000, train_samples=8000, val_samples=256,
     eval_every=250, full=True,
 )  # fmt: skip
+# Real photographs, fine-tuned from ImageNet weights on a GPU: the paper's batch of 16, its
+# 513-pixel crops for VOC (Sec. 4) and 384 for the smaller Pets pictures; shortened schedules.
+REAL_RUNS = {
+    ("pets", True): RunSizes(384, 16, 2000, None, None, 500, True, "pets"),
+    ("voc", True): RunSizes(513, 16, 10000, None, None, 1000, True, "voc"),
+    ("pets", False): RunSizes(128, 4, 20, 64, 16, 20, False, "pets"),
+    ("voc", False): RunSizes(128, 4, 20, 64, 16, 20, False, "voc"),
+}
 
 
-def run_sizes(*, full: bool = False) -> RunSizes:
+def run_sizes(*, full: bool = False, dataset: str = "shapes") -> RunSizes:
     """The short run (default: laptops and CI) or the full run (``full=True``, for a GPU).
 
-    A notebook sets ``FULL_RUN = False`` at the top and calls ``run_sizes(full=FULL_RUN)``.
-    The full run works on a CPU too, only slowly: the device is not consulted, so that a
-    notebook does the same thing wherever it runs.
+    A notebook sets ``FULL_RUN = False`` and ``DATASET = "shapes"`` at the top and calls
+    ``run_sizes(full=FULL_RUN, dataset=DATASET)``. The full run works on a CPU too, only
+    slowly: the device is not consulted, so that a notebook does the same thing wherever it
+    runs.
 
     Raises:
-        ValueError: if ``full`` is not a bool.
+        ValueError: if ``full`` is not a bool or ``dataset`` is unknown.
     """
     if not isinstance(full, bool):
         raise ValueError(f"full must be True or False, got {full!r}")
-    return FULL_RUN if full else SHORT_RUN
+    if dataset == "shapes":
+        return FULL_RUN if full else SHORT_RUN
+    if (dataset, full) not in REAL_RUNS:
+        raise ValueError(f"dataset must be 'shapes', 'pets' or 'voc', got {dataset!r}")
+    return REAL_RUNS[dataset, full]
