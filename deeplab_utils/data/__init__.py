@@ -32,6 +32,7 @@ from .transforms import (
     denormalize,
     eval_transforms,
     normalize,
+    random_scale_crop_flip,
     train_transforms,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "denormalize",
     "eval_transforms",
     "normalize",
+    "random_scale_crop_flip",
     "train_transforms",
     "voc_palette",
 ]
