@@ -115,7 +115,7 @@ def test_check_decoder_catches_wrong_forward(forward, match: str) -> None:
 @pytest.mark.parametrize(
     ("cls", "match"),
     [
-        (_OneConvDecoder, r"missing \['refine\.1\.0\.weight'.*two conv_bn_relu"),
+        (_OneConvDecoder, r"missing \['refine\.1\.0\.weight'.*two conv-BN-ReLU units"),
         (_NoReduction, r"missing \['reduce\.0\.weight'"),
         (_ClassifierWithoutBias, r"missing \['classifier\.bias'\].*with a bias"),
         (_NoPadding, r"case '97x131 image.*expected shape \(2, 3, 25, 33\), got \(2, 3, 23, 31"),

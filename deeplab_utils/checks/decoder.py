@@ -20,12 +20,13 @@ from ._common import (
 )
 
 _DECODER_NAMES_HINT = Hint(
-    "three submodules: reduce (1x1 conv, BN, ReLU down to LOW_LEVEL_CHANNELS), refine (an "
-    "nn.Sequential of two conv_bn_relu blocks, DECODER_CHANNELS wide; the first one takes the "
-    "concatenation) and classifier (a 1x1 conv with a bias, as nothing follows it).",
-    "reduce = nn.Sequential(nn.Conv2d(low_level_channels, 48, 1, bias=False), "
-    "nn.BatchNorm2d(48), nn.ReLU()); refine = nn.Sequential(conv_bn_relu(aspp_channels + 48, "
-    "256), conv_bn_relu(256, 256)); classifier = nn.Conv2d(256, num_classes, 1).",
+    "three submodules: reduce (a 1x1 conv down to LOW_LEVEL_CHANNELS, BN, ReLU), refine (an "
+    "nn.Sequential of two conv-BN-ReLU units, DECODER_CHANNELS wide; the first one takes the "
+    "concatenation) and classifier (a 1x1 conv with a bias, as no BN follows it).",
+    "reduce = conv_bn_relu(nn.Conv2d(low_level_channels, 48, 1, bias=False)); refine = "
+    "nn.Sequential(conv_bn_relu(nn.Conv2d(aspp_channels + 48, 256, 3, padding=1, bias=False)), "
+    "conv_bn_relu(nn.Conv2d(256, 256, 3, padding=1, bias=False))); "
+    "classifier = nn.Conv2d(256, num_classes, 1).",
 )
 
 
