@@ -275,3 +275,16 @@ def test_unconverted_checks_return_nothing_when_they_pass(capsys) -> None:
 
     assert checks.check_poly_lr(poly) is None
     assert capsys.readouterr().out.startswith("✓ check_poly_lr")
+
+
+def test_a_decorated_learner_function_is_not_mistaken_for_the_reference(capsys) -> None:
+    """The package's predict is wrapped by @torch.no_grad(); a learner's function wrapped by the
+    same decorator shares the wrapper's code, and must still pass (the guard unwraps)."""
+
+    @torch.no_grad()
+    def flip_tta(model, images):
+        probs = model(images).softmax(dim=1)
+        return (probs + model(images.flip(-1)).flip(-1).softmax(dim=1)) / 2
+
+    assert checks.check_flip_tta(flip_tta) is None
+    assert capsys.readouterr().out.startswith("✓ check_flip_tta")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -230,9 +231,13 @@ def _resolve(path: str) -> tuple[Any, str]:
 
 
 def _codes(obj: Any) -> list[CodeType]:
-    """The code objects whose calls mean "this runs ``obj``": its own, or its class's methods."""
+    """The code objects whose calls mean "this runs ``obj``": its own, or its class's methods.
+
+    Decorated functions are unwrapped: a decorator's wrapper code (``torch.no_grad``'s, say)
+    is shared with every other function it decorates, the learner's included.
+    """
     values = vars(obj).values() if isinstance(obj, type) else [obj]
-    functions = [getattr(value, "__func__", value) for value in values]
+    functions = [inspect.unwrap(getattr(value, "__func__", value)) for value in values]
     return [f.__code__ for f in functions if hasattr(f, "__code__")]
 
 
