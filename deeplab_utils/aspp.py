@@ -83,7 +83,7 @@ class ASPPConv(nn.Sequential):
     """One atrous branch of ASPP: 3x3 conv with dilation ``dilation`` -> BN -> ReLU.
 
     ``(B, in_channels, H, W)`` -> ``(B, out_channels, H, W)``. With ``separable=True`` the conv is
-    a :class:`SeparableConv2d` (DeepLabv3+ paper, Sec. 3.2). Taught in notebook 02.
+    a :class:`SeparableConv2d` (DeepLabv3+ paper, Sec. 3.1). Taught in notebook 02.
     """
 
     def __init__(
@@ -149,9 +149,10 @@ class ASPP(nn.Module):
         in_channels: channels of the backbone features (2048 for ResNet-50).
         out_channels: channels of every branch and of the output; 256 in the paper (Sec. 3.3).
         rates: atrous rates of the 3x3 branches; see :func:`aspp_rates`.
-        separable: use atrous separable convolutions in the 3x3 branches (DeepLabv3+, Sec. 3.2).
-        dropout: dropout probability after the projection (0.5, as torchvision and the
-            official implementation do).
+        separable: use atrous separable convolutions in the 3x3 branches (DeepLabv3+, Sec. 3.1).
+        dropout: dropout probability after the projection: 0.5 by default, as torchvision's
+            ASPP (so its weights and outputs match); the paper's official TensorFlow code uses
+            ``keep_prob=0.9``, i.e. 0.1, which :class:`~deeplab_utils.DeepLabV3Plus` adopts.
     """
 
     def __init__(

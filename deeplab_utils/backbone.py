@@ -4,12 +4,13 @@ Built from scratch, with parameter and buffer names identical to ``torchvision.m
 (``conv1``, ``bn1``, ``layer1``..``layer4``), so torchvision's ImageNet weights load directly.
 To reach an output stride of 16 (or 8), the stride of the last stage (or last two stages) is
 replaced by dilation, exactly as torchvision's ``replace_stride_with_dilation`` does.
+Optionally the last stage uses DeepLabv3's multi-grid rates instead (Sec. 3.2).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -17,13 +18,69 @@ from torch import nn
 # Bottlenecks per stage of ResNet-50 (He et al. 2016, Table 1).
 RESNET50_LAYERS = (3, 4, 6, 3)
 
-# Which of layer2, layer3, layer4 trade their stride 2 for dilation, per output stride.
+# The stride of each stage in the ImageNet ResNet (the stem before them reduces the image 4x).
+_STAGE_STRIDES = (1, 2, 2, 2)
 # Output stride 32 is the plain ImageNet ResNet, kept for teaching.
-_DILATE_STAGES: dict[int, tuple[bool, bool, bool]] = {
-    32: (False, False, False),
-    16: (False, False, True),
-    8: (False, True, True),
-}
+OUTPUT_STRIDES = (8, 16, 32)
+
+BlockSettings = list[list[tuple[int, int]]]  # per stage, per block: (stride, dilation)
+
+
+def check_multi_grid(multi_grid: object) -> tuple[int, ...] | None:
+    """``multi_grid`` as a tuple of unit rates, or a ValueError naming what is allowed."""
+    if multi_grid is None:
+        return None
+    blocks = RESNET50_LAYERS[-1]
+    if not (
+        isinstance(multi_grid, tuple | list)
+        and len(multi_grid) == blocks
+        and all(isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in multi_grid)
+    ):
+        raise ValueError(
+            f"multi_grid must be None or {blocks} positive ints (one unit rate per block of "
+            f"layer4, e.g. (1, 2, 4)), got {multi_grid!r}"
+        )
+    return tuple(multi_grid)
+
+
+def block_settings(
+    output_stride: int = 16, multi_grid: Sequence[int] | None = None
+) -> BlockSettings:
+    """The stride and dilation of every bottleneck's 3x3 conv, stage by stage.
+
+    Walks the stages' ImageNet strides (1, 2, 2, 2) after the stem's 4x. Once a stride would
+    take the running output stride past ``output_stride``, the stage keeps stride 1 and doubles
+    the rate instead (DeepLabv3, Sec. 3.2). As in torchvision's ``replace_stride_with_dilation``,
+    a stage's first block keeps the previous rate (it is the block that held the stride: with
+    the previous rate it computes the strided block's outputs at every position), and its later
+    blocks use the new one. With ``multi_grid = (r1, r2, r3)`` the three blocks of layer4 get
+    the rates ``rate * (r1, r2, r3)`` instead, ``rate`` being layer4's (DeepLabv3, Sec. 3.2:
+    ``(1, 2, 4)`` gives ``(2, 4, 8)`` at output stride 16 and ``(4, 8, 16)`` at 8).
+    Taught in notebook 03.
+
+    Returns:
+        ``[[(stride, dilation), ...] for each of layer1..layer4]``: 3, 4, 6 and 3 pairs.
+
+    Raises:
+        ValueError: if ``output_stride`` is not 8, 16 or 32, or ``multi_grid`` is not None or
+            three positive ints.
+    """
+    if isinstance(output_stride, bool) or output_stride not in OUTPUT_STRIDES:
+        raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
+    multi_grid = check_multi_grid(multi_grid)
+    settings: BlockSettings = []
+    current, rate = 4, 1  # the stem's output stride, and the rate so far
+    for blocks, stride in zip(RESNET50_LAYERS, _STAGE_STRIDES, strict=True):
+        previous = rate
+        if current * stride > output_stride:  # keep the resolution, widen the kernels instead
+            rate *= stride
+            stride = 1
+        current *= stride
+        settings.append([(stride, previous)] + [(1, rate)] * (blocks - 1))
+    if multi_grid is not None:
+        last = zip(settings[-1], multi_grid, strict=True)
+        settings[-1] = [(stride, rate * unit) for (stride, _), unit in last]
+    return settings
 
 
 def _conv3x3(
@@ -103,39 +160,39 @@ class ResNet50Backbone(nn.Module):
     Args:
         output_stride: input size / output size: 16 (paper's default for training, Sec. 4),
             8 (denser, about 3x the multiply-adds), or 32 (plain ImageNet ResNet-50).
+        multi_grid: ``None`` (torchvision's rates: one per stage), or the unit rates of layer4's
+            three blocks, e.g. ``(1, 2, 4)``, which multiply layer4's rate (DeepLabv3, Sec. 3.2;
+            see :func:`block_settings`). Multi-grid changes no parameter.
         zero_init_residual: start each bottleneck's last BN at weight 0, so every residual
             block begins as the identity (Goyal et al. 2017; torchvision's option of the same
             name). Training from scratch takes off sooner; pretrained weights overwrite it.
     """
 
-    def __init__(self, *, output_stride: int = 16, zero_init_residual: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        output_stride: int = 16,
+        multi_grid: Sequence[int] | None = None,
+        zero_init_residual: bool = False,
+    ) -> None:
         super().__init__()
-        if isinstance(output_stride, bool) or output_stride not in _DILATE_STAGES:
-            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
+        settings = block_settings(output_stride, multi_grid)  # validates both
         if not isinstance(zero_init_residual, bool):
             raise ValueError(
                 f"zero_init_residual must be True or False, got {zero_init_residual!r}"
             )
         self.output_stride = output_stride
+        self.multi_grid = check_multi_grid(multi_grid)
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
-        dilate = _DILATE_STAGES[output_stride]
-        in_channels, dilation = 64, 1
-        self.layer1, in_channels, dilation = _make_layer(
-            in_channels, 64, RESNET50_LAYERS[0], stride=1, dilation=dilation, dilate=False
-        )
-        self.layer2, in_channels, dilation = _make_layer(
-            in_channels, 128, RESNET50_LAYERS[1], stride=2, dilation=dilation, dilate=dilate[0]
-        )
-        self.layer3, in_channels, dilation = _make_layer(
-            in_channels, 256, RESNET50_LAYERS[2], stride=2, dilation=dilation, dilate=dilate[1]
-        )
-        self.layer4, in_channels, dilation = _make_layer(
-            in_channels, 512, RESNET50_LAYERS[3], stride=2, dilation=dilation, dilate=dilate[2]
-        )
+        in_channels = 64
+        for i, (planes, stage) in enumerate(zip((64, 128, 256, 512), settings, strict=True), 1):
+            layer = _make_layer(in_channels, planes, stage)
+            setattr(self, f"layer{i}", layer)
+            in_channels = planes * Bottleneck.expansion
         self.out_channels = in_channels  # 2048
         self.low_level_channels = 64 * Bottleneck.expansion  # 256
 
@@ -217,20 +274,14 @@ class ResNet50Backbone(nn.Module):
         load_backbone_weights(self, IMAGENET if path is None else path, progress=progress)
 
 
-def _make_layer(
-    in_channels: int, planes: int, blocks: int, *, stride: int, dilation: int, dilate: bool
-) -> tuple[nn.Sequential, int, int]:
-    """Build one ResNet stage; return it with its output channels and the dilation after it.
+def _make_layer(in_channels: int, planes: int, settings: list[tuple[int, int]]) -> nn.Sequential:
+    """One ResNet stage from its blocks' ``(stride, dilation)`` (see :func:`block_settings`).
 
-    When ``dilate`` is true the stage keeps the resolution: its stride becomes dilation. As in
-    torchvision, the first block still uses the previous dilation (it sees the input at the old
-    rate) and the later blocks use the new one.
+    Only the first block may have a stride; it also gets the projection shortcut whenever the
+    stride or the channel count changes.
     """
-    previous_dilation = dilation
-    if dilate:
-        dilation *= stride
-        stride = 1
     out_channels = planes * Bottleneck.expansion
+    stride = settings[0][0]
     downsample = None
     if stride != 1 or in_channels != out_channels:
         downsample = nn.Sequential(
@@ -238,11 +289,15 @@ def _make_layer(
         )
     layers = [
         Bottleneck(
-            in_channels, planes, stride=stride, dilation=previous_dilation, downsample=downsample
+            in_channels if i == 0 else out_channels,
+            planes,
+            stride=s,
+            dilation=d,
+            downsample=downsample if i == 0 else None,
         )
+        for i, (s, d) in enumerate(settings)
     ]
-    layers += [Bottleneck(out_channels, planes, dilation=dilation) for _ in range(1, blocks)]
-    return nn.Sequential(*layers), out_channels, dilation
+    return nn.Sequential(*layers)
 
 
 def _preview(keys: list[str], limit: int = 5) -> str:

@@ -36,7 +36,7 @@ class Decoder(nn.Module):
         num_classes: number of classes to predict.
         low_level_channels: channels of the low-level features (256 for ResNet-50's layer1).
         aspp_channels: channels of the ASPP output (256).
-        separable: use atrous separable convolutions in the two 3x3 convs (paper, Sec. 3.2).
+        separable: use atrous separable convolutions in the two 3x3 convs (paper, Sec. 3.1).
     """
 
     def __init__(

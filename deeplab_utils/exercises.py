@@ -10,10 +10,17 @@ with nbgrader's convention::
 
 ``python -m deeplab_utils.exercises build`` writes ``notebooks/student/NN_*.ipynb`` where every
 such region becomes ``# YOUR CODE HERE`` and ``raise NotImplementedError(...)`` (indented like
-the marker), outputs are cleared, and the cells that run the learner's code -- self-check cells
-(they call ``check_...``) and cells tagged ``uses-solution`` -- are tagged ``raises-exception``,
-so that nbval accepts the "not implemented yet" failure in the student version. Markdown answers
-between ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->`` become "*Your answer here.*".
+the marker) and outputs are cleared. Markdown answers between ``<!-- BEGIN SOLUTION -->`` and
+``<!-- END SOLUTION -->`` become "*Your answer here.*".
+
+Two forms of self-check cell, told apart by their source:
+
+- ``my_fn = check_my_fn(my_fn)`` (the form of notebooks 00-06): the check hands back the
+  package's version when the exercise is not written, so the student notebook runs to the end
+  with "Run all"; such cells, and the cells after them that use ``my_fn``, are left untagged.
+- a bare ``check_my_fn(my_fn)`` (the older form, notebooks 07-08 until they are converted): the
+  check raises "not implemented yet", so the cell is tagged ``raises-exception``, and so is every
+  cell tagged ``uses-solution`` (it runs the learner's unwritten code), for nbval and the tests.
 
 ``python -m deeplab_utils.exercises check`` exits with status 1 when the committed student
 notebooks differ from what ``build`` would write (the test suite runs it).
@@ -33,7 +40,8 @@ BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 MD_BEGIN, MD_END = "<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->"
 STUB = 'raise NotImplementedError("Exercise: write this part, then run the check below.")'
 USES_SOLUTION = "uses-solution"  # tag: the cell runs learner code, so it fails in the student copy
-CHECK_CALL = re.compile(r"^\s*check_\w+\(", re.MULTILINE)
+CHECK_CALL = re.compile(r"^\s*check_\w+\(", re.MULTILINE)  # a bare call: the older form
+CHECK_ASSIGN = re.compile(r"^\s*\w+\s*=\s*check_\w+\(", re.MULTILINE)  # keeps what it returns
 
 Notebook = dict[str, Any]
 

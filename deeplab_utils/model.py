@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .aspp import ASPP, aspp_rates, check_rates
-from .backbone import ResNet50Backbone
+from .backbone import ResNet50Backbone, check_multi_grid
 from .decoder import Decoder
 
 ASPP_CHANNELS = 256  # DeepLabv3 paper, Sec. 3.3: every ASPP branch has 256 filters
@@ -33,11 +33,15 @@ class ModelConfig:
 
     num_classes: int  # classes predicted per pixel, background included
     output_stride: Literal[8, 16] = 16  # input size / backbone output size (paper, Sec. 3.1)
-    separable: bool = False  # atrous separable convs in ASPP and decoder (paper, Sec. 3.2)
+    separable: bool = False  # atrous separable convs in ASPP and decoder (paper, Sec. 3.1)
     decoder: bool = True  # False: DeepLabV3, which upsamples ASPP logits without a decoder
     # Atrous rates of ASPP's 3x3 branches; None: the paper's for the output stride (aspp_rates).
     # For small images see scaled_aspp_rates (the main job's default).
     aspp_rates: tuple[int, ...] | None = None
+    # Unit rates of layer4's three blocks (DeepLabv3, Sec. 3.2: (1, 2, 4) gives rates 2, 4, 8 at
+    # output stride 16); None: one rate for the whole stage, as torchvision. A checkpoint saved
+    # before this field existed has None.
+    multi_grid: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if (
@@ -62,6 +66,7 @@ class ModelConfig:
                 self.aspp_rates, "aspp_rates", "None or a non-empty tuple of positive ints"
             )
             object.__setattr__(self, "aspp_rates", rates)  # a list from JSON -> tuple
+        object.__setattr__(self, "multi_grid", check_multi_grid(self.multi_grid))
 
 
 def _rates(config: ModelConfig) -> tuple[int, ...]:
@@ -85,12 +90,14 @@ def build_model(config: ModelConfig, *, zero_init_residual: bool = False) -> nn.
             output_stride=config.output_stride,
             separable=config.separable,
             aspp_rates=config.aspp_rates,
+            multi_grid=config.multi_grid,
             zero_init_residual=zero_init_residual,
         )
     return DeepLabV3(
         config.num_classes,
         output_stride=config.output_stride,
         aspp_rates=config.aspp_rates,
+        multi_grid=config.multi_grid,
         zero_init_residual=zero_init_residual,
     )
 
@@ -107,12 +114,15 @@ class DeepLabV3(nn.Module):
 
     ``(B, 3, H, W)`` -> logits ``(B, num_classes, H, W)`` (bilinear upsampling of the head's
     output by the output stride). The head is torchvision's ``DeepLabHead``, so weights load from
-    torchvision with :meth:`from_torchvision`. Taught in notebook 04.
+    torchvision with :meth:`from_torchvision`. It differs from the paper's: it adds a 3x3 conv
+    + BN + ReLU between ASPP and the 1x1 classifier, where DeepLabv3 (Sec. 3.3) goes from
+    ASPP's projection straight to the 1x1 logits. Taught in notebook 04.
 
     Args:
         num_classes: number of classes to predict.
         output_stride: 8 or 16; ASPP rates follow it (:func:`aspp_rates`).
         aspp_rates: ASPP's atrous rates instead of the paper's (see :class:`ModelConfig`).
+        multi_grid: layer4's unit rates, e.g. ``(1, 2, 4)`` (see :class:`ModelConfig`).
         zero_init_residual: see :class:`~deeplab_utils.backbone.ResNet50Backbone`.
     """
 
@@ -122,14 +132,22 @@ class DeepLabV3(nn.Module):
         *,
         output_stride: int = 16,
         aspp_rates: tuple[int, ...] | None = None,
+        multi_grid: tuple[int, ...] | None = None,
         zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
         self.config = ModelConfig(
-            num_classes, output_stride, separable=False, decoder=False, aspp_rates=aspp_rates
+            num_classes,
+            output_stride,
+            separable=False,
+            decoder=False,
+            aspp_rates=aspp_rates,
+            multi_grid=multi_grid,
         )
         self.backbone = ResNet50Backbone(
-            output_stride=output_stride, zero_init_residual=zero_init_residual
+            output_stride=output_stride,
+            multi_grid=multi_grid,
+            zero_init_residual=zero_init_residual,
         )
         self.classifier = nn.Sequential(
             ASPP(self.backbone.out_channels, ASPP_CHANNELS, _rates(self.config)),
@@ -198,8 +216,9 @@ class DeepLabV3Plus(nn.Module):
     Args:
         num_classes: number of classes to predict.
         output_stride: 16 (paper's default for training) or 8 (denser, slower).
-        separable: atrous separable convolutions in ASPP and decoder (paper, Sec. 3.2).
+        separable: atrous separable convolutions in ASPP and decoder (paper, Sec. 3.1).
         aspp_rates: ASPP's atrous rates instead of the paper's (see :class:`ModelConfig`).
+        multi_grid: layer4's unit rates, e.g. ``(1, 2, 4)`` (see :class:`ModelConfig`).
         zero_init_residual: see :class:`~deeplab_utils.backbone.ResNet50Backbone`.
 
     ASPP's dropout is ``PLUS_ASPP_DROPOUT`` (0.1, the official code's), not torchvision's 0.5.
@@ -212,14 +231,22 @@ class DeepLabV3Plus(nn.Module):
         output_stride: int = 16,
         separable: bool = False,
         aspp_rates: tuple[int, ...] | None = None,
+        multi_grid: tuple[int, ...] | None = None,
         zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
         self.config = ModelConfig(
-            num_classes, output_stride, separable=separable, decoder=True, aspp_rates=aspp_rates
+            num_classes,
+            output_stride,
+            separable=separable,
+            decoder=True,
+            aspp_rates=aspp_rates,
+            multi_grid=multi_grid,
         )
         self.backbone = ResNet50Backbone(
-            output_stride=output_stride, zero_init_residual=zero_init_residual
+            output_stride=output_stride,
+            multi_grid=multi_grid,
+            zero_init_residual=zero_init_residual,
         )
         self.aspp = ASPP(
             self.backbone.out_channels,

@@ -1,4 +1,4 @@
-"""Atrous depthwise separable convolution (DeepLabv3+ paper, Sec. 3.2, Fig. 3).
+"""Atrous depthwise separable convolution (DeepLabv3+ paper, Sec. 3.1, Fig. 3).
 
 A 3x3 convolution from ``C_in`` to ``C_out`` channels costs ``C_in * C_out * 9`` multiply-adds per
 pixel. Splitting it into a per-channel (depthwise) 3x3 convolution and a 1x1 (pointwise)
@@ -22,7 +22,8 @@ class SeparableConv2d(nn.Sequential):
     """Atrous separable convolution: depthwise conv -> BN -> ReLU -> pointwise 1x1 conv.
 
     The BN + ReLU between the two convolutions follows the paper's official implementation
-    (Sec. 3.2, Fig. 3; ``split_separable_conv2d`` in the TensorFlow code). The BN + ReLU after
+    (``_split_separable_conv2d`` in the TensorFlow code, which the paper's ASPP and decoder use;
+    Sec. 3.2 adds the same after every depthwise conv of its Xception). The BN + ReLU after
     the pointwise conv is left to the caller, as for a plain ``nn.Conv2d``, so this module is a
     drop-in replacement for ``nn.Conv2d(in_channels, out_channels, kernel_size, bias=False)``.
 

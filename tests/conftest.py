@@ -5,6 +5,8 @@ import urllib.error
 import pytest
 import torch
 
+from deeplab_utils.checks import _common
+
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:
@@ -20,3 +22,9 @@ def _no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
         raise urllib.error.URLError(f"tests never download, but one asked for {url}")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_hints() -> None:
+    """Every test starts with no earlier failures, so a check gives its short hints first."""
+    _common._FAILURES.clear()

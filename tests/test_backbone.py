@@ -136,3 +136,89 @@ def test_bad_zero_init_residual_raises() -> None:
     """A non-bool zero_init_residual raises a ValueError naming the value."""
     with pytest.raises(ValueError, match="zero_init_residual must be True or False, got 1"):
         ResNet50Backbone(zero_init_residual=1)
+
+
+# Every conv of layer4, written out by hand: (stride, dilation, padding) for conv1, conv2, conv3
+# of each block, and the first block's shortcut (downsample.0). DeepLabv3, Sec. 3.2: with
+# Multi_Grid = (1, 2, 4) the three blocks get rates 2 * (1, 2, 4) at output stride 16.
+_ONE = ((1, 1), (1, 1), (0, 0))  # a 1x1 conv: stride 1, dilation 1, no padding
+_LAYER4_BY_HAND = {
+    (16, (1, 2, 4)): {
+        "0.conv2": ((1, 1), (2, 2), (2, 2)),
+        "1.conv2": ((1, 1), (4, 4), (4, 4)),
+        "2.conv2": ((1, 1), (8, 8), (8, 8)),
+        "0.downsample.0": _ONE,
+    },
+    (8, (1, 2, 4)): {
+        "0.conv2": ((1, 1), (4, 4), (4, 4)),
+        "1.conv2": ((1, 1), (8, 8), (8, 8)),
+        "2.conv2": ((1, 1), (16, 16), (16, 16)),
+        "0.downsample.0": _ONE,
+    },
+    (16, (1, 1, 1)): {  # multi-grid (1, 1, 1): rate 2 in every block, the first one included
+        "0.conv2": ((1, 1), (2, 2), (2, 2)),
+        "1.conv2": ((1, 1), (2, 2), (2, 2)),
+        "2.conv2": ((1, 1), (2, 2), (2, 2)),
+        "0.downsample.0": _ONE,
+    },
+    (32, (1, 2, 4)): {  # layer4 keeps its stride (rate 1): unit rates 1, 2, 4 as they are
+        "0.conv2": ((2, 2), (1, 1), (1, 1)),
+        "1.conv2": ((1, 1), (2, 2), (2, 2)),
+        "2.conv2": ((1, 1), (4, 4), (4, 4)),
+        "0.downsample.0": ((2, 2), (1, 1), (0, 0)),
+    },
+    (16, None): {  # torchvision: the first block keeps the previous rate
+        "0.conv2": ((1, 1), (1, 1), (1, 1)),
+        "1.conv2": ((1, 1), (2, 2), (2, 2)),
+        "2.conv2": ((1, 1), (2, 2), (2, 2)),
+        "0.downsample.0": _ONE,
+    },
+}
+
+
+@pytest.mark.parametrize(("output_stride", "multi_grid"), list(_LAYER4_BY_HAND))
+def test_layer4_convs_have_the_hand_computed_settings(output_stride, multi_grid) -> None:
+    """Every conv of layer4 has the stride, dilation and padding computed by hand above."""
+    layer4 = ResNet50Backbone(output_stride=output_stride, multi_grid=multi_grid).layer4
+    convs = {n: m for n, m in layer4.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    expected = {f"{b}.conv{i}": _ONE for b in range(3) for i in (1, 3)}
+    expected.update(_LAYER4_BY_HAND[(output_stride, multi_grid)])
+    assert {n: (m.stride, m.dilation, m.padding) for n, m in convs.items()} == expected
+
+
+@pytest.mark.parametrize("output_stride", [8, 16])
+def test_multi_grid_leaves_layers_1_to_3_and_every_shape_alone(output_stride: int) -> None:
+    """Multi-grid changes only layer4's rates: same names and shapes, same earlier convs,
+    same feature sizes."""
+    plain = ResNet50Backbone(output_stride=output_stride)
+    grid = ResNet50Backbone(output_stride=output_stride, multi_grid=(1, 2, 4))
+    assert {k: v.shape for k, v in plain.state_dict().items()} == {
+        k: v.shape for k, v in grid.state_dict().items()
+    }
+    before = dict(plain.named_modules())
+    for name, m in grid.named_modules():
+        if isinstance(m, torch.nn.Conv2d) and not name.startswith("layer4"):
+            assert m.dilation == before[name].dilation and m.stride == before[name].stride, name
+    x = torch.randn(1, 3, 65, 65)
+    with torch.no_grad():
+        assert grid.eval()(x)["out"].shape == plain.eval()(x)["out"].shape
+
+
+@pytest.mark.parametrize("multi_grid", [(1, 2), (1, 2, 4, 8), (1, 0, 2), (1, 2.0, 4), "124"])
+def test_bad_multi_grid_raises(multi_grid) -> None:
+    """A multi_grid that is not three positive ints raises a ValueError naming the value."""
+    with pytest.raises(ValueError, match=r"multi_grid must be None or 3 positive ints.*got"):
+        ResNet50Backbone(multi_grid=multi_grid)
+
+
+@pytest.mark.parametrize("output_stride", [8, 16, 32])
+def test_block_settings_match_torchvision_block_by_block(output_stride: int) -> None:
+    """block_settings lists each bottleneck's (stride, dilation) as torchvision builds them."""
+    from deeplab_utils.backbone import block_settings
+
+    reference = _torchvision_resnet50(output_stride)
+    expected = [
+        [(b.conv2.stride[0], b.conv2.dilation[0]) for b in stage]
+        for stage in (reference.layer1, reference.layer2, reference.layer3, reference.layer4)
+    ]
+    assert block_settings(output_stride) == expected

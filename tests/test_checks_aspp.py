@@ -7,11 +7,36 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deeplab_utils import ASPP, ASPPConv, ASPPPooling
 from deeplab_utils.checks import CheckFailed, check_aspp, check_aspp_pooling
 
+# --- an image-pooling branch written out as notebook 02's solution, and wrong variants ---
 
-class SimplePooling(ASPPPooling):
+
+class GoodPooling(nn.Sequential):
+    """Pool, 1x1 conv, BN (running statistics for a batch of one in training), ReLU, upsample."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        pool, conv, bn, relu = self
+        y = conv(pool(x))
+        if self.training and y.shape[0] == 1:
+            y = F.batch_norm(
+                y, bn.running_mean, bn.running_var, bn.weight, bn.bias, training=False, eps=bn.eps
+            )
+        else:
+            y = bn(y)
+        return F.interpolate(relu(y), size=size, mode="bilinear", align_corners=False)
+
+
+class SimplePooling(GoodPooling):
     """torchvision's forward: every module in turn, so BN fails on a batch of one in training."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -21,7 +46,7 @@ class SimplePooling(ASPPPooling):
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
-class SquarePooling(ASPPPooling):
+class SquarePooling(GoodPooling):
     """Upsamples to (H, H) instead of (H, W)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -30,7 +55,7 @@ class SquarePooling(ASPPPooling):
         return F.interpolate(y[..., :1, :1], size=(h, h), mode="bilinear", align_corners=False)
 
 
-class MaxPooling(ASPPPooling):
+class MaxPooling(GoodPooling):
     """Global max pooling instead of average pooling (same parameters)."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
@@ -38,7 +63,7 @@ class MaxPooling(ASPPPooling):
         self[0] = nn.AdaptiveMaxPool2d(1)
 
 
-class SkipBatchNormForOne(ASPPPooling):
+class SkipBatchNormForOne(GoodPooling):
     """Leaves BN out for a batch of one in train mode instead of using the running statistics."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -46,6 +71,44 @@ class SkipBatchNormForOne(ASPPPooling):
             pool, conv, _, relu = self
             y = relu(conv(pool(x)))
             return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return super().forward(x)
+
+
+class StickyEvalPooling(GoodPooling):
+    """Switches its BN to eval mode for a batch of one and never back: right for that call,
+    wrong for every later batch of several images."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pool, conv, bn, relu = self
+        if self.training and x.shape[0] == 1:
+            bn.eval()
+        y = relu(bn(conv(pool(x))))
+        return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class RememberedBatchOfOne(GoodPooling):
+    """Remembers that it once saw a batch of one and uses the running statistics from then on
+    (the modes stay right, so only a later call with a larger batch shows it)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pool, conv, bn, relu = self
+        y = conv(pool(x))
+        self.saw_one = getattr(self, "saw_one", False) or (self.training and x.shape[0] == 1)
+        if self.saw_one:
+            y = F.batch_norm(
+                y, bn.running_mean, bn.running_var, bn.weight, bn.bias, training=False, eps=bn.eps
+            )
+        else:
+            y = bn(y)
+        return F.interpolate(relu(y), size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class ModuleEvalPooling(GoodPooling):
+    """Switches the whole module to eval mode for a batch of one and never back."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1:
+            self.eval()
         return super().forward(x)
 
 
@@ -62,116 +125,150 @@ class NamedPooling(nn.Module):
         return y.expand(-1, -1, *x.shape[-2:])
 
 
-class StubPooling(ASPPPooling):
-    """The student copy's stub."""
+def test_check_aspp_pooling_passes_and_returns_the_class(capsys) -> None:
+    """A correct pooling branch passes, the check prints one line and hands the class back."""
+    assert check_aspp_pooling(GoodPooling) is GoodPooling
+    out = capsys.readouterr().out
+    assert out.startswith("✓ check_aspp_pooling: all 5 cases") and out.count("\n") == 1
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("Exercise: write this part, then run the check below.")
+
+@pytest.mark.parametrize(
+    ("cls", "match"),
+    [
+        (SimplePooling, "case 'train mode, batch 1.*raised ValueError.*running statistics"),
+        (
+            SquarePooling,
+            r"case 'eval mode, batch 1, non-square 7x12'.*expected shape \(1, 5, 7, 12",
+        ),
+        (MaxPooling, "case 'eval mode, batch 2, 9x9'.*values differ"),
+        (SkipBatchNormForOne, "case 'train mode, batch 1, 13x9'.*values differ.*running stat"),
+        (StickyEvalPooling, r"case 'train mode, batch 1, 13x9'.*its BN in eval mode"),
+        (RememberedBatchOfOne, r"case 'train mode, one module: batch 1, then batch 3 \(call 2"),
+        (ModuleEvalPooling, r"case 'train mode, batch 1, 13x9'.*module is in eval mode"),
+        (NamedPooling, r"names differ.*Missing: \['1.weight'.*unexpected: \['conv.weight'"),
+    ],
+)
+def test_check_aspp_pooling_fails_on_wrong_code(cls: type, match: str) -> None:
+    """Plausible mistakes raise CheckFailed naming the case (or the names) and a hint; the
+    batch-of-one fix that leaves the BN in eval mode is caught by the second call."""
+    with pytest.raises(CheckFailed, match=match):
+        check_aspp_pooling(cls)
 
 
-class NoPoolingASPP(nn.Module):
-    """ASPP without the image-pooling branch."""
+def test_check_aspp_pooling_full_hint_on_request() -> None:
+    """hint=True shows the full answer (the F.batch_norm call) on the first failure."""
+    with pytest.raises(CheckFailed, match=r"In full: .*F\.batch_norm\(y, bn\.running_mean"):
+        check_aspp_pooling(SkipBatchNormForOne, hint=True)
 
-    def __init__(self, in_channels: int, out_channels: int, rates: tuple[int, ...]) -> None:
+
+def test_check_aspp_pooling_rejects_an_instance() -> None:
+    """Passing an instance instead of the class is explained."""
+    with pytest.raises(CheckFailed, match="pass the class itself"):
+        check_aspp_pooling(GoodPooling(4, 2))
+
+
+# --- ASPP written out as notebook 02's solution (__init__ and forward), and wrong variants ---
+
+
+def _branch(conv: nn.Conv2d, channels: int) -> nn.Sequential:
+    return nn.Sequential(conv, nn.BatchNorm2d(channels), nn.ReLU())
+
+
+class GoodASPP(nn.Module):
+    def __init__(self, in_channels, out_channels, rates, dropout=0.5, *, padding=None, bias=False):
         super().__init__()
-        one = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(),
-        )
-        self.convs = nn.ModuleList([one] + [ASPPConv(in_channels, out_channels, r) for r in rates])
+        branches = [_branch(nn.Conv2d(in_channels, out_channels, 1, bias=bias), out_channels)]
+        for r in rates:
+            pad = r if padding is None else padding
+            conv = nn.Conv2d(in_channels, out_channels, 3, padding=pad, dilation=r, bias=bias)
+            branches.append(_branch(conv, out_channels))
+        branches.append(GoodPooling(in_channels, out_channels))
+        self.convs = nn.ModuleList(branches)
         self.project = nn.Sequential(
-            nn.Conv2d(len(self.convs) * out_channels, out_channels, 1, bias=False),
+            nn.Conv2d(self._width(out_channels), out_channels, 1, bias=False),
             nn.BatchNorm2d(out_channels),
             nn.ReLU(),
-            nn.Dropout(0.5),
+            nn.Dropout(dropout),
         )
+
+    def _width(self, out_channels: int) -> int:
+        return len(self.convs) * out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.project(torch.cat([conv(x) for conv in self.convs], dim=1))
 
 
-class NoProjectASPP(ASPP):
+class FiveBranchesASPP(GoodASPP):
+    """Hard-codes the projection's input as 5 branches' channels."""
+
+    def _width(self, out_channels: int) -> int:
+        return 5 * out_channels
+
+
+class PaddingOneASPP(GoodASPP):
+    """Pads every atrous branch by 1, whatever its rate."""
+
+    def __init__(self, in_channels, out_channels, rates, dropout=0.5):
+        super().__init__(in_channels, out_channels, rates, dropout, padding=1)
+
+
+class BiasASPP(GoodASPP):
+    """Keeps a bias in the convs that BN follows."""
+
+    def __init__(self, in_channels, out_channels, rates, dropout=0.5):
+        super().__init__(in_channels, out_channels, rates, dropout, bias=True)
+
+
+class FixedDropoutASPP(GoodASPP):
+    """Ignores the dropout it is given."""
+
+    def __init__(self, in_channels, out_channels, rates, dropout=0.5):
+        super().__init__(in_channels, out_channels, rates, 0.5)
+
+
+class NoPoolingASPP(GoodASPP):
+    """ASPP without the image-pooling branch."""
+
+    def __init__(self, in_channels, out_channels, rates, dropout=0.5):
+        super().__init__(in_channels, out_channels, rates, dropout)
+        self.convs = self.convs[:-1]
+
+
+class NoProjectASPP(GoodASPP):
     """Forgets the projection: returns the concatenated branches."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([conv(x) for conv in self.convs], dim=1)
 
 
-class ReversedASPP(ASPP):
+class ReversedASPP(GoodASPP):
     """Concatenates the branches in reverse order."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.project(torch.cat([conv(x) for conv in reversed(self.convs)], dim=1))
 
 
-class StubASPP(ASPP):
-    """The student copy's stub."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("Exercise: write this part, then run the check below.")
-
-
-def test_check_aspp_pooling_passes_on_reference(capsys: pytest.CaptureFixture[str]) -> None:
-    """The package's ASPPPooling passes and the check prints one success line."""
-    check_aspp_pooling(ASPPPooling)
+def test_check_aspp_passes_and_returns_the_class(capsys) -> None:
+    """A correct ASPP passes, the check prints one line and hands the class back."""
+    assert check_aspp(GoodASPP) is GoodASPP
     out = capsys.readouterr().out
-    assert out.startswith("✓ check_aspp_pooling: all 4 cases") and out.count("\n") == 1
+    assert out.startswith("✓ check_aspp: all 6 cases") and out.count("\n") == 1
 
 
 @pytest.mark.parametrize(
     ("cls", "match"),
     [
-        (SimplePooling, "case 'train mode, batch 1.*raised ValueError.*running_mean"),
-        (
-            SquarePooling,
-            r"case 'eval mode, batch 1, non-square 7x12'.*expected shape \(1, 5, 7, 12",
-        ),
-        (MaxPooling, "case 'eval mode, batch 2, 9x9'.*values differ"),
-        (SkipBatchNormForOne, "case 'train mode, batch 1, 13x9'.*values differ.*F.batch_norm"),
-        (NamedPooling, r"names differ.*Missing: \['1.weight'.*unexpected: \['conv.weight'"),
-    ],
-)
-def test_check_aspp_pooling_fails_on_wrong_code(cls: type, match: str) -> None:
-    """Plausible mistakes raise CheckFailed naming the case (or the names) and a hint."""
-    with pytest.raises(CheckFailed, match=match):
-        check_aspp_pooling(cls)
-
-
-def test_check_aspp_pooling_not_implemented() -> None:
-    """The student stub gives the 'not implemented yet' message, not a traceback."""
-    with pytest.raises(CheckFailed, match="check_aspp_pooling: not implemented yet"):
-        check_aspp_pooling(StubPooling)
-
-
-def test_check_aspp_pooling_rejects_an_instance() -> None:
-    """Passing an instance instead of the class is explained."""
-    with pytest.raises(CheckFailed, match="pass the class itself"):
-        check_aspp_pooling(ASPPPooling(4, 2))
-
-
-def test_check_aspp_passes_on_reference(capsys: pytest.CaptureFixture[str]) -> None:
-    """The package's ASPP passes and the check prints one success line."""
-    check_aspp(ASPP)
-    out = capsys.readouterr().out
-    assert out.startswith("✓ check_aspp: all 4 cases") and out.count("\n") == 1
-
-
-@pytest.mark.parametrize(
-    ("cls", "match"),
-    [
-        (NoPoolingASPP, r"names differ.*Missing: \['convs.4.1.weight'.*MyASPPPooling"),
+        (NoPoolingASPP, r"names differ.*Missing: \['convs.4.1.weight'"),
+        (BiasASPP, r"names differ.*unexpected: \['convs.0.0.bias'"),
+        (FiveBranchesASPP, r"'project.0.weight' has shape \(3, 15, 1, 1\).*\(3, 12, 1, 1\)"),
+        (PaddingOneASPP, "case 'eval mode, batch 2, rates.*raised RuntimeError.*padding"),
+        (FixedDropoutASPP, r"case 'train mode, dropout=0.1.*values differ.*\[0\.5\]"),
         (NoProjectASPP, r"case 'eval mode, batch 2.*expected shape \(2, 4, 9, 11\), got \(2, 20"),
-        (ReversedASPP, "case 'eval mode, batch 2, rates \\(1, 2, 3\\), 9x11'.*values differ"),
+        (ReversedASPP, r"case 'eval mode, batch 2, rates \(1, 2, 3\), 9x11'.*values differ"),
     ],
 )
 def test_check_aspp_fails_on_wrong_code(cls: type, match: str) -> None:
-    """ASPP without pooling, without projection or with branches out of order is caught."""
+    """ASPP without pooling, with biases, a hard-coded projection width, the wrong padding,
+    a fixed dropout, no projection, or branches out of order is caught."""
     with pytest.raises(CheckFailed, match=match):
         check_aspp(cls)
-
-
-def test_check_aspp_not_implemented() -> None:
-    """The student stub gives the 'not implemented yet' message."""
-    with pytest.raises(CheckFailed, match="check_aspp: not implemented yet"):
-        check_aspp(StubASPP)

@@ -1,10 +1,10 @@
-"""Tests for the notebook-01 self-checks: check_atrous_conv2d and check_receptive_field."""
+"""Tests for the notebook-01 self-checks: check_atrous_conv2d and check_receptive_fields."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from deeplab_utils.checks import CheckFailed, check_atrous_conv2d, check_receptive_field
+from deeplab_utils.checks import CheckFailed, check_atrous_conv2d, check_receptive_fields
 
 
 def shifted_slices(x, weight, bias=None, dilation=1, padding=0):
@@ -15,6 +15,21 @@ def shifted_slices(x, weight, bias=None, dilation=1, padding=0):
     out = 0
     for m in range(k_h):
         for n in range(k_w):
+            patch = x[
+                :, :, dilation * m : dilation * m + h_out, dilation * n : dilation * n + w_out
+            ]
+            out = out + torch.einsum("bchw,oc->bohw", patch, weight[:, :, m, n])
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
+def square_kernels_only(x, weight, bias=None, dilation=1, padding=0):
+    """Takes the kernel size from the last dimension for both directions."""
+    k = weight.shape[-1]
+    x = F.pad(x, (padding,) * 4)
+    h_out, w_out = x.shape[2] - dilation * (k - 1), x.shape[3] - dilation * (k - 1)
+    out = 0
+    for m in range(k):
+        for n in range(k):
             patch = x[
                 :, :, dilation * m : dilation * m + h_out, dilation * n : dilation * n + w_out
             ]
@@ -36,35 +51,37 @@ def always_same_padding(x, weight, bias=None, dilation=1, padding=0):
     return F.conv2d(x, weight, bias, padding=same, dilation=dilation)
 
 
-def good_receptive_field(layers):
-    field, jump = 1, 1
+def good_receptive_fields(layers):
+    field, jump, fields = 1, 1, []
     for kernel, stride, rate in layers:
         field += rate * (kernel - 1) * jump
         jump *= stride
-    return field
+        fields.append(field)
+    return fields
 
 
 def jump_includes_own_stride(layers):
-    field, jump = 1, 1
+    field, jump, fields = 1, 1, []
     for kernel, stride, rate in layers:
         jump *= stride
         field += rate * (kernel - 1) * jump
-    return field
+        fields.append(field)
+    return fields
 
 
 def forgets_rate(layers):
-    return good_receptive_field([(k, s, 1) for k, s, _ in layers])
+    return good_receptive_fields([(k, s, 1) for k, s, _ in layers])
 
 
-def not_written(*args, **kwargs):
-    raise NotImplementedError("Exercise: write this part, then run the check below.")
+def last_field_only(layers):
+    return good_receptive_fields(layers)[-1]
 
 
 @pytest.mark.parametrize("fn", [shifted_slices, F.conv2d])
 def test_atrous_check_passes_on_correct_versions(fn, capsys):
-    """The shifted-slices version and F.conv2d itself pass with one ✓ line."""
-    check_atrous_conv2d(fn)
-    assert capsys.readouterr().out.startswith("✓ check_atrous_conv2d")
+    """The shifted-slices version and F.conv2d itself pass with one ✓ line and come back."""
+    assert check_atrous_conv2d(fn) is fn
+    assert capsys.readouterr().out.startswith("✓ check_atrous_conv2d: all 7 cases")
 
 
 @pytest.mark.parametrize(
@@ -73,34 +90,35 @@ def test_atrous_check_passes_on_correct_versions(fn, capsys):
         (ignores_dilation, "rate 2, same padding"),
         (forgets_bias, "plain 3x3"),
         (always_same_padding, "rate 3, no padding"),
+        (square_kernels_only, "non-square 3x5 kernel"),
     ],
 )
 def test_atrous_check_catches_wrong_versions(fn, case):
-    """Ignoring the rate, forgetting the bias and ignoring `padding` each fail."""
+    """Ignoring the rate, forgetting the bias, ignoring `padding` and assuming square kernels
+    each fail on the case that targets them."""
     with pytest.raises(CheckFailed, match=case):
         check_atrous_conv2d(fn)
 
 
-def test_receptive_field_check_passes_and_matches_hand_values(capsys):
-    """The recurrence gives hand-computed fields (7 for three 3x3, 15 for rates 1, 2, 4); passes."""
-    assert good_receptive_field([(3, 1, 1)] * 3) == 7
-    assert good_receptive_field([(3, 1, 1), (3, 1, 2), (3, 1, 4)]) == 15
-    check_receptive_field(good_receptive_field)
-    assert capsys.readouterr().out.startswith("✓ check_receptive_field")
+def test_receptive_fields_check_passes_and_matches_hand_values(capsys):
+    """The recurrence gives hand-computed fields ([3, 5, 7] for three 3x3; [3, 7, 15] for
+    rates 1, 2, 4) and passes."""
+    assert good_receptive_fields([(3, 1, 1)] * 3) == [3, 5, 7]
+    assert good_receptive_fields([(3, 1, 1), (3, 1, 2), (3, 1, 4)]) == [3, 7, 15]
+    assert check_receptive_fields(good_receptive_fields) is good_receptive_fields
+    assert capsys.readouterr().out.startswith("✓ check_receptive_fields: all 7 cases")
 
 
 @pytest.mark.parametrize(
     ("fn", "case"),
-    [(jump_includes_own_stride, "a stride-2 layer first"), (forgets_rate, "rates 1, 2, 4")],
+    [
+        (jump_includes_own_stride, r"a stride-2 layer first.*expected \[3, 7\], got \[5, 9\]"),
+        (forgets_rate, "rates 1, 2, 4"),
+        (last_field_only, "expected a list of 1 ints"),
+    ],
 )
-def test_receptive_field_check_catches_wrong_recurrences(fn, case):
-    """Multiplying in a layer's own stride too early, or forgetting the rate, fails."""
+def test_receptive_fields_check_catches_wrong_recurrences(fn, case):
+    """Multiplying in a layer's own stride too early, forgetting the rate, or returning only
+    the last field fails."""
     with pytest.raises(CheckFailed, match=case):
-        check_receptive_field(fn)
-
-
-@pytest.mark.parametrize("check", [check_atrous_conv2d, check_receptive_field])
-def test_checks_report_not_implemented(check):
-    """The student stub is reported as 'not implemented yet'."""
-    with pytest.raises(CheckFailed, match="not implemented yet"):
-        check(not_written)
+        check_receptive_fields(fn)

@@ -1,4 +1,4 @@
-"""Tests for the notebook-03 self-checks: they pass the reference and catch plausible mistakes."""
+"""Tests for the notebook-03 self-checks: they pass correct code and catch plausible mistakes."""
 
 import re
 
@@ -6,40 +6,62 @@ import pytest
 import torch
 from torch import nn
 
-from deeplab_utils.backbone import Bottleneck
-from deeplab_utils.checks import CheckFailed, check_bottleneck, check_stage_dilations
-from deeplab_utils.checks.backbone import _torchvision_stage_settings
+from deeplab_utils.checks import CheckFailed, check_block_settings, check_bottleneck
+from deeplab_utils.checks.backbone import _torchvision_block_settings
 
 
-class NoResidual(Bottleneck):
+class GoodBottleneck(nn.Module):
+    """Notebook 03's solution: 1x1 reduce, 3x3 (stride, dilation), 1x1 expand, shortcut."""
+
+    expansion = 4
+
+    def __init__(self, in_channels, planes, *, stride=1, dilation=1, downsample=None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(
+            planes, planes, 3, stride=stride, padding=dilation, dilation=dilation, bias=False
+        )
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, 4 * planes, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(4 * planes)
+        self.relu = nn.ReLU()
+        self.downsample = downsample
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.bn3(self.conv3(out))
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.downsample is None else self.downsample(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.branch(x) + self.shortcut(x))
+
+
+class NoResidual(GoodBottleneck):
     """Forgets the shortcut altogether."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        return self.relu(self.bn3(self.conv3(out)))
+        return self.relu(self.branch(x))
 
 
-class ReluBeforeAdd(Bottleneck):
+class ReluBeforeAdd(GoodBottleneck):
     """Applies the last ReLU before adding the shortcut (the output can go negative)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.relu(self.bn3(self.conv3(out)))
-        return out + (x if self.downsample is None else self.downsample(x))
+        return self.relu(self.branch(x)) + self.shortcut(x)
 
 
-class IgnoresDownsample(Bottleneck):
+class IgnoresDownsample(GoodBottleneck):
     """Always adds the raw input, even when the block changes channels or resolution."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        return self.relu(self.bn3(self.conv3(out)) + x)
+        return self.relu(self.branch(x) + x)
 
 
-class StrideOnConv1(Bottleneck):
+class StrideOnConv1(GoodBottleneck):
     """Puts the stride on the first 1x1 conv (ResNet v1) instead of the 3x3 conv (v1.5)."""
 
     def __init__(self, in_channels: int, planes: int, *, stride: int = 1, **kwargs) -> None:
@@ -48,7 +70,7 @@ class StrideOnConv1(Bottleneck):
         self.conv2.stride = (1, 1)
 
 
-class PaddingOne(Bottleneck):
+class PaddingOne(GoodBottleneck):
     """Pads the 3x3 conv by 1 whatever the dilation, so dilated blocks shrink the map."""
 
     def __init__(self, *args, **kwargs) -> None:
@@ -56,34 +78,29 @@ class PaddingOne(Bottleneck):
         self.conv2.padding = (1, 1)
 
 
-class WrongNames(nn.Module):
-    """Right computation, but the shortcut is stored as ``shortcut``, not ``downsample``."""
+class ExpandsToPlanes(GoodBottleneck):
+    """Forgets the expansion: conv3 gives `planes` channels, not 4 * planes."""
 
-    def __init__(self, in_channels, planes, *, stride=1, dilation=1, downsample=None) -> None:
-        super().__init__()
-        inner = Bottleneck(in_channels, planes, stride=stride, dilation=dilation)
-        self.conv1, self.bn1, self.conv2 = inner.conv1, inner.bn1, inner.conv2
-        self.bn2, self.conv3, self.bn3 = inner.bn2, inner.conv3, inner.bn3
-        self.shortcut = downsample
-        self.relu = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + (x if self.shortcut is None else self.shortcut(x)))
+    def __init__(self, in_channels, planes, **kwargs) -> None:
+        super().__init__(in_channels, planes, **kwargs)
+        self.conv3 = nn.Conv2d(planes, planes, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes)
 
 
-class NotWritten(Bottleneck):
-    """The student copy's stub."""
+class WrongNames(GoodBottleneck):
+    """Right computation, but the shortcut is stored as ``skip``, not ``downsample``."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("Exercise: write this part, then run the check below.")
+    def __init__(self, in_channels, planes, *, downsample=None, **kwargs) -> None:
+        super().__init__(in_channels, planes, **kwargs)
+        self.skip = downsample
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.skip is None else self.skip(x)
 
 
-def test_check_bottleneck_passes_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
-    """The package's Bottleneck passes and gets one friendly line."""
-    check_bottleneck(Bottleneck)
+def test_check_bottleneck_passes_and_returns_the_class(capsys) -> None:
+    """A correct bottleneck passes with one friendly line and comes back."""
+    assert check_bottleneck(GoodBottleneck) is GoodBottleneck
     assert capsys.readouterr().out.startswith("✓ check_bottleneck: all 6 cases")
 
 
@@ -95,6 +112,7 @@ def test_check_bottleneck_passes_the_reference(capsys: pytest.CaptureFixture[str
         (IgnoresDownsample, "projection shortcut (channels 8 -> 16), eval mode"),
         (StrideOnConv1, "stride 2, odd size 13x11, eval mode"),
         (PaddingOne, "dilation 2, identity shortcut, 11x12, eval mode"),
+        (ExpandsToPlanes, "identity shortcut, 9x9"),
     ],
 )
 def test_check_bottleneck_catches_mistakes(wrong: type, case: str) -> None:
@@ -105,85 +123,104 @@ def test_check_bottleneck_catches_mistakes(wrong: type, case: str) -> None:
 
 def test_check_bottleneck_lists_wrong_names() -> None:
     """A shortcut stored under another name is reported as missing/unexpected names."""
-    with pytest.raises(CheckFailed, match=r"missing \['downsample.0.weight'.*shortcut"):
+    with pytest.raises(CheckFailed, match=r"missing \['downsample.0.weight'.*skip"):
         check_bottleneck(WrongNames)
-
-
-def test_check_bottleneck_not_implemented() -> None:
-    """The student stub is reported as not implemented yet."""
-    with pytest.raises(CheckFailed, match="not implemented yet"):
-        check_bottleneck(NotWritten)
 
 
 def test_check_bottleneck_rejects_an_instance() -> None:
     """Passing an instance instead of the class says so."""
     with pytest.raises(CheckFailed, match="pass the class itself"):
-        check_bottleneck(Bottleneck(16, 4))
+        check_bottleneck(GoodBottleneck(16, 4))
 
 
-# Hand-written from DeepLabv3 Sec. 3.2 / Fig. 3: (stride, dilation) of layer1..layer4.
-STAGES = {
-    32: [(1, 1), (2, 1), (2, 1), (2, 1)],
-    16: [(1, 1), (2, 1), (2, 1), (1, 2)],
-    8: [(1, 1), (2, 1), (1, 2), (1, 4)],
+# Hand-written from DeepLabv3 Sec. 3.2 and torchvision's rule (a dilated stage's first block
+# keeps the previous rate): (stride, dilation) of each block's 3x3 conv, stage by stage.
+BLOCKS = {
+    32: [[(1, 1)] * 3, [(2, 1)] + [(1, 1)] * 3, [(2, 1)] + [(1, 1)] * 5, [(2, 1), (1, 1), (1, 1)]],
+    16: [[(1, 1)] * 3, [(2, 1)] + [(1, 1)] * 3, [(2, 1)] + [(1, 1)] * 5, [(1, 1), (1, 2), (1, 2)]],
+    8: [[(1, 1)] * 3, [(2, 1)] + [(1, 1)] * 3, [(1, 1)] + [(1, 2)] * 5, [(1, 2), (1, 4), (1, 4)]],
 }
 
 
-def right(output_stride: int) -> list[tuple[int, int]]:
-    """A correct implementation: trade each stride 2 beyond the target for dilation."""
-    settings, current, dilation = [], 4, 1
-    for stride in (1, 2, 2, 2):
+def right(output_stride, multi_grid=None):
+    """A correct implementation, written independently of the package."""
+    stages, current, rate = [], 4, 1
+    for blocks, stride in zip((3, 4, 6, 3), (1, 2, 2, 2), strict=True):
+        previous = rate
         if current * stride > output_stride:
-            dilation, stride = dilation * stride, 1
+            rate, stride = rate * stride, 1
         current *= stride
-        settings.append((stride, dilation))
-    return settings
+        stages.append([(stride, previous)] + [(1, rate)] * (blocks - 1))
+    if multi_grid:
+        stages[-1] = [(s, rate * u) for (s, _), u in zip(stages[-1], multi_grid, strict=True)]
+    return stages
 
 
-def not_cumulative(output_stride: int) -> list[tuple[int, int]]:
-    """Sets each dilated stage's rate to 2 instead of doubling the previous one."""
-    return [(s, 1 if s == 2 or i < 2 else 2) for i, (s, _) in enumerate(right(output_stride))]
+def one_rate_per_stage(output_stride, multi_grid=None):
+    """Gives a dilated stage's first block the new rate too."""
+    return [[(s, stage[-1][1]) for s, _ in stage] for stage in right(output_stride, multi_grid)]
 
 
-def keeps_stride(output_stride: int) -> list[tuple[int, int]]:
+def not_cumulative(output_stride, multi_grid=None):
+    """Sets every dilated block's rate to 2 instead of doubling the previous rate."""
+    return [[(s, min(d, 2)) for s, d in stage] for stage in right(output_stride, multi_grid)]
+
+
+def keeps_stride(output_stride, multi_grid=None):
     """Adds the dilation but forgets to drop the stride."""
-    return [(1 if i == 0 else 2, d) for i, (_, d) in enumerate(right(output_stride))]
+    stages = right(output_stride, multi_grid)
+    return [
+        [(2 if i and j == 0 else s, d) for j, (s, d) in enumerate(st)]
+        for i, st in enumerate(stages)
+    ]
 
 
-def not_written(output_stride: int) -> list[tuple[int, int]]:
-    """The student copy's stub."""
-    raise NotImplementedError("Exercise: write this part, then run the check below.")
+def multi_grid_from_second_block(output_stride, multi_grid=None):
+    """Applies the unit rates to layer4's later blocks only, keeping the first block's rate."""
+    stages = right(output_stride)
+    if multi_grid:
+        rate = stages[-1][-1][1]
+        stages[-1] = [stages[-1][0]] + [(1, rate * u) for u in multi_grid[1:]]
+    return stages
+
+
+def ignores_multi_grid(output_stride, multi_grid=None):
+    return right(output_stride)
 
 
 @pytest.mark.parametrize("output_stride", [32, 16, 8])
 def test_torchvision_oracle_matches_the_hand_written_table(output_stride: int) -> None:
-    """The check's oracle (torchvision's convs) agrees with the table from the paper."""
-    assert _torchvision_stage_settings(output_stride) == STAGES[output_stride]
+    """The check's oracle (torchvision's convs) agrees with the table written by hand."""
+    assert _torchvision_block_settings(output_stride) == BLOCKS[output_stride]
 
 
-def test_check_stage_dilations_passes_a_correct_function(capsys) -> None:
-    """A correct function passes with one friendly line."""
-    check_stage_dilations(right)
-    assert capsys.readouterr().out.startswith("✓ check_stage_dilations")
+def test_check_block_settings_passes_a_correct_function(capsys) -> None:
+    """A correct function passes with one friendly line and comes back."""
+    assert check_block_settings(right) is right
+    assert capsys.readouterr().out.startswith("✓ check_block_settings: all 6 cases")
 
 
 @pytest.mark.parametrize(
     ("wrong", "case"),
-    [(not_cumulative, "output_stride=8"), (keeps_stride, "output_stride=16")],
+    [
+        (one_rate_per_stage, r"output_stride=16': layer4: expected \[\(1, 1\), \(1, 2\)"),
+        (not_cumulative, "output_stride=8': layer4"),
+        (keeps_stride, "output_stride=16': layer4"),
+        (
+            ignores_multi_grid,
+            r"output_stride=16, multi_grid=\(1, 2, 4\)': layer4: expected \[\(1, 2\), \(1, 4\)",
+        ),
+        (multi_grid_from_second_block, r"output_stride=16, multi_grid=\(1, 2, 4\)': layer4"),
+    ],
 )
-def test_check_stage_dilations_catches_mistakes(wrong, case: str) -> None:
-    """Non-cumulative rates and a kept stride fail, naming the output stride."""
-    with pytest.raises(CheckFailed, match=f"case '{case}': expected"):
-        check_stage_dilations(wrong)
+def test_check_block_settings_catches_mistakes(wrong, case: str) -> None:
+    """The first block taking the new rate, non-cumulative rates, a kept stride, an ignored
+    multi-grid and a multi-grid that skips the first block each fail, naming the case."""
+    with pytest.raises(CheckFailed, match=f"case '{case}"):
+        check_block_settings(wrong)
 
 
-def test_check_stage_dilations_not_implemented() -> None:
-    """The student stub is reported as not implemented yet."""
-    with pytest.raises(CheckFailed, match="not implemented yet"):
-        check_stage_dilations(not_written)
-
-
-def test_check_stage_dilations_rejects_a_non_list() -> None:
-    """Returning something that is not (stride, dilation) pairs names what is expected."""
-    with pytest.raises(CheckFailed, match="list of 4 \\(stride, dilation\\) pairs, got 32"):
-        check_stage_dilations(lambda output_stride: output_stride)
+def test_check_block_settings_rejects_a_non_list() -> None:
+    """Returning something that is not lists of (stride, dilation) pairs names what is expected."""
+    with pytest.raises(CheckFailed, match=r"expected a list of 4 lists .* got 32"):
+        check_block_settings(lambda output_stride, multi_grid=None: output_stride)

@@ -6,7 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deeplab_utils.checks import CheckFailed, check_dice_bce_loss, check_iou_loss, check_miou
+from deeplab_utils.checks import (
+    CheckFailed,
+    check_dice_bce_loss,
+    check_dice_ce_loss,
+    check_iou_loss,
+    check_miou,
+)
 
 # --- learner-style binary losses, written out independently of deeplab_utils.losses ---
 
@@ -68,6 +74,24 @@ class DiceBCEIgnoringNothing(GoodDiceBCEWithIgnore):
         return GoodDiceBCE.forward(self, logits, target.clamp(max=1))
 
 
+class SeedDiceBCE(GoodDiceBCE):
+    """The seed's loss: BCE computed from sigmoid probabilities (log(0) for a confident pixel)."""
+
+    def forward(self, logits, target):
+        probs, target, inter, p_sum, g_sum = _soft_sums(logits, target)
+        bce = F.binary_cross_entropy(probs, target)
+        return bce + 1 - (2 * inter + self.smooth) / (p_sum + g_sum + self.smooth)
+
+
+class DiceBCESmoothOne(GoodDiceBCE):
+    """Writes the smoothing constant as 1 instead of self.smooth."""
+
+    def forward(self, logits, target):
+        _, target, inter, p_sum, g_sum = _soft_sums(logits, target)
+        bce = F.binary_cross_entropy_with_logits(logits, target)
+        return bce + 1 - (2 * inter + 1) / (p_sum + g_sum + 1)
+
+
 class DiceBCEDetached(GoodDiceBCE):
     """Right value, but the Dice term is computed from a detached copy (wrong gradient)."""
 
@@ -109,13 +133,6 @@ class IoUPerImage(GoodIoU):
         return 1 - ((inter + self.smooth) / (union + self.smooth)).mean()
 
 
-class NotWritten(nn.Module):
-    """The student stub: forward raises NotImplementedError."""
-
-    def forward(self, logits, target):
-        raise NotImplementedError("Exercise: write this part, then run the check below.")
-
-
 @pytest.mark.parametrize("cls", [GoodDiceBCE, GoodDiceBCEWithIgnore])
 def test_dice_bce_check_passes_on_correct_losses(cls, capsys):
     """A correct DiceBCE loss, with or without ignore_index support, passes with one ✓ line."""
@@ -130,10 +147,13 @@ def test_dice_bce_check_passes_on_correct_losses(cls, capsys):
         (DiceWithoutBCE, "random logits"),
         (DiceBCEIgnoringNothing, "ignored pixels"),
         (DiceBCEDetached, "gradient"),
+        (SeedDiceBCE, r"case 'confidently wrong pixels \(logits \+-30\) \(loss value\)'"),
+        (DiceBCESmoothOne, r"case 'smooth=0.5 \(loss value\)'.*self\.smooth"),
     ],
 )
 def test_dice_bce_check_catches_wrong_losses(cls, case):
-    """Dice without the factor 2, no BCE, counted ignore pixels and a broken gradient fail."""
+    """Dice without the factor 2, no BCE, counted ignore pixels, a broken gradient, the seed's
+    BCE from sigmoid probabilities and a hard-coded smoothing constant each fail."""
     with pytest.raises(CheckFailed, match=case):
         check_dice_bce_loss(cls)
 
@@ -152,13 +172,6 @@ def test_iou_check_catches_wrong_losses(cls, case):
     """A union that forgets to subtract the intersection, and per-image IoU, fail."""
     with pytest.raises(CheckFailed, match=case):
         check_iou_loss(cls)
-
-
-@pytest.mark.parametrize("check", [check_dice_bce_loss, check_iou_loss])
-def test_loss_checks_report_not_implemented(check):
-    """The student stub is reported as 'not implemented yet', not as a wrong answer."""
-    with pytest.raises(CheckFailed, match="not implemented yet"):
-        check(NotWritten)
 
 
 def test_loss_check_asks_for_the_class_not_an_instance():
@@ -214,10 +227,6 @@ def miou_per_image(pred, target, num_classes, ignore_index=255):
     )
 
 
-def miou_not_written(pred, target, num_classes, ignore_index=255):
-    raise NotImplementedError("Exercise: write this part, then run the check below.")
-
-
 def test_miou_check_passes_on_numpy_implementation(capsys):
     """An independent NumPy mIoU passes, and it gives 0.575 on the notebook's 4x4 example."""
     target = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [0, 2, 2, 255], [0, 2, 2, 2]])
@@ -244,7 +253,109 @@ def test_miou_check_catches_wrong_implementations(fn, case):
         check_miou(fn)
 
 
-def test_miou_check_reports_not_implemented():
-    """The student stub is reported as 'not implemented yet'."""
-    with pytest.raises(CheckFailed, match="not implemented yet"):
-        check_miou(miou_not_written)
+# --- multi-class Dice + cross-entropy, written out independently of deeplab_utils.losses ---
+
+
+class GoodDiceCE(nn.Module):
+    """CE over valid pixels + 1 - mean over all classes of the batch-summed soft Dice."""
+
+    def __init__(self, smooth=1.0, ignore_index=255):
+        super().__init__()
+        self.smooth, self.ignore_index = smooth, ignore_index
+
+    def parts(self, logits, target):
+        valid = target != self.ignore_index
+        clean = torch.where(valid, target, torch.zeros_like(target))
+        ce = F.cross_entropy(logits, clean, reduction="none")[valid].mean()
+        probs = logits.softmax(1) * valid[:, None]
+        onehot = F.one_hot(clean, logits.shape[1]).permute(0, 3, 1, 2) * valid[:, None]
+        return ce, probs, onehot.float()
+
+    def dice(self, probs, onehot, dims=(0, 2, 3)):
+        inter = (probs * onehot).sum(dims)
+        return (2 * inter + self.smooth) / (probs.sum(dims) + onehot.sum(dims) + self.smooth)
+
+    def forward(self, logits, target):
+        ce, probs, onehot = self.parts(logits, target)
+        return ce + 1 - self.dice(probs, onehot).mean()
+
+
+class DiceCEPerImage(GoodDiceCE):
+    """Sums the Dice per image and averages over images."""
+
+    def forward(self, logits, target):
+        ce, probs, onehot = self.parts(logits, target)
+        return ce + 1 - self.dice(probs, onehot, dims=(2, 3)).mean()
+
+
+class DiceCEPresentClassesOnly(GoodDiceCE):
+    """Averages the Dice over the classes present in the target only."""
+
+    def forward(self, logits, target):
+        ce, probs, onehot = self.parts(logits, target)
+        present = onehot.sum((0, 2, 3)) > 0
+        return ce + 1 - self.dice(probs, onehot)[present].mean()
+
+
+class DiceCESigmoid(GoodDiceCE):
+    """Takes per-class sigmoids instead of the softmax over classes for the Dice."""
+
+    def forward(self, logits, target):
+        ce, probs, onehot = self.parts(logits, target)
+        valid = (target != self.ignore_index)[:, None]
+        return ce + 1 - self.dice(torch.sigmoid(logits) * valid, onehot).mean()
+
+
+class DiceCELogSoftmaxByHand(GoodDiceCE):
+    """Cross-entropy as -log(softmax(x)): -inf where the true class is 120 below another."""
+
+    def forward(self, logits, target):
+        _, probs, onehot = self.parts(logits, target)
+        valid = target != self.ignore_index
+        picked = (torch.log(logits.softmax(1)) * onehot).sum(1)
+        return -picked[valid].mean() + 1 - self.dice(probs, onehot).mean()
+
+
+class DiceCECountsIgnored(GoodDiceCE):
+    """Treats ignored pixels as background in the Dice sums."""
+
+    def forward(self, logits, target):
+        ce, _, _ = self.parts(logits, target)
+        clean = torch.where(target == self.ignore_index, torch.zeros_like(target), target)
+        onehot = F.one_hot(clean, logits.shape[1]).permute(0, 3, 1, 2).float()
+        return ce + 1 - self.dice(logits.softmax(1), onehot).mean()
+
+
+class DiceCESmoothOne(GoodDiceCE):
+    def dice(self, probs, onehot, dims=(0, 2, 3)):
+        inter = (probs * onehot).sum(dims)
+        return (2 * inter + 1) / (probs.sum(dims) + onehot.sum(dims) + 1)
+
+
+def test_dice_ce_check_passes_on_a_correct_loss(capsys):
+    """A correct multi-class Dice + CE passes with one ✓ line and comes back; it gives
+    plain cross-entropy + 1 - 1 = CE on a perfect one-hot prediction of every class."""
+    logits = torch.tensor([[[[9.0, -9.0]], [[-9.0, 9.0]]]])  # (1, 2, 1, 2)
+    target = torch.tensor([[[0, 1]]])
+    ce = F.cross_entropy(logits, target)
+    assert GoodDiceCE(smooth=0.0)(logits, target) == pytest.approx(ce.item(), abs=1e-6)
+    assert check_dice_ce_loss(GoodDiceCE) is GoodDiceCE
+    assert capsys.readouterr().out.startswith("✓ check_dice_ce_loss: all 7 cases")
+
+
+@pytest.mark.parametrize(
+    ("cls", "case"),
+    [
+        (DiceCEPerImage, "random logits"),
+        (DiceCEPresentClassesOnly, "class 3 absent from the batch"),
+        (DiceCESigmoid, "random logits"),
+        (DiceCELogSoftmaxByHand, "confidently wrong pixels"),
+        (DiceCECountsIgnored, "ignored pixels"),
+        (DiceCESmoothOne, "smooth=0.5"),
+    ],
+)
+def test_dice_ce_check_catches_wrong_losses(cls, case):
+    """Per-image Dice, a mean over present classes only, sigmoids instead of the softmax,
+    log(softmax(x)), ignored pixels in the Dice and a hard-coded smoothing constant fail."""
+    with pytest.raises(CheckFailed, match=case):
+        check_dice_ce_loss(cls)

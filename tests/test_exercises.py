@@ -97,6 +97,20 @@ def test_make_student_tags_cells_that_run_learner_code():
     assert nb["cells"][1]["outputs"], "the solved notebook itself is left untouched"
 
 
+def test_make_student_leaves_returning_checks_untagged():
+    """A check whose result is kept (my_fn = check_my_fn(my_fn)) hands back the package's
+    version instead of raising, so neither it nor the cells after it are tagged."""
+    nb = _notebook(
+        _code(SOLVED_CODE),
+        _code("add_one = check_add_one(add_one)"),
+        _code("print(add_one(3))"),
+        _code("check_add_one(add_one)"),
+    )
+    student, _ = make_student(nb)
+    tags = [c["metadata"].get("tags", []) for c in student["cells"]]
+    assert tags == [[], [], [], ["raises-exception"]]
+
+
 def test_cli_build_then_check(tmp_path, capsys):
     """`build` writes student notebooks with no solution text, `check` then agrees, and
     `check` fails once a solved notebook changes outside its solutions."""

@@ -139,3 +139,15 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="num_classes.*0"):
         SegmentationMetrics(0)
     assert metrics.confusion_matrix.sum() == 0  # failed updates counted nothing
+
+
+def test_mean_iou_of_the_notebook_example_by_hand() -> None:
+    """mean_iou on notebook 05's 4x4 example: background 5/8, cat 3/6, dog 3/5 -> 0.575; a
+    fourth class absent from both masks is left out of the mean."""
+    from deeplab_utils.metrics import mean_iou
+
+    target = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1], [0, 2, 2, 255], [0, 2, 2, 2]]])
+    pred = torch.tensor([[[0, 0, 1, 0], [0, 1, 1, 1], [0, 2, 1, 2], [0, 0, 2, 2]]])
+    expected = (5 / 8 + 3 / 6 + 3 / 5) / 3
+    assert mean_iou(pred, target, 3) == pytest.approx(expected)
+    assert mean_iou(pred, target, 4) == pytest.approx(expected)

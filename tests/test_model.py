@@ -183,3 +183,46 @@ def test_aspp_rates_set_the_dilations(decoder: bool) -> None:
     paper = build_model(ModelConfig(3, decoder=decoder))  # None: the paper's rates
     aspp = paper.aspp if decoder else paper.classifier[0]
     assert [branch[0].dilation[0] for branch in aspp.convs[1:-1]] == [6, 12, 18]
+
+
+@pytest.mark.parametrize("decoder", [True, False])
+@pytest.mark.parametrize(("output_stride", "rates"), [(16, [2, 4, 8]), (8, [4, 8, 16])])
+def test_multi_grid_reaches_layer4(decoder: bool, output_stride: int, rates: list) -> None:
+    """ModelConfig.multi_grid = (1, 2, 4) gives layer4's 3x3 convs the paper's rates
+    (DeepLabv3, Sec. 3.2: 2 x (1, 2, 4) at output stride 16); a list (JSON) becomes a tuple."""
+    config = ModelConfig(3, output_stride=output_stride, decoder=decoder, multi_grid=[1, 2, 4])
+    assert config.multi_grid == (1, 2, 4)
+    model = build_model(config)
+    assert [block.conv2.dilation[0] for block in model.backbone.layer4] == rates
+    assert model.config == ModelConfig(**dataclasses.asdict(model.config))
+
+
+@pytest.mark.parametrize("multi_grid", [(1, 2), (0, 1, 2), 3])
+def test_bad_multi_grid_config_raises(multi_grid) -> None:
+    """A ModelConfig.multi_grid that is not three positive ints raises a ValueError."""
+    with pytest.raises(ValueError, match="multi_grid must be None or 3 positive ints"):
+        ModelConfig(2, multi_grid=multi_grid)
+
+
+def test_checkpoint_from_before_multi_grid_loads(tmp_path) -> None:
+    """A checkpoint whose model config has no multi_grid (saved before the field existed)
+    loads as multi_grid=None; a multi-grid checkpoint does not load into a plain model."""
+    from deeplab_utils.checkpoint import (
+        CheckpointError,
+        load_checkpoint,
+        load_model,
+        save_checkpoint,
+    )
+
+    model = build_model(ModelConfig(2))
+    path = save_checkpoint(tmp_path / "old.pt", model=model, step=0, config={})
+    payload = torch.load(path, weights_only=True)
+    del payload["model_config"]["multi_grid"]  # as written before the field existed
+    torch.save(payload, path)
+    assert load_model(path).config.multi_grid is None
+    load_checkpoint(path, model=build_model(ModelConfig(2)))
+    grid = build_model(ModelConfig(2, multi_grid=(1, 2, 4)))
+    path = save_checkpoint(tmp_path / "grid.pt", model=grid, step=0, config={})
+    assert load_model(path).config.multi_grid == (1, 2, 4)
+    with pytest.raises(CheckpointError, match=r"multi_grid=\(1, 2, 4\) but the model has"):
+        load_checkpoint(path, model=model)

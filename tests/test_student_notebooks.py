@@ -1,5 +1,6 @@
-"""The student notebooks: generated from the solved ones, free of solutions, and every
-self-check in them fails with the friendly "not implemented yet" message."""
+"""The student notebooks: generated from the solved ones, free of solutions; the converted ones
+(every check keeps what it returns) run to the end with no exercise done, the others fail only
+in their tagged cells, each self-check with the friendly "not implemented yet" message."""
 
 import json
 import re
@@ -7,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from deeplab_utils.checks import FALLBACK, NOT_IMPLEMENTED
 from deeplab_utils.exercises import (
     BEGIN,
+    CHECK_ASSIGN,
     CHECK_CALL,
     END,
     count_exercises,
@@ -19,6 +22,8 @@ from deeplab_utils.exercises import (
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SOLVED = solved_notebooks(NOTEBOOKS)
 STUDENT = NOTEBOOKS / "student"
+# Notebooks whose checks return the implementation to use: "Run all" goes to the end.
+CONVERTED = {"00", "01", "02", "03", "04", "05", "06"}
 
 
 def _load(path: Path) -> dict:
@@ -65,10 +70,28 @@ def test_no_solution_text_leaks(path):
         assert not stub.get("outputs"), f"cell {i} of {path.name} keeps its outputs"
 
 
+def _tagged(cell: dict) -> bool:
+    return "raises-exception" in cell.get("metadata", {}).get("tags", [])
+
+
+@pytest.mark.parametrize("path", SOLVED, ids=lambda p: p.stem)
+def test_converted_notebooks_have_no_cell_expected_to_fail(path):
+    """A converted notebook's student copy tags no cell raises-exception and has no bare
+    check call: nothing in it is allowed to fail."""
+    if path.name[:2] not in CONVERTED:
+        pytest.skip("not converted yet: its checks still raise")
+    for i, cell in enumerate(_load(STUDENT / path.name)["cells"]):
+        source = "".join(cell["source"])
+        assert not _tagged(cell), f"cell {i} of {path.name} is tagged raises-exception"
+        assert not CHECK_CALL.search(source), f"cell {i} of {path.name} calls a check bare"
+
+
 @pytest.mark.parametrize("path", SOLVED, ids=lambda p: p.stem)
 def test_student_notebook_runs_and_checks_say_not_implemented(path):
-    """Run the student copy: only cells tagged raises-exception raise, each does, and every
-    self-check raises CheckFailed saying "not implemented yet"."""
+    """Run the student copy. A converted notebook runs to the end with no error, and each
+    self-check prints the one "not implemented yet" line; in the others only cells tagged
+    raises-exception raise, each does, and every self-check raises CheckFailed saying "not
+    implemented yet"."""
     nbclient = pytest.importorskip("nbclient")
     nbformat = pytest.importorskip("nbformat")
     nb = nbformat.read(STUDENT / path.name, as_version=4)
@@ -86,7 +109,7 @@ def test_student_notebook_runs_and_checks_say_not_implemented(path):
             continue
         source = "".join(cell["source"])
         errors = [o for o in cell["outputs"] if o["output_type"] == "error"]
-        tagged = "raises-exception" in cell.get("metadata", {}).get("tags", [])
+        tagged = _tagged(cell)
         where = f"{path.name}, cell {i}:\n{source}\n"
         if errors:
             assert tagged, f"{where}raised {errors[0]['ename']}: {errors[0]['evalue']}"
@@ -96,4 +119,11 @@ def test_student_notebook_runs_and_checks_say_not_implemented(path):
             checks += 1
             assert errors[0]["ename"] == "CheckFailed", where
             assert "not implemented yet" in errors[0]["evalue"], where
+        if CHECK_ASSIGN.search(source):
+            checks += 1
+            text = "".join(
+                o.get("text", "") for o in cell["outputs"] if o["output_type"] == "stream"
+            )
+            lines = [line for line in text.splitlines() if NOT_IMPLEMENTED in line]
+            assert len(lines) == 1 and f"{NOT_IMPLEMENTED} — {FALLBACK}" in lines[0], where + text
     assert checks >= (0 if path.name.startswith("00") else 1)

@@ -1,4 +1,4 @@
-"""Self-checks for notebook 01 (atrous convolution): the convolution and the receptive field."""
+"""Self-checks for notebook 01 (atrous convolution): the convolution and the receptive fields."""
 
 from __future__ import annotations
 
@@ -6,53 +6,82 @@ from collections.abc import Callable
 
 import torch
 
-from ._common import CheckFailed, _compare, _passed, _run
+from ._common import Hint, _compare, _fail, _passed, _run, exercise_check
 
 
+@exercise_check("atrous:atrous_conv2d")
 def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``fn(x, weight, bias=None, dilation=1, padding=0)`` against ``F.conv2d``.
 
-    Cases: rates 1, 2 and 3, odd spatial sizes, batch 1 and 2, 1x1 and 3x3 kernels,
-    with and without bias, with "same" padding and with none.
+    Cases: rates 1, 2 and 3, odd spatial sizes, batch 1 and 2, 1x1, 3x3 and non-square (3x5,
+    1x3) kernels, with and without bias, with "same" padding and with none. Returns the function
+    to use from then on (see :func:`~deeplab_utils.checks.exercise_check`). Taught in
+    notebook 01.
     """
     import torch.nn.functional as F
 
     check = "check_atrous_conv2d"
     gen = torch.Generator().manual_seed(0)
     cases = [
-        # (name, batch, c_in, c_out, size, kernel, dilation, padding, bias)
-        ("plain 3x3, rate 1, same padding", 2, 3, 4, (9, 9), 3, 1, 1, True),
-        ("rate 2, same padding, odd size 13x17", 2, 3, 4, (13, 17), 3, 2, 2, True),
-        ("rate 3, no padding, batch 1", 1, 2, 5, (15, 11), 3, 3, 0, False),
-        ("rate 2, padding 1 (not 'same')", 1, 3, 2, (10, 12), 3, 2, 1, True),
-        ("1x1 kernel, rate 3", 2, 4, 3, (7, 8), 1, 3, 0, True),
+        # (name, batch, c_in, c_out, size, (kH, kW), dilation, padding, bias)
+        ("plain 3x3, rate 1, same padding", 2, 3, 4, (9, 9), (3, 3), 1, 1, True),
+        ("rate 2, same padding, odd size 13x17", 2, 3, 4, (13, 17), (3, 3), 2, 2, True),
+        ("rate 3, no padding, batch 1", 1, 2, 5, (15, 11), (3, 3), 3, 0, False),
+        ("rate 2, padding 1 (not 'same')", 1, 3, 2, (10, 12), (3, 3), 2, 1, True),
+        ("1x1 kernel, rate 3", 2, 4, 3, (7, 8), (1, 1), 3, 0, True),
+        ("non-square 3x5 kernel, rate 2, padding 2", 2, 3, 4, (12, 14), (3, 5), 2, 2, True),
+        ("non-square 1x3 kernel, rate 3, no padding", 1, 2, 3, (9, 13), (1, 3), 3, 0, False),
     ]
-    hints = {
-        "shape": "output size is H + 2*padding - dilation*(k - 1); did you pad, and space the "
-        "taps `dilation` pixels apart?",
-        "values": "each tap (m, n) should read the input at (i + m*dilation, j + n*dilation) of "
-        "the padded input.",
-    }
-    for name, b, c_in, c_out, size, k, d, p, use_bias in cases:
+    shape_hint = Hint(
+        "the rows and the columns each lose dilation*(k - 1) to the kernel's span, with the k "
+        "of their own dimension (a kernel need not be square).",
+        "H_out = H + 2*padding - dilation*(kH - 1) and W_out = W + 2*padding - dilation*(kW - 1), "
+        "with kH, kW = weight.shape[2:].",
+    )
+    value_hint = Hint(
+        "each tap (m, n) of the kernel reads the padded input shifted by (m*dilation, "
+        "n*dilation); sum those shifted slices, each mixed over channels by weight[:, :, m, n].",
+        "out = sum over m < kH, n < kW of einsum('bchw,oc->bohw', x_pad[:, :, m*r : m*r + H_out, "
+        "n*r : n*r + W_out], weight[:, :, m, n]), plus bias.view(1, -1, 1, 1).",
+    )
+    for name, b, c_in, c_out, size, kernel, d, p, use_bias in cases:
         x = torch.randn(b, c_in, *size, generator=gen)
-        w = torch.randn(c_out, c_in, k, k, generator=gen)
+        w = torch.randn(c_out, c_in, *kernel, generator=gen)
         bias = torch.randn(c_out, generator=gen) if use_bias else None
         expected = F.conv2d(x, w, bias, padding=p, dilation=d)
         got = _run(check, name, fn, x, w, bias, dilation=d, padding=p)
-        hint = hints["shape"] if getattr(got, "shape", None) != expected.shape else hints["values"]
+        hint = shape_hint if getattr(got, "shape", None) != expected.shape else value_hint
         _compare(check, name, got, expected, hint=hint, atol=1e-4)
     _passed(check, len(cases), "your atrous convolution equals F.conv2d(..., dilation=r).")
 
 
-def check_receptive_field(fn: Callable[[list[tuple[int, int, int]]], int]) -> None:
-    """Check ``fn(layers) -> int`` (layers = [(kernel, stride, dilation), ...]).
-
-    The expected values come from back-propagating one output pixel through convolutions of
-    ones and measuring which input pixels get a gradient: an independent oracle.
-    """
+def _measured_fields(layers: list[tuple[int, int, int]]) -> list[int]:
+    """The receptive field after each layer, measured: which input pixels one output's
+    gradient reaches through convolutions of ones (an oracle independent of any formula)."""
     import torch.nn.functional as F
 
-    check = "check_receptive_field"
+    fields = []
+    for depth in range(1, len(layers) + 1):
+        x = torch.zeros(1, 1, 160, 160, requires_grad=True)
+        y = x
+        for k, s, d in layers[:depth]:
+            y = F.conv2d(y, torch.ones(1, 1, k, k), stride=s, dilation=d)
+        y[0, 0, y.shape[2] // 2, y.shape[3] // 2].backward()
+        rows = x.grad[0, 0].abs().sum(dim=1).nonzero()
+        fields.append(int(rows.max() - rows.min() + 1))
+    return fields
+
+
+@exercise_check("atrous:receptive_fields", also_watch=("atrous:receptive_field",))
+def check_receptive_fields(fn: Callable[[list[tuple[int, int, int]]], list[int]]) -> None:
+    """Check ``fn(layers) -> [R_1, ..., R_L]`` (layers = ``[(kernel, stride, dilation), ...]``).
+
+    ``R_l`` is the receptive field after layer ``l``. The expected values are measured by
+    back-propagating one output pixel through convolutions of ones and seeing which input pixels
+    get a gradient: an independent oracle. Cases mix strides and rates, with strides before and
+    after dilated layers. Returns the function to use from then on. Taught in notebook 01.
+    """
+    check = "check_receptive_fields"
     cases = [
         ("one 3x3 conv", [(3, 1, 1)]),
         ("three 3x3 convs, rate 1", [(3, 1, 1)] * 3),
@@ -60,20 +89,27 @@ def check_receptive_field(fn: Callable[[list[tuple[int, int, int]]], int]) -> No
         ("a stride-2 layer first", [(3, 2, 1), (3, 1, 1)]),
         ("ResNet stem: 7x7/2 then 3x3/2 pool", [(7, 2, 1), (3, 2, 1)]),
         ("stride then dilation", [(3, 2, 1), (3, 1, 2), (1, 1, 1)]),
+        ("two strides, then rate 3 and a 5x5", [(3, 2, 1), (3, 2, 1), (3, 1, 3), (5, 1, 1)]),
     ]
+    hint = Hint(
+        "a layer's kernel spans dilation*(kernel - 1) + 1 positions of its own input, and "
+        "neighbouring positions of that input are J image pixels apart, J being the product of "
+        "the strides of the layers *before* it (its own stride only matters to the next ones).",
+        "R_l = R_{l-1} + dilation_l * (kernel_l - 1) * J_{l-1}, J_l = J_{l-1} * stride_l, "
+        "R_0 = J_0 = 1; return [R_1, ..., R_L].",
+    )
     for name, layers in cases:
-        x = torch.zeros(1, 1, 96, 96, requires_grad=True)
-        y = x
-        for k, s, d in layers:
-            y = F.conv2d(y, torch.ones(1, 1, k, k), stride=s, dilation=d)
-        y[0, 0, y.shape[2] // 2, y.shape[3] // 2].backward()
-        rows = x.grad[0, 0].abs().sum(dim=1).nonzero()
-        expected = int(rows.max() - rows.min() + 1)
-        got = _run(check, name, fn, layers)
-        if got != expected:
-            raise CheckFailed(
-                f"{check}: case '{name}' {layers}: expected {expected}, got {got!r}. Hint: a "
-                "layer adds dilation*(kernel - 1)*J, where J is the product of the strides "
-                "of the layers before it (not including its own)."
-            )
+        expected = _measured_fields(layers)
+        got = _run(check, name, fn, list(layers))
+        try:
+            got_list = [int(v) for v in got]
+        except (TypeError, ValueError):
+            raise _fail(
+                check,
+                name,
+                f"expected a list of {len(layers)} ints (one receptive field per layer), "
+                f"got {got!r}",
+            ) from None
+        if got_list != expected:
+            raise _fail(check, name, f"{layers}: expected {expected}, got {got_list}", hint)
     _passed(check, len(cases), "your recurrence matches the measured receptive fields.")

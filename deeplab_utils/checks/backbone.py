@@ -1,4 +1,4 @@
-"""Self-checks for notebook 03 (ResNet-50 backbone): the bottleneck and the stage dilations."""
+"""Self-checks for notebook 03 (ResNet-50 backbone): the bottleneck and every block's rates."""
 
 from __future__ import annotations
 
@@ -8,13 +8,24 @@ from typing import Any
 import torch
 
 from ._common import (
-    NOT_IMPLEMENTED,
     CheckFailed,
+    Hint,
     _compare,
+    _fail,
     _name_differences,
     _passed,
     _randomize_batch_norms,
     _run,
+    _run_with_hint,
+    exercise_check,
+)
+
+_NAMES_HINT = Hint(
+    "use torchvision's names: conv1, bn1, conv2, bn2, conv3, bn3 (and relu), and keep the "
+    "shortcut module you are given as self.downsample; convs followed by a BN have no bias.",
+    "conv1 = Conv2d(in_channels, planes, 1, bias=False); conv2 = Conv2d(planes, planes, 3, "
+    "stride=stride, padding=dilation, dilation=dilation, bias=False); conv3 = Conv2d(planes, "
+    "4 * planes, 1, bias=False); bn1, bn2 = BatchNorm2d(planes); bn3 = BatchNorm2d(4 * planes).",
 )
 
 
@@ -28,10 +39,12 @@ def _load_reference_weights(check: str, case: str, learner: Any, reference: Any)
     expected, got = reference.state_dict(), learner.state_dict()
     missing, unexpected = _name_differences(expected, got)
     if missing or unexpected:
-        raise CheckFailed(
-            f"{check}: case '{case}': your module's parameter names differ from the reference's: "
-            f"missing {missing}, unexpected {unexpected}. Hint: use torchvision's names conv1, "
-            "bn1, conv2, bn2, conv3, bn3 and store the shortcut module as self.downsample."
+        raise _fail(
+            check,
+            case,
+            "your module's parameter names differ from the reference's: "
+            f"missing {missing}, unexpected {unexpected}",
+            _NAMES_HINT,
         )
     shapes = [
         f"{k}: {tuple(got[k].shape)} vs expected {tuple(v.shape)}"
@@ -39,14 +52,20 @@ def _load_reference_weights(check: str, case: str, learner: Any, reference: Any)
         if tuple(got[k].shape) != tuple(v.shape)
     ]
     if shapes:
-        raise CheckFailed(
-            f"{check}: case '{case}': parameter shapes differ: {shapes}. Hint: conv1 is 1x1 "
-            "in_channels -> planes, conv2 is 3x3 planes -> planes, conv3 is 1x1 planes -> "
-            "4 * planes."
+        raise _fail(
+            check,
+            case,
+            f"parameter shapes differ: {shapes}",
+            Hint(
+                "the block reduces to `planes` channels, works at that width, and expands to "
+                "4 * planes (the expansion).",
+                _NAMES_HINT.full,
+            ),
         )
     learner.load_state_dict(expected)
 
 
+@exercise_check("backbone:Bottleneck")
 def check_bottleneck(cls: Any) -> None:
     """Check a ResNet bottleneck class against :class:`deeplab_utils.Bottleneck`.
 
@@ -56,7 +75,7 @@ def check_bottleneck(cls: Any) -> None:
     reference's weights (with random BatchNorm statistics) are loaded into the learner's block
     and the outputs compared, in eval and in train mode. Cases: identity shortcut, a 1x1
     projection shortcut (channels change), stride 2 with odd sizes, dilation 2 and 4, batch 1
-    and 3. Taught in notebook 03.
+    and 3. Returns the class to use from then on. Taught in notebook 03.
     """
     from torch import nn
 
@@ -77,6 +96,19 @@ def check_bottleneck(cls: Any) -> None:
         ("dilation 2, identity shortcut, 11x12", 3, 16, 4, 1, 2, False, (11, 12)),
         ("dilation 4, projection shortcut, 15x15", 1, 8, 4, 1, 4, True, (15, 15)),
     ]
+    shape_hint = Hint(
+        "the output has 4 * planes channels and ceil(H / stride) rows: the 3x3 conv carries the "
+        "stride, and its padding must keep a dilated kernel's output the size of its input; "
+        "the shortcut is downsample(x) when there is one.",
+        "conv2 = Conv2d(planes, planes, 3, stride=stride, padding=dilation, dilation=dilation, "
+        "bias=False); shortcut = x if self.downsample is None else self.downsample(x).",
+    )
+    value_hint = Hint(
+        "the order is conv -> BN -> ReLU for the first two convs, conv -> BN for the third; the "
+        "shortcut is added before the last ReLU, not after it.",
+        "out = relu(bn1(conv1(x))); out = relu(bn2(conv2(out))); out = bn3(conv3(out)); "
+        "return relu(out + shortcut).",
+    )
     for name, b, c_in, planes, stride, dilation, shortcut, size in cases:
         c_out = planes * Bottleneck.expansion
         # two separate shortcut modules: the learner's gets the reference's weights below
@@ -107,33 +139,17 @@ def check_bottleneck(cls: Any) -> None:
         for mode in ("eval", "train"):
             reference.train(mode == "train")
             learner.train(mode == "train")
-            shape_hint = (
-                "the output has 4 * planes channels and ceil(H / stride) rows: put the "
-                "stride on conv2 (3x3) only, with padding = dilation, and add "
-                "downsample(x) (not x) as the shortcut when downsample is not None."
-            )
+            case = f"{name}, {mode} mode"
             with torch.no_grad():
                 expected = reference(x.clone())
-                try:
-                    got = _run(check, f"{name}, {mode} mode", learner, x.clone())
-                except CheckFailed as exc:
-                    if NOT_IMPLEMENTED in str(exc):
-                        raise
-                    raise CheckFailed(f"{exc} Hint: {shape_hint}") from exc.__cause__
-            if getattr(got, "shape", None) != expected.shape:
-                hint = shape_hint
-            else:
-                hint = (
-                    "out = relu(bn1(conv1(x))); out = relu(bn2(conv2(out))); "
-                    "out = bn3(conv3(out)); then add the shortcut (x, or downsample(x)) "
-                    "BEFORE the last ReLU: return relu(out + shortcut)."
-                )
-            _compare(check, f"{name}, {mode} mode", got, expected, hint=hint)
+                got = _run_with_hint(check, case, shape_hint, learner, x.clone())
+            hint = shape_hint if getattr(got, "shape", None) != expected.shape else value_hint
+            _compare(check, case, got, expected, hint=hint)
     _passed(check, len(cases), "your bottleneck equals deeplab_utils.Bottleneck.")
 
 
-def _torchvision_stage_settings(output_stride: int) -> list[tuple[int, int]]:
-    """(stride, dilation) of each stage of torchvision's dilated ResNet-50, read off its convs.
+def _torchvision_block_settings(output_stride: int) -> list[list[tuple[int, int]]]:
+    """(stride, dilation) of every bottleneck's 3x3 conv in torchvision's dilated ResNet-50.
 
     Built on the meta device: only the layer settings are needed, not weights.
     """
@@ -143,37 +159,74 @@ def _torchvision_stage_settings(output_stride: int) -> list[tuple[int, int]]:
     with torch.device("meta"):
         net = resnet50(replace_stride_with_dilation=dilate[output_stride])
     stages = [net.layer1, net.layer2, net.layer3, net.layer4]
-    # stride of the stage's first block; dilation of its last one (the first block keeps the
-    # previous stage's rate, torchvision's `previous_dilation`)
-    return [(stage[0].conv2.stride[0], stage[-1].conv2.dilation[0]) for stage in stages]
+    return [[(block.conv2.stride[0], block.conv2.dilation[0]) for block in s] for s in stages]
 
 
-def check_stage_dilations(fn: Callable[[int], list[tuple[int, int]]]) -> None:
-    """Check ``fn(output_stride) -> [(stride, dilation)] * 4`` for ResNet-50's four stages.
+@exercise_check("backbone:block_settings")
+def check_block_settings(fn: Callable[..., list[list[tuple[int, int]]]]) -> None:
+    """Check ``fn(output_stride, multi_grid=None)``: every bottleneck's ``(stride, dilation)``.
 
-    ``stride`` is the stage's stride (1 or 2) and ``dilation`` the rate of its 3x3 convolutions
-    (from its second block on). Compared with torchvision's ``resnet50`` built with
-    ``replace_stride_with_dilation`` for output strides 32, 16 and 8. Taught in notebook 03.
+    The result lists, for layer1..layer4, the ``(stride, dilation)`` of each block's 3x3 conv
+    (3, 4, 6 and 3 pairs). Without ``multi_grid`` it must equal torchvision's ``resnet50`` built
+    with ``replace_stride_with_dilation`` for output strides 32, 16 and 8 (read off its convs);
+    with ``multi_grid = (r1, r2, r3)`` layer4's three blocks get torchvision's layer4 rate times
+    ``r1, r2, r3`` (DeepLabv3, Sec. 3.2), everything else unchanged. Returns the function to
+    use from then on. Taught in notebook 03.
     """
-    check = "check_stage_dilations"
-    hint = (
-        "layer1 always has stride 1 (the stem already reached OS 4); each later stage halves "
-        "the resolution (stride 2) until the output stride is reached; from then on a stage "
-        "keeps stride 1 and multiplies the dilation by the 2 it did not use."
-    )
-    for output_stride in (32, 16, 8):
-        name = f"output_stride={output_stride}"
-        expected = _torchvision_stage_settings(output_stride)
-        got = _run(check, name, fn, output_stride)
+    check = "check_block_settings"
+    cases = [
+        ("output_stride=32", 32, None),
+        ("output_stride=16", 16, None),
+        ("output_stride=8", 8, None),
+        ("output_stride=16, multi_grid=(1, 2, 4)", 16, (1, 2, 4)),
+        ("output_stride=8, multi_grid=(1, 2, 4)", 8, (1, 2, 4)),
+        ("output_stride=16, multi_grid=(1, 1, 1)", 16, (1, 1, 1)),
+    ]
+    hints = {
+        "stride": Hint(
+            "walk the stages' usual strides (1, 2, 2, 2) after the stem's 4x; only a stage's "
+            "first block may have a stride; once a stride would take the output stride past "
+            "the target, the stage keeps stride 1 and multiplies the rate by that stride.",
+            "for each stage: previous = rate; if current * stride > output_stride: rate *= "
+            "stride; stride = 1; current *= stride; blocks = [(stride, previous)] + [(1, rate)] "
+            "* (n - 1).",
+        ),
+        "first": Hint(
+            "the first block of a stage keeps the previous stage's rate: it is the block that "
+            "held the stride, and its input is still on the previous grid; the later blocks get "
+            "the new rate.",
+            "[(stride, previous_rate)] + [(1, rate)] * (blocks - 1) for each stage.",
+        ),
+        "grid": Hint(
+            "with multi_grid every block of layer4, the first one included, gets layer4's rate "
+            "times its own unit rate; the other stages do not change.",
+            "layer4 = [(stride, rate * unit) for (stride, _), unit in zip(layer4, multi_grid)]; "
+            "at output stride 16, (1, 2, 4) gives rates (2, 4, 8).",
+        ),
+    }
+    for name, output_stride, multi_grid in cases:
+        expected = _torchvision_block_settings(output_stride)
+        if multi_grid is not None:
+            rate = expected[-1][-1][1]  # layer4's rate: its last block's, in torchvision
+            last = zip(expected[-1], multi_grid, strict=True)
+            expected[-1] = [(s, rate * u) for (s, _), u in last]
+        args = (output_stride,) if multi_grid is None else (output_stride, multi_grid)
+        got = _run(check, name, fn, *args)
         try:
-            got_list = [(int(s), int(d)) for s, d in got]
+            got_list = [[(int(s), int(d)) for s, d in stage] for stage in got]
         except (TypeError, ValueError):
-            raise CheckFailed(
-                f"{check}: case '{name}': expected a list of 4 (stride, dilation) pairs, "
-                f"got {got!r}."
+            raise _fail(
+                check,
+                name,
+                "expected a list of 4 lists (one per stage) of (stride, dilation) pairs, one per "
+                f"block, got {got!r}",
             ) from None
-        if got_list != expected:
-            raise CheckFailed(
-                f"{check}: case '{name}': expected {expected}, got {got_list}. Hint: {hint}"
-            )
-    _passed(check, 3, "your stage settings equal torchvision's replace_stride_with_dilation.")
+        padded = got_list + [[]] * (4 - len(got_list))
+        for i, (want, have) in enumerate(zip(expected, padded, strict=False), start=1):
+            if want != have:
+                first_only = len(have) == len(want) and want[1:] == have[1:]
+                kind = "grid" if multi_grid and i == 4 else "first" if first_only else "stride"
+                raise _fail(check, name, f"layer{i}: expected {want}, got {have}", hints[kind])
+        if len(got_list) != 4:
+            raise _fail(check, name, f"expected 4 stages, got {len(got_list)}", hints["stride"])
+    _passed(check, len(cases), "your block settings equal torchvision's (and multi-grid's).")

@@ -1,108 +1,315 @@
-"""Self-check for notebook 06 (data pipeline): padding and cropping an image with its mask."""
+"""Self-check for notebook 06 (data pipeline): a joint random scale, crop and flip.
+
+A random transform cannot be compared output for output with the reference: the learner decides
+how to draw its numbers. The check feeds it an image whose pixels say where they come from
+(channel 0: the source row, channel 1: the source column, channel 2: 1 everywhere, so padding
+shows) and a mask of small blocks, and reads off every output what the transform did: the
+scale, the flip, the crop, and whether the mask went exactly where the image went.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 
-from ._common import CheckFailed, _compare, _passed, _run
+from ._common import Hint, _compare, _fail, _passed, _run, exercise_check
+
+_FULL = (
+    "s = low + (high - low) * torch.rand((), generator=generator).item(); resize the image "
+    "(bilinear) and the mask (nearest) to round(H*s) x round(W*s); pad both at the bottom and "
+    "right up to size (image 0, mask 255); top = torch.randint(0, H' - size + 1, (), "
+    "generator=generator), the same for left; crop both at [top:top+size, left:left+size]; if "
+    "torch.rand((), generator=generator) < 0.5: flip both with .flip(-1)."
+)
 
 
-def _reference_pad_and_crop(
-    image: torch.Tensor, mask: torch.Tensor, size: int, top: int, left: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The package's padding (``PadToSize``: image 0, mask 255) then torchvision's crop."""
-    from torchvision import tv_tensors
-    from torchvision.transforms.v2 import functional as TF
+def _source_image(height: int, width: int) -> torch.Tensor:
+    """``(3, H, W)``: each pixel's row and column centre divided by H and W, and ones."""
+    rows = ((torch.arange(height) + 0.5) / height)[:, None].expand(height, width)
+    cols = ((torch.arange(width) + 0.5) / width)[None, :].expand(height, width)
+    return torch.stack([rows, cols, torch.ones(height, width)])
 
-    from ..data.transforms import PadToSize
 
-    padded_image, padded_mask = PadToSize(size, image_fill=(0,), ignore_index=255)(
-        tv_tensors.Image(image), tv_tensors.Mask(mask)
+def _block_mask(height: int, width: int, gen: torch.Generator, block: int = 6) -> torch.Tensor:
+    """``(H, W)`` int64: random labels 0-4 in blocks of ``block`` pixels (no symmetry)."""
+    coarse = torch.randint(0, 5, (-(-height // block), -(-width // block)), generator=gen)
+    blocks = coarse.repeat_interleave(block, 0).repeat_interleave(block, 1)
+    return blocks[:height, :width].contiguous()
+
+
+def _slope(index: torch.Tensor, value: torch.Tensor) -> float:
+    """Least-squares slope of ``value`` against ``index``."""
+    index, value = index.double(), value.double()
+    di = index - index.mean()
+    return float((di * (value - value.mean())).sum() / (di * di).sum().clamp_min(1e-12))
+
+
+def _analyse(
+    check: str,
+    case: str,
+    got: Any,
+    mask: torch.Tensor,
+    size: int,
+) -> tuple[float, bool, tuple[int, int]]:
+    """Check one output; return its scale, whether it is flipped, and where the crop is."""
+    hint_shape = Hint(
+        "return (image (C, size, size), mask (size, size)), keeping the dtypes.", _FULL
     )
-    crop_image = TF.crop(padded_image, top, left, size, size).as_subclass(torch.Tensor)
-    crop_mask = TF.crop(padded_mask, top, left, size, size).as_subclass(torch.Tensor)
-    return crop_image, crop_mask
+    if not (isinstance(got, (tuple, list)) and len(got) == 2):
+        raise _fail(
+            check, case, f"expected a pair (image, mask), got {type(got).__name__}", hint_shape
+        )
+    image, out_mask = got
+    for part, value, shape, dtype in (
+        ("image", image, (3, size, size), torch.float32),
+        ("mask", out_mask, (size, size), torch.int64),
+    ):
+        if (
+            not isinstance(value, torch.Tensor)
+            or tuple(value.shape) != shape
+            or value.dtype != dtype
+        ):
+            got_text = (
+                f"{tuple(value.shape)} {value.dtype}"
+                if isinstance(value, torch.Tensor)
+                else type(value).__name__
+            )
+            raise _fail(
+                check, case, f"the {part} should be {shape} {dtype}, got {got_text}", hint_shape
+            )
+    height, width = mask.shape
+    ones = image[2]
+    blended = (ones > 0.01) & (ones < 0.99)
+    if bool(blended.any()):
+        raise _fail(
+            check,
+            case,
+            f"{int(blended.sum())} image pixels mix content and padding",
+            Hint("pad after scaling, so the padding is never interpolated into the image.", _FULL),
+        )
+    content = ones > 0.5
+    if bool((out_mask[~content] != 255).any()):
+        i, j = (~content & (out_mask != 255)).nonzero()[0].tolist()
+        raise _fail(
+            check,
+            case,
+            f"at ({i}, {j}) the image is padding but the mask says {int(out_mask[i, j])}, "
+            "expected 255",
+            Hint(
+                "where the image is padded, the mask must be 255 (ignore), so padding counts "
+                "neither in the loss nor in the metrics.",
+                _FULL,
+            ),
+        )
+    if not bool(content.any()):
+        raise _fail(check, case, "the image is all padding", hint_shape)
+    if bool((out_mask[content] == 255).any()):
+        i, j = (content & (out_mask == 255)).nonzero()[0].tolist()
+        raise _fail(
+            check,
+            case,
+            f"at ({i}, {j}) the mask is 255 (ignore) but the image shows content",
+            Hint(
+                "pad and crop the image and the mask with the same numbers: the mask's "
+                "padding must be exactly where the image's is.",
+                _FULL,
+            ),
+        )
+    labels = set(out_mask[content].unique().tolist())
+    if not labels <= set(mask.unique().tolist()):
+        raise _fail(
+            check,
+            case,
+            f"the mask has labels {sorted(labels - set(mask.unique().tolist()))} that the "
+            f"original mask {sorted(mask.unique().tolist())} does not have",
+            Hint(
+                "resize the mask with nearest neighbour: interpolating labels 1 and 3 invents a 2.",
+                "F.interpolate(mask[None, None].float(), size, mode='nearest').",
+            ),
+        )
+    rows, cols = content.nonzero(as_tuple=True)
+    src_row = image[0][content] * height - 0.5  # where each output pixel comes from
+    src_col = image[1][content] * width - 0.5
+    slope_r, slope_c = _slope(rows, src_row), _slope(cols, src_col)
+    if slope_r <= 0:
+        raise _fail(
+            check,
+            case,
+            "the image is flipped upside down",
+            Hint("the paper's flip is left-right: .flip(-1), the last (width) dimension."),
+        )
+    scale = 1 / slope_r
+    flipped = slope_c < 0
+    # The label of every output pixel must be the source pixel's, up to where nearest and
+    # bilinear resizing disagree (under one source pixel at scale s, plus half a pixel).
+    radius = math.ceil(1 / scale) + 1
+    onehot = F.one_hot(mask, 5).permute(2, 0, 1).float()[None]  # (1, 5, H, W)
+    nearby = F.max_pool2d(onehot, 2 * radius + 1, stride=1, padding=radius)[0] > 0
+    r = src_row.round().long().clamp(0, height - 1)
+    c = src_col.round().long().clamp(0, width - 1)
+    found = out_mask[content]
+    ok = nearby[found, r, c]
+    if float(ok.float().mean()) < 0.98:
+        k = int((~ok).nonzero()[0])
+        near = sorted(
+            set(
+                mask[
+                    max(0, r[k] - radius) : r[k] + radius + 1,
+                    max(0, c[k] - radius) : c[k] + radius + 1,
+                ]
+                .unique()
+                .tolist()
+            )
+        )
+        raise _fail(
+            check,
+            case,
+            f"the mask is not where the image is: {100 * float((~ok).float().mean()):.0f}% of "
+            f"the pixels disagree; e.g. at ({int(rows[k])}, {int(cols[k])}) the image shows "
+            f"source pixel ({int(r[k])}, {int(c[k])}), whose labels nearby are {near}, but the "
+            f"mask says {int(found[k])}",
+            Hint(
+                "every mask pixel must hold the label of the source pixel the image shows there: "
+                "scale, pad, crop and flip both with the same numbers (draw each random number "
+                "once), and resize the mask with nearest neighbour (interpolating labels 1 and 3 "
+                "would invent a 2).",
+                _FULL,
+            ),
+        )
+    # Where the crop sits in the scaled image, as a fraction of where it could sit (0: top or
+    # left edge, 1: bottom or right edge); None where the scaled image is no larger.
+    place = []
+    for src, side in ((src_row, height), (src_col, width)):
+        start = (float(src.min()) + 0.5) * scale - 0.5  # src = (dst + 0.5) / s - 0.5
+        room = round(side * scale) - size
+        place.append(start / room if room > 0 else None)
+    return scale, flipped, (place[0], place[1])
 
 
-def check_pad_and_crop(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """Check ``fn(image, mask, size, top, left) -> (image_crop, mask_crop)``.
+@exercise_check("data.transforms:random_scale_crop_flip")
+def check_random_scale_crop_flip(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Check ``fn(image, mask, size, scale_range, generator) -> (image, mask)``.
 
-    ``image`` is ``(C, H, W)`` (float or uint8), ``mask`` ``(H, W)`` int64. ``fn`` pads both at
-    the bottom and right up to at least ``size`` x ``size`` (image with 0, mask with 255 =
-    ignore), then cuts the same window, rows ``top:top+size`` and columns ``left:left+size``,
-    out of both: ``(C, size, size)`` and ``(size, size)``. Compared with the package's
-    ``PadToSize`` followed by torchvision's crop on odd sizes, with padding on no, one or both
-    axes, a uint8 image; the dtypes must be kept (the mask stays int64). Taught in notebook 06.
+    ``image`` is float ``(3, H, W)``, ``mask`` int64 ``(H, W)``; the result is ``(3, size,
+    size)`` and ``(size, size)`` with the same dtypes. On every output the check verifies that
+    the mask is exactly where the image is (same scale, crop and flip), that labels stay labels
+    (nearest neighbour), that padding is 0 in the image and 255 in the mask and only where the
+    scaled image is smaller than the crop, and over many draws that the scale covers
+    ``scale_range``, that both flips happen and that the crop moves; a seeded ``generator``
+    must give the same output twice, whatever torch's global random state. With a scale of 1
+    and a crop of the whole image the output must be the input or its mirror image, compared
+    with the reference. Returns the function to use from then on. Taught in notebook 06.
     """
-    check = "check_pad_and_crop"
+    check = "check_random_scale_crop_flip"
     gen = torch.Generator().manual_seed(0)
     cases = [
-        # (name, image (C, H, W), size, top, left)
-        ("no padding needed, 13x17 -> 9 at (2, 5)", torch.rand(3, 13, 17, generator=gen), 9, 2, 5),
-        ("padding on both axes, 7x5 -> 9", torch.rand(3, 7, 5, generator=gen), 9, 0, 0),
+        # (name, H, W, size, scale_range, draws)
+        ("scale 0.5-2.0, 40x56 image, crop 32", 40, 56, 32, (0.5, 2.0), 24),
+        ("scale 1.5-2.0 (no padding), 30x36 image, crop 32", 30, 36, 32, (1.5, 2.0), 16),
         (
-            "padding the rows only, 6x15 -> 8 at (0, 4)",
-            torch.rand(3, 6, 15, generator=gen),
-            8,
-            0,
-            4,
+            "scale 0.5-0.6 (the crop needs padding), 40x44 image, crop 32",
+            40,
+            44,
+            32,
+            (0.5, 0.6),
+            12,
         ),
-        (
-            "padding the columns only, 11x4 -> 7 at (3, 0)",
-            torch.rand(1, 11, 4, generator=gen),
-            7,
-            3,
-            0,
-        ),
-        ("exact fit, 9x9 -> 9", torch.rand(3, 9, 9, generator=gen), 9, 0, 0),
-        (
-            "uint8 image, 5x8 -> 6 at (0, 1)",
-            torch.randint(1, 256, (3, 5, 8), generator=gen, dtype=torch.uint8),
-            6,
-            0,
-            1,
-        ),
+        ("scale 1 and a crop of the whole 24x24 image", 24, 24, 24, (1.0, 1.0), 16),
     ]
-    for name, image, size, top, left in cases:
-        h, w = image.shape[-2:]
-        mask = torch.randint(0, 5, (h, w), generator=gen)  # (H, W) int64
-        exp_image, exp_mask = _reference_pad_and_crop(image, mask, size, top, left)
-        got = _run(check, name, fn, image.clone(), mask.clone(), size, top, left)
-        if not (isinstance(got, (tuple, list)) and len(got) == 2):
-            raise CheckFailed(
-                f"{check}: case '{name}': expected a pair (image_crop, mask_crop), "
-                f"got {type(got).__name__}."
+    for name, height, width, size, scale_range, draws in cases:
+        image = _source_image(height, width)
+        mask = _block_mask(height, width, gen)
+        scales, flips, places = [], [], []
+        for k in range(draws):
+            case = f"{name}, draw {k + 1}"
+            runs = 2 if k == 0 else 1  # the first draw twice, from two global random states
+            results = []
+            for global_seed in range(runs):
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(global_seed)  # must not matter: the generator decides
+                    generator = torch.Generator().manual_seed(1000 + k)
+                    args = (image.clone(), mask.clone(), size, scale_range, generator)
+                    results.append(_run(check, case, fn, *args))
+            got = results[0]
+            scale, flipped, place = _analyse(check, case, got, mask, size)
+            scales.append(scale)
+            flips.append(flipped)
+            places.append(place)
+            if runs == 2:
+                again = results[1]
+                if not all(torch.equal(a, b) for a, b in zip(got, again, strict=True)):
+                    raise _fail(
+                        check,
+                        case,
+                        "the same seeded generator gave two different results",
+                        Hint(
+                            "draw every random number from the generator you are given, e.g. "
+                            "torch.rand((), generator=generator), not from torch's global "
+                            "random state (torch.rand(()) without it) or Python's random.",
+                            _FULL,
+                        ),
+                    )
+            if scale_range == (1.0, 1.0) and size == height == width:
+                expected_image = image.flip(-1) if flipped else image
+                expected_mask = mask.flip(-1) if flipped else mask
+                _compare(
+                    check,
+                    case + " (image)",
+                    got[0],
+                    expected_image,
+                    hint=Hint(
+                        "at scale 1 with a crop of the whole image, the output is the image itself "
+                        "or its mirror image.",
+                        _FULL,
+                    ),
+                )
+                _compare(check, case + " (mask)", got[1], expected_mask, atol=0, rtol=0)
+        low, high = scale_range
+        if min(scales) < low * 0.95 - 0.02 or max(scales) > high * 1.05 + 0.02:
+            raise _fail(
+                check,
+                name,
+                f"the scale must stay in {scale_range}, but it went from {min(scales):.2f} "
+                f"to {max(scales):.2f}",
+                Hint(
+                    "draw the factor uniformly in scale_range and resize to round(H*s) x "
+                    "round(W*s).",
+                    _FULL,
+                ),
             )
-        got_image, got_mask = got
-        for part, value, expected in (
-            ("image", got_image, exp_image),
-            ("mask", got_mask, exp_mask),
-        ):
-            if isinstance(value, torch.Tensor) and value.dtype != expected.dtype:
-                raise CheckFailed(
-                    f"{check}: case '{name}': the {part} came back as {value.dtype}, expected "
-                    f"{expected.dtype}. Hint: padding and cropping must keep the dtype (a mask "
-                    "holds class indices: int64)."
-                )
-        pad_hint = (
-            "pad only at the bottom and right, up to size (nothing where the side is already "
-            "long enough), then take rows top:top+size and columns left:left+size."
-        )
-        _compare(check, name + " (image)", got_image, exp_image, hint=pad_hint + " Image fill: 0.")
-        mask_hint = pad_hint + " Mask fill: 255 (ignore), so padding never counts as a class."
-        if isinstance(got_mask, torch.Tensor) and got_mask.shape == exp_mask.shape:
-            pad = exp_mask == 255
-            if bool(pad.any()) and not bool((got_mask[pad] == 255).all()):
-                mask_hint = (
-                    "the padded mask pixels must be 255 (ignore), so that padding counts "
-                    "neither in the loss nor in the metrics."
-                )
-            elif not bool((got_mask[~pad] == exp_mask[~pad]).all()):
-                mask_hint = (
-                    "the mask's labels are not where the image's pixels are: cut the same "
-                    "window (same top, left, size) from the image and the mask."
-                )
-        _compare(check, name + " (mask)", got_mask, exp_mask, hint=mask_hint, atol=0, rtol=0)
-    _passed(check, len(cases), "image and mask stay aligned, padding is 0 / 255 (ignore).")
+        spread = 0.35 * (high - low)
+        if min(scales) > low + spread or max(scales) < high - spread:
+            raise _fail(
+                check,
+                name,
+                f"over {draws} draws the scale only went from {min(scales):.2f} to "
+                f"{max(scales):.2f}, expected to cover most of {scale_range}",
+                Hint("draw a new factor for every call, uniformly in scale_range.", _FULL),
+            )
+        if len(set(flips)) < 2:
+            raise _fail(
+                check,
+                name,
+                f"over {draws} draws the image was {'always' if flips[0] else 'never'} flipped",
+                Hint("flip left-right with probability 1/2, drawn from the generator.", _FULL),
+            )
+        if scale_range[0] > 1.2:  # the scaled image is larger than the crop: room to move
+            for axis, name_ in enumerate(("top", "left")):
+                where = [p[axis] for p in places if p[axis] is not None]
+                if max(where) - min(where) < 0.3:
+                    raise _fail(
+                        check,
+                        name,
+                        f"over {draws} draws the crop's {name_} edge stayed at "
+                        f"{min(where):.2f}-{max(where):.2f} of the room it has (0: the edge of "
+                        "the scaled image, 1: the opposite one)",
+                        Hint(
+                            "draw the crop's top and left at random, anywhere the window fits.",
+                            _FULL,
+                        ),
+                    )
+    _passed(check, len(cases), "image and mask stay aligned through scale, crop and flip.")

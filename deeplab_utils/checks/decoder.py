@@ -8,12 +8,25 @@ import torch
 
 from ._common import (
     CheckFailed,
+    Hint,
     _compare,
+    _fail,
     _name_differences,
     _passed,
     _randomize_batch_norms,
     _run,
     _run_with_hint,
+    exercise_check,
+)
+
+_DECODER_NAMES_HINT = Hint(
+    "three submodules: reduce (a 1x1 conv down to LOW_LEVEL_CHANNELS, BN, ReLU), refine (an "
+    "nn.Sequential of two conv-BN-ReLU units, DECODER_CHANNELS wide; the first one takes the "
+    "concatenation) and classifier (a 1x1 conv with a bias, as no BN follows it).",
+    "reduce = conv_bn_relu(nn.Conv2d(low_level_channels, 48, 1, bias=False)); refine = "
+    "nn.Sequential(conv_bn_relu(nn.Conv2d(aspp_channels + 48, 256, 3, padding=1, bias=False)), "
+    "conv_bn_relu(nn.Conv2d(256, 256, 3, padding=1, bias=False))); "
+    "classifier = nn.Conv2d(256, num_classes, 1).",
 )
 
 
@@ -28,16 +41,18 @@ def _load_reference_state(check: str, learner: torch.nn.Module, ref: torch.nn.Mo
         if k in own and own[k].shape != v.shape
     ]
     if missing or unexpected or mismatched:
-        raise CheckFailed(
-            f"{check}: your module's parameters are named or shaped differently from "
+        raise _fail(
+            check,
+            "parameter names and shapes",
+            f"your module's parameters are named or shaped differently from "
             f"{type(ref).__name__}'s: missing {missing[:6]}, unexpected {unexpected[:6]}, "
-            f"shape mismatches {mismatched[:4]}. Hint: keep the submodule names of the given "
-            "__init__ (reduce, refine, classifier) and the paper's layer sizes (48-channel "
-            "projection, two 3x3 convs of 256)."
+            f"shape mismatches {mismatched[:4]}",
+            _DECODER_NAMES_HINT,
         )
     learner.load_state_dict(theirs)
 
 
+@exercise_check("decoder:Decoder")
 def check_decoder(cls: Any) -> None:
     """Check a learner's DeepLabv3+ decoder class against :class:`deeplab_utils.Decoder`.
 
@@ -48,7 +63,7 @@ def check_decoder(cls: Any) -> None:
     reference's weights (with random BN statistics) are loaded into the learner's module, and
     outputs are compared on odd sizes (where ``scale_factor=4`` is wrong), output strides 16
     and 8, batch 1 and 2, in eval and train mode. Separable convolutions are not used.
-    Taught in notebook 04.
+    Returns the class to use from then on. Taught in notebook 04.
     """
     from ..decoder import Decoder
 
@@ -67,21 +82,25 @@ def check_decoder(cls: Any) -> None:
         ("train mode (BN uses batch statistics), 5x6 -> 17x21", 2, 16, 32, 4, (5, 6), (17, 21), 1),
         ("a 1x1 ASPP map (image smaller than 16x16) -> 3x4", 1, 16, 32, 3, (1, 1), (3, 4), 0),
     ]
-    hint_shape = (
-        "project the low-level features (reduce), upsample the ASPP output with "
-        "F.interpolate(..., size=low_level.shape[-2:]) -- not scale_factor=4, which is wrong for "
-        "odd sizes --, concatenate, refine, classify. The output stays at the low-level size."
+    hint_shape = Hint(
+        "the logits come out at the low-level features' size, whatever the image size: "
+        "upsample the ASPP output to exactly that size (scale_factor=4 is wrong for odd sizes), "
+        "and keep every 3x3 conv's output the size of its input.",
+        "low = self.reduce(low_level); x = F.interpolate(aspp_out, size=low.shape[-2:], "
+        "mode='bilinear', align_corners=False); "
+        "return self.classifier(self.refine(torch.cat([x, low], dim=1))).",
     )
-    hint_values = (
-        "the shapes are right but not the values: concatenate [upsampled ASPP output, projected "
-        "low-level features] in that order along dim=1, upsample bilinearly with "
-        "align_corners=False, and apply reduce to the low-level features (not to the ASPP output)."
+    hint_values = Hint(
+        "the shapes are right but not the values: reduce the low-level features (not the ASPP "
+        "output), upsample bilinearly with align_corners=False, and concatenate the upsampled "
+        "ASPP output first, the reduced low-level features second.",
+        hint_shape.full,
     )
     for name, b, c_low, c_aspp, k, aspp_size, low_size, train in cases:
         kwargs = {"low_level_channels": c_low, "aspp_channels": c_aspp}
         ref = Decoder(k, **kwargs)
         _randomize_batch_norms(ref, gen)
-        learner = _run(check, f"constructing {cls.__name__}({k}, **{kwargs})", cls, k, **kwargs)
+        learner = _run(check, f"constructing ({k}, **{kwargs})", cls, k, **kwargs)
         if not isinstance(learner, torch.nn.Module):
             raise CheckFailed(f"{check}: {cls!r}(...) did not build an nn.Module.")
         _load_reference_state(check, learner, ref)
@@ -99,6 +118,7 @@ def check_decoder(cls: Any) -> None:
     _passed(check, len(cases), "your decoder equals deeplab_utils.Decoder.")
 
 
+@exercise_check("model:DeepLabV3Plus")
 def check_deeplabv3plus_forward(fn: Any) -> None:
     """Check a learner's DeepLabv3+ ``forward(self, x)`` against :class:`DeepLabV3Plus`'s.
 
@@ -106,13 +126,17 @@ def check_deeplabv3plus_forward(fn: Any) -> None:
     ``fn(model, x)`` with ``model`` a :class:`deeplab_utils.DeepLabV3Plus` (submodules
     ``backbone``, ``aspp``, ``decoder``) and ``x`` of shape ``(B, 3, H, W)``, and must return
     logits ``(B, num_classes, H, W)`` equal to ``model(x)``. Cases: odd sizes at output strides
-    16 and 8, batch 1 and 2, eval and train mode. Taught in notebook 04.
+    16 and 8, batch 1 and 2, eval and train mode. Returns what it was given (a class or a
+    function) when it passes, :class:`DeepLabV3Plus` when the forward is not written yet.
+    Taught in notebook 04.
     """
     from ..model import DeepLabV3Plus
 
     check = "check_deeplabv3plus_forward"
     if isinstance(fn, type):
         fn = getattr(fn, "forward", None)
+    if isinstance(fn, torch.nn.Module):
+        raise CheckFailed(f"{check}: pass the class itself, e.g. {check}(MyDeepLabV3Plus).")
     if not callable(fn):
         raise CheckFailed(
             f"{check}: pass your forward function or class, e.g. {check}(MyDeepLabV3Plus)."
@@ -127,11 +151,22 @@ def check_deeplabv3plus_forward(fn: Any) -> None:
         ("49x65 images, OS 8, batch 2", 8, 2, (49, 65), False),
         ("train mode, 33x47 images, OS 16, batch 2", 16, 2, (33, 47), True),
     ]
+    full = (
+        "features = self.backbone(x); logits = self.decoder(self.aspp(features['out']), "
+        "features['low_level']); return F.interpolate(logits, size=x.shape[-2:], "
+        "mode='bilinear', align_corners=False)."
+    )
     hints = {
-        "shape": "the logits must come back at the input's size: F.interpolate(logits, "
-        "size=x.shape[-2:], ...), not scale_factor=4 (wrong for odd sizes).",
-        "values": "backbone(x) returns a dict: ASPP takes features['out'], the decoder takes "
-        "(aspp_out, features['low_level']); upsample bilinearly with align_corners=False.",
+        "shape": Hint(
+            "the logits must come back at the input's exact size (scale_factor=4 is wrong for "
+            "odd sizes).",
+            full,
+        ),
+        "values": Hint(
+            "the backbone returns a dict: ASPP takes its deepest features, the decoder the ASPP "
+            "output and the low-level features; upsample bilinearly, align_corners=False.",
+            full,
+        ),
     }
     for name, os_, b, size, train in cases:
         model = models[os_].train(train)

@@ -1,4 +1,4 @@
-"""Self-checks for notebook 05 (losses and metrics): DiceBCE, soft IoU and mean IoU."""
+"""Self-checks for notebook 05 (losses and metrics): DiceBCE, soft IoU, DiceCE and mean IoU."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ._common import CheckFailed, _compare, _passed, _run
+from ._common import CheckFailed, Hint, _compare, _passed, _run, exercise_check
 
 
 def _build_loss(check: str, cls: Any, **kwargs: Any) -> torch.nn.Module:
@@ -36,106 +36,237 @@ def _loss_and_grad(
     return loss.detach().reshape(()), grad
 
 
-def _binary_loss_cases(ignore: bool) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-    """``(name, logits (B, 1, H, W), float 0/1 target (B, 1, H, W))`` cases for a binary loss."""
+def _binary_loss_cases(ignore: bool) -> list[tuple[str, torch.Tensor, torch.Tensor, dict]]:
+    """``(name, logits (B, 1, H, W), float 0/1 target (B, 1, H, W), constructor kwargs)``."""
     gen = torch.Generator().manual_seed(0)
 
     def blob(b: int, h: int, w: int) -> torch.Tensor:
         return (torch.rand(b, 1, h, w, generator=gen) > 0.6).float()
 
     target = blob(2, 8, 8)
+    wrong_target = blob(2, 6, 7)
+    wrong = torch.randn(2, 1, 6, 7, generator=gen)
+    wrong[0, 0, :2, :2] = torch.where(wrong_target[0, 0, :2, :2] > 0, -30.0, 30.0)
     cases = [
-        ("random logits, batch 2, 8x8", torch.randn(2, 1, 8, 8, generator=gen) * 2, target),
-        ("perfect prediction (logits +-10)", (target * 2 - 1) * 10.0, target),
-        ("empty target mask", torch.randn(2, 1, 6, 6, generator=gen), torch.zeros(2, 1, 6, 6)),
-        ("batch 1, odd size 7x11", torch.randn(1, 1, 7, 11, generator=gen), blob(1, 7, 11)),
-        ("batch 3, odd size 5x9", torch.randn(3, 1, 5, 9, generator=gen) * 3, blob(3, 5, 9)),
+        ("random logits, batch 2, 8x8", torch.randn(2, 1, 8, 8, generator=gen) * 2, target, {}),
+        ("perfect prediction (logits +-10)", (target * 2 - 1) * 10.0, target, {}),
+        ("empty target mask", torch.randn(2, 1, 6, 6, generator=gen), torch.zeros(2, 1, 6, 6), {}),
+        ("batch 1, odd size 7x11", torch.randn(1, 1, 7, 11, generator=gen), blob(1, 7, 11), {}),
+        ("batch 3, odd size 5x9", torch.randn(3, 1, 5, 9, generator=gen) * 3, blob(3, 5, 9), {}),
+        ("confidently wrong pixels (logits +-30)", wrong, wrong_target, {}),
+        ("smooth=0.5", torch.randn(2, 1, 5, 6, generator=gen) * 2, blob(2, 5, 6), {"smooth": 0.5}),
     ]
     if ignore:
         target = blob(2, 9, 7)
         target[:, :, 0] = 255.0  # an ignored row
         target[1, 0, :, -2:] = 255.0
-        cases.append(("ignored pixels (255)", torch.randn(2, 1, 9, 7, generator=gen), target))
+        logits = torch.randn(2, 1, 9, 7, generator=gen)
+        cases.append(("ignored pixels (255)", logits, target, {}))
     return cases
 
 
-_IGNORE_HINT = (
-    "pixels whose target is ignore_index (255) must count nowhere in the loss: multiply them "
-    "out of the soft sums (probabilities and target) and, for BCE, average over the valid "
-    "pixels only."
+_IGNORE_HINT = Hint(
+    "pixels whose target is ignore_index (255) must count nowhere in the loss: take them out of "
+    "the soft sums and average the cross-entropy over the valid pixels only.",
+    "valid = (target != self.ignore_index).float(); target = target * valid; multiply the "
+    "probabilities by valid before summing; bce = (bce_per_pixel * valid).sum() / valid.sum().",
+)
+_CONFIDENT_HINT = Hint(
+    "a confidently wrong pixel: sigmoid(30) is exactly 1.0 in float32, so log(1 - p) is log(0); "
+    "F.binary_cross_entropy clamps it at -100 and gives that pixel no gradient at all. Compute "
+    "the cross-entropy from the logits, never from the probabilities.",
+    "bce = F.binary_cross_entropy_with_logits(logits, target, reduction='none') (it uses "
+    "log(sigmoid(x)) = -softplus(-x)), then its mean over the valid pixels.",
+)
+_SMOOTH_HINT = Hint(
+    "the loss was built with smooth=0.5: use self.smooth, not the constant 1.",
+    "dice = (2 * sum(p*g) + self.smooth) / (sum(p) + sum(g) + self.smooth).",
 )
 
 
-def _check_binary_loss(
-    check: str, cls: Any, reference: type[torch.nn.Module], what: str, hint: str
+def _case_hint(name: str, hint: Hint) -> Hint:
+    """The hint for a loss case: the one that targets it, else the formula's."""
+    if name.startswith("ignored"):
+        return _IGNORE_HINT
+    if name.startswith("confidently"):
+        return _CONFIDENT_HINT
+    if name.startswith("smooth"):
+        return _SMOOTH_HINT
+    return hint
+
+
+def _check_loss(
+    check: str,
+    cls: Any,
+    reference: type[torch.nn.Module],
+    cases: list[tuple[str, torch.Tensor, torch.Tensor, dict]],
+    what: str,
+    hint: Hint,
 ) -> None:
-    """Compare value and gradient of ``cls()`` with ``reference()`` on the binary cases.
-
-    Ignored pixels are tested only if the learner's ``__init__`` accepts ``ignore_index``.
-    """
-    import inspect
-
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        params = {}
-    cases = _binary_loss_cases(ignore="ignore_index" in params)
-    learner, ref = _build_loss(check, cls), reference()
-    for name, logits, target in cases:
+    """Compare value and gradient of ``cls(**kwargs)`` with ``reference(**kwargs)`` per case."""
+    learners: dict[str, torch.nn.Module] = {}
+    for name, logits, target, kwargs in cases:
+        key = repr(sorted(kwargs.items()))
+        if key not in learners:
+            learners[key] = _build_loss(check, cls, **kwargs)
+        learner, ref = learners[key], reference(**kwargs)
         exp_value, exp_grad = _loss_and_grad(ref, logits, target)
         value, grad = _run(check, name, _loss_and_grad, learner, logits, target)
-        value_hint = _IGNORE_HINT if name.startswith("ignored") else hint
+        value_hint = _case_hint(name, hint)
         _compare(check, name + " (loss value)", value, exp_value, hint=value_hint)
         _compare(
             check,
             name + " (gradient w.r.t. the logits)",
             grad,
             exp_grad,
-            hint="the value matches but not its gradient: compute everything from the logits "
+            hint=_CONFIDENT_HINT
+            if name.startswith("confidently")
+            else "the value matches but not its gradient: compute everything from the logits "
             "with differentiable torch operations (sigmoid, sums), no `.item()` or thresholds.",
         )
     _passed(check, len(cases), what)
 
 
+def _accepts(cls: Any, argument: str) -> bool:
+    import inspect
+
+    try:
+        return argument in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+@exercise_check("losses:DiceBCELoss")
 def check_dice_bce_loss(cls: Any) -> None:
     """Check a binary DiceBCE loss class against :class:`deeplab_utils.DiceBCELoss`.
 
-    ``cls()`` must build the loss with the default ``smooth=1``; ``loss(logits, target)`` takes
-    logits ``(B, 1, H, W)`` and a float 0/1 target ``(B, 1, H, W)`` and returns a scalar. Its
-    value and its gradient with respect to the logits are compared on random logits, a perfect
-    prediction, an empty mask, batch 1 and odd sizes, and -- only if ``cls`` accepts an
-    ``ignore_index`` argument -- a target with ignored (255) pixels. Taught in notebook 05.
+    ``cls()`` must build the loss with the default ``smooth=1`` and ``cls(smooth=0.5)`` with
+    another; ``loss(logits, target)`` takes logits ``(B, 1, H, W)`` and a float 0/1 target
+    ``(B, 1, H, W)`` and returns a scalar. Its value and its gradient with respect to the logits
+    are compared on random logits, a perfect prediction, an empty mask, batch 1 and odd sizes,
+    confidently wrong pixels (logits +-30, where BCE computed from ``sigmoid(x)`` breaks),
+    ``smooth=0.5``, and -- only if ``cls`` accepts an ``ignore_index`` argument -- a target
+    with ignored (255) pixels. Returns the class to use from then on. Taught in notebook 05.
     """
     from ..losses import DiceBCELoss
 
-    _check_binary_loss(
+    _check_loss(
         "check_dice_bce_loss",
         cls,
         DiceBCELoss,
+        _binary_loss_cases(ignore=_accepts(cls, "ignore_index")),
         "your loss equals deeplab_utils.DiceBCELoss (value and gradient).",
-        "loss = mean BCE-with-logits over valid pixels + 1 - (2*sum(p*g) + s) / (sum(p) + "
-        "sum(g) + s), p = sigmoid(logits), sums over the whole batch. Mind the factor 2.",
+        Hint(
+            "the loss is the mean binary cross-entropy (from the logits) plus 1 - the soft Dice, "
+            "whose sums run over the whole batch; mind the factor 2 of the Dice.",
+            "loss = mean BCE-with-logits over valid pixels + 1 - (2*sum(p*g) + s) / (sum(p) + "
+            "sum(g) + s), p = sigmoid(logits), s = self.smooth, sums over the whole batch.",
+        ),
     )
 
 
+@exercise_check("losses:IoULoss")
 def check_iou_loss(cls: Any) -> None:
     """Check a binary soft-IoU loss class against :class:`deeplab_utils.IoULoss`.
 
     Same cases and conventions as :func:`check_dice_bce_loss` (value and gradient, ignored
-    pixels only if ``cls`` accepts ``ignore_index``). Taught in notebook 05.
+    pixels only if ``cls`` accepts ``ignore_index``). Returns the class to use from then on.
+    Taught in notebook 05.
     """
     from ..losses import IoULoss
 
-    _check_binary_loss(
+    _check_loss(
         "check_iou_loss",
         cls,
         IoULoss,
+        _binary_loss_cases(ignore=_accepts(cls, "ignore_index")),
         "your loss equals deeplab_utils.IoULoss (value and gradient).",
-        "loss = 1 - (sum(p*g) + s) / (sum(p) + sum(g) - sum(p*g) + s), p = sigmoid(logits), "
-        "sums over the whole batch; the union subtracts the intersection once.",
+        Hint(
+            "the union is what prediction and target cover together: count their overlap once.",
+            "loss = 1 - (sum(p*g) + s) / (sum(p) + sum(g) - sum(p*g) + s), p = sigmoid(logits), "
+            "s = self.smooth, sums over the whole batch.",
+        ),
     )
 
 
+def _multiclass_loss_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, dict]]:
+    """``(name, logits (B, C, H, W), int64 target (B, H, W), constructor kwargs)``."""
+    gen = torch.Generator().manual_seed(0)
+
+    def labels(b: int, h: int, w: int, classes: int) -> torch.Tensor:
+        return torch.randint(0, classes, (b, h, w), generator=gen)
+
+    target = labels(2, 8, 8, 4)
+    perfect = torch.nn.functional.one_hot(target, 4).permute(0, 3, 1, 2).float() * 20 - 10
+    absent = labels(2, 6, 7, 3)  # classes 0-2 only, of 4
+    ignored = labels(2, 7, 6, 3)
+    ignored[:, 0] = 255
+    ignored[1, :, -2:] = 255
+    confident_t = labels(1, 5, 6, 3)
+    corner = torch.zeros(1, 1, 5, 6, dtype=torch.bool)
+    corner[..., :2, :3] = True  # six pixels whose logits put a wrong class 120 above the rest
+    wrong = torch.nn.functional.one_hot((confident_t + 1) % 3, 3).permute(0, 3, 1, 2).bool()
+    confident = torch.randn(1, 3, 5, 6, generator=gen).masked_fill(corner, 0.0)
+    confident = confident.masked_fill(wrong & corner, 120.0)  # e^-120 is 0 in float32
+    return [
+        (
+            "random logits, 4 classes, batch 2, 8x8",
+            torch.randn(2, 4, 8, 8, generator=gen),
+            target,
+            {},
+        ),
+        ("perfect prediction (logits +-10)", perfect, target, {}),
+        ("class 3 absent from the batch", torch.randn(2, 4, 6, 7, generator=gen) * 2, absent, {}),
+        (
+            "batch 1, 3 classes, odd size 7x11",
+            torch.randn(1, 3, 7, 11, generator=gen),
+            labels(1, 7, 11, 3),
+            {},
+        ),
+        ("ignored pixels (255)", torch.randn(2, 3, 7, 6, generator=gen), ignored, {}),
+        ("confidently wrong pixels (logit gap 120)", confident, confident_t, {}),
+        (
+            "smooth=0.5",
+            torch.randn(2, 3, 5, 6, generator=gen) * 2,
+            labels(2, 5, 6, 3),
+            {"smooth": 0.5},
+        ),
+    ]
+
+
+@exercise_check("losses:DiceCELoss")
+def check_dice_ce_loss(cls: Any) -> None:
+    """Check a multi-class Dice + cross-entropy loss class against :class:`DiceCELoss`.
+
+    ``cls(smooth=1.0, ignore_index=255)``; ``loss(logits, target)`` takes logits
+    ``(B, C, H, W)`` and an int64 target ``(B, H, W)`` (255 = ignore) and returns
+    ``CE + 1 - mean_c Dice_c``: the cross-entropy averaged over the valid pixels, and the soft
+    Dice of each class with ``p = softmax(logits)``, sums over the whole batch, averaged over
+    all ``C`` classes. Value and gradient are compared on random logits, a perfect prediction,
+    a class absent from the batch, batch 1 and an odd size, ignored pixels, confidently wrong
+    pixels (where ``log(softmax(x))`` gives -inf) and ``smooth=0.5``. Returns the class to use
+    from then on. Taught in notebook 05.
+    """
+    from ..losses import DiceCELoss
+
+    _check_loss(
+        "check_dice_ce_loss",
+        cls,
+        DiceCELoss,
+        _multiclass_loss_cases(),
+        "your loss equals deeplab_utils.DiceCELoss (value and gradient).",
+        Hint(
+            "cross-entropy from log_softmax, averaged over the valid pixels; soft Dice per class "
+            "from softmax and the one-hot target, sums over the whole batch (every image and "
+            "pixel), then the mean over all C classes, absent ones included.",
+            "p = softmax(logits, 1) * valid; g = one_hot(clean_target, C).permute(0, 3, 1, 2) * "
+            "valid; dice_c = (2 * (p*g).sum((0, 2, 3)) + s) / (p.sum((0, 2, 3)) + "
+            "g.sum((0, 2, 3)) + s); loss = ce + 1 - dice_c.mean().",
+        ),
+    )
+
+
+@exercise_check("metrics:mean_iou", also_watch=("metrics:SegmentationMetrics",))
 def check_miou(fn: Callable[..., float]) -> None:
     """Check ``fn(pred, target, num_classes, ignore_index=255) -> float`` (mean IoU).
 
@@ -144,7 +275,9 @@ def check_miou(fn: Callable[..., float]) -> None:
     pixels (which must not be counted), a class absent from both masks (left out of the mean),
     a class in the target that is never predicted (IoU 0, counted), a class predicted but
     absent from the target (IoU 0, counted), and a batch of several masks (one confusion
-    matrix for the batch, not a mean of per-image scores). Taught in notebook 05.
+    matrix for the batch, not a mean of per-image scores). Returns the function to use from
+    then on (:func:`deeplab_utils.metrics.mean_iou` when not written yet). Taught in
+    notebook 05.
     """
     from ..metrics import SegmentationMetrics
 

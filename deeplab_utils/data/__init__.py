@@ -39,6 +39,7 @@ from .transforms import (
     longer_side_size,
     normalize,
     original_size_eval_transforms,
+    random_scale_crop_flip,
     train_transforms,
 )
 
@@ -72,6 +73,7 @@ __all__ = [
     "longer_side_size",
     "normalize",
     "original_size_eval_transforms",
+    "random_scale_crop_flip",
     "train_transforms",
     "voc_palette",
 ]

@@ -144,6 +144,54 @@ class PadToSize(v2.Transform):
         return self._call_kernel(F.pad, inpt, padding=params["padding"], fill=fill)
 
 
+def random_scale_crop_flip(
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    size: int,
+    scale_range: tuple[float, float] = PAPER_SCALE_RANGE,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The paper's training augmentation on one image and its mask, drawn from ``generator``.
+
+    DeepLabv3's protocol (Sec. 4.1), kept by DeepLabv3+ (Sec. 4): scale both by a factor drawn
+    uniformly from ``scale_range`` (the image bilinearly, the mask with nearest neighbour so
+    labels stay labels), pad at the bottom and right up to ``size`` where the scaled pair is
+    smaller (image with 0, the mean colour of a normalised image; mask with 255 = ignore), cut
+    one random ``size`` x ``size`` window out of both, and flip both left-right with probability
+    1/2. Every random draw comes from ``generator``, so a seeded generator repeats the result.
+    The function version of ``train_transforms``' geometric steps. Taught in notebook 06.
+
+    Args:
+        image: float ``(C, H, W)``, normalised.
+        mask: int64 ``(H, W)`` class indices, 255 = ignore.
+        size: side of the square crop.
+        scale_range: ``(low, high)`` of the random scale factor.
+        generator: the source of every random draw; ``None`` uses torch's global one.
+
+    Returns:
+        ``(image (C, size, size), mask (size, size))``, same dtypes, still aligned.
+    """
+    _check_size("size", size)
+    _check_scale_range(scale_range)
+    low, high = scale_range
+    scale = low + (high - low) * torch.rand((), generator=generator).item()
+    height, width = image.shape[-2:]
+    new_size = [max(1, round(height * scale)), max(1, round(width * scale))]
+    image = F.resize(tv_tensors.Image(image), new_size, antialias=True)  # bilinear
+    mask = F.resize(tv_tensors.Mask(mask), new_size)  # nearest: labels stay labels
+    # F.pad's order is [left, top, right, bottom]
+    padding = [0, 0, max(0, size - new_size[1]), max(0, size - new_size[0])]
+    image = F.pad(image, padding, fill=0.0)
+    mask = F.pad(mask, padding, fill=IGNORE_INDEX)
+    top = int(torch.randint(0, image.shape[-2] - size + 1, (), generator=generator))
+    left = int(torch.randint(0, image.shape[-1] - size + 1, (), generator=generator))
+    image = image[..., top : top + size, left : left + size]
+    mask = mask[..., top : top + size, left : left + size]
+    if torch.rand((), generator=generator) < 0.5:
+        image, mask = image.flip(-1), mask.flip(-1)
+    return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+
+
 def _mean_pixel(mean: tuple[float, ...]) -> tuple[int, ...]:
     # Pads the uint8 image with the mean colour, which Normalize then maps to ~0.
     return tuple(round(255 * m) for m in mean)

@@ -1,0 +1,290 @@
+"""What every self-check shares (deeplab_utils.checks._common.exercise_check): an unwritten
+exercise hands back the package's version after one line, code that is or uses the reference
+is refused, and hints come in two steps. Notebooks 07 and 08 keep the old behaviour."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import deeplab_utils
+from deeplab_utils import checks
+from deeplab_utils.backbone import block_settings
+from deeplab_utils.checks import CheckFailed
+from deeplab_utils.data import random_scale_crop_flip
+from deeplab_utils.inference import predict
+from deeplab_utils.metrics import SegmentationMetrics, mean_iou
+from deeplab_utils.training import poly_lr_lambda, train_one_epoch
+
+STUB = "Exercise: write this part, then run the check below."
+
+
+class StubModule(nn.Module):
+    """The student copy of a class exercise: constructing it (or its forward) is not written."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__()
+        raise NotImplementedError(STUB)
+
+    def forward(self, *args):
+        raise NotImplementedError(STUB)
+
+
+def stub_function(*args, **kwargs):
+    """The student copy of a function exercise."""
+    raise NotImplementedError(STUB)
+
+
+# (check, the student's stub, what the check hands back, how the one line names it)
+RUN_ALL = [
+    (checks.check_atrous_conv2d, stub_function, deeplab_utils.atrous_conv2d, "atrous_conv2d"),
+    (
+        checks.check_receptive_fields,
+        stub_function,
+        deeplab_utils.receptive_fields,
+        "receptive_fields",
+    ),
+    (checks.check_aspp_pooling, StubModule, deeplab_utils.ASPPPooling, "ASPPPooling"),
+    (checks.check_aspp, StubModule, deeplab_utils.ASPP, "ASPP"),
+    (checks.check_bottleneck, StubModule, deeplab_utils.Bottleneck, "Bottleneck"),
+    (checks.check_block_settings, stub_function, block_settings, "backbone.block_settings"),
+    (checks.check_decoder, StubModule, deeplab_utils.Decoder, "Decoder"),
+    (checks.check_deeplabv3plus_forward, StubModule, deeplab_utils.DeepLabV3Plus, "DeepLabV3Plus"),
+    (checks.check_dice_bce_loss, StubModule, deeplab_utils.DiceBCELoss, "DiceBCELoss"),
+    (checks.check_iou_loss, StubModule, deeplab_utils.IoULoss, "IoULoss"),
+    (checks.check_dice_ce_loss, StubModule, deeplab_utils.DiceCELoss, "DiceCELoss"),
+    (checks.check_miou, stub_function, mean_iou, "metrics.mean_iou"),
+    (
+        checks.check_random_scale_crop_flip,
+        stub_function,
+        random_scale_crop_flip,
+        "data.transforms.random_scale_crop_flip",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("check", "stub", "reference", "name"), RUN_ALL, ids=lambda v: getattr(v, "__name__", "")
+)
+def test_unwritten_exercise_gets_the_package_version_and_one_line(
+    check, stub, reference, name, capsys
+) -> None:
+    """With the student's stub the check raises nothing, prints exactly one line saying the
+    rest of the notebook uses the package's version, and returns that version."""
+    assert check(stub) is reference
+    out = capsys.readouterr().out
+    assert out == (
+        f"✗ {check.__name__}: not implemented yet — the rest of this notebook uses "
+        f"deeplab_utils' version (deeplab_utils.{name})\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("check", "stub", "reference", "name"), RUN_ALL, ids=lambda v: getattr(v, "__name__", "")
+)
+def test_passing_the_reference_itself_is_explained(check, stub, reference, name) -> None:
+    """Running a check again on what it handed back says to run the defining cell first."""
+    with pytest.raises(CheckFailed, match=f"this is deeplab_utils.{name} itself"):
+        check(reference)
+
+
+def _delegating_train_step(model, images, masks, optimizer, loss_fn):
+    """One step through the package's loop (today's train_one_epoch signature)."""
+    from deeplab_utils.training import TrainConfig, build_scheduler
+
+    config = TrainConfig(steps=1, amp=False, channels_last=False)
+    return train_one_epoch(
+        model,
+        [(images, masks)],
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        scheduler=build_scheduler(optimizer, config=config),
+        config=config,
+        device=torch.device("cpu"),
+    )
+
+
+class CallsASPPPooling(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__(*deeplab_utils.ASPPPooling(c_in, c_out))
+
+    def forward(self, x):
+        return deeplab_utils.ASPPPooling.forward(self, x)
+
+
+class WrapsASPP(nn.Module):
+    def __init__(self, c_in, c_out, rates, dropout=0.5) -> None:
+        super().__init__()
+        self.inner = deeplab_utils.ASPP(c_in, c_out, rates, dropout=dropout)
+
+
+class CallsIoULoss(nn.Module):
+    def forward(self, logits, target):
+        return deeplab_utils.IoULoss()(logits, target)
+
+
+def _miou_by_metrics(pred, target, num_classes, ignore_index=255):
+    metrics = SegmentationMetrics(num_classes, ignore_index=ignore_index)
+    metrics.update(pred, target)
+    return metrics.compute()["miou"]
+
+
+# (check, code that is or uses the package's reference, the reference's name in the message)
+DELEGATING = [
+    (
+        checks.check_atrous_conv2d,
+        lambda x, w, b=None, dilation=1, padding=0: deeplab_utils.atrous_conv2d(
+            x, w, b, dilation=dilation, padding=padding
+        ),
+        "calls deeplab_utils.atrous_conv2d",
+    ),
+    (
+        checks.check_receptive_fields,
+        lambda layers: [deeplab_utils.receptive_field(layers[: i + 1]) for i in range(len(layers))],
+        "calls deeplab_utils.receptive_field",
+    ),
+    (checks.check_aspp_pooling, CallsASPPPooling, "calls deeplab_utils.ASPPPooling"),
+    (checks.check_aspp, WrapsASPP, "calls deeplab_utils.ASPP"),
+    (
+        checks.check_aspp,
+        type("Mine", (deeplab_utils.ASPP,), {}),
+        "Mine subclasses deeplab_utils.ASPP",
+    ),
+    (
+        checks.check_bottleneck,
+        type("Mine", (deeplab_utils.Bottleneck,), {}),
+        "Mine subclasses deeplab_utils.Bottleneck",
+    ),
+    (
+        checks.check_block_settings,
+        lambda output_stride, multi_grid=None: block_settings(output_stride, multi_grid),
+        "calls deeplab_utils.backbone.block_settings",
+    ),
+    (
+        checks.check_decoder,
+        type("Mine", (deeplab_utils.Decoder,), {}),
+        "Mine subclasses deeplab_utils.Decoder",
+    ),
+    (
+        checks.check_deeplabv3plus_forward,
+        lambda self, x: deeplab_utils.DeepLabV3Plus.forward(self, x),
+        "calls deeplab_utils.DeepLabV3Plus",
+    ),
+    (
+        checks.check_dice_bce_loss,
+        type("Mine", (deeplab_utils.DiceBCELoss,), {}),
+        "Mine subclasses deeplab_utils.DiceBCELoss",
+    ),
+    (checks.check_iou_loss, CallsIoULoss, "calls deeplab_utils.IoULoss"),
+    (
+        checks.check_dice_ce_loss,
+        type("Mine", (deeplab_utils.DiceCELoss,), {}),
+        "Mine subclasses deeplab_utils.DiceCELoss",
+    ),
+    (checks.check_miou, _miou_by_metrics, "calls deeplab_utils.SegmentationMetrics"),
+    (
+        checks.check_random_scale_crop_flip,
+        lambda *args: random_scale_crop_flip(*args),
+        "calls deeplab_utils.data.transforms.random_scale_crop_flip",
+    ),
+    (checks.check_train_step, _delegating_train_step, "calls deeplab_utils.train_one_epoch"),
+    (
+        checks.check_poly_lr,
+        lambda step, total, power=0.9, warmup_steps=0: poly_lr_lambda(
+            step, total_steps=total, power=power, warmup_steps=warmup_steps
+        ),
+        "calls deeplab_utils.poly_lr_lambda",
+    ),
+    (
+        checks.check_flip_tta,
+        lambda model, images: predict(model, images, flip=True),
+        "calls deeplab_utils.predict",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("check", "impl", "match"), DELEGATING, ids=lambda v: getattr(v, "__name__", "")
+)
+def test_code_that_uses_the_reference_is_refused(check, impl, match) -> None:
+    """Subclassing the package's version, or calling it (directly, through a method or inside
+    another helper), fails with a message saying the exercise is to implement it."""
+    with pytest.raises(CheckFailed, match=rf"{match}.*implement it yourself"):
+        check(impl)
+
+
+def test_calling_the_reference_outside_the_checked_code_is_allowed(capsys) -> None:
+    """The guard watches only the learner's code while the check runs it: a correct version
+    defined next to code that uses the package passes, and the package is usable after."""
+    from tests.test_checks_atrous import shifted_slices
+
+    deeplab_utils.atrous_conv2d(torch.randn(1, 1, 5, 5), torch.randn(1, 1, 3, 3))
+    assert checks.check_atrous_conv2d(shifted_slices) is shifted_slices
+    out = deeplab_utils.atrous_conv2d(torch.randn(1, 1, 5, 5), torch.randn(1, 1, 3, 3))
+    assert out.shape == (1, 1, 3, 3)
+
+
+def _forgets_rate(layers):
+    field, jump, fields = 1, 1, []
+    for kernel, stride, _ in layers:
+        field += (kernel - 1) * jump
+        jump *= stride
+        fields.append(field)
+    return fields
+
+
+def test_hint_is_short_first_and_full_on_the_second_failure() -> None:
+    """The first failure of a case gives the short hint and says how to get the full one;
+    the second failure of the same case gives the formula."""
+    with pytest.raises(CheckFailed) as first:
+        checks.check_receptive_fields(_forgets_rate)
+    assert "dilation*(kernel - 1) + 1 positions" in str(first.value)
+    assert "In full" not in str(first.value) and "hint=True" in str(first.value)
+    with pytest.raises(CheckFailed) as second:
+        checks.check_receptive_fields(_forgets_rate)
+    assert "In full: R_l = R_{l-1} + dilation_l * (kernel_l - 1) * J_{l-1}" in str(second.value)
+
+
+def test_hint_true_gives_the_full_hint_at_once() -> None:
+    """check_x(impl, hint=True) shows the full answer on the very first failure."""
+    with pytest.raises(CheckFailed, match=r"In full: R_l = R_\{l-1\}"):
+        checks.check_receptive_fields(_forgets_rate, hint=True)
+
+
+@pytest.mark.parametrize(
+    "check", [checks.check_train_step, checks.check_poly_lr, checks.check_flip_tta]
+)
+def test_unconverted_notebooks_keep_the_old_behaviour(check) -> None:
+    """The checks of notebooks 07 and 08 still raise CheckFailed itself (not a subclass) with
+    "not implemented yet" for a stub, as their tagged student cells expect."""
+    with pytest.raises(CheckFailed, match="not implemented yet") as info:
+        check(stub_function)
+    assert type(info.value) is CheckFailed
+
+
+def test_unconverted_checks_return_nothing_when_they_pass(capsys) -> None:
+    """A passing check of notebook 07 returns None, so a bare call ending a cell displays only
+    its ✓ line (the notebook's stored output)."""
+
+    def poly(step, total, power=0.9, warmup_steps=0):
+        if step >= total:
+            return 0.0
+        factor = (1 - step / total) ** power
+        return factor * (step + 1) / warmup_steps if step < warmup_steps else factor
+
+    assert checks.check_poly_lr(poly) is None
+    assert capsys.readouterr().out.startswith("✓ check_poly_lr")
+
+
+def test_a_decorated_learner_function_is_not_mistaken_for_the_reference(capsys) -> None:
+    """The package's predict is wrapped by @torch.no_grad(); a learner's function wrapped by the
+    same decorator shares the wrapper's code, and must still pass (the guard unwraps)."""
+
+    @torch.no_grad()
+    def flip_tta(model, images):
+        probs = model(images).softmax(dim=1)
+        return (probs + model(images.flip(-1)).flip(-1).softmax(dim=1)) / 2
+
+    assert checks.check_flip_tta(flip_tta) is None
+    assert capsys.readouterr().out.startswith("✓ check_flip_tta")
