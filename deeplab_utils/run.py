@@ -49,7 +49,7 @@ class RunConfig:
 
     dataset: str = "shapes"  # "shapes" (built in), "pets" or "voc" (files in data_dir)
     data_dir: str = "data"  # folder of the real datasets, in torchvision's layout
-    image_size: int = 96  # side of the square training images
+    image_size: int = 64  # side of the square training images
     train_samples: int | None = None  # training set length; None = all (shapes: 5000)
     val_samples: int | None = None  # validation set length; None = all (shapes: 256)
     output_stride: int = 16  # 16 trains about 3x cheaper than 8 (paper, Table 3)
@@ -57,6 +57,7 @@ class RunConfig:
     # ASPP's atrous rates: "scaled" follows the image (scaled_aspp_rates: the paper's rates
     # fall mostly outside a small image's feature map, notebook 02), "paper", or a tuple.
     aspp_rates: str | tuple[int, ...] = "scaled"
+    multi_grid: tuple[int, ...] | None = None  # layer4's unit rates, e.g. (1, 2, 4); None: one rate
     # "imagenet" (torchvision's ImageNet ResNet-50, downloaded once), a .pth state dict, or
     # None: random initialisation.
     backbone_weights: str | None = None
@@ -97,6 +98,7 @@ class RunConfig:
             output_stride=self.output_stride,
             separable=self.separable,
             aspp_rates=rates,
+            multi_grid=self.multi_grid,
         )
 
     def to_dict(self) -> dict[str, Any]:

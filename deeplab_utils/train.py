@@ -36,7 +36,7 @@ from .checkpoint import CheckpointError, read_train_config
 from .files import atomic_write
 from .pretrained import IMAGENET, backbone_state_dict
 from .run import Run, RunConfig, _datasets, build_run, check_resume, train_run
-from .runtime import DEVICE_CHOICES, pick_device
+from .runtime import DEVICE_CHOICES, amp_is_fast, pick_device
 from .training import DEFAULT_LR, History, NonFiniteLossError, TrainConfig
 
 __all__ = ["DEFAULTS", "CliDefaults", "build_parser", "main", "resolve_args"]
@@ -52,6 +52,10 @@ class CliDefaults:
     """What only the command line decides; the recipe's defaults are RunConfig's and
     TrainConfig's (``deeplab_utils.run``, ``deeplab_utils.training``)."""
 
+    # Steps of the main job: where mixed precision is fast (a GPU, a CPU with native bf16) a
+    # step costs less, so the same time buys more of them (benchmarks/README.md).
+    steps: int = RunConfig().train.steps
+    steps_with_amp: int = 1300
     workers: int = 0  # DataLoader worker processes; 0 keeps resumed runs exactly reproducible
     device: str = "auto"
     val_every: int = 200  # steps between validations (the curve in history.json)
@@ -106,8 +110,11 @@ def _add_data_options(add: Any) -> None:
         help="voc: train on VOC train + SBD (10,582 images, VOC val excluded), as the paper "
         "does; needs SBD (see --sbd-dir) and scipy",
     )
-    add("--sbd-dir", default=None,
-        help="folder holding SBD's benchmark_RELEASE/ (default: --data-dir)")  # fmt: skip
+    add(
+        "--sbd-dir",
+        default=None,
+        help="folder holding SBD's benchmark_RELEASE/ (default: --data-dir)",
+    )
 
 
 def _add_model_options(add: Any) -> None:
@@ -131,15 +138,34 @@ def _add_model_options(add: Any) -> None:
         "doubled at 8), 'scaled' (the paper's times image-size/513, never more) or a list "
         "such as 2,4,6",
     )
-    add("--backbone-weights", default=None, metavar="imagenet|PATH",
+    add(
+        "--multi-grid",
+        type=int,
+        nargs=3,
+        default=None,
+        metavar=("R1", "R2", "R3"),
+        help="unit rates of layer4's three blocks (DeepLabv3 Sec. 3.2): 1 2 4 gives rates 2 4 8 "
+        "at --output-stride 16 (default: torchvision's one rate for the whole stage)",
+    )
+    add(
+        "--backbone-weights",
+        default=None,
+        metavar="imagenet|PATH",
         help="start the backbone from torchvision's ImageNet ResNet-50: 'imagenet' downloads "
         "it once (about 100 MB, cached where torchvision caches), or PATH to a state dict "
-        "(.pth) you have (default: random initialisation)")  # fmt: skip
+        "(.pth) you have (default: random initialisation)",
+    )
 
 
 def _add_training_options(add: Any) -> None:
     t = RECIPE.train
-    add("--steps", type=int, default=t.steps, help="optimiser steps in total")
+    add(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"optimiser steps in total (default: {DEFAULTS.steps}, or "
+        f"{DEFAULTS.steps_with_amp} where mixed precision is on)",
+    )
     add(
         "--batch-size",
         type=int,
@@ -181,7 +207,6 @@ def _add_training_options(add: Any) -> None:
         "--resume keeps the run's)",
     )
     add("--seed", type=int, default=t.seed, help="seed of initialisation, data order, augmentation")
-    # fmt: skip
 
 
 def _add_job_options(add: Any) -> None:
@@ -272,6 +297,16 @@ def _check_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         parser.error(f"--resume: no checkpoint at {Path(args.out) / CHECKPOINT_NAME}")
 
 
+def _default_steps(args: argparse.Namespace, device: torch.device, saved: dict[str, Any]) -> None:
+    """Fill in --steps and --warmup-steps left out: a resumed run keeps its own."""
+    if args.steps is None:
+        amp = args.amp if args.amp is not None else amp_is_fast(device)
+        default = DEFAULTS.steps_with_amp if amp else DEFAULTS.steps
+        args.steps = saved.get("steps", default)
+    if args.warmup_steps is None and "warmup_steps" in saved:
+        args.warmup_steps = saved["warmup_steps"]  # a tenth of the old total, not the new one
+
+
 def resolve_args(
     parser: argparse.ArgumentParser, args: argparse.Namespace
 ) -> tuple[RunConfig, torch.device]:
@@ -281,25 +316,25 @@ def resolve_args(
         CheckpointError: ``--resume`` with a corrupt checkpoint, or one of other settings.
     """
     args.out = args.out or f"runs/{args.dataset}"
-    _check_ranges(parser, args)
-    _check_paths(parser, args)
     try:
         device = pick_device(args.device)
     except ValueError as exc:
         parser.error(f"--device: {exc}")
+    _check_paths(parser, args)
+    checkpoint = Path(args.out) / CHECKPOINT_NAME
+    _default_steps(args, device, read_train_config(checkpoint) if args.resume else {})
+    _check_ranges(parser, args)
     train = {"steps": args.steps, "batch_size": args.batch_size, "optimizer": args.optimizer}
     train |= {"lr": args.lr, "warmup_steps": args.warmup_steps, "amp": args.amp, "seed": args.seed}
     train |= {"channels_last": args.channels_last, "eval_every": args.val_every}
     train["checkpoint_every"] = args.checkpoint_every
-    checkpoint = Path(args.out) / CHECKPOINT_NAME
-    if args.resume and args.warmup_steps is None:  # a tenth of the old total, not the new one
-        train["warmup_steps"] = read_train_config(checkpoint).get("warmup_steps")
     try:
         config = RunConfig(
             dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
             train_samples=args.train_samples, val_samples=args.val_samples,
             output_stride=args.output_stride, separable=args.separable,
             aspp_rates=_aspp_rates(parser, args.aspp_rates),
+            multi_grid=tuple(args.multi_grid) if args.multi_grid else None,
             backbone_weights=args.backbone_weights, pets_mode=args.pets_mode,
             voc_trainaug=args.voc_trainaug, sbd_dir=args.sbd_dir, train=TrainConfig(**train),
         )  # fmt: skip

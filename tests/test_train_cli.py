@@ -47,16 +47,30 @@ def test_defaults_come_from_one_place():
     assert (args.image_size, args.output_stride, args.separable, args.aspp_rates) == (
         recipe.image_size, recipe.output_stride, recipe.separable, recipe.aspp_rates,
     )  # fmt: skip
-    assert (args.steps, args.batch_size, args.optimizer, args.seed) == (
-        train.steps, train.batch_size, train.optimizer, train.seed,
+    assert (args.batch_size, args.optimizer, args.seed) == (
+        train.batch_size, train.optimizer, train.seed,
     )  # fmt: skip
     assert args.lr is None and args.warmup_steps is None  # TrainConfig decides them
+    assert args.steps is None  # decided by the machine: see the next test
+
+
+@pytest.mark.parametrize(("fast", "steps"), [(False, TrainConfig().steps), (True, 1300)])
+def test_default_steps_follow_the_cost_of_a_step(fast, steps, monkeypatch, tmp_path):
+    """Where mixed precision makes a step cheaper the main job takes more of them; without
+    mixed precision, the recipe's (TrainConfig's) steps."""
+    monkeypatch.setattr("deeplab_utils.train.amp_is_fast", lambda device: fast)
+    monkeypatch.setattr("deeplab_utils.training.amp_is_fast", lambda device: fast)
+    assert _config_of(["--device", "cpu"], monkeypatch, tmp_path).steps == steps
+    assert _config_of(["--device", "cpu", "--no-amp"], monkeypatch, tmp_path).steps == (
+        TrainConfig().steps
+    )
 
 
 @pytest.mark.parametrize(
     ("argv", "rates"),
     [
-        ([], (1, 2, 3)),  # 96 px: the paper's (6, 12, 18) times 96/513, rounded
+        ([], (1, 1, 2)),  # 64 px: the paper's (6, 12, 18) times 64/513 = (0.75, 1.50, 2.25)
+        (["--image-size", "96"], (1, 2, 3)),  # times 96/513 = (1.12, 2.25, 3.37)
         (["--image-size", "256"], (3, 6, 9)),
         (["--image-size", "256", "--output-stride", "8"], (6, 12, 18)),
         (["--aspp-rates", "paper"], (6, 12, 18)),
@@ -104,7 +118,7 @@ def _config_of(argv, monkeypatch, tmp_path):
 
 @pytest.mark.parametrize(
     ("argv", "warmup"),
-    [([], RECIPE.train.steps // 10), (["--steps", "50"], 5), (["--warmup-steps", "0"], 0)],
+    [(["--steps", "70"], 7), (["--steps", "50"], 5), (["--warmup-steps", "0"], 0)],
 )
 def test_warmup_defaults_to_a_tenth_of_the_run(argv, warmup, monkeypatch, tmp_path):
     """Without --warmup-steps, warm-up is a tenth of the run's steps."""
@@ -169,7 +183,7 @@ def one_step_run(tmp_path_factory):
 @pytest.mark.parametrize(
     ("change", "setting"),
     [
-        (["--lr", "0.01"], "lr=0.003"),
+        (["--lr", "0.01"], "lr=0.005"),
         (["--batch-size", "3"], "batch_size=2"),
         (["--optimizer", "sgd"], "optimizer='adam'"),
         (["--image-size", "48"], "image_size=32"),
@@ -352,3 +366,17 @@ def test_history_survives_a_crash_while_it_is_written(tiny_run, monkeypatch):
         main([*TINY, "--steps", "6", "--out", str(out), "--resume"])
     assert (out / "history.json").read_text(encoding="utf-8") == before
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+
+def test_resume_keeps_the_runs_steps_and_warmup(one_step_run, monkeypatch):
+    """--resume without --steps continues to the run's own total, with its own warm-up."""
+    seen = {}
+
+    def fake_fit(model, train_loader, val_loader, *, config, **kwargs):
+        seen["config"] = config
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("deeplab_utils.run.fit", fake_fit)
+    assert TINY[:2] == ["--steps", "3"]
+    assert main([*TINY[2:], "--out", str(one_step_run), "--resume"]) == 130
+    assert (seen["config"].steps, seen["config"].warmup_steps) == (2, 0)
