@@ -231,15 +231,9 @@ class ResNet50Backbone(nn.Module):
                 (e.g. for a resnet18 or resnet101 state dict).
         """
         given = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
-        own = self.state_dict()
+        missing, unexpected, mismatched = state_dict_differences(self.state_dict(), given)
         # Checkpoints saved before PyTorch 0.4.1 lack BN's num_batches_tracked; BN fills it in.
-        missing = [k for k in own if k not in given and not k.endswith("num_batches_tracked")]
-        unexpected = [k for k in given if k not in own]
-        mismatched = [
-            f"{k}: {tuple(v.shape)} vs expected {tuple(own[k].shape)}"
-            for k, v in given.items()
-            if k in own and v.shape != own[k].shape
-        ]
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
         if missing or unexpected or mismatched:
             raise ValueError(
                 "state_dict is not a torchvision resnet50 state dict: "
@@ -298,6 +292,25 @@ def _make_layer(in_channels: int, planes: int, settings: list[tuple[int, int]]) 
         for i, (s, d) in enumerate(settings)
     ]
     return nn.Sequential(*layers)
+
+
+def state_dict_differences(
+    expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Tensor]
+) -> tuple[list[str], list[str], list[str]]:
+    """How ``got`` differs from ``expected``: its missing keys, its extra keys, and
+    ``"key: (shape) vs expected (shape)"`` for every shared key whose shape differs.
+
+    The one comparison of state dicts: the backbone's torchvision loader and the exercises'
+    self-checks both use it.
+    """
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    mismatched = [
+        f"{k}: {tuple(got[k].shape)} vs expected {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in got and tuple(got[k].shape) != tuple(v.shape)
+    ]
+    return missing, unexpected, mismatched
 
 
 def _preview(keys: list[str], limit: int = 5) -> str:

@@ -27,7 +27,15 @@ from .model import ModelConfig, build_model
 from .pretrained import load_backbone_weights
 from .training import History, TrainConfig, fit, make_loader
 
-__all__ = ["Run", "RunConfig", "ResumeError", "build_run", "check_resume", "train_run"]
+__all__ = [
+    "Run",
+    "RunConfig",
+    "ResumeError",
+    "build_run",
+    "check_resume",
+    "preview_batch",
+    "train_run",
+]
 
 # Settings a resumed run may change: how often it reports, where the data lives, and how fast
 # it runs; everything else would make the continued run a different experiment.
@@ -198,6 +206,20 @@ def build_run(
         loss_fn=DiceCELoss(),
         checkpoint=None if checkpoint is None else Path(checkpoint),
     )
+
+
+def preview_batch(run: Run, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` validation images ``(n, 3, S, S)`` and their masks ``(n, S, S)``.
+
+    The masks at the model's input size, to draw beside the images: a real dataset's
+    validation masks keep their original size for scoring, so they are read again resized.
+    """
+    shown = run.val_set
+    if run.config.dataset != "shapes":
+        shown = _datasets(run.config, original_size=False)[1]
+    n = min(n, len(shown))
+    samples = [shown[i] for i in range(n)]
+    return torch.stack([s[0] for s in samples]), torch.stack([s[1] for s in samples])
 
 
 def _flat(config: dict[str, Any]) -> dict[str, Any]:

@@ -144,8 +144,8 @@ class RunSizes:
 
 
 SHORT_RUN = RunSizes(
-    image_size=64, batch_size=16, steps=450, train_samples=5000, val_samples=256,
-    eval_every=150, full=False,
+    image_size=64, batch_size=16, steps=400, train_samples=5000, val_samples=256,
+    eval_every=200, full=False,
 )  # fmt: skip
 FULL_RUN = RunSizes(
     image_size=128, batch_size=16, steps=3000, train_samples=8000, val_samples=256,

@@ -35,7 +35,7 @@ from .aspp import check_rates
 from .checkpoint import CheckpointError, read_train_config
 from .files import atomic_write
 from .pretrained import IMAGENET, backbone_state_dict
-from .run import Run, RunConfig, _datasets, build_run, check_resume, train_run
+from .run import Run, RunConfig, build_run, check_resume, preview_batch, train_run
 from .runtime import DEVICE_CHOICES, amp_is_fast, pick_device
 from .training import DEFAULT_LR, History, NonFiniteLossError, TrainConfig
 
@@ -427,18 +427,12 @@ def _save_predictions(run: Run, model: nn.Module, path: Path, device: torch.devi
     from .figures import prediction_grid_png
     from .training import _autocast
 
-    shown = run.val_set
-    if run.config.dataset != "shapes":  # masks at the model's input size, to show beside it
-        shown = _datasets(run.config, original_size=False)[1]
-    n = min(PREDICTION_ROWS, len(shown))
-    images = torch.stack([shown[i][0] for i in range(n)])  # (N, 3, H, W)
-    masks = torch.stack([shown[i][1] for i in range(n)])  # (N, H, W)
+    images, masks = preview_batch(run, PREDICTION_ROWS)  # (N, 3, H, W), (N, H, W)
     model.eval()
     with _autocast(device, bool(run.config.train.amp)):  # the precision the run trained in
         preds = model(images.to(device)).argmax(dim=1).cpu()  # (N, C, H, W) -> (N, H, W)
-    png = prediction_grid_png(
-        images, {"ground truth": masks, "prediction": preds}, shown.palette, shown.class_names
-    )
+    columns = {"ground truth": masks, "prediction": preds}
+    png = prediction_grid_png(images, columns, run.val_set.palette, run.val_set.class_names)
     with atomic_write(path) as file:
         file.write(png)
 

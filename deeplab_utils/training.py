@@ -43,11 +43,14 @@ __all__ = [
     "TrainConfig",
     "build_optimizer",
     "build_scheduler",
+    "confusion_matrix",
     "evaluate",
     "fit",
     "make_loader",
     "poly_lr_lambda",
     "train_one_epoch",
+    "train_step",
+    "train_steps",
 ]
 
 SGD_MOMENTUM = 0.9  # DeepLabv3 (arXiv 1706.05587), Sec. 4, kept by DeepLabv3+
@@ -89,7 +92,7 @@ class TrainConfig:
     the device it trains on. Taught in notebook 07.
     """
 
-    steps: int = 1000  # total optimiser steps; the paper's poly schedule counts iterations
+    steps: int = 850  # total optimiser steps; the paper's poly schedule counts iterations
     batch_size: int = 16  # images per step (per process under DDP); read by make_loader
     optimizer: Literal["sgd", "adam"] = "adam"  # "sgd" = paper's recipe; "adam" = the seed's
     lr: float | None = None  # peak learning rate; None: DEFAULT_LR[optimizer]
@@ -181,7 +184,7 @@ class History:
 
 
 def poly_lr_lambda(
-    step: int, *, total_steps: int, power: float = POLY_POWER, warmup_steps: int = 0
+    step: int, total_steps: int, power: float = POLY_POWER, warmup_steps: int = 0
 ) -> float:
     """Multiplier of the base learning rate at 0-based ``step``: the paper's "poly" policy.
 
@@ -491,6 +494,52 @@ def _train_step(
     return loss_value, lr, logits.detach(), masks
 
 
+def train_step(
+    model: nn.Module,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> float:
+    """One plain optimiser step on ``images (B, 3, H, W)``, ``masks (B, H, W)``; returns the loss.
+
+    The step notebook 07 writes by hand: clear the gradients, forward, loss, backward, step.
+    :func:`fit`'s own step adds mixed precision, the NaN check, clipping and the schedule.
+    Taught in notebook 07.
+    """
+    optimizer.zero_grad(set_to_none=True)  # backward() adds to .grad: start from nothing
+    loss = loss_fn(model(images), masks)
+    loss.backward()
+    optimizer.step()
+    return loss.item()  # a float: the step's autograd graph can be freed
+
+
+def train_steps(
+    model: nn.Module,
+    loader: DataLoader | list[Any],
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    steps: int,
+) -> list[float]:
+    """The bare training loop: ``steps`` steps, through ``loader`` as many times as needed.
+
+    The loop of :func:`fit` without evaluation, checkpoints, mixed precision or resuming: the
+    model in train mode, one :func:`train_step` per batch and the schedule moved once per step
+    (the poly policy counts iterations, not epochs). Returns every step's loss. Taught in
+    notebook 07.
+    """
+    model.train()  # BatchNorm normalises with batch statistics, dropout drops
+    losses: list[float] = []
+    while len(losses) < steps:
+        for images, masks in loader:
+            losses.append(train_step(model, images, masks, optimizer, loss_fn))
+            scheduler.step()
+            if len(losses) == steps:
+                break
+    return losses
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: DataLoader | Iterator,
@@ -607,6 +656,19 @@ def evaluate(
     return _metrics_to_primitives(metrics.compute())
 
 
+def confusion_matrix(
+    model: nn.Module, loader: DataLoader | list[Any], num_classes: int
+) -> torch.Tensor:
+    """``(C, C)`` int64 pixel counts over ``loader``: row = target class, column = prediction.
+
+    :func:`evaluate`'s core, for the evaluation loop notebook 08 writes by hand: the model in
+    eval mode, no gradients, the batches on the model's device, the argmax of the logits,
+    pixels whose target is 255 left out. Taught in notebook 08.
+    """
+    device = next(model.parameters()).device  # where the model is: the batches go there
+    return torch.tensor(evaluate(model, loader, num_classes, device=device)["confusion_matrix"])
+
+
 # ---------------------------------------------------------------------------------------------
 # fit: the whole run
 # ---------------------------------------------------------------------------------------------
@@ -650,7 +712,9 @@ def fit(
         NonFiniteLossError: the loss became NaN/inf (the hint names --lr and --amp).
         FileNotFoundError: ``resume=True`` but there is no checkpoint yet.
     """
-    from tqdm.auto import tqdm
+    with warnings.catch_warnings():  # Jupyter without ipywidgets: tqdm falls back to text
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from tqdm.auto import tqdm
 
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs a checkpoint_path to resume from")
@@ -676,9 +740,8 @@ def fit(
     # Wall time for mIoU-vs-minutes curves; a resumed run continues from its last validation.
     started = time.perf_counter() - (history.eval_seconds[-1] if history.eval_seconds else 0.0)
     model.train()
-    with tqdm(
-        total=config.steps, initial=step, desc="train", disable=not progress or rank > 0
-    ) as bar:
+    shown = {"desc": "train", "disable": not progress or rank > 0, "mininterval": 1.0}
+    with tqdm(total=config.steps, initial=step, **shown) as bar:
         while step < config.steps:
             step += 1
             loss, lr, _, _ = _train_step(

@@ -1,6 +1,6 @@
 """What every self-check shares (deeplab_utils.checks._common.exercise_check): an unwritten
 exercise hands back the package's version after one line, code that is or uses the reference
-is refused, and hints come in two steps. Notebooks 07 and 08 keep the old behaviour."""
+is refused, and hints come in two steps."""
 
 from __future__ import annotations
 
@@ -15,7 +15,13 @@ from deeplab_utils.checks import CheckFailed
 from deeplab_utils.data import random_scale_crop_flip
 from deeplab_utils.inference import predict
 from deeplab_utils.metrics import SegmentationMetrics, mean_iou
-from deeplab_utils.training import poly_lr_lambda, train_one_epoch
+from deeplab_utils.training import (
+    confusion_matrix,
+    poly_lr_lambda,
+    train_one_epoch,
+    train_step,
+    train_steps,
+)
 
 STUB = "Exercise: write this part, then run the check below."
 
@@ -61,6 +67,17 @@ RUN_ALL = [
         random_scale_crop_flip,
         "data.transforms.random_scale_crop_flip",
     ),
+    (checks.check_train_step, stub_function, train_step, "training.train_step"),
+    (checks.check_poly_lr, stub_function, poly_lr_lambda, "poly_lr_lambda"),
+    (checks.check_train_loop, stub_function, train_steps, "training.train_steps"),
+    (
+        checks.check_confusion_matrix,
+        stub_function,
+        confusion_matrix,
+        "training.confusion_matrix",
+    ),
+    (checks.check_tta, stub_function, predict, "predict"),
+    (checks.check_flip_tta, stub_function, predict, "predict"),
 ]
 
 
@@ -201,6 +218,23 @@ DELEGATING = [
         lambda model, images: predict(model, images, flip=True),
         "calls deeplab_utils.predict",
     ),
+    (
+        checks.check_train_loop,
+        lambda *args: train_steps(*args),
+        "calls deeplab_utils.training.train_steps",
+    ),
+    (
+        checks.check_confusion_matrix,
+        lambda model, loader, c: confusion_matrix(model, loader, c),
+        "calls deeplab_utils.training.confusion_matrix",
+    ),
+    (
+        checks.check_tta,
+        lambda model, images, scales=(1.0,), flip=False: predict(
+            model, images, scales=scales, flip=flip
+        ),
+        "calls deeplab_utils.predict",
+    ),
 ]
 
 
@@ -252,31 +286,6 @@ def test_hint_true_gives_the_full_hint_at_once() -> None:
         checks.check_receptive_fields(_forgets_rate, hint=True)
 
 
-@pytest.mark.parametrize(
-    "check", [checks.check_train_step, checks.check_poly_lr, checks.check_flip_tta]
-)
-def test_unconverted_notebooks_keep_the_old_behaviour(check) -> None:
-    """The checks of notebooks 07 and 08 still raise CheckFailed itself (not a subclass) with
-    "not implemented yet" for a stub, as their tagged student cells expect."""
-    with pytest.raises(CheckFailed, match="not implemented yet") as info:
-        check(stub_function)
-    assert type(info.value) is CheckFailed
-
-
-def test_unconverted_checks_return_nothing_when_they_pass(capsys) -> None:
-    """A passing check of notebook 07 returns None, so a bare call ending a cell displays only
-    its ✓ line (the notebook's stored output)."""
-
-    def poly(step, total, power=0.9, warmup_steps=0):
-        if step >= total:
-            return 0.0
-        factor = (1 - step / total) ** power
-        return factor * (step + 1) / warmup_steps if step < warmup_steps else factor
-
-    assert checks.check_poly_lr(poly) is None
-    assert capsys.readouterr().out.startswith("✓ check_poly_lr")
-
-
 def test_a_decorated_learner_function_is_not_mistaken_for_the_reference(capsys) -> None:
     """The package's predict is wrapped by @torch.no_grad(); a learner's function wrapped by the
     same decorator shares the wrapper's code, and must still pass (the guard unwraps)."""
@@ -286,5 +295,5 @@ def test_a_decorated_learner_function_is_not_mistaken_for_the_reference(capsys) 
         probs = model(images).softmax(dim=1)
         return (probs + model(images.flip(-1)).flip(-1).softmax(dim=1)) / 2
 
-    assert checks.check_flip_tta(flip_tta) is None
+    assert checks.check_flip_tta(flip_tta) is flip_tta
     assert capsys.readouterr().out.startswith("✓ check_flip_tta")

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deeplab_utils.checks import CheckFailed, check_flip_tta
+from deeplab_utils.checks import CheckFailed, check_confusion_matrix, check_flip_tta, check_tta
 
 
 def correct(model, images):
@@ -72,13 +72,104 @@ def test_check_flip_tta_fails_on_wrong_code(fn, hint):
         check_flip_tta(fn)
 
 
-def test_check_flip_tta_not_implemented():
-    """The student stub gives "not implemented yet"."""
-    with pytest.raises(CheckFailed, match="not implemented yet"):
-        check_flip_tta(not_written)
-
-
 def test_check_flip_tta_reports_learner_errors():
     """An exception in the learner's code becomes a CheckFailed naming the case."""
     with pytest.raises(CheckFailed, match="case '3x3 conv, batch 2, 9x13' raised RuntimeError"):
         check_flip_tta(crashes)
+
+
+# --- the evaluation loop (check_confusion_matrix) ---------------------------------------------
+
+
+def _counting(*, eval_mode=True, no_grad=True, transpose=False, count_ignored=False, dim=1):
+    """An evaluation loop, right by default, with one plausible mistake switched on."""
+
+    def run(model, loader, num_classes):
+        c = num_classes
+        if eval_mode:
+            model.eval()
+        matrix = torch.zeros(c, c, dtype=torch.int64)
+        with torch.no_grad() if no_grad else torch.enable_grad():
+            for images, masks in loader:
+                logits = model(images)
+                pred = logits.argmax(dim=dim).clamp(max=c - 1)
+                if dim != 1:  # (B, C, H, W) argmax over H: broadcast back to the masks' shape
+                    pred = pred[:, : masks.shape[1]].expand_as(masks)
+                target = masks.clamp(max=c - 1) if count_ignored else masks
+                keep = torch.ones_like(target, dtype=torch.bool) if count_ignored else masks != 255
+                rows, cols = (pred, target) if transpose else (target, pred)
+                matrix += torch.bincount(rows[keep] * c + cols[keep], minlength=c * c).reshape(c, c)
+        return matrix
+
+    return run
+
+
+def test_check_confusion_matrix_passes_a_correct_loop(capsys):
+    loop = _counting()
+    assert check_confusion_matrix(loop) is loop
+    assert "✓ check_confusion_matrix" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("mistake", "hint"),
+    [
+        ({"eval_mode": False}, r"ran in training mode.*model.eval\(\)"),
+        ({"no_grad": False}, r"autograd on.*torch.no_grad\(\)"),
+        ({"transpose": True}, r"rows are the target class"),
+        ({"count_ignored": True}, r"leave out the pixels whose target is 255"),
+    ],
+)
+def test_check_confusion_matrix_rejects_known_mistakes(mistake, hint):
+    """No eval mode, no no_grad, swapped axes and counted ignore pixels each fail by name."""
+    with pytest.raises(CheckFailed, match=hint):
+        check_confusion_matrix(_counting(**mistake))
+
+
+# --- multi-scale + flip TTA (check_tta) --------------------------------------------------------
+
+
+def _tta(*, probs=True, unflip=True, align_corners=False, resize_back=True):
+    """Multi-scale + flip TTA, right by default, with one plausible mistake switched on."""
+    import torch.nn.functional as F
+
+    def run(model, images, scales=(1.0,), flip=False):
+        h, w = images.shape[-2:]
+        resize = {"mode": "bilinear", "align_corners": align_corners}
+        maps = []
+        with torch.no_grad():
+            for s in scales:
+                size = (round(s * h), round(s * w))
+                x = images if size == (h, w) else F.interpolate(images, size=size, **resize)
+                for mirrored in (False, True) if flip else (False,):
+                    logits = model(x.flip(-1) if mirrored else x)
+                    if mirrored and unflip:
+                        logits = logits.flip(-1)
+                    if resize_back:
+                        logits = F.interpolate(logits, size=(h, w), **resize)
+                    maps.append(logits.softmax(1) if probs else logits)
+        mean = torch.stack(maps).mean(0)
+        return mean if probs else mean.softmax(1)
+
+    return run
+
+
+def test_check_tta_passes_a_correct_tta(capsys):
+    tta = _tta()
+    assert check_tta(tta) is tta
+    assert "✓ check_tta" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("mistake", "hint"),
+    [
+        ({"probs": False}, "average the probabilities"),
+        ({"unflip": False}, "mirror the flipped run's output back"),
+        ({"align_corners": True}, "align_corners=False"),
+        ({"resize_back": False}, r"raised RuntimeError"),  # runs of several sizes: no mean
+    ],
+)
+def test_check_tta_rejects_known_mistakes(mistake, hint):
+    """Averaged logits, an un-mirrored flip, align_corners=True and outputs left at the scaled
+    size each fail with the hint that names the mistake."""
+    with pytest.raises(CheckFailed, match=hint):
+        check_tta(_tta(**mistake))

@@ -3,7 +3,12 @@
 import pytest
 import torch
 
-from deeplab_utils.checks import CheckFailed, check_poly_lr, check_train_step
+from deeplab_utils.checks import (
+    CheckFailed,
+    check_poly_lr,
+    check_train_loop,
+    check_train_step,
+)
 
 # --- check_train_step ---------------------------------------------------------------------------
 
@@ -170,13 +175,65 @@ def test_poly_lr_catches_mistakes(fn, match):
         check_poly_lr(fn)
 
 
-# --- both checks --------------------------------------------------------------------------------
+# --- the training loop -------------------------------------------------------------------------
+
+
+def _loop(*, zero_grad=True, per_epoch=False, train_mode=True, as_tensor=False, one_epoch=False):
+    """A training loop, right by default, with one plausible mistake switched on."""
+
+    def run(model, loader, loss_fn, optimizer, scheduler, steps):
+        if train_mode:
+            model.train()
+        losses = []
+        while len(losses) < steps:
+            for images, masks in loader:
+                if zero_grad:
+                    optimizer.zero_grad()
+                loss = loss_fn(model(images), masks)
+                loss.backward()
+                optimizer.step()
+                if not per_epoch:
+                    scheduler.step()
+                losses.append(loss if as_tensor else loss.item())
+                if len(losses) == steps:
+                    break
+            if per_epoch:
+                scheduler.step()
+            if one_epoch:
+                break
+        return losses
+
+    return run
+
+
+def test_check_train_loop_passes_a_correct_loop(capsys):
+    """A loop written as the notebook asks passes and is handed back."""
+    loop = _loop()
+    assert check_train_loop(loop) is loop
+    assert "✓ check_train_loop" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
-    ("check", "stub"), [(check_train_step, not_written), (check_poly_lr, poly_lr_not_written)]
+    ("mistake", "hint"),
+    [
+        ({"zero_grad": False}, "clear the gradients at every step"),
+        ({"per_epoch": True}, "once per optimiser step, not once per epoch"),
+        ({"train_mode": False}, r"model.train\(\)"),
+        ({"as_tensor": True}, "the losses are tensors"),
+        ({"one_epoch": True}, "expected a list of 10 losses"),
+    ],
 )
-def test_checks_report_not_implemented(check, stub):
-    """The student stub reports 'not implemented yet'."""
-    with pytest.raises(CheckFailed, match="not implemented yet"):
-        check(stub)
+def test_check_train_loop_rejects_known_mistakes(mistake, hint):
+    """No zero_grad, the schedule per epoch, the model left in eval mode, loss tensors and a
+    single epoch each fail with the hint that names the mistake."""
+    with pytest.raises(CheckFailed, match=hint):
+        check_train_loop(_loop(**mistake))
+
+
+def test_converted_checks_hand_back_the_reference_when_not_written(capsys):
+    """An unwritten step or schedule prints one line and hands back the package's version."""
+    from deeplab_utils.training import poly_lr_lambda, train_step
+
+    assert check_train_step(not_written) is train_step
+    assert check_poly_lr(poly_lr_not_written) is poly_lr_lambda
+    assert capsys.readouterr().out.count("not implemented yet") == 2

@@ -1,4 +1,5 @@
-"""Tests for deeplab_utils.colab: badges, the setup cell, set-repo, and Colab simulated offline."""
+"""Tests for tools/notebooks.py's badges, setup cell and set-repo, and for deeplab_utils.colab
+(the working folder, Colab simulated offline)."""
 
 import json
 import sys
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from deeplab_utils import colab
+from tools import notebooks as tool
 
 
 def _notebook(title="# Title", setup=None):
@@ -26,7 +28,7 @@ def _notebook(title="# Title", setup=None):
 
 def test_badge_points_at_the_notebook_on_colab():
     """The badge links to colab.research.google.com/github/OWNER/REPO/blob/main/<path>."""
-    md = colab.badge("notebooks/01_x.ipynb", repo="me/fork")
+    md = tool.badge("notebooks/01_x.ipynb", repo="me/fork")
     assert md.endswith(
         "(https://colab.research.google.com/github/me/fork/blob/main/notebooks/01_x.ipynb)"
     )
@@ -34,7 +36,7 @@ def test_badge_points_at_the_notebook_on_colab():
 
 def test_setup_cell_installs_package_and_never_torch():
     """The setup cell pip-installs the course from the repo, only on Colab, and never torch."""
-    src = colab.setup_cell_source(repo="me/fork")
+    src = tool.setup_cell_source(repo="me/fork")
     assert '%pip install -q "deeplab-course @ git+https://github.com/me/fork"' in src
     assert 'if "google.colab" in sys.modules:' in src
     assert "torch" not in src.split("%pip", 1)[1].split("\n")[0]
@@ -45,31 +47,31 @@ def test_setup_cell_installs_package_and_never_torch():
 def test_bad_repo_raises(repo):
     """A repository that is not OWNER/REPO raises ValueError naming it."""
     with pytest.raises(ValueError, match="OWNER/REPO"):
-        colab.badge("notebooks/x.ipynb", repo=repo)
+        tool.badge("notebooks/x.ipynb", repo=repo)
 
 
 def test_render_notebook_adds_then_replaces_badge():
     """Rendering twice for different repos leaves exactly one badge, for the last repo."""
     nb = _notebook()
-    colab.render_notebook(nb, "notebooks/01_x.ipynb", repo="a/one")
-    colab.render_notebook(nb, "notebooks/01_x.ipynb", repo="b/two")
+    tool.render_notebook(nb, "notebooks/01_x.ipynb", repo="a/one")
+    tool.render_notebook(nb, "notebooks/01_x.ipynb", repo="b/two")
     first = "".join(nb["cells"][0]["source"])
     assert first.count("Open In Colab") == 1 and "b/two" in first and "a/one" not in first
     assert first.endswith("# Title")
-    assert "".join(nb["cells"][1]["source"]) == colab.setup_cell_source(repo="b/two")
+    assert "".join(nb["cells"][1]["source"]) == tool.setup_cell_source(repo="b/two")
 
 
 def test_set_repo_rewrites_module_notebooks_and_readme(tmp_path):
-    """set-repo changes REPO in colab.py, every notebook's badge and setup cell, and the README."""
-    (tmp_path / "deeplab_utils").mkdir()
-    module_text = f'"""doc"""\nREPO = "{colab.REPO}"  # comment\n'
-    (tmp_path / "deeplab_utils" / "colab.py").write_text(module_text)
+    """set-repo changes REPO in the tool, every notebook's badge and setup cell, and the README."""
+    (tmp_path / "tools").mkdir()
+    module_text = f'"""doc"""\nREPO = "{tool.REPO}"  # comment\n'
+    (tmp_path / "tools" / "notebooks.py").write_text(module_text)
     (tmp_path / "notebooks" / "student").mkdir(parents=True)
     for rel in ("notebooks/01_x.ipynb", "notebooks/student/01_x.ipynb"):
         (tmp_path / rel).write_text(json.dumps(_notebook()))
-    (tmp_path / "README.md").write_text(f"see https://github.com/{colab.REPO} and pytorch/vision")
-    assert colab.main(["set-repo", "me/fork", "--root", str(tmp_path)]) == 0
-    assert 'REPO = "me/fork"  # comment' in (tmp_path / "deeplab_utils" / "colab.py").read_text()
+    (tmp_path / "README.md").write_text(f"see https://github.com/{tool.REPO} and pytorch/vision")
+    assert tool.main(["set-repo", "me/fork", "--root", str(tmp_path)]) == 0
+    assert 'REPO = "me/fork"  # comment' in (tmp_path / "tools" / "notebooks.py").read_text()
     student = (tmp_path / "notebooks/student/01_x.ipynb").read_text()
     assert "github/me/fork/blob/main/notebooks/student/01_x.ipynb" in student
     assert "git+https://github.com/me/fork" in student
@@ -78,11 +80,11 @@ def test_set_repo_rewrites_module_notebooks_and_readme(tmp_path):
 
 
 def test_set_repo_without_a_repo_line_exits_with_message(tmp_path, capsys):
-    """A colab.py whose REPO line was removed is a one-line error saying what is missing."""
-    (tmp_path / "deeplab_utils").mkdir()
-    (tmp_path / "deeplab_utils" / "colab.py").write_text('"""doc"""\n', encoding="utf-8")
+    """A tool whose REPO line was removed is a one-line error saying what is missing."""
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "notebooks.py").write_text('"""doc"""\n', encoding="utf-8")
     with pytest.raises(SystemExit) as exit_info:
-        colab.main(["set-repo", "me/fork", "--root", str(tmp_path)])
+        tool.main(["set-repo", "me/fork", "--root", str(tmp_path)])
     assert exit_info.value.code == 2
     assert 'no line REPO = "OWNER/REPO"' in capsys.readouterr().err
 
@@ -90,7 +92,7 @@ def test_set_repo_without_a_repo_line_exits_with_message(tmp_path, capsys):
 def test_set_repo_outside_the_repository_exits_with_message(tmp_path, capsys):
     """Pointing set-repo at a folder that is not the course exits 2 with one line."""
     with pytest.raises(SystemExit) as exit_info:
-        colab.main(["set-repo", "me/fork", "--root", str(tmp_path)])
+        tool.main(["set-repo", "me/fork", "--root", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "not the course's repository root" in capsys.readouterr().err
 
@@ -104,9 +106,20 @@ def _fake_colab(monkeypatch, mounted):
     monkeypatch.setitem(sys.modules, "google.colab", module)
 
 
+def test_setup_notebook_honours_deeplab_workdir(monkeypatch, tmp_path):
+    """DEEPLAB_WORKDIR (the tests' fresh folder for 07/08) replaces the repository root."""
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setenv("DEEPLAB_WORKDIR", str(tmp_path / "fresh"))
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert colab.setup_notebook() == tmp_path / "fresh"
+    assert (tmp_path / "fresh").is_dir()
+
+
 def test_setup_notebook_locally_returns_repo_root(monkeypatch, tmp_path, capsys):
     """Outside Colab: report the environment; the working folder is the repository root."""
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.delenv("DEEPLAB_WORKDIR", raising=False)
     (tmp_path / "notebooks" / "student").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "notebooks")
     assert colab.setup_notebook() == tmp_path

@@ -1,10 +1,10 @@
-"""Tests for deeplab_utils.exercises: turning solved notebooks into student notebooks."""
+"""Tests for tools/notebooks.py: turning solved notebooks into student notebooks."""
 
 import json
 
 import pytest
 
-from deeplab_utils.exercises import (
+from tools.notebooks import (
     STUB,
     count_exercises,
     main,
@@ -79,36 +79,28 @@ def test_markdown_answers_are_removed():
     assert n == 1 and "42" not in text and "*Your answer here.*" in text
 
 
-def test_make_student_tags_cells_that_run_learner_code():
-    """Self-check cells and 'uses-solution' cells are tagged raises-exception; outputs cleared."""
+def test_make_student_clears_outputs_and_keeps_checks_untagged():
+    """Outputs are cleared; a check whose result is kept (my_fn = check_my_fn(my_fn)) and the
+    cells after it are left as they are: nothing in a student notebook is expected to fail."""
     nb = _notebook(
         _md("# Title"),
         _code(SOLVED_CODE, outputs=[{"output_type": "stream", "name": "stdout", "text": "x"}]),
-        _code("check_add_one(add_one)"),
-        _code("plot(add_one(3))", tags=["uses-solution"]),
-        _code("print('reference')"),
+        _code("add_one = check_add_one(add_one)"),
+        _code("print(add_one(3))"),
     )
     student, n = make_student(nb)
     assert n == 1 and count_exercises(nb) == 1
-    tags = [c["metadata"].get("tags", []) for c in student["cells"]]
-    assert tags == [[], [], ["raises-exception"], ["raises-exception"], []]
+    assert [c["metadata"].get("tags", []) for c in student["cells"]] == [[], [], [], []]
     assert all(c.get("outputs", []) == [] for c in student["cells"][1:])
     assert all(c.get("execution_count") is None for c in student["cells"][1:])
     assert nb["cells"][1]["outputs"], "the solved notebook itself is left untouched"
 
 
-def test_make_student_leaves_returning_checks_untagged():
-    """A check whose result is kept (my_fn = check_my_fn(my_fn)) hands back the package's
-    version instead of raising, so neither it nor the cells after it are tagged."""
-    nb = _notebook(
-        _code(SOLVED_CODE),
-        _code("add_one = check_add_one(add_one)"),
-        _code("print(add_one(3))"),
-        _code("check_add_one(add_one)"),
-    )
-    student, _ = make_student(nb)
-    tags = [c["metadata"].get("tags", []) for c in student["cells"]]
-    assert tags == [[], [], [], ["raises-exception"]]
+def test_a_check_whose_result_is_thrown_away_is_refused():
+    """A bare check_x(x) would leave the student copy running the unwritten exercise later."""
+    nb = _notebook(_code(SOLVED_CODE), _code("check_add_one(add_one)"))
+    with pytest.raises(ValueError, match=r"cell 1 .*my_fn = check_my_fn\(my_fn\)"):
+        make_student(nb)
 
 
 def test_cli_build_then_check(tmp_path, capsys):
@@ -116,7 +108,7 @@ def test_cli_build_then_check(tmp_path, capsys):
     `check` fails once a solved notebook changes outside its solutions."""
     solved = tmp_path / "notebooks"
     solved.mkdir()
-    nb = _notebook(_md("# Demo"), _code(SOLVED_CODE), _code("check_add_one(add_one)"))
+    nb = _notebook(_md("# Demo"), _code(SOLVED_CODE), _code("add_one = check_add_one(add_one)"))
     (solved / "01_demo.ipynb").write_text(json.dumps(nb))
     assert main(["build", "--notebooks", str(solved)]) == 0
     written = (solved / "student" / "01_demo.ipynb").read_text()

@@ -1,6 +1,5 @@
-"""The student notebooks: generated from the solved ones, free of solutions; the converted ones
-(every check keeps what it returns) run to the end with no exercise done, the others fail only
-in their tagged cells, each self-check with the friendly "not implemented yet" message."""
+"""The student notebooks: generated from the solved ones, free of solutions, and they run to the
+end with no exercise done (every check keeps what it returns and says "not implemented yet")."""
 
 import json
 import re
@@ -9,10 +8,8 @@ from pathlib import Path
 import pytest
 
 from deeplab_utils.checks import FALLBACK, NOT_IMPLEMENTED
-from deeplab_utils.exercises import (
+from tools.notebooks import (
     BEGIN,
-    CHECK_ASSIGN,
-    CHECK_CALL,
     END,
     count_exercises,
     main,
@@ -22,8 +19,7 @@ from deeplab_utils.exercises import (
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SOLVED = solved_notebooks(NOTEBOOKS)
 STUDENT = NOTEBOOKS / "student"
-# Notebooks whose checks return the implementation to use: "Run all" goes to the end.
-CONVERTED = {"00", "01", "02", "03", "04", "05", "06"}
+CHECK_ASSIGN = re.compile(r"^\s*\w+\s*=\s*check_\w+\(", re.MULTILINE)  # keeps what it returns
 
 
 def _load(path: Path) -> dict:
@@ -44,7 +40,7 @@ def _solution_lines(source: str) -> list[str]:
 
 
 def test_student_notebooks_are_up_to_date():
-    """notebooks/student/ is exactly what `python -m deeplab_utils.exercises build` writes."""
+    """notebooks/student/ is exactly what `python tools/notebooks.py build` writes."""
     assert main(["check", "--notebooks", str(NOTEBOOKS)]) == 0
 
 
@@ -70,28 +66,11 @@ def test_no_solution_text_leaks(path):
         assert not stub.get("outputs"), f"cell {i} of {path.name} keeps its outputs"
 
 
-def _tagged(cell: dict) -> bool:
-    return "raises-exception" in cell.get("metadata", {}).get("tags", [])
-
-
 @pytest.mark.parametrize("path", SOLVED, ids=lambda p: p.stem)
-def test_converted_notebooks_have_no_cell_expected_to_fail(path):
-    """A converted notebook's student copy tags no cell raises-exception and has no bare
-    check call: nothing in it is allowed to fail."""
-    if path.name[:2] not in CONVERTED:
-        pytest.skip("not converted yet: its checks still raise")
-    for i, cell in enumerate(_load(STUDENT / path.name)["cells"]):
-        source = "".join(cell["source"])
-        assert not _tagged(cell), f"cell {i} of {path.name} is tagged raises-exception"
-        assert not CHECK_CALL.search(source), f"cell {i} of {path.name} calls a check bare"
-
-
-@pytest.mark.parametrize("path", SOLVED, ids=lambda p: p.stem)
-def test_student_notebook_runs_and_checks_say_not_implemented(path):
-    """Run the student copy. A converted notebook runs to the end with no error, and each
-    self-check prints the one "not implemented yet" line; in the others only cells tagged
-    raises-exception raise, each does, and every self-check raises CheckFailed saying "not
-    implemented yet"."""
+def test_student_notebook_runs_to_the_end(path):
+    """Run the student copy as "Run all" would, with no exercise written: no cell fails, and
+    each self-check prints the one "not implemented yet" line naming the package's version
+    that the rest of the notebook uses."""
     nbclient = pytest.importorskip("nbclient")
     nbformat = pytest.importorskip("nbformat")
     nb = nbformat.read(STUDENT / path.name, as_version=4)
@@ -109,16 +88,9 @@ def test_student_notebook_runs_and_checks_say_not_implemented(path):
             continue
         source = "".join(cell["source"])
         errors = [o for o in cell["outputs"] if o["output_type"] == "error"]
-        tagged = _tagged(cell)
         where = f"{path.name}, cell {i}:\n{source}\n"
-        if errors:
-            assert tagged, f"{where}raised {errors[0]['ename']}: {errors[0]['evalue']}"
-        else:
-            assert not tagged, f"{where}is tagged raises-exception but ran without error"
-        if CHECK_CALL.search(source):
-            checks += 1
-            assert errors[0]["ename"] == "CheckFailed", where
-            assert "not implemented yet" in errors[0]["evalue"], where
+        assert not errors, f"{where}raised {errors[0]['ename']}: {errors[0]['evalue']}"
+        assert "raises-exception" not in cell.get("metadata", {}).get("tags", []), where
         if CHECK_ASSIGN.search(source):
             checks += 1
             text = "".join(

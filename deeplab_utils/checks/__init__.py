@@ -24,9 +24,9 @@ from .atrous import check_atrous_conv2d, check_receptive_fields
 from .backbone import check_block_settings, check_bottleneck
 from .data import check_random_scale_crop_flip
 from .decoder import check_decoder, check_deeplabv3plus_forward
-from .evaluation import check_flip_tta
+from .evaluation import check_confusion_matrix, check_flip_tta, check_tta
 from .objectives import check_dice_bce_loss, check_dice_ce_loss, check_iou_loss, check_miou
-from .training import check_poly_lr, check_train_step
+from .training import check_poly_lr, check_train_loop, check_train_step
 
 __all__ = [
     "FALLBACK",
@@ -38,6 +38,7 @@ __all__ = [
     "check_atrous_conv2d",
     "check_block_settings",
     "check_bottleneck",
+    "check_confusion_matrix",
     "check_decoder",
     "check_deeplabv3plus_forward",
     "check_dice_bce_loss",
@@ -48,6 +49,8 @@ __all__ = [
     "check_poly_lr",
     "check_random_scale_crop_flip",
     "check_receptive_fields",
+    "check_train_loop",
     "check_train_step",
+    "check_tta",
     "exercise_check",
 ]

@@ -96,13 +96,6 @@ def _fail(check: str, case: str, message: str, hint: str | Hint | None = None) -
     )
 
 
-def _name_differences(
-    expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor]
-) -> tuple[list[str], list[str]]:
-    """The state-dict keys the learner's module lacks, and those it has beyond the reference's."""
-    return [k for k in expected if k not in got], [k for k in got if k not in expected]
-
-
 @contextmanager
 def _watching(calls: list[str]) -> Iterator[None]:
     """Record in ``calls`` every call, made meanwhile, of the code the current check watches."""
@@ -242,7 +235,7 @@ def _codes(obj: Any) -> list[CodeType]:
 
 
 def exercise_check(
-    reference: str, *, also_watch: tuple[str, ...] = (), legacy: bool = False
+    reference: str, *, also_watch: tuple[str, ...] = ()
 ) -> Callable[[Callable[[Any], None]], Callable[..., Any]]:
     """Turn ``body(impl)`` (raises :class:`CheckFailed` or prints ✓) into a notebook check.
 
@@ -254,9 +247,6 @@ def exercise_check(
     Args:
         reference: ``"module:name"`` of the package's version, e.g. ``"aspp:ASPPPooling"``.
         also_watch: more ``"module:name"`` whose calls count as using the reference.
-        legacy: the behaviour of the notebooks not converted yet (07 and 08): "not implemented
-            yet" raises :class:`CheckFailed` and nothing is returned, so a bare
-            ``check_x(impl)`` at the end of a cell displays nothing.
     """
 
     def decorate(body: Callable[[Any], None]) -> Callable[..., Any]:
@@ -283,14 +273,12 @@ def exercise_check(
             token = _CONTEXT.set(_Context(name, reveal=bool(hint), watched=watched))
             try:
                 body(impl)
-            except _NotImplementedYet as exc:
-                if legacy:
-                    raise CheckFailed(str(exc)) from None
+            except _NotImplementedYet:
                 print(f"✗ {name}: {NOT_IMPLEMENTED} — {FALLBACK} ({ref_name})")
                 return ref
             finally:
                 _CONTEXT.reset(token)
-            return None if legacy else impl
+            return impl
 
         return check
 

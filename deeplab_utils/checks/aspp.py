@@ -6,12 +6,12 @@ from typing import Any
 
 import torch
 
+from ..backbone import state_dict_differences
 from ._common import (
     CheckFailed,
     Hint,
     _compare,
     _fail,
-    _name_differences,
     _passed,
     _randomize_batch_norms,
     _run,
@@ -40,7 +40,7 @@ def _load_into_learner(
 ) -> None:
     """Copy the reference's weights into the learner's module, or say which names differ."""
     ours, theirs = learner.state_dict(), reference.state_dict()
-    missing, unexpected = _name_differences(theirs, ours)
+    missing, unexpected, _ = state_dict_differences(theirs, ours)
     case = "parameter names"
     if missing or unexpected:
         raise _fail(

@@ -7,12 +7,12 @@ from typing import Any
 
 import torch
 
+from ..backbone import state_dict_differences
 from ._common import (
     CheckFailed,
     Hint,
     _compare,
     _fail,
-    _name_differences,
     _passed,
     _randomize_batch_norms,
     _run,
@@ -37,7 +37,7 @@ def _load_reference_weights(check: str, case: str, learner: Any, reference: Any)
             f"{type(learner).__name__}, expected an nn.Module."
         )
     expected, got = reference.state_dict(), learner.state_dict()
-    missing, unexpected = _name_differences(expected, got)
+    missing, unexpected, shapes = state_dict_differences(expected, got)
     if missing or unexpected:
         raise _fail(
             check,
@@ -46,11 +46,6 @@ def _load_reference_weights(check: str, case: str, learner: Any, reference: Any)
             f"missing {missing}, unexpected {unexpected}",
             _NAMES_HINT,
         )
-    shapes = [
-        f"{k}: {tuple(got[k].shape)} vs expected {tuple(v.shape)}"
-        for k, v in expected.items()
-        if tuple(got[k].shape) != tuple(v.shape)
-    ]
     if shapes:
         raise _fail(
             check,

@@ -6,12 +6,12 @@ from typing import Any
 
 import torch
 
+from ..backbone import state_dict_differences
 from ._common import (
     CheckFailed,
     Hint,
     _compare,
     _fail,
-    _name_differences,
     _passed,
     _randomize_batch_norms,
     _run,
@@ -34,12 +34,7 @@ def _load_reference_state(check: str, learner: torch.nn.Module, ref: torch.nn.Mo
     """Copy ``ref``'s weights into ``learner``; a :class:`CheckFailed` lists any name mismatch."""
     own = learner.state_dict()
     theirs = ref.state_dict()
-    missing, unexpected = _name_differences(theirs, own)
-    mismatched = [
-        f"{k}: {tuple(own[k].shape)} vs expected {tuple(v.shape)}"
-        for k, v in theirs.items()
-        if k in own and own[k].shape != v.shape
-    ]
+    missing, unexpected, mismatched = state_dict_differences(theirs, own)
     if missing or unexpected or mismatched:
         raise _fail(
             check,

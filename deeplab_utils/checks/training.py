@@ -6,7 +6,16 @@ from collections.abc import Callable
 
 import torch
 
-from ._common import CheckFailed, _compare, _passed, _run, _run_with_hint, exercise_check
+from ._common import (
+    CheckFailed,
+    Hint,
+    _compare,
+    _fail,
+    _passed,
+    _run,
+    _run_with_hint,
+    exercise_check,
+)
 
 
 def _tiny_segmenter(num_classes: int, seed: int) -> torch.nn.Module:
@@ -21,31 +30,13 @@ def _tiny_segmenter(num_classes: int, seed: int) -> torch.nn.Module:
         )
 
 
-def _reference_train_step(
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    masks: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-) -> float:
-    """The step that ``deeplab_utils.training`` takes (without mixed precision)."""
-    optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(model(images), masks)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
-
-
 def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-# Notebook 07 is not converted to the returning checks yet: legacy=True keeps its behaviour
-# ("not implemented yet" raises). The package has no step with this signature to hand back.
 @exercise_check(
-    "training:_train_step",
-    also_watch=("training:train_one_epoch", "training:fit"),
-    legacy=True,
+    "training:train_step",
+    also_watch=("training:_train_step", "training:train_one_epoch", "training:fit"),
 )
 def check_train_step(fn: Callable[..., float]) -> None:
     """Check ``fn(model, images, masks, optimizer, loss_fn) -> float``: one optimiser step.
@@ -61,6 +52,7 @@ def check_train_step(fn: Callable[..., float]) -> None:
     import copy
 
     from ..losses import DiceCELoss
+    from ..training import train_step
 
     check = "check_train_step"
     gen = torch.Generator().manual_seed(0)
@@ -98,7 +90,7 @@ def check_train_step(fn: Callable[..., float]) -> None:
                 masks[:, 0] = 255  # the first row of every mask is "ignore"
             case = name if steps == 1 else f"{name} (step {step + 1})"
             before = _state(learner)
-            expected = _reference_train_step(reference, images, masks, ref_opt, loss_fn)
+            expected = train_step(reference, images, masks, ref_opt, loss_fn)
             got = _run(
                 check, case, fn, learner, images.clone(), masks.clone(), learner_opt, loss_fn
             )
@@ -144,7 +136,7 @@ def check_train_step(fn: Callable[..., float]) -> None:
     _passed(check, len(cases), "your step moves the weights exactly as the reference step.")
 
 
-@exercise_check("training:poly_lr_lambda", legacy=True)
+@exercise_check("training:poly_lr_lambda")
 def check_poly_lr(fn: Callable[..., float]) -> None:
     """Check ``fn(step, total_steps, power=0.9, warmup_steps=0) -> float`` (the LR multiplier).
 
@@ -215,3 +207,160 @@ def check_poly_lr(fn: Callable[..., float]) -> None:
                     f"{check}: case '{case}': expected {expected:.6g}, got {got:.6g}. Hint: {hint}"
                 )
     _passed(check, len(cases), "your schedule equals deeplab_utils.training.poly_lr_lambda.")
+
+
+def _loop_batches(gen: torch.Generator, n: int, num_classes: int) -> list[tuple[torch.Tensor, ...]]:
+    """``n`` batches of 2 random 5x6 images and masks, a re-iterable stand-in for a loader."""
+    return [
+        (
+            torch.randn(2, 3, 5, 6, generator=gen),
+            torch.randint(0, num_classes, (2, 5, 6), generator=gen),
+        )
+        for _ in range(n)
+    ]
+
+
+def _dropout_segmenter(num_classes: int) -> torch.nn.Module:
+    """1x1 convolutions with BatchNorm and dropout: train and eval mode give other results."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 1),
+            torch.nn.BatchNorm2d(8),
+            torch.nn.ReLU(),
+            torch.nn.Dropout2d(0.3),
+            torch.nn.Conv2d(8, num_classes, 1),
+        )
+
+
+def _run_loop(fn: Callable[..., object], batches: list, steps: int, *, eval_first: bool) -> tuple:
+    """Run a training loop ``fn`` on a fresh copy of the check's model, with its dropout seeded.
+
+    Returns ``(what fn returned, the model's state after, the scheduler's step count)``.
+    """
+    from ..training import poly_lr_lambda
+
+    model = _dropout_segmenter(num_classes=3)
+    if eval_first:
+        model.eval()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: poly_lr_lambda(step, steps, warmup_steps=2)
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # the same dropout masks for every loop compared
+        out = fn(model, batches, torch.nn.CrossEntropyLoss(), optimizer, scheduler, steps)
+    return out, _state(model), scheduler.last_epoch
+
+
+def _wrong_loops() -> dict[str, Callable[..., list[float]]]:
+    """Plausible mistakes, each with the hint that names it (matched on the weights they give)."""
+
+    def loop(*, zero_grad: bool = True, per_epoch: bool = False, train_mode: bool = True):
+        def run(model, loader, loss_fn, optimizer, scheduler, steps):
+            if train_mode:
+                model.train()
+            losses: list[float] = []
+            while len(losses) < steps:
+                for images, masks in loader:
+                    if zero_grad:
+                        optimizer.zero_grad()
+                    loss = loss_fn(model(images), masks)
+                    loss.backward()
+                    optimizer.step()
+                    if not per_epoch:
+                        scheduler.step()
+                    losses.append(loss.item())
+                    if len(losses) == steps:
+                        break
+                if per_epoch:
+                    scheduler.step()
+            return losses
+
+        return run
+
+    return {
+        "clear the gradients at every step (optimizer.zero_grad()): backward() adds to .grad, "
+        "so without it each step also repeats every earlier step's gradient.": loop(
+            zero_grad=False
+        ),
+        "move the schedule once per optimiser step, not once per epoch: the poly policy counts "
+        "iterations (scheduler.step() right after optimizer.step()).": loop(per_epoch=True),
+        "put the model in training mode first (model.train()): it may come from an evaluation, "
+        "and in eval mode BatchNorm uses its running statistics and dropout does nothing.": loop(
+            train_mode=False
+        ),
+    }
+
+
+@exercise_check(
+    "training:train_steps",
+    also_watch=("training:train_step", "training:_train_step", "training:train_one_epoch"),
+)
+def check_train_loop(fn: Callable[..., list[float]]) -> None:
+    """Check ``fn(model, loader, loss_fn, optimizer, scheduler, steps) -> list of losses``.
+
+    The reference is :func:`deeplab_utils.training.train_steps`: ``steps`` optimiser steps,
+    through the loader as many times as needed, the model in train mode, the schedule moved
+    once per step. Learner and reference train identical models (BatchNorm, dropout seeded
+    alike) with SGD + momentum and a poly schedule; their weights, BN statistics, scheduler
+    step count and returned losses must agree. Cases: fewer steps than one epoch, steps over
+    two and a half epochs, a model handed over in eval mode. Recognised mistakes: no
+    ``zero_grad``, the schedule stepped per epoch, the model left in eval mode, losses kept as
+    tensors, stopping after one epoch. Taught in notebook 07.
+    """
+    from ..training import train_steps
+
+    check = "check_train_loop"
+    gen = torch.Generator().manual_seed(0)
+    cases = [
+        # (name, batches per epoch, steps, model handed over in eval mode)
+        ("3 steps, an epoch of 4 batches", 4, 3, False),
+        ("10 steps over epochs of 4 batches", 4, 10, False),
+        ("6 steps, the model handed over in eval mode", 3, 6, True),
+    ]
+    for name, n_batches, steps, eval_first in cases:
+        batches = _loop_batches(gen, n_batches, num_classes=3)
+        expected, expected_state, expected_count = _run_loop(
+            train_steps, batches, steps, eval_first=eval_first
+        )
+        got, state, count = _run(check, name, _run_loop, fn, batches, steps, eval_first=eval_first)
+        if not isinstance(got, list | tuple) or len(got) != steps:
+            length = len(got) if isinstance(got, list | tuple) else type(got).__name__
+            raise _fail(
+                check, name, f"expected a list of {steps} losses, one per step, got {length}",
+                Hint("go through the loader again (a new epoch) until `steps` steps are done, "
+                     "and stop exactly there."),
+            )  # fmt: skip
+        if any(isinstance(v, torch.Tensor) for v in got):
+            raise _fail(
+                check, name, "the losses are tensors",
+                "keep loss.item(), a Python float: a list of loss tensors keeps every step's "
+                "autograd graph alive.",
+            )  # fmt: skip
+        hint: str | Hint = Hint(
+            "each step: zero_grad, forward, loss, backward, optimizer.step(), scheduler.step().",
+            "model.train(), then for each batch (again and again until `steps`): "
+            "optimizer.zero_grad(); loss = loss_fn(model(images), masks); loss.backward(); "
+            "optimizer.step(); scheduler.step(); keep loss.item().",
+        )
+        for mistake, wrong in _wrong_loops().items():
+            _, wrong_state, _ = _run_loop(wrong, batches, steps, eval_first=eval_first)
+            if all(torch.allclose(state[k], wrong_state[k]) for k in state) and not all(
+                torch.allclose(wrong_state[k], expected_state[k]) for k in state
+            ):
+                hint = mistake
+                break
+        if count != expected_count:
+            raise _fail(
+                check, name,
+                f"the scheduler moved {count} times, expected {expected_count} (once per step)",
+                hint,
+            )  # fmt: skip
+        for key, value in expected_state.items():
+            _compare(check, f"{name}: '{key}' after training", state[key], value, hint=hint)
+        _compare(
+            check, f"{name}: returned losses", torch.tensor(got, dtype=torch.float64),
+            torch.tensor(expected, dtype=torch.float64), hint=hint, atol=1e-6,
+        )  # fmt: skip
+    _passed(check, len(cases), "your loop trains exactly as deeplab_utils.training.train_steps.")

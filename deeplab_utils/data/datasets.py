@@ -60,7 +60,8 @@ SBD_LAYOUT = """\
   SBD_ROOT/benchmark_RELEASE/dataset/img/2008_000002.jpg ...
   SBD_ROOT/benchmark_RELEASE/dataset/cls/2008_000002.mat ...
   SBD_ROOT/benchmark_RELEASE/dataset/train.txt, val.txt
-  (or img/, cls/, train.txt, val.txt directly in SBD_ROOT, as torchvision's SBDataset leaves them)"""
+  (or img/, cls/, train.txt, val.txt directly in SBD_ROOT, as torchvision's SBDataset
+  leaves them)"""
 
 # ShapesDataset sizes chosen by build_dataset: samples are free, validation costs model time.
 SHAPES_TRAIN_SAMPLES = 5000
@@ -111,7 +112,22 @@ def _limit(length: int, num_samples: int | None) -> int:
     return min(length, num_samples)
 
 
-class OxfordPetSegmentation(Dataset):
+class _LimitedDataset(Dataset):
+    """A real dataset cut to its first ``num_samples`` items: length and index checks, once."""
+
+    _length: int
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _position(self, index: int) -> int:
+        """``index`` as a position in ``[0, len)`` (negative counts from the end)."""
+        if not -self._length <= index < self._length:
+            raise IndexError(f"index {index} out of range for {self._length} samples")
+        return index % self._length
+
+
+class OxfordPetSegmentation(_LimitedDataset):
     """Oxford-IIIT Pet segmentation (37 cat and dog breeds, trimap masks). Taught in notebook 06.
 
     Wraps ``torchvision.datasets.OxfordIIITPet(target_types="segmentation")``. Expected layout::
@@ -174,14 +190,9 @@ class OxfordPetSegmentation(Dataset):
         self._lut = lut
         self._length = _limit(len(self._base), num_samples)
 
-    def __len__(self) -> int:
-        return self._length
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(image float32 (3, H, W), mask int64 (H, W))`` after the transform."""
-        if not -self._length <= index < self._length:
-            raise IndexError(f"index {index} out of range for {self._length} samples")
-        index %= self._length
+        index = self._position(index)
         image, trimap = self._base[index]
         mask = self._lut[np.asarray(trimap, dtype=np.uint8)]  # trimap values -> class labels
         segs = getattr(self._base, "_segs", None)  # torchvision's private list of mask paths
@@ -189,7 +200,7 @@ class OxfordPetSegmentation(Dataset):
         return _apply(self.transform, *_to_pair(image, mask, where=where))
 
 
-class VOCSegmentationDataset(Dataset):
+class VOCSegmentationDataset(_LimitedDataset):
     """PASCAL VOC 2012 semantic segmentation: 20 object classes + background. Taught in notebook 06.
 
     Wraps ``torchvision.datasets.VOCSegmentation(year="2012")``. Masks are palette ("P" mode)
@@ -244,14 +255,9 @@ class VOCSegmentationDataset(Dataset):
         self.transform = transform
         self._length = _limit(len(self._base), num_samples)
 
-    def __len__(self) -> int:
-        return self._length
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(image float32 (3, H, W), mask int64 (H, W))`` after the transform."""
-        if not -self._length <= index < self._length:
-            raise IndexError(f"index {index} out of range for {self._length} samples")
-        index %= self._length
+        index = self._position(index)
         image, target = self._base[index]
         where = self._base.masks[index]
         if target.mode not in ("P", "L"):
@@ -309,7 +315,7 @@ def _sbd_only(
     return found
 
 
-class VOCTrainAugDataset(Dataset):
+class VOCTrainAugDataset(_LimitedDataset):
     """PASCAL VOC 2012 "trainaug": the 10,582 training images of the DeepLab papers' VOC numbers.
 
     VOC 2012 ``train`` (with VOC's own masks, void border = 255) plus every image of SBD's
@@ -369,14 +375,9 @@ class VOCTrainAugDataset(Dataset):
         self._length = _limit(len(self._items), num_samples)
         self.image_ids = self.image_ids[: self._length]
 
-    def __len__(self) -> int:
-        return self._length
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(image float32 (3, H, W), mask int64 (H, W))`` after the transform."""
-        if not -self._length <= index < self._length:
-            raise IndexError(f"index {index} out of range for {self._length} samples")
-        source, item = self._items[index % self._length]
+        source, item = self._items[self._position(index)]
         if source == 0:
             return self._voc[item]
         sbd = self._sbd[source - 1]

@@ -1,7 +1,7 @@
 """Class colours: one RGB triple per class index, and ``colorize_mask`` to paint a class mask.
 
-Data layer (layer 3); depends on torch (and the ignore label of ``targets``) alone, so the trainer (layer 4) can log coloured
-masks without importing the figure helpers. Taught in notebook 06.
+Data layer (layer 3); depends on torch (and the ignore label of ``targets``) alone, so the
+trainer (layer 4) can log coloured masks without importing the figure helpers. Taught in notebook 06.
 
 A palette is a tuple of ``(r, g, b)`` uint8 triples; entry ``k`` is the colour of class ``k``.
 Pixels equal to the ignore index (255) are painted ``IGNORE_COLOR`` (white), whatever the palette.
