@@ -740,8 +740,8 @@ def fit(
     # Wall time for mIoU-vs-minutes curves; a resumed run continues from its last validation.
     started = time.perf_counter() - (history.eval_seconds[-1] if history.eval_seconds else 0.0)
     model.train()
-    shown = {"desc": "train", "disable": not progress or rank > 0, "mininterval": 1.0}
-    with tqdm(total=config.steps, initial=step, **shown) as bar:
+    quiet = not progress or rank > 0  # one progress bar, on rank 0
+    with tqdm(total=config.steps, initial=step, desc="train", disable=quiet, mininterval=1) as bar:
         while step < config.steps:
             step += 1
             loss, lr, _, _ = _train_step(

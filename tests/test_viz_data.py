@@ -64,10 +64,10 @@ def test_overlay_mask_rejects_mismatched_shapes():
 
 
 @pytest.mark.parametrize(
-    ("n", "with_preds", "axes"), [(3, False, 1 * 6), (5, False, 2 * 6), (5, True, 3 * 6)]
+    ("n", "with_preds", "axes"), [(3, False, 2 * 4), (5, False, 3 * 4), (5, True, 5 * 3)]
 )
 def test_show_samples_lays_out_rows(n, with_preds, axes):
-    """show_samples draws each sample as image | truth (| prediction), at most 6 panels a row."""
+    """show_samples draws each sample as image | truth (| prediction), at most 4 panels a row."""
     ds = ShapesDataset(n, image_size=16)
     images = torch.stack([ds[i][0] for i in range(n)])
     masks = torch.stack([ds[i][1] for i in range(n)])

@@ -48,17 +48,12 @@ def _slope(index: torch.Tensor, value: torch.Tensor) -> float:
     return float((di * (value - value.mean())).sum() / (di * di).sum().clamp_min(1e-12))
 
 
-def _analyse(
-    check: str,
-    case: str,
-    got: Any,
-    mask: torch.Tensor,
-    size: int,
-) -> tuple[float, bool, tuple[int, int]]:
-    """Check one output; return its scale, whether it is flipped, and where the crop is."""
-    hint_shape = Hint(
-        "return (image (C, size, size), mask (size, size)), keeping the dtypes.", _FULL
-    )
+_HINT_SHAPE = Hint("return (image (C, size, size), mask (size, size)), keeping the dtypes.", _FULL)
+
+
+def _unpack(check: str, case: str, got: Any, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The output's image ``(3, size, size)`` float32 and mask ``(size, size)`` int64."""
+    hint_shape = _HINT_SHAPE
     if not (isinstance(got, (tuple, list)) and len(got) == 2):
         raise _fail(
             check, case, f"expected a pair (image, mask), got {type(got).__name__}", hint_shape
@@ -81,7 +76,14 @@ def _analyse(
             raise _fail(
                 check, case, f"the {part} should be {shape} {dtype}, got {got_text}", hint_shape
             )
-    height, width = mask.shape
+    return image, out_mask
+
+
+def _check_padding(
+    check: str, case: str, image: torch.Tensor, out_mask: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Padding is 0 in the image and 255 in the mask, at the same pixels, and labels stay
+    labels; return the ``(size, size)`` boolean map of content pixels."""
     ones = image[2]
     blended = (ones > 0.01) & (ones < 0.99)
     if bool(blended.any()):
@@ -106,7 +108,7 @@ def _analyse(
             ),
         )
     if not bool(content.any()):
-        raise _fail(check, case, "the image is all padding", hint_shape)
+        raise _fail(check, case, "the image is all padding", _HINT_SHAPE)
     if bool((out_mask[content] == 255).any()):
         i, j = (content & (out_mask == 255)).nonzero()[0].tolist()
         raise _fail(
@@ -131,6 +133,16 @@ def _analyse(
                 "F.interpolate(mask[None, None].float(), size, mode='nearest').",
             ),
         )
+    return content
+
+
+def _analyse(
+    check: str, case: str, got: Any, mask: torch.Tensor, size: int
+) -> tuple[float, bool, tuple[float | None, float | None]]:
+    """Check one output; return its scale, whether it is flipped, and where the crop is."""
+    image, out_mask = _unpack(check, case, got, size)
+    content = _check_padding(check, case, image, out_mask, mask)
+    height, width = mask.shape
     rows, cols = content.nonzero(as_tuple=True)
     src_row = image[0][content] * height - 0.5  # where each output pixel comes from
     src_col = image[1][content] * width - 0.5
@@ -143,7 +155,30 @@ def _analyse(
             Hint("the paper's flip is left-right: .flip(-1), the last (width) dimension."),
         )
     scale = 1 / slope_r
-    flipped = slope_c < 0
+    _check_alignment(check, case, mask, out_mask[content], (rows, cols), (src_row, src_col), scale)
+    # Where the crop sits in the scaled image, as a fraction of where it could sit (0: top or
+    # left edge, 1: bottom or right edge); None where the scaled image is no larger.
+    place = []
+    for src, side in ((src_row, height), (src_col, width)):
+        start = (float(src.min()) + 0.5) * scale - 0.5  # src = (dst + 0.5) / s - 0.5
+        room = round(side * scale) - size
+        place.append(start / room if room > 0 else None)
+    return scale, slope_c < 0, (place[0], place[1])
+
+
+def _check_alignment(
+    check: str,
+    case: str,
+    mask: torch.Tensor,
+    found: torch.Tensor,
+    where: tuple[torch.Tensor, torch.Tensor],
+    source: tuple[torch.Tensor, torch.Tensor],
+    scale: float,
+) -> None:
+    """Every content pixel's label (``found``, at output pixels ``where``) is the label of the
+    source pixel the image shows there (``source``, fractional row and column)."""
+    height, width = mask.shape
+    (rows, cols), (src_row, src_col) = where, source
     # The label of every output pixel must be the source pixel's, up to where nearest and
     # bilinear resizing disagree (under one source pixel at scale s, plus half a pixel).
     radius = math.ceil(1 / scale) + 1
@@ -151,7 +186,6 @@ def _analyse(
     nearby = F.max_pool2d(onehot, 2 * radius + 1, stride=1, padding=radius)[0] > 0
     r = src_row.round().long().clamp(0, height - 1)
     c = src_col.round().long().clamp(0, width - 1)
-    found = out_mask[content]
     ok = nearby[found, r, c]
     if float(ok.float().mean()) < 0.98:
         k = int((~ok).nonzero()[0])
@@ -180,14 +214,61 @@ def _analyse(
                 _FULL,
             ),
         )
-    # Where the crop sits in the scaled image, as a fraction of where it could sit (0: top or
-    # left edge, 1: bottom or right edge); None where the scaled image is no larger.
-    place = []
-    for src, side in ((src_row, height), (src_col, width)):
-        start = (float(src.min()) + 0.5) * scale - 0.5  # src = (dst + 0.5) / s - 0.5
-        room = round(side * scale) - size
-        place.append(start / room if room > 0 else None)
-    return scale, flipped, (place[0], place[1])
+
+
+def _check_spread(
+    check: str,
+    name: str,
+    draws: int,
+    scale_range: tuple[float, float],
+    scales: list[float],
+    flips: list[bool],
+    places: list[tuple[float | None, float | None]],
+) -> None:
+    """Over many draws the scale covers ``scale_range``, both flips happen and the crop moves."""
+    low, high = scale_range
+    if min(scales) < low * 0.95 - 0.02 or max(scales) > high * 1.05 + 0.02:
+        raise _fail(
+            check,
+            name,
+            f"the scale must stay in {scale_range}, but it went from {min(scales):.2f} "
+            f"to {max(scales):.2f}",
+            Hint(
+                "draw the factor uniformly in scale_range and resize to round(H*s) x round(W*s).",
+                _FULL,
+            ),
+        )
+    spread = 0.35 * (high - low)
+    if min(scales) > low + spread or max(scales) < high - spread:
+        raise _fail(
+            check,
+            name,
+            f"over {draws} draws the scale only went from {min(scales):.2f} to "
+            f"{max(scales):.2f}, expected to cover most of {scale_range}",
+            Hint("draw a new factor for every call, uniformly in scale_range.", _FULL),
+        )
+    if len(set(flips)) < 2:
+        raise _fail(
+            check,
+            name,
+            f"over {draws} draws the image was {'always' if flips[0] else 'never'} flipped",
+            Hint("flip left-right with probability 1/2, drawn from the generator.", _FULL),
+        )
+    if scale_range[0] > 1.2:  # the scaled image is larger than the crop: room to move
+        for axis, name_ in enumerate(("top", "left")):
+            where = [p[axis] for p in places if p[axis] is not None]
+            if max(where) - min(where) < 0.3:
+                raise _fail(
+                    check,
+                    name,
+                    f"over {draws} draws the crop's {name_} edge stayed at "
+                    f"{min(where):.2f}-{max(where):.2f} of the room it has (0: the edge of "
+                    "the scaled image, 1: the opposite one)",
+                    Hint(
+                        "draw the crop's top and left at random, anywhere the window fits.",
+                        _FULL,
+                    ),
+                )
 
 
 @exercise_check("data.transforms:random_scale_crop_flip")
@@ -268,48 +349,5 @@ def check_random_scale_crop_flip(fn: Callable[..., tuple[torch.Tensor, torch.Ten
                     ),
                 )
                 _compare(check, case + " (mask)", got[1], expected_mask, atol=0, rtol=0)
-        low, high = scale_range
-        if min(scales) < low * 0.95 - 0.02 or max(scales) > high * 1.05 + 0.02:
-            raise _fail(
-                check,
-                name,
-                f"the scale must stay in {scale_range}, but it went from {min(scales):.2f} "
-                f"to {max(scales):.2f}",
-                Hint(
-                    "draw the factor uniformly in scale_range and resize to round(H*s) x "
-                    "round(W*s).",
-                    _FULL,
-                ),
-            )
-        spread = 0.35 * (high - low)
-        if min(scales) > low + spread or max(scales) < high - spread:
-            raise _fail(
-                check,
-                name,
-                f"over {draws} draws the scale only went from {min(scales):.2f} to "
-                f"{max(scales):.2f}, expected to cover most of {scale_range}",
-                Hint("draw a new factor for every call, uniformly in scale_range.", _FULL),
-            )
-        if len(set(flips)) < 2:
-            raise _fail(
-                check,
-                name,
-                f"over {draws} draws the image was {'always' if flips[0] else 'never'} flipped",
-                Hint("flip left-right with probability 1/2, drawn from the generator.", _FULL),
-            )
-        if scale_range[0] > 1.2:  # the scaled image is larger than the crop: room to move
-            for axis, name_ in enumerate(("top", "left")):
-                where = [p[axis] for p in places if p[axis] is not None]
-                if max(where) - min(where) < 0.3:
-                    raise _fail(
-                        check,
-                        name,
-                        f"over {draws} draws the crop's {name_} edge stayed at "
-                        f"{min(where):.2f}-{max(where):.2f} of the room it has (0: the edge of "
-                        "the scaled image, 1: the opposite one)",
-                        Hint(
-                            "draw the crop's top and left at random, anywhere the window fits.",
-                            _FULL,
-                        ),
-                    )
+        _check_spread(check, name, draws, scale_range, scales, flips, places)
     _passed(check, len(cases), "image and mask stay aligned through scale, crop and flip.")

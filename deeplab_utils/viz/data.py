@@ -57,7 +57,7 @@ def show_samples(
         masks: ``(B, H, W)`` ground-truth class indices.
         palette, class_names: class colours and names, for the masks and the legend.
         preds: optional ``(B, H, W)`` predicted classes, drawn in a third column.
-        ncols: samples side by side (at most 6 panels per row).
+        ncols: samples side by side (at most as many as fit 4 panels in a row).
     """
     if len(images) != len(masks) or (preds is not None and len(preds) != len(images)):
         raise ValueError(
@@ -69,7 +69,7 @@ def show_samples(
     columns = (
         {"ground truth": masks} if preds is None else {"ground truth": masks, "prediction": preds}
     )
-    groups = max(1, min(ncols, 6 // (1 + len(columns))))
+    groups = max(1, min(ncols, 4 // (1 + len(columns))))
     return draw_mask_grid(
         plt.figure(), images, columns, palette, class_names, normalized=normalized, groups=groups
     )
