@@ -56,7 +56,7 @@ def _run_ours(out: Path, extra: list[str]) -> dict:
         "minutes": [s / 60 for s in history["eval_seconds"]],
         "eval_step": history["eval_step"],
         "miou": [v["miou"] for v in history["val"]],
-        "final_iou": dict(zip(history["class_names"], history["val"][-1]["iou"])),
+        "final_iou": dict(zip(history["class_names"], history["val"][-1]["iou"], strict=True)),
     }
 
 
