@@ -55,7 +55,7 @@ class CliDefaults:
     # Steps of the main job: where mixed precision is fast (a GPU, a CPU with native bf16) a
     # step costs less, so the same time buys more of them (benchmarks/README.md).
     steps: int = RunConfig().train.steps
-    steps_with_amp: int = 1300
+    steps_with_amp: int = 1200
     workers: int = 0  # DataLoader worker processes; 0 keeps resumed runs exactly reproducible
     device: str = "auto"
     val_every: int = 200  # steps between validations (the curve in history.json)

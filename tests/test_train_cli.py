@@ -54,7 +54,7 @@ def test_defaults_come_from_one_place():
     assert args.steps is None  # decided by the machine: see the next test
 
 
-@pytest.mark.parametrize(("fast", "steps"), [(False, TrainConfig().steps), (True, 1300)])
+@pytest.mark.parametrize(("fast", "steps"), [(False, TrainConfig().steps), (True, 1200)])
 def test_default_steps_follow_the_cost_of_a_step(fast, steps, monkeypatch, tmp_path):
     """Where mixed precision makes a step cheaper the main job takes more of them; without
     mixed precision, the recipe's (TrainConfig's) steps."""
