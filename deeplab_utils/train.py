@@ -36,7 +36,7 @@ from .checkpoint import CheckpointError, read_train_config
 from .files import atomic_write
 from .pretrained import IMAGENET, backbone_state_dict
 from .run import Run, RunConfig, build_run, check_resume, preview_batch, train_run
-from .runtime import DEVICE_CHOICES, amp_is_fast, pick_device
+from .runtime import DEVICE_CHOICES, pick_device
 from .training import DEFAULT_LR, History, NonFiniteLossError, TrainConfig
 
 __all__ = ["DEFAULTS", "CliDefaults", "build_parser", "main", "resolve_args"]
@@ -300,7 +300,7 @@ def _check_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 def _default_steps(args: argparse.Namespace, device: torch.device, saved: dict[str, Any]) -> None:
     """Fill in --steps and --warmup-steps left out: a resumed run keeps its own."""
     if args.steps is None:
-        amp = args.amp if args.amp is not None else amp_is_fast(device)
+        amp = TrainConfig(amp=args.amp).for_device(device).amp  # the rule fit applies
         default = DEFAULTS.steps_with_amp if amp else DEFAULTS.steps
         args.steps = saved.get("steps", default)
     if args.warmup_steps is None and "warmup_steps" in saved:

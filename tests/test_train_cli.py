@@ -58,7 +58,6 @@ def test_defaults_come_from_one_place():
 def test_default_steps_follow_the_cost_of_a_step(fast, steps, monkeypatch, tmp_path):
     """Where mixed precision makes a step cheaper the main job takes more of them; without
     mixed precision, the recipe's (TrainConfig's) steps."""
-    monkeypatch.setattr("deeplab_utils.train.amp_is_fast", lambda device: fast)
     monkeypatch.setattr("deeplab_utils.training.amp_is_fast", lambda device: fast)
     assert _config_of(["--device", "cpu"], monkeypatch, tmp_path).steps == steps
     assert _config_of(["--device", "cpu", "--no-amp"], monkeypatch, tmp_path).steps == (

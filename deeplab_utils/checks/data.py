@@ -53,10 +53,9 @@ _HINT_SHAPE = Hint("return (image (C, size, size), mask (size, size)), keeping t
 
 def _unpack(check: str, case: str, got: Any, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The output's image ``(3, size, size)`` float32 and mask ``(size, size)`` int64."""
-    hint_shape = _HINT_SHAPE
     if not (isinstance(got, (tuple, list)) and len(got) == 2):
         raise _fail(
-            check, case, f"expected a pair (image, mask), got {type(got).__name__}", hint_shape
+            check, case, f"expected a pair (image, mask), got {type(got).__name__}", _HINT_SHAPE
         )
     image, out_mask = got
     for part, value, shape, dtype in (
@@ -74,7 +73,7 @@ def _unpack(check: str, case: str, got: Any, size: int) -> tuple[torch.Tensor, t
                 else type(value).__name__
             )
             raise _fail(
-                check, case, f"the {part} should be {shape} {dtype}, got {got_text}", hint_shape
+                check, case, f"the {part} should be {shape} {dtype}, got {got_text}", _HINT_SHAPE
             )
     return image, out_mask
 
