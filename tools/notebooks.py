@@ -38,6 +38,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from deeplab_utils.files import atomic_write
+
 REPO = "deeplab-course/deeplabv3plus-from-scratch"  # GitHub OWNER/REPO; change it with set-repo
 BRANCH = "main"
 
@@ -217,6 +219,12 @@ def render_notebook(notebook: dict[str, Any], path: str, *, repo: str = REPO) ->
     return notebook
 
 
+def _write(path: Path, text: str) -> None:
+    """Replace ``path``'s text atomically: an interrupted run never leaves half a notebook."""
+    with atomic_write(path, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
 def set_repo(repo: str, root: Path) -> list[Path]:
     """Point the checkout at ``root`` to ``repo``: :data:`REPO`, notebooks, README.
 
@@ -238,7 +246,7 @@ def set_repo(repo: str, root: Path) -> list[Path]:
     old_repo = found.group(1)
     new = re.sub(r'^REPO = "[^"]*"', f'REPO = "{repo}"', text, count=1, flags=re.MULTILINE)
     if new != text:
-        module.write_text(new, encoding="utf-8")
+        _write(module, new)
         changed.append(module)
     for path in sorted((root / "notebooks").rglob("*.ipynb")):
         if ".ipynb_checkpoints" in path.parts:
@@ -247,13 +255,13 @@ def set_repo(repo: str, root: Path) -> list[Path]:
         before = json.dumps(nb)
         render_notebook(nb, _notebook_path(path, root), repo=repo)
         if json.dumps(nb) != before:
-            path.write_text(dumps(nb), encoding="utf-8")
+            _write(path, dumps(nb))
             changed.append(path)
     readme = root / "README.md"
     if readme.exists() and old_repo != repo:
         text = readme.read_text(encoding="utf-8")
         if old_repo in text:
-            readme.write_text(text.replace(old_repo, repo), encoding="utf-8")
+            _write(readme, text.replace(old_repo, repo))
             changed.append(readme)
     return changed
 
@@ -262,11 +270,11 @@ def _write_students(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     if not args.notebooks.is_dir():
         parser.error(f"--notebooks {args.notebooks} is not a folder")
     out_dir = args.out or args.notebooks / "student"
-    texts = build(args.notebooks)
     if args.command == "count":
         for path in solved_notebooks(args.notebooks):
             print(f"{path.name}: {count_exercises(json.loads(path.read_text(encoding='utf-8')))}")
         return 0
+    texts = build(args.notebooks)
     if args.command == "check":
         stale = [
             name
@@ -285,7 +293,7 @@ def _write_students(args: argparse.Namespace, parser: argparse.ArgumentParser) -
         return 0
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, text in texts.items():
-        (out_dir / name).write_text(text, encoding="utf-8")
+        _write(out_dir / name, text)
     print(f"wrote {len(texts)} student notebooks to {out_dir}")
     return 0
 
