@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .separable import SeparableConv2d, _check_positive_int
+from .separable import SeparableConv2d, _check_bool, _check_positive_int
 
 # Atrous rates of the three 3x3 branches, per output stride. DeepLabv3+ paper, Sec. 4.1 and
 # DeepLabv3 paper, Sec. 3.3: (6, 12, 18) at output stride 16, doubled at output stride 8.
@@ -25,9 +25,7 @@ ASPP_RATES: dict[int, tuple[int, int, int]] = {16: (6, 12, 18), 8: (12, 24, 36)}
 
 
 def aspp_rates(output_stride: int) -> tuple[int, int, int]:
-    """Return the paper's ASPP atrous rates for an output stride of 8 or 16.
-
-    Taught in notebook 02.
+    """The paper's ASPP atrous rates for an output stride of 8 or 16. Taught in notebook 02.
 
     Raises:
         ValueError: if ``output_stride`` is not 8 or 16.
@@ -40,10 +38,7 @@ def aspp_rates(output_stride: int) -> tuple[int, int, int]:
 def check_rates(
     rates: Any, name: str = "rates", allowed: str = "a non-empty sequence of positive ints"
 ) -> tuple[int, ...]:
-    """``rates`` as a tuple of atrous rates, or a ValueError saying ``{name} must be {allowed}``.
-
-    One check for :class:`ASPP` and ``ModelConfig.aspp_rates``.
-    """
+    """``rates`` as a tuple of atrous rates, or a ValueError saying ``{name} must be {allowed}``."""
     if not (
         isinstance(rates, tuple | list)
         and rates
@@ -53,27 +48,23 @@ def check_rates(
     return tuple(rates)
 
 
-# The paper's rates were chosen for 513x513 training crops (DeepLabv3+, Sec. 4), i.e. a 33x33
-# feature map at output stride 16.
-PAPER_CROP_SIZE = 513
+PAPER_CROP_SIZE = 513  # the training crops the paper's rates were chosen for (DeepLabv3+, Sec. 4)
 
 
 def scaled_aspp_rates(output_stride: int, image_size: int) -> tuple[int, int, int]:
     """The paper's ASPP rates scaled to the feature map of ``image_size`` training images.
 
-    The paper's rates suit 513-pixel crops (a 33 x 33 feature map at output stride 16). On a
-    smaller map a large rate samples mostly padding, and a 3 x 3 atrous filter whose rate nears
-    the map's size degenerates to its centre weight, a 1 x 1 filter (DeepLabv3, Sec. 3.3 and
-    Fig. 4). Scaling each rate by ``image_size / 513`` keeps the branches' fields of view in
-    proportion to the image: 96-pixel images at output stride 16 give (1, 2, 3), 256-pixel ones
-    (3, 6, 9). Rates never exceed the paper's and are at least 1.
+    On a feature map smaller than the paper's (33 x 33, from 513-pixel crops at output stride
+    16), a large rate samples mostly padding, and a 3 x 3 atrous filter whose rate nears the
+    map's size degenerates to its centre weight (DeepLabv3, Sec. 3.3 and Fig. 4). Scaling each
+    rate by ``image_size / 513`` keeps the branches' fields of view in proportion to the image.
+    Rates never exceed the paper's and are at least 1. Taught in notebook 02.
 
     Raises:
         ValueError: if ``output_stride`` is not 8 or 16, or ``image_size`` is not a positive int.
     """
     rates = aspp_rates(output_stride)
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+    _check_positive_int("image_size", image_size)
     # The feature map's side is proportional to the image's at either output stride.
     scale = min(1.0, image_size / PAPER_CROP_SIZE)
     return tuple(max(1, round(r * scale)) for r in rates)  # type: ignore[return-value]
@@ -105,12 +96,10 @@ class ASPPPooling(nn.Sequential):
     ``(B, in_channels, H, W)`` -> ``(B, out_channels, H, W)``, the same vector at every pixel
     (DeepLabv3 paper, Sec. 3.3: "image-level features"). Taught in notebook 02.
 
-    Unlike torchvision's version, this one also trains with a batch of one image. After global
-    pooling the BN sees one value per channel when ``B == 1``, so batch statistics do not exist
-    (torchvision raises "Expected more than 1 value per channel when training"). In that case
-    the BN normalises with its running statistics, without updating them: the running mean and
-    variance of a single value would be meaningless. Every other case, including ``B > 1`` in
-    train mode, matches torchvision exactly.
+    Unlike torchvision's, it also trains on a batch of one image: with ``B == 1`` the pooled map
+    has one value per channel and no batch statistics (torchvision raises "Expected more than 1
+    value per channel when training"), so BN then normalises with its running statistics and
+    leaves them unchanged. Every other case matches torchvision exactly.
     """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
@@ -168,8 +157,7 @@ class ASPP(nn.Module):
         _check_positive_int("in_channels", in_channels)
         _check_positive_int("out_channels", out_channels)
         rates = check_rates(tuple(rates))
-        if not isinstance(separable, bool):
-            raise ValueError(f"separable must be True or False, got {separable!r}")
+        _check_bool("separable", separable)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.in_channels = in_channels

@@ -36,6 +36,7 @@ def atrous_conv2d(
     Each kernel tap ``(m, n)`` multiplies a copy of the input shifted by
     ``(m * dilation, n * dilation)``; summing the taps gives the same result as
     ``F.conv2d(x, weight, bias, padding=padding, dilation=dilation)`` (up to float rounding).
+    Taught in notebook 01.
 
     Args:
         x: input ``(B, C_in, H, W)``.
@@ -87,35 +88,28 @@ def atrous_conv2d(
 Layer = tuple[int, int, int]  # (kernel size, stride, dilation)
 
 
-def _check_layers(layers: Sequence[Layer]) -> None:
-    for i, layer in enumerate(layers):
-        if (
-            len(layer) != 3
-            or not all(isinstance(v, int) for v in layer)
-            or layer[0] < 1
-            or layer[1] < 1
-            or layer[2] < 1
-        ):
-            raise ValueError(
-                f"layer {i} must be (kernel, stride, dilation) with ints >= 1, got {layer!r}"
-            )
-
-
 def receptive_fields(layers: Sequence[Layer]) -> list[int]:
     """Receptive field (in input pixels, per side) after each layer of a stack.
 
     A layer with kernel ``k``, stride ``s`` and dilation ``d`` acts like a kernel of
     ``k_eff = d (k - 1) + 1``; it widens the receptive field by ``(k_eff - 1) * J``, where
     ``J`` is the product of the strides before it (the distance, in input pixels, between
-    neighbouring positions of its input).
+    neighbouring positions of its input). Taught in notebook 01.
 
     Args:
         layers: ``[(kernel, stride, dilation), ...]`` from the input onwards.
 
     Returns:
         ``[r_1, ..., r_L]``: the receptive field after each layer.
+
+    Raises:
+        ValueError: if a layer is not three ints >= 1.
     """
-    _check_layers(layers)
+    for i, layer in enumerate(layers):
+        if len(layer) != 3 or not all(isinstance(v, int) and v >= 1 for v in layer):
+            raise ValueError(
+                f"layer {i} must be (kernel, stride, dilation) with ints >= 1, got {layer!r}"
+            )
     field, jump, fields = 1, 1, []
     for kernel, stride, dilation in layers:
         field += dilation * (kernel - 1) * jump
@@ -125,9 +119,8 @@ def receptive_fields(layers: Sequence[Layer]) -> list[int]:
 
 
 def receptive_field(layers: Sequence[Layer]) -> int:
-    """Receptive field of a whole stack of ``(kernel, stride, dilation)`` layers.
+    """Receptive field of a whole stack of ``(kernel, stride, dilation)`` layers; 1 for none.
 
-    Example: three 3x3 convolutions with dilations 1, 2, 4 see a 15x15 window:
-    ``receptive_field([(3, 1, 1), (3, 1, 2), (3, 1, 4)]) == 15``.
+    Taught in notebook 01.
     """
     return receptive_fields(layers)[-1] if layers else 1

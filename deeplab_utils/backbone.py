@@ -1,10 +1,8 @@
 """ResNet-50 backbone with atrous convolution (DeepLabv3 paper, Sec. 3.2; DeepLabv3+ Sec. 3.1).
 
-Built from scratch, with parameter and buffer names identical to ``torchvision.models.resnet50``
-(``conv1``, ``bn1``, ``layer1``..``layer4``), so torchvision's ImageNet weights load directly.
-To reach an output stride of 16 (or 8), the stride of the last stage (or last two stages) is
-replaced by dilation, exactly as torchvision's ``replace_stride_with_dilation`` does.
-Optionally the last stage uses DeepLabv3's multi-grid rates instead (Sec. 3.2).
+Parameter and buffer names are those of ``torchvision.models.resnet50``, so its ImageNet weights
+load directly. An output stride of 16 (or 8) replaces the stride of the last stage (or two) by
+dilation, as torchvision's ``replace_stride_with_dilation`` does.
 """
 
 from __future__ import annotations
@@ -14,6 +12,9 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
+
+from .aspp import check_rates
+from .separable import _check_bool
 
 # Bottlenecks per stage of ResNet-50 (He et al. 2016, Table 1).
 RESNET50_LAYERS = (3, 4, 6, 3)
@@ -31,16 +32,10 @@ def check_multi_grid(multi_grid: object) -> tuple[int, ...] | None:
     if multi_grid is None:
         return None
     blocks = RESNET50_LAYERS[-1]
-    if not (
-        isinstance(multi_grid, tuple | list)
-        and len(multi_grid) == blocks
-        and all(isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in multi_grid)
-    ):
-        raise ValueError(
-            f"multi_grid must be None or {blocks} positive ints (one unit rate per block of "
-            f"layer4, e.g. (1, 2, 4)), got {multi_grid!r}"
-        )
-    return tuple(multi_grid)
+    allowed = f"None or {blocks} positive ints (one unit rate per block of layer4, e.g. (1, 2, 4))"
+    if not isinstance(multi_grid, tuple | list) or len(multi_grid) != blocks:
+        raise ValueError(f"multi_grid must be {allowed}, got {multi_grid!r}")
+    return check_rates(multi_grid, "multi_grid", allowed)
 
 
 def block_settings(
@@ -48,15 +43,12 @@ def block_settings(
 ) -> BlockSettings:
     """The stride and dilation of every bottleneck's 3x3 conv, stage by stage.
 
-    Walks the stages' ImageNet strides (1, 2, 2, 2) after the stem's 4x. Once a stride would
-    take the running output stride past ``output_stride``, the stage keeps stride 1 and doubles
-    the rate instead (DeepLabv3, Sec. 3.2). As in torchvision's ``replace_stride_with_dilation``,
-    a stage's first block keeps the previous rate (it is the block that held the stride: with
-    the previous rate it computes the strided block's outputs at every position), and its later
-    blocks use the new one. With ``multi_grid = (r1, r2, r3)`` the three blocks of layer4 get
-    the rates ``rate * (r1, r2, r3)`` instead, ``rate`` being layer4's (DeepLabv3, Sec. 3.2:
-    ``(1, 2, 4)`` gives ``(2, 4, 8)`` at output stride 16 and ``(4, 8, 16)`` at 8).
-    Taught in notebook 03.
+    Once a stage's stride would take the output stride past ``output_stride``, the stage keeps
+    stride 1 and doubles the rate instead (DeepLabv3, Sec. 3.2). As in torchvision's
+    ``replace_stride_with_dilation``, the stage's first block keeps the previous rate (with it,
+    the block that held the stride computes the strided outputs at every position) and its
+    later blocks use the new one. ``multi_grid = (r1, r2, r3)`` gives layer4's blocks the rates
+    ``rate * (r1, r2, r3)`` instead (DeepLabv3, Sec. 3.2). Taught in notebook 03.
 
     Returns:
         ``[[(stride, dilation), ...] for each of layer1..layer4]``: 3, 4, 6 and 3 pairs.
@@ -83,21 +75,6 @@ def block_settings(
     return settings
 
 
-def _conv3x3(
-    in_channels: int, out_channels: int, *, stride: int = 1, dilation: int = 1
-) -> nn.Conv2d:
-    # padding == dilation keeps the size ("same") for a dilated 3x3 kernel.
-    return nn.Conv2d(
-        in_channels,
-        out_channels,
-        3,
-        stride=stride,
-        padding=dilation,
-        dilation=dilation,
-        bias=False,
-    )
-
-
 def _conv1x1(in_channels: int, out_channels: int, *, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
 
@@ -109,11 +86,10 @@ class Bottleneck(nn.Module):
     The stride sits on the 3x3 conv ("ResNet v1.5"), as in torchvision. Taught in notebook 03.
 
     Args:
-        in_channels: channels of the input.
         planes: channels inside the block; the output has ``expansion * planes``.
         stride: 1, or 2 to halve the resolution.
         dilation: atrous rate of the 3x3 conv.
-        downsample: module applied to the shortcut when shape changes, else ``None``.
+        downsample: applied to the shortcut when its shape changes, else ``None``.
     """
 
     expansion = 4  # He et al. 2016, Table 1: output channels are 4x the bottleneck width
@@ -130,7 +106,10 @@ class Bottleneck(nn.Module):
         super().__init__()
         self.conv1 = _conv1x1(in_channels, planes)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = _conv3x3(planes, planes, stride=stride, dilation=dilation)
+        # padding == dilation keeps the size ("same") for a dilated 3x3 kernel.
+        self.conv2 = nn.Conv2d(
+            planes, planes, 3, stride=stride, padding=dilation, dilation=dilation, bias=False
+        )
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = _conv1x1(planes, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
@@ -150,16 +129,13 @@ class Bottleneck(nn.Module):
 class ResNet50Backbone(nn.Module):
     """ResNet-50 without its classifier, returning low-level and high-level features.
 
-    ``forward(x)`` with ``x`` of shape ``(B, 3, H, W)`` returns a dict:
-
-    - ``"low_level"``: layer1 output, ``(B, 256, H/4, W/4)``, for the DeepLabv3+ decoder;
-    - ``"out"``: layer4 output, ``(B, 2048, H/OS, W/OS)``.
-
-    Sizes round up for odd inputs (``ceil(H / 4)``, ``ceil(H / OS)``). Taught in notebook 03.
+    ``(B, 3, H, W)`` -> ``{"low_level": (B, 256, H/4, W/4), "out": (B, 2048, H/OS, W/OS)}``:
+    layer1's output (for the DeepLabv3+ decoder) and layer4's. Sizes round up for odd inputs
+    (``ceil(H / 4)``, ``ceil(H / OS)``). Taught in notebook 03.
 
     Args:
         output_stride: input size / output size: 16 (paper's default for training, Sec. 4),
-            8 (denser, about 3x the multiply-adds), or 32 (plain ImageNet ResNet-50).
+            8 (denser, costlier), or 32 (plain ImageNet ResNet-50).
         multi_grid: ``None`` (torchvision's rates: one per stage), or the unit rates of layer4's
             three blocks, e.g. ``(1, 2, 4)``, which multiply layer4's rate (DeepLabv3, Sec. 3.2;
             see :func:`block_settings`). Multi-grid changes no parameter.
@@ -177,10 +153,7 @@ class ResNet50Backbone(nn.Module):
     ) -> None:
         super().__init__()
         settings = block_settings(output_stride, multi_grid)  # validates both
-        if not isinstance(zero_init_residual, bool):
-            raise ValueError(
-                f"zero_init_residual must be True or False, got {zero_init_residual!r}"
-            )
+        _check_bool("zero_init_residual", zero_init_residual)
         self.output_stride = output_stride
         self.multi_grid = check_multi_grid(multi_grid)
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -190,8 +163,7 @@ class ResNet50Backbone(nn.Module):
 
         in_channels = 64
         for i, (planes, stage) in enumerate(zip((64, 128, 256, 512), settings, strict=True), 1):
-            layer = _make_layer(in_channels, planes, stage)
-            setattr(self, f"layer{i}", layer)
+            setattr(self, f"layer{i}", _make_layer(in_channels, planes, stage))
             in_channels = planes * Bottleneck.expansion
         self.out_channels = in_channels  # 2048
         self.low_level_channels = 64 * Bottleneck.expansion  # 256
@@ -249,14 +221,13 @@ class ResNet50Backbone(nn.Module):
         """Load torchvision's ImageNet ResNet-50 weights into this backbone.
 
         Without ``path``: ``ResNet50_Weights.IMAGENET1K_V1`` (the weights torchvision's
-        ``deeplabv3_resnet50`` starts from), downloaded once (about 100 MB) and cached by
-        torch.hub. Without internet, download the file named by that weights' ``url`` elsewhere
-        and pass its ``path`` (or place it at :func:`deeplab_utils.pretrained.imagenet_cache_path`).
-        The same as ``load_backbone_weights(self, path or "imagenet")``. Taught in notebook 03.
+        ``deeplabv3_resnet50`` starts from), downloaded once and cached by torch.hub. Offline,
+        download the file named by that weights' ``url`` elsewhere and pass its ``path`` (or
+        place it at :func:`deeplab_utils.pretrained.imagenet_cache_path`). The same as
+        ``load_backbone_weights(self, path or "imagenet")``. Taught in notebook 03.
 
         Args:
-            path: a ``.pth`` file holding a resnet50 state dict, e.g. from
-                ``torch.save(torchvision.models.resnet50().state_dict(), path)``.
+            path: a ``.pth`` file holding a resnet50 state dict.
             progress: show a download progress bar.
 
         Raises:
@@ -275,23 +246,15 @@ def _make_layer(in_channels: int, planes: int, settings: list[tuple[int, int]]) 
     stride or the channel count changes.
     """
     out_channels = planes * Bottleneck.expansion
-    stride = settings[0][0]
+    stride, dilation = settings[0]
     downsample = None
     if stride != 1 or in_channels != out_channels:
         downsample = nn.Sequential(
             _conv1x1(in_channels, out_channels, stride=stride), nn.BatchNorm2d(out_channels)
         )
-    layers = [
-        Bottleneck(
-            in_channels if i == 0 else out_channels,
-            planes,
-            stride=s,
-            dilation=d,
-            downsample=downsample if i == 0 else None,
-        )
-        for i, (s, d) in enumerate(settings)
-    ]
-    return nn.Sequential(*layers)
+    first = Bottleneck(in_channels, planes, stride=stride, dilation=dilation, downsample=downsample)
+    rest = [Bottleneck(out_channels, planes, stride=s, dilation=d) for s, d in settings[1:]]
+    return nn.Sequential(first, *rest)
 
 
 def state_dict_differences(

@@ -45,15 +45,7 @@ SHAPE_NEUTRAL_FIELDS = frozenset({"output_stride"})
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file is corrupt, or does not fit the model it is loaded into.
-
-    Taught in notebook 07.
-    """
-
-
-# ---------------------------------------------------------------------------------------------
-# Random-number-generator states as weights_only-loadable values
-# ---------------------------------------------------------------------------------------------
+    """A checkpoint file is corrupt, or does not fit its model. Taught in notebook 07."""
 
 
 def get_rng_state() -> dict[str, Any]:
@@ -84,15 +76,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
     """Restore the states saved by :func:`get_rng_state`. Taught in notebook 07."""
     torch.set_rng_state(state["torch"].cpu())
     np_state = state["numpy"]
-    np.random.set_state(  # noqa: NPY002
-        (
-            "MT19937",
-            np_state["keys"].cpu().numpy().astype(np.uint32),
-            np_state["pos"],
-            np_state["has_gauss"],
-            np_state["cached_gaussian"],
-        )
-    )
+    keys = np_state["keys"].cpu().numpy().astype(np.uint32)
+    legacy = ("MT19937", keys, np_state["pos"], np_state["has_gauss"], np_state["cached_gaussian"])
+    np.random.set_state(legacy)  # noqa: NPY002
     py = state["python"]
     random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
     cuda_states = state.get("cuda")
@@ -100,11 +86,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         # Only as many devices as both this machine and the checkpoint have.
         for index, cuda_state in enumerate(cuda_states[: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(cuda_state.cpu(), index)
-
-
-# ---------------------------------------------------------------------------------------------
-# Saving
-# ---------------------------------------------------------------------------------------------
 
 
 def model_config_dict(model: nn.Module) -> dict[str, Any] | None:
@@ -132,7 +113,7 @@ def save_checkpoint(
     model_config: dict[str, Any] | None = None,
     run_config: dict[str, Any] | None = None,
 ) -> Path:
-    """Save a resumable checkpoint to ``path`` atomically; return the path.
+    """Save a resumable checkpoint to ``path`` atomically; return the path. Taught in notebook 07.
 
     Args:
         model: its ``state_dict`` is saved (a DDP wrapper is unwrapped); its ``.config``
@@ -143,15 +124,12 @@ def save_checkpoint(
         history: ``History.to_dict()``, so that a resumed run keeps its curves.
         run_config: the run's data and model settings (``RunConfig.to_dict()``), so that a
             resume can refuse changed settings.
-
-    Taught in notebook 07.
     """
     if not isinstance(step, int) or isinstance(step, bool) or step < 0:
         raise ValueError(f"step must be a non-negative int, got {step!r}")
     if not isinstance(config, dict):
         raise TypeError(f"config must be a dict (e.g. TrainConfig.to_dict()), got {config!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     module = getattr(model, "module", model)
     payload: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
@@ -169,11 +147,6 @@ def save_checkpoint(
     with atomic_write(path) as file:
         torch.save(payload, file)
     return path
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading
-# ---------------------------------------------------------------------------------------------
 
 
 def _read(path: str | Path, map_location: Any, *, mmap: bool = False) -> dict[str, Any]:
@@ -258,9 +231,7 @@ def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
 def read_train_config(path: str | Path) -> dict[str, Any]:
     """The training configuration a checkpoint was saved with (``{}`` if it holds none).
 
-    Raises:
-        FileNotFoundError: no file at ``path``.
-        CheckpointError: a corrupt file, or not a checkpoint of this course.
+    Raises as :func:`read_checkpoint_info` does.
     """
     return dict(read_checkpoint_info(path)["train_config"] or {})
 
@@ -317,8 +288,8 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn
         CheckpointError: the checkpoint has no model config (then build the model yourself and
             use :func:`load_checkpoint`).
     """
-    from .model import ModelConfig, build_model  # layer 1; imported here so checkpoints of
-    # generic models can be read without it
+    # Imported here so that checkpoints of generic models are read without the model layer.
+    from .model import ModelConfig, build_model
 
     payload = _read(path, map_location)
     saved = payload.get("model_config")

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .separable import _check_positive_int
+
 
 def count_parameters(module: nn.Module, *, trainable_only: bool = False) -> int:
     """Number of parameters of ``module`` (only those with ``requires_grad`` if asked).
@@ -59,8 +61,7 @@ def macs_by_module(model: nn.Module, x: torch.Tensor, depth: int = 1) -> dict[st
     Raises:
         ValueError: if ``depth`` is not a positive int.
     """
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise ValueError(f"depth must be a positive int, got {depth!r}")
+    _check_positive_int("depth", depth)
     counts = _flop_counts(model, x).get_flop_counts()
     # FlopCounterMode names submodules "<RootClass>.<dotted name>".
     root = type(model).__name__

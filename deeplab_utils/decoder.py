@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .separable import SeparableConv2d, _check_positive_int
+from .separable import SeparableConv2d, _check_bool, _check_positive_int
 
 LOW_LEVEL_CHANNELS = 48  # paper, Table 1: reducing low-level features to 48 channels is best
 DECODER_CHANNELS = 256  # paper, Table 2: two 3x3 convs with 256 filters refine best
@@ -33,7 +33,6 @@ class Decoder(nn.Module):
     Taught in notebook 04.
 
     Args:
-        num_classes: number of classes to predict.
         low_level_channels: channels of the low-level features (256 for ResNet-50's layer1).
         aspp_channels: channels of the ASPP output (256).
         separable: use atrous separable convolutions in the two 3x3 convs (paper, Sec. 3.1).
@@ -51,8 +50,7 @@ class Decoder(nn.Module):
         _check_positive_int("num_classes", num_classes)
         _check_positive_int("low_level_channels", low_level_channels)
         _check_positive_int("aspp_channels", aspp_channels)
-        if not isinstance(separable, bool):
-            raise ValueError(f"separable must be True or False, got {separable!r}")
+        _check_bool("separable", separable)
         self.low_level_channels = low_level_channels
         self.aspp_channels = aspp_channels
         # Few channels, so the many low-level channels do not outweigh the rich ASPP features.

@@ -2,12 +2,12 @@
 
 Training layer (4): uses the data layer's resize rule. Taught in notebook 08.
 
-The standard PASCAL VOC protocol scores every pixel of the original annotation. The model may
-see a resized picture (``original_size_eval_transforms``: longer side resized to ``S``, the rest
-padded bottom/right to ``S x S``); its logits are then cropped to the picture's part of the
-input and resized (bilinear) to the annotation's ``H x W`` before the argmax. Scoring masks
-resized to the model's input instead (``eval_transforms``) is cheaper but not the protocol:
-nearest-neighbour shrinking drops thin structures and border pixels, so the number differs.
+The PASCAL VOC protocol scores every pixel of the original annotation. When the model sees a
+resized picture (``original_size_eval_transforms``: longer side resized to ``S``, padded
+bottom/right to ``S x S``), its logits are cropped to the picture and resized to the
+annotation's ``H x W`` before the argmax. Scoring masks resized to the model's input
+(``eval_transforms``) is cheaper but not the protocol: nearest-neighbour shrinking drops thin
+structures and border pixels.
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ __all__ = ["pairs_at_mask_size", "restore_original_size"]
 def restore_original_size(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Map logits of a resized-and-padded input back to the original picture's ``size``.
 
-    The input is assumed to hold the picture resized so that its longer side is the input's
-    longer side ``S`` (:func:`~deeplab_utils.data.longer_side_size`), top-left, padding after
-    it, as ``original_size_eval_transforms`` and ``eval_transforms`` make it. The logits are
-    cropped to that region and resized with bilinear interpolation (``align_corners=False``),
-    in float32 whatever the autocast dtype. Taught in notebook 08.
+    The input must hold the picture top-left, resized so that its longer side is the input's
+    (:func:`~deeplab_utils.data.longer_side_size`), padding after it, as the eval transforms
+    make it. The logits are cropped to the picture and resized bilinearly, in float32 whatever
+    the autocast dtype. Taught in notebook 08.
 
     Args:
         logits: ``(B, C, h, w)`` at the model's input size (``C`` may be 1 for a binary model).
@@ -64,10 +63,10 @@ def pairs_at_mask_size(
     """Pair logits with their masks for scoring, each at the mask's own size.
 
     Masks of the logits' size (``(B, H, W)`` or ``(B, 1, H, W)``) are yielded once, as they
-    are. Otherwise (a list of ``(H_i, W_i)`` masks from
-    :func:`~deeplab_utils.data.collate_original_size`, or a stacked batch of another size) each
-    image's logits go through :func:`restore_original_size`. Masks are moved to the logits'
-    device. Taught in notebook 08.
+    are; otherwise (a list of ``(H_i, W_i)`` masks from
+    :func:`~deeplab_utils.data.collate_original_size`, or a batch of another size) each image's
+    logits go through :func:`restore_original_size`. Masks are moved to the logits' device.
+    Taught in notebook 08.
 
     Yields:
         ``(logits (b, C, H, W), masks (b, H, W))``: the whole batch, or one image at a time.

@@ -1,19 +1,19 @@
 """Mask figures: images beside their class masks, in the palette's pure colours, with a legend.
 
-Training layer, because the main job writes one (``predictions.png``) as well as the notebooks
-showing them (through ``deeplab_utils.viz``). A class is always drawn in exactly its legend
-colour: masks are painted in the pure palette colours beside the image, and on the image only
-as outlines, never blended with it (a blend changes the hue, so a blue square on a yellow
-background would look green). Ignored pixels (255) are white.
+Training layer, because the main job writes one (``predictions.png``); the notebooks show them
+through ``deeplab_utils.viz``. A mask is never blended with its image (a blend changes the hue,
+so a blue square on a yellow background would look green): it is drawn beside it, or on it as
+outlines. Ignored pixels (255) are white. Also the scaffolding every figure shares.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -38,6 +38,18 @@ def display_image(image: torch.Tensor | np.ndarray, *, normalized: bool = True) 
     return (image * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
+def _mask_rgb(mask: torch.Tensor | np.ndarray, palette: Palette) -> np.ndarray:
+    """(H, W) class indices -> uint8 (H, W, 3) in the palette's colours."""
+    return colorize_mask(torch.as_tensor(mask), palette).permute(1, 2, 0).numpy()
+
+
+def _hide_ticks(axes: Iterable[Axes]) -> None:
+    """No ticks on image panels."""
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
 def mask_outlines(
     image: torch.Tensor | np.ndarray,
     mask: torch.Tensor | np.ndarray,
@@ -49,8 +61,7 @@ def mask_outlines(
     """The image with each object's outline drawn in its class's pure palette colour.
 
     A pixel is on an outline when its class is not ``background`` (nor ignored) and one of its
-    4 neighbours has another class; outline pixels take the exact palette colour, every other
-    pixel keeps the image's. Returns uint8 ``(H, W, 3)``.
+    4 neighbours has another class. Returns uint8 ``(H, W, 3)``.
     """
     rgb = display_image(image, normalized=normalized).copy()
     mask = torch.as_tensor(mask).detach().cpu().long()
@@ -62,8 +73,7 @@ def mask_outlines(
     for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):  # up, down, left, right neighbours
         edge |= padded[dy : dy + mask.shape[0], dx : dx + mask.shape[1]] != centre
     edge &= (mask != background) & (mask != IGNORE_INDEX)
-    colours = colorize_mask(mask, palette).permute(1, 2, 0).numpy()  # (H, W, 3) uint8
-    rgb[edge.numpy()] = colours[edge.numpy()]
+    rgb[edge.numpy()] = _mask_rgb(mask, palette)[edge.numpy()]
     return rgb
 
 
@@ -92,7 +102,7 @@ def draw_mask_grid(
         fig: an empty figure (e.g. ``plt.figure()`` in a notebook); it is resized to fit.
         images: ``(B, 3, H, W)``: normalised float (``normalized=True``), [0, 1] float or uint8.
         masks: column title -> ``(B, H, W)`` class indices, e.g. ``{"ground truth": masks,
-            "prediction": preds}``; drawn in the palette's pure colours.
+            "prediction": preds}``.
         palette, class_names: class colours and names, for the masks and the legend.
         groups: samples side by side (``B / groups`` rows of ``groups`` samples each).
 
@@ -113,17 +123,14 @@ def draw_mask_grid(
     axes = fig.subplots(rows, cols, squeeze=False)
     for i in range(n):
         r, c0 = i // groups, (i % groups) * len(titles)
-        panels = [display_image(images[i], normalized=normalized)] + [
-            colorize_mask(torch.as_tensor(m[i]), palette).permute(1, 2, 0).numpy()
-            for m in masks.values()
-        ]
+        panels = [display_image(images[i], normalized=normalized)]
+        panels += [_mask_rgb(m[i], palette) for m in masks.values()]
         for k, panel in enumerate(panels):
             axes[r, c0 + k].imshow(panel, interpolation="nearest")
     for c in range(cols):
         axes[0, c].set_title(titles[c % len(titles)], fontsize=10)
+    _hide_ticks(axes.flat)
     for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
         if not ax.images:
             ax.axis("off")
     _class_legend(fig, palette, class_names)

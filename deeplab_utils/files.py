@@ -5,6 +5,7 @@ Depends on the standard library alone, so every layer may use it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -23,10 +24,6 @@ def atomic_write(path: str | Path, mode: str = "wb", **open_kwargs: object) -> I
     killed mid-write) see either the old file or the new one, never a truncated one. The
     folder is created if needed. On an exception the temporary file is removed and ``path``
     is left as it was.
-
-    Example:
-        >>> with atomic_write("runs/history.json", "w", encoding="utf-8") as f:
-        ...     json.dump(history, f)
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
@@ -41,18 +38,13 @@ def atomic_write(path: str | Path, mode: str = "wb", **open_kwargs: object) -> I
         os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; these are ordinary files
         os.replace(tmp_name, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
         raise
-    try:  # make the rename itself durable (POSIX only; Windows cannot open a directory)
+    # Make the rename itself durable (POSIX only; Windows cannot open a directory).
+    with contextlib.suppress(OSError):
         dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

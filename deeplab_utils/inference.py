@@ -35,13 +35,12 @@ __all__ = [
 # DeepLabv3, Sec. 4.3 and DeepLabv3+, Sec. 4 ("MS" rows): the scales of the multi-scale test.
 PAPER_SCALES: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
-# torch.export's smallest dynamic height/width: below this a ResNet-50 at output stride 16
-# collapses to a 1x1 map and export would have to special-case it.
+# The smallest exported height/width: below it a ResNet-50 at output stride 16 collapses to a
+# 1x1 map, which export would have to special-case.
 _EXPORT_MIN_SIZE = 32
-# Exported heights and widths are multiples of 16: the backbone halves the size four times
-# before layer4, and only when every halving is exact is the traced graph the same for every
-# size. Arbitrary sizes leave rounding (e.g. (H - 1) // 2) whose parity older torch.export
-# (2.11, Colab's) turns into guards that refuse a dynamic export.
+# Exported sizes are multiples of 16, so the backbone's four halvings are exact and the traced
+# graph is the same for every size: the rounding of other sizes becomes guards that older
+# torch.export (2.11, Colab's) refuses in a dynamic export.
 _EXPORT_MULTIPLE = 16
 
 
@@ -78,18 +77,16 @@ def predict(
     """Class probabilities averaged over test-time augmentations.
 
     Each scale ``s`` resizes the batch to ``round(s*H) x round(s*W)`` (bilinear), runs the model,
-    resizes the logits back to ``H x W`` (bilinear, ``align_corners=False``) and takes the
-    softmax; with ``flip`` each scale also runs on the left-right mirrored batch, whose logits
-    are mirrored back. The result is the mean of all ``len(scales) * (1 + flip)`` probability
-    maps, as in the paper (``scales=PAPER_SCALES, flip=True``: 12 forward passes). The model
-    runs in eval mode without gradients; its train/eval mode is restored afterwards.
+    resizes the logits back to ``H x W`` and takes the softmax; with ``flip`` each scale also
+    runs on the mirrored batch, whose logits are mirrored back. Returns the mean of all
+    ``len(scales) * (1 + flip)`` probability maps (the paper: ``scales=PAPER_SCALES,
+    flip=True``). Runs in eval mode without gradients, then restores the model's mode.
     Taught in notebook 08.
 
     Args:
         model: maps ``(B, 3, h, w)`` to logits ``(B, C, h, w)`` (or any size: resized).
         images: normalised float ``(B, 3, H, W)`` on the model's device.
         scales: positive input scales; ``(1.0,)`` is a plain forward pass.
-        flip: also average over left-right flipped inputs.
 
     Returns:
         Probabilities ``(B, C, H, W)`` that sum to 1 over ``C``.
@@ -181,7 +178,6 @@ def segment_image(
     the picture's own size. Taught in notebook 08.
 
     Args:
-        model: the segmentation network.
         image: path, ``PIL.Image`` or uint8 array ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)``.
         device: where to run; ``None`` keeps the model where it is, otherwise the model is
             moved there (``"auto"`` picks a GPU if there is one).
@@ -222,14 +218,13 @@ def segment_image(
 
 
 def export_model(model: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
-    """Export ``model`` (in eval mode) with ``torch.export``, height and width left dynamic.
+    """Export ``model`` with ``torch.export``, height and width left dynamic.
 
-    The exported program is a self-contained graph (no Python class needed to run it): save it
-    with :func:`save_exported`, load it with :func:`load_exported` or ``torch.export.load``, run
-    it with ``program.module()(images)``. The batch size is fixed to ``example``'s; height and
-    width may be any multiples of 16 from 32 pixels up (pad or resize other images first). The
-    model is put in eval mode (batch norm uses its running statistics, as at inference).
-    Taught in notebook 08.
+    The program is a self-contained graph (no Python class needed): save it with
+    :func:`save_exported`, load it with :func:`load_exported`, run it with
+    ``program.module()(images)``. The batch size is fixed to ``example``'s; height and width may
+    be any multiples of 16 from 32 up (pad or resize other images first). The model is left in
+    eval mode (batch norm uses its running statistics). Taught in notebook 08.
 
     Args:
         model: maps ``(B, 3, H, W)`` to ``(B, C, H, W)``.

@@ -4,22 +4,21 @@ Objectives layer: depends on torch alone, never on the model. Taught in notebook
 
 Conventions shared by every loss here:
 
-* Input is raw logits ``(B, C, H, W)``; the losses apply sigmoid (``C == 1``, binary) or
-  softmax over ``C`` (multi-class) themselves, in a numerically stable way
-  (``binary_cross_entropy_with_logits`` / ``log_softmax``, never ``log(sigmoid(x))``).
-* Pixels whose target equals ``ignore_index`` (255 by default, the Pascal VOC border label)
-  contribute nothing to the value or the gradient: they are masked out of both the
-  cross-entropy mean (which is a mean over *valid* pixels) and the Dice/IoU sums.
-* Where the soft sums go: for each class, over **the whole batch** (all images and pixels),
-  then the per-class scores are averaged over classes. Per-image sums would make an image in
-  which a class is absent (or a few pixels large) swing the score from 0 to 1 and dominate
-  the gradient; batch sums weigh every pixel equally and give a smoother, more stable loss.
-  The seed's binary loss (which flattened the whole batch) makes the same choice.
+* Input is raw logits ``(B, C, H, W)``: one channel means binary (sigmoid), more mean softmax
+  over ``C``, both computed stably (``binary_cross_entropy_with_logits`` / ``log_softmax``,
+  never ``log(sigmoid(x))``).
+* Pixels whose target is ``ignore_index`` (255, the Pascal VOC border label) add nothing to
+  the value or the gradient: the cross-entropy is a mean over *valid* pixels, and they are
+  masked out of the Dice/IoU sums.
+* The soft sums run per class over **the whole batch**, then the scores are averaged over
+  classes. Per-image sums would let an image in which a class is absent (or tiny) swing its
+  score from 0 to 1 and dominate the gradient; batch sums weigh every pixel equally. The
+  seed's binary loss (which flattened the whole batch) makes the same choice.
 * ``smooth`` (``s``) is added to numerator and denominator:
   ``Dice = (2·Σ p·g + s) / (Σ p + Σ g + s)`` and ``IoU = (Σ p·g + s) / (Σ p + Σ g − Σ p·g + s)``,
   so a class absent from both prediction and target scores 1 (loss 0) instead of ``0/0``.
-* Mixed precision: logits are cast to float32 before any reduction, so the losses are safe
-  under ``torch.autocast`` (bfloat16 on CPU, float16 on CUDA).
+* Logits are cast to float32 before any reduction, so the losses are safe under
+  ``torch.autocast``.
 """
 
 from __future__ import annotations
@@ -38,10 +37,10 @@ __all__ = ["IOU", "DiceBCELoss", "DiceCELoss", "IoULoss"]
 _EPS = 1e-12
 
 
-def _check_smooth(smooth: float) -> float:
-    if not isinstance(smooth, (int, float)) or isinstance(smooth, bool) or smooth < 0:
-        raise ValueError(f"smooth must be a number >= 0, got {smooth!r}")
-    return float(smooth)
+def _non_negative(name: str, value: float) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    return float(value)
 
 
 def _check_logits(logits: torch.Tensor) -> None:
@@ -53,28 +52,19 @@ def _check_logits(logits: torch.Tensor) -> None:
         raise ValueError(f"logits must have shape (B, C, H, W), got {tuple(logits.shape)}")
 
 
-def _binary_target(
+def _checked_target(
     logits: torch.Tensor, target: torch.Tensor, ignore_index: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return the float target ``(B, 1, H, W)`` (ignored pixels set to 0) and the valid mask."""
+    """The target (ignored pixels set to 0) and its valid mask: for one logit channel a float
+    ``(B, 1, H, W)`` foreground target, for more an int64 ``(B, H, W)`` of class indices."""
     _check_logits(logits)
-    if logits.shape[1] != 1:
-        raise ValueError(
-            f"binary loss expects logits with 1 channel (B, 1, H, W), got {tuple(logits.shape)}; "
-            "for C > 1 classes use DiceCELoss"
-        )
+    binary = logits.shape[1] == 1
     return check_target(
-        target, tuple(logits.shape), num_classes=2, ignore_index=ignore_index, binary=True
-    )
-
-
-def _multiclass_target(
-    logits: torch.Tensor, target: torch.Tensor, ignore_index: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return the int64 target ``(B, H, W)`` (ignored pixels set to 0) and the valid mask."""
-    _check_logits(logits)
-    return check_target(
-        target, tuple(logits.shape), num_classes=logits.shape[1], ignore_index=ignore_index
+        target,
+        tuple(logits.shape),
+        num_classes=2 if binary else logits.shape[1],
+        ignore_index=ignore_index,
+        binary=binary,
     )
 
 
@@ -124,11 +114,20 @@ def _masked_mean(per_pixel: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return (per_pixel * valid).sum() / valid.sum().clamp_min(1)
 
 
-class DiceBCELoss(nn.Module):
+class _SmoothedLoss(nn.Module):
+    """Validates and keeps the arguments every loss here takes."""
+
+    def __init__(self, smooth: float = 1.0, *, ignore_index: int = IGNORE_INDEX) -> None:
+        super().__init__()
+        self.smooth = _non_negative("smooth", smooth)
+        self.ignore_index = ignore_index
+
+
+class DiceBCELoss(_SmoothedLoss):
     """Binary segmentation loss: BCE-with-logits + (1 − soft Dice), the seed's loss.
 
     ``loss = mean_valid BCE(x, g) + 1 − (2·Σ p·g + s) / (Σ p + Σ g + s)`` with ``p = σ(x)``,
-    sums over the whole batch (see the module docstring for why).
+    sums over the whole batch (see the module docstring for why). Taught in notebook 05.
 
     Args:
         smooth: ``s``, added to the Dice numerator and denominator (>= 0).
@@ -137,18 +136,17 @@ class DiceBCELoss(nn.Module):
     Shapes:
         logits ``(B, 1, H, W)`` raw scores; target ``(B, 1, H, W)`` or ``(B, H, W)`` of 0/1
         (float, int or bool; soft labels in [0, 1] are accepted). Returns a scalar.
-
-    Taught in notebook 05.
     """
-
-    def __init__(self, smooth: float = 1.0, *, ignore_index: int = IGNORE_INDEX) -> None:
-        super().__init__()
-        self.smooth = _check_smooth(smooth)
-        self.ignore_index = ignore_index
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """logits ``(B, 1, H, W)``, target ``(B, 1, H, W)`` or ``(B, H, W)`` -> scalar."""
-        target, valid = _binary_target(logits, target, self.ignore_index)
+        _check_logits(logits)
+        if logits.shape[1] != 1:
+            raise ValueError(
+                "binary loss expects logits with 1 channel (B, 1, H, W), got "
+                f"{tuple(logits.shape)}; for C > 1 classes use DiceCELoss"
+            )
+        target, valid = _checked_target(logits, target, self.ignore_index)
         logits = logits.float()
         bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         probs, onehot = _probs_and_onehot(logits, target, valid)
@@ -156,14 +154,14 @@ class DiceBCELoss(nn.Module):
         return _masked_mean(bce, valid) + (1 - dice.mean())
 
 
-class IoULoss(nn.Module):
+class IoULoss(_SmoothedLoss):
     """Soft Jaccard loss, ``1 − soft IoU``, binary or multi-class.
 
     ``IoU_c = (Σ p·g + s) / (Σ p + Σ g − Σ p·g + s)`` per class ``c``, sums over the whole
     batch, loss ``= 1 − mean_c IoU_c``. One logit channel means binary (``p = σ(x)``, the
     foreground class only, as in the seed); ``C > 1`` channels mean softmax over classes, and
     every class is averaged (a class absent from the batch scores ``s / (Σ p + s)``, which
-    penalises predicting it).
+    penalises predicting it). Taught in notebook 05.
 
     Args:
         smooth: ``s``, added to the IoU numerator and denominator (>= 0).
@@ -172,22 +170,11 @@ class IoULoss(nn.Module):
     Shapes:
         logits ``(B, C, H, W)``; target ``(B, 1, H, W)`` or ``(B, H, W)`` of 0/1 when ``C == 1``,
         ``(B, H, W)`` int class indices when ``C > 1``. Returns a scalar.
-
-    Taught in notebook 05.
     """
-
-    def __init__(self, smooth: float = 1.0, *, ignore_index: int = IGNORE_INDEX) -> None:
-        super().__init__()
-        self.smooth = _check_smooth(smooth)
-        self.ignore_index = ignore_index
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """logits ``(B, C, H, W)``, target as in the class docstring -> scalar."""
-        _check_logits(logits)
-        if logits.shape[1] == 1:
-            target, valid = _binary_target(logits, target, self.ignore_index)
-        else:
-            target, valid = _multiclass_target(logits, target, self.ignore_index)
+        target, valid = _checked_target(logits, target, self.ignore_index)
         probs, onehot = _probs_and_onehot(logits, target, valid)
         return 1 - _soft_iou(probs, onehot, self.smooth).mean()
 
@@ -195,13 +182,13 @@ class IoULoss(nn.Module):
 IOU = IoULoss  # the seed's name, kept so that `IOU()` keeps working
 
 
-class DiceCELoss(nn.Module):
+class DiceCELoss(_SmoothedLoss):
     """Multi-class loss: ``ce_weight · CE + dice_weight · (1 − mean_c soft Dice_c)``.
 
     The multi-class counterpart of :class:`DiceBCELoss`. Cross-entropy is the mean over valid
     pixels (weighted by ``class_weights`` like ``F.cross_entropy(weight=...)``); soft Dice is
     ``(2·Σ p·g + s) / (Σ p + Σ g + s)`` per class with ``p = softmax(x)``, sums over the whole
-    batch, averaged over all classes.
+    batch, averaged over all classes. Taught in notebook 05.
 
     Args:
         smooth: ``s``, added to the Dice numerator and denominator (>= 0).
@@ -213,8 +200,6 @@ class DiceCELoss(nn.Module):
 
     Shapes:
         logits ``(B, C, H, W)`` with ``C >= 2``; target ``(B, H, W)`` int64. Returns a scalar.
-
-    Taught in notebook 05.
     """
 
     class_weights: torch.Tensor | None
@@ -228,14 +213,9 @@ class DiceCELoss(nn.Module):
         ce_weight: float = 1.0,
         class_weights: Sequence[float] | torch.Tensor | None = None,
     ) -> None:
-        super().__init__()
-        self.smooth = _check_smooth(smooth)
-        self.ignore_index = ignore_index
-        for name, value in (("dice_weight", dice_weight), ("ce_weight", ce_weight)):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        self.dice_weight = float(dice_weight)
-        self.ce_weight = float(ce_weight)
+        super().__init__(smooth, ignore_index=ignore_index)
+        self.dice_weight = _non_negative("dice_weight", dice_weight)
+        self.ce_weight = _non_negative("ce_weight", ce_weight)
         if class_weights is not None:
             class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
             if class_weights.ndim != 1 or bool((class_weights < 0).any()):
@@ -260,7 +240,7 @@ class DiceCELoss(nn.Module):
             raise ValueError(
                 f"class_weights has {weights.numel()} entries but logits have {num_classes} classes"
             )
-        clean, valid = _multiclass_target(logits, target, self.ignore_index)
+        clean, valid = _checked_target(logits, target, self.ignore_index)
         logits = logits.float()
         per_pixel = F.cross_entropy(logits, clean, weight=weights, reduction="none")  # (B, H, W)
         if weights is None:

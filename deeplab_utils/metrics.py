@@ -2,10 +2,9 @@
 
 Objectives layer: depends on torch alone, never on the model. Taught in notebook 05.
 
-mIoU is the metric the DeepLab papers report (DeepLabv3+ paper, Sec. 4: "performance is
-measured in terms of pixel intersection-over-union averaged across the 21 classes"). It is
-computed from a confusion matrix accumulated over the *whole* evaluation set, never as a
-mean of per-image scores.
+mIoU is the metric the DeepLab papers report (DeepLabv3+ paper, Sec. 4: "pixel
+intersection-over-union averaged across the 21 classes"), computed from a confusion matrix
+accumulated over the *whole* evaluation set, never as a mean of per-image scores.
 """
 
 from __future__ import annotations
@@ -25,19 +24,13 @@ class SegmentationMetrics:
     ``p`` (rows = target, columns = prediction); pixels whose target is ``ignore_index`` are
     skipped. Per class ``c``: ``TP = M[c, c]``, ``FP = Σ_t M[t, c] − TP``,
     ``FN = Σ_p M[c, p] − TP``, ``IoU = TP / (TP + FP + FN)``, ``Dice = 2TP / (2TP + FP + FN)``.
+    Taught in notebook 05.
 
     Args:
         num_classes: number of classes ``C`` (>= 1).
         ignore_index: target value to skip (255, the Pascal VOC border label).
         device: where the confusion matrix lives; ``None`` follows the tensors passed to
             :meth:`update`, so counting happens on their device without copies.
-
-    Example:
-        >>> m = SegmentationMetrics(21)
-        >>> m.update(logits, target)  # logits (B, 21, H, W), target (B, H, W)
-        >>> r = m.compute(); r["miou"], r["iou"]
-
-    Taught in notebook 05.
     """
 
     def __init__(

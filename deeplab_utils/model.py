@@ -16,6 +16,7 @@ from torch import nn
 from .aspp import ASPP, aspp_rates, check_rates
 from .backbone import ResNet50Backbone, check_multi_grid
 from .decoder import Decoder
+from .separable import _check_bool, _check_positive_int
 
 ASPP_CHANNELS = 256  # DeepLabv3 paper, Sec. 3.3: every ASPP branch has 256 filters
 # Dropout after ASPP's projection. DeepLabV3 keeps torchvision's 0.5 (its weights load here);
@@ -39,23 +40,15 @@ class ModelConfig:
     # For small images see scaled_aspp_rates (the main job's default).
     aspp_rates: tuple[int, ...] | None = None
     # Unit rates of layer4's three blocks (DeepLabv3, Sec. 3.2: (1, 2, 4) gives rates 2, 4, 8 at
-    # output stride 16); None: one rate for the whole stage, as torchvision. A checkpoint saved
-    # before this field existed has None.
+    # output stride 16); None (also older checkpoints'): one rate for the stage, as torchvision.
     multi_grid: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        if (
-            not isinstance(self.num_classes, int)
-            or isinstance(self.num_classes, bool)
-            or self.num_classes < 1
-        ):
-            raise ValueError(f"num_classes must be a positive int, got {self.num_classes!r}")
+        _check_positive_int("num_classes", self.num_classes)
         if isinstance(self.output_stride, bool) or self.output_stride not in (8, 16):
             raise ValueError(f"output_stride must be 8 or 16, got {self.output_stride!r}")
-        if not isinstance(self.separable, bool):
-            raise ValueError(f"separable must be True or False, got {self.separable!r}")
-        if not isinstance(self.decoder, bool):
-            raise ValueError(f"decoder must be True or False, got {self.decoder!r}")
+        _check_bool("separable", self.separable)
+        _check_bool("decoder", self.decoder)
         if self.separable and not self.decoder:
             raise ValueError(
                 "separable=True is only available with decoder=True (DeepLabV3Plus); "
@@ -84,22 +77,15 @@ def build_model(config: ModelConfig, *, zero_init_residual: bool = False) -> nn.
     """
     if not isinstance(config, ModelConfig):
         raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
+    common: dict[str, Any] = {
+        "output_stride": config.output_stride,
+        "aspp_rates": config.aspp_rates,
+        "multi_grid": config.multi_grid,
+        "zero_init_residual": zero_init_residual,
+    }
     if config.decoder:
-        return DeepLabV3Plus(
-            config.num_classes,
-            output_stride=config.output_stride,
-            separable=config.separable,
-            aspp_rates=config.aspp_rates,
-            multi_grid=config.multi_grid,
-            zero_init_residual=zero_init_residual,
-        )
-    return DeepLabV3(
-        config.num_classes,
-        output_stride=config.output_stride,
-        aspp_rates=config.aspp_rates,
-        multi_grid=config.multi_grid,
-        zero_init_residual=zero_init_residual,
-    )
+        return DeepLabV3Plus(config.num_classes, separable=config.separable, **common)
+    return DeepLabV3(config.num_classes, **common)
 
 
 def _check_image_batch(x: Any) -> None:
@@ -109,17 +95,28 @@ def _check_image_batch(x: Any) -> None:
         raise ValueError(f"expected input of shape (B, 3, H, W), got {tuple(x.shape)}")
 
 
-class DeepLabV3(nn.Module):
+class _DeepLab(nn.Module):
+    """What both networks share: their :class:`ModelConfig` and the backbone it describes."""
+
+    def __init__(self, config: ModelConfig, zero_init_residual: bool) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = ResNet50Backbone(
+            output_stride=config.output_stride,
+            multi_grid=config.multi_grid,
+            zero_init_residual=zero_init_residual,
+        )
+
+
+class DeepLabV3(_DeepLab):
     """DeepLabv3: ResNet-50 with atrous convolution, ASPP, and a 3x3 + 1x1 head.
 
     ``(B, 3, H, W)`` -> logits ``(B, num_classes, H, W)`` (bilinear upsampling of the head's
     output by the output stride). The head is torchvision's ``DeepLabHead``, so weights load from
-    torchvision with :meth:`from_torchvision`. It differs from the paper's: it adds a 3x3 conv
-    + BN + ReLU between ASPP and the 1x1 classifier, where DeepLabv3 (Sec. 3.3) goes from
-    ASPP's projection straight to the 1x1 logits. Taught in notebook 04.
+    torchvision with :meth:`from_torchvision`; unlike the paper's (DeepLabv3, Sec. 3.3), it has a
+    3x3 conv + BN + ReLU between ASPP's projection and the 1x1 classifier. Taught in notebook 04.
 
     Args:
-        num_classes: number of classes to predict.
         output_stride: 8 or 16; ASPP rates follow it (:func:`aspp_rates`).
         aspp_rates: ASPP's atrous rates instead of the paper's (see :class:`ModelConfig`).
         multi_grid: layer4's unit rates, e.g. ``(1, 2, 4)`` (see :class:`ModelConfig`).
@@ -135,20 +132,10 @@ class DeepLabV3(nn.Module):
         multi_grid: tuple[int, ...] | None = None,
         zero_init_residual: bool = False,
     ) -> None:
-        super().__init__()
-        self.config = ModelConfig(
-            num_classes,
-            output_stride,
-            separable=False,
-            decoder=False,
-            aspp_rates=aspp_rates,
-            multi_grid=multi_grid,
+        config = ModelConfig(
+            num_classes, output_stride, decoder=False, aspp_rates=aspp_rates, multi_grid=multi_grid
         )
-        self.backbone = ResNet50Backbone(
-            output_stride=output_stride,
-            multi_grid=multi_grid,
-            zero_init_residual=zero_init_residual,
-        )
+        super().__init__(config, zero_init_residual)
         self.classifier = nn.Sequential(
             ASPP(self.backbone.out_channels, ASPP_CHANNELS, _rates(self.config)),
             nn.Conv2d(ASPP_CHANNELS, ASPP_CHANNELS, 3, padding=1, bias=False),
@@ -206,7 +193,7 @@ class DeepLabV3(nn.Module):
         return ours
 
 
-class DeepLabV3Plus(nn.Module):
+class DeepLabV3Plus(_DeepLab):
     """DeepLabv3+: ResNet-50 backbone, ASPP, and the decoder of Sec. 3.1.
 
     ``(B, 3, H, W)`` -> logits ``(B, num_classes, H, W)``, for any H x W and any batch size,
@@ -214,7 +201,6 @@ class DeepLabV3Plus(nn.Module):
     :class:`~deeplab_utils.aspp.ASPP`). Taught in notebook 04.
 
     Args:
-        num_classes: number of classes to predict.
         output_stride: 16 (paper's default for training) or 8 (denser, slower).
         separable: atrous separable convolutions in ASPP and decoder (paper, Sec. 3.1).
         aspp_rates: ASPP's atrous rates instead of the paper's (see :class:`ModelConfig`).
@@ -234,20 +220,14 @@ class DeepLabV3Plus(nn.Module):
         multi_grid: tuple[int, ...] | None = None,
         zero_init_residual: bool = False,
     ) -> None:
-        super().__init__()
-        self.config = ModelConfig(
+        config = ModelConfig(
             num_classes,
             output_stride,
             separable=separable,
-            decoder=True,
             aspp_rates=aspp_rates,
             multi_grid=multi_grid,
         )
-        self.backbone = ResNet50Backbone(
-            output_stride=output_stride,
-            multi_grid=multi_grid,
-            zero_init_residual=zero_init_residual,
-        )
+        super().__init__(config, zero_init_residual)
         self.aspp = ASPP(
             self.backbone.out_channels,
             ASPP_CHANNELS,

@@ -3,12 +3,10 @@
 Model layer (1): knows torchvision's weights, not data or training. Taught in notebook 03.
 
 ``"imagenet"`` means ``torchvision.models.ResNet50_Weights.IMAGENET1K_V1``: the weights
-torchvision's own ``deeplabv3_resnet50`` starts its backbone from (``weights_backbone``'s
-default) and the ones behind the published DeepLabV3+ ResNet-50 numbers this course compares
-with, so a learner's run is comparable. They are fetched through torchvision's weights API
-(``get_state_dict``) only when asked for, and cached where torch.hub caches
-(``torch.hub.get_dir()/checkpoints``, i.e. ``$TORCH_HOME/hub/checkpoints``), so a second run
-and every run after reads the file. Offline, place that file there by hand or pass its path.
+torchvision's own ``deeplabv3_resnet50`` starts its backbone from, and the ones behind the
+published DeepLabV3+ ResNet-50 numbers this course compares with. They are downloaded only
+when asked for and cached where torch.hub caches (``$TORCH_HOME/hub/checkpoints``). Offline,
+place that file there by hand or pass its path.
 """
 
 from __future__ import annotations
@@ -45,16 +43,13 @@ BackboneWeights = str | os.PathLike[str]
 class WeightsNotFoundError(FileNotFoundError):
     """Backbone weights could not be had: a download failed, or a file is missing or unreadable.
 
-    The one-line message says what was tried (URL, cache file) and how to supply the weights.
-    Taught in notebook 03.
+    The message says what was tried (URL, cache file) and how to supply the weights. Taught in
+    notebook 03.
     """
 
 
 class Normalization(NamedTuple):
-    """Per-channel RGB statistics that inputs are normalised with: ``(x - mean) / std``.
-
-    Taught in notebook 06.
-    """
+    """Per-channel RGB statistics, applied as ``(x - mean) / std``. Taught in notebook 06."""
 
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
@@ -100,7 +95,33 @@ def _imagenet_state_dict(progress: bool) -> dict[str, torch.Tensor]:
         ) from exc
 
 
-def _state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+def _check_weights(weights: object) -> None:
+    if not isinstance(weights, str | os.PathLike):
+        raise TypeError(
+            f"weights must be {IMAGENET!r} or a path, got {type(weights).__name__} {weights!r}"
+        )
+
+
+def backbone_state_dict(
+    weights: BackboneWeights, *, progress: bool = True
+) -> dict[str, torch.Tensor]:
+    """The ResNet-50 state dict that ``weights`` names, on the CPU. Taught in notebook 03.
+
+    Args:
+        weights: ``"imagenet"`` for torchvision's ImageNet weights (downloaded on the first
+            call, about 100 MB, then read from :func:`imagenet_cache_path`), or the path of a
+            ``.pth`` file holding a torchvision ``resnet50`` state dict (read with
+            ``weights_only=True``).
+        progress: show torch.hub's download progress bar.
+
+    Raises:
+        WeightsNotFoundError: the download failed (e.g. offline), or there is no such file.
+        ValueError: the file is not a readable state dict.
+    """
+    _check_weights(weights)
+    if isinstance(weights, str) and weights.strip().lower() == IMAGENET:
+        return _imagenet_state_dict(progress)
+    path = Path(weights)
     if not path.is_file():
         raise WeightsNotFoundError(
             f"backbone weights must be {IMAGENET!r} or the path of a ResNet-50 state dict "
@@ -113,33 +134,6 @@ def _state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
     return state
-
-
-def backbone_state_dict(
-    weights: BackboneWeights, *, progress: bool = True
-) -> dict[str, torch.Tensor]:
-    """The ResNet-50 state dict that ``weights`` names, on the CPU.
-
-    Args:
-        weights: ``"imagenet"`` for torchvision's ImageNet weights (downloaded on the first
-            call, about 100 MB, then read from :func:`imagenet_cache_path`), or the path of a
-            ``.pth`` file holding a torchvision ``resnet50`` state dict (read with
-            ``weights_only=True``).
-        progress: show torch.hub's download progress bar.
-
-    Raises:
-        WeightsNotFoundError: the download failed (e.g. offline), or there is no such file.
-        ValueError: the file is not a readable state dict.
-
-    Taught in notebook 03.
-    """
-    if isinstance(weights, str) and weights.strip().lower() == IMAGENET:
-        return _imagenet_state_dict(progress)
-    if not isinstance(weights, str | os.PathLike):
-        raise TypeError(
-            f"weights must be {IMAGENET!r} or a path, got {type(weights).__name__} {weights!r}"
-        )
-    return _state_dict_file(Path(weights))
 
 
 def load_backbone_weights(
@@ -175,10 +169,7 @@ def weights_normalization(weights: BackboneWeights = IMAGENET) -> Normalization:
     data layer's default normalisation (``IMAGENET_MEAN``, ``IMAGENET_STD``) equals them.
     Taught in notebook 06.
     """
-    if not isinstance(weights, str | os.PathLike):
-        raise TypeError(
-            f"weights must be {IMAGENET!r} or a path, got {type(weights).__name__} {weights!r}"
-        )
+    _check_weights(weights)
     preset = IMAGENET_WEIGHTS.transforms()
     return Normalization(
         mean=tuple(float(m) for m in preset.mean), std=tuple(float(s) for s in preset.std)

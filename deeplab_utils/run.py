@@ -1,10 +1,8 @@
 """One training run, built one way: the main job and the notebooks share :func:`build_run`.
 
-Training layer. A :class:`RunConfig` says what to train on and which model (its defaults, with
-:class:`~deeplab_utils.training.TrainConfig`'s, are the course's recipe); :func:`build_run`
-makes the datasets, loaders, model and loss from it; :func:`train_run` trains them with
-:func:`~deeplab_utils.training.fit`, storing the config in the checkpoint so that
-:func:`check_resume` can refuse to continue a run with other settings. Taught in notebook 07.
+A :class:`RunConfig` says what to train on and which model; :func:`build_run` makes the
+datasets, loaders, model and loss; :func:`train_run` trains them, storing the config in the
+checkpoint so that :func:`check_resume` can refuse other settings. Taught in notebook 07.
 """
 
 from __future__ import annotations
@@ -50,7 +48,7 @@ class ResumeError(CheckpointError):
 
 @dataclass(frozen=True)
 class RunConfig:
-    """What a run trains on and which model; ``train`` is how. Defaults: the main job.
+    """What a run trains on, which model, and (``train``) how; the main job's defaults.
 
     Taught in notebook 07.
     """
@@ -83,9 +81,8 @@ class RunConfig:
             raise ValueError(f"voc_trainaug needs dataset='voc', got dataset={self.dataset!r}")
         for name in ("image_size", "train_samples", "val_samples"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-            if value is not None and value < 1:
+            invalid = not isinstance(value, int) or isinstance(value, bool) or value < 1
+            if value is not None and invalid:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.aspp_rates not in ("scaled", "paper"):
             rates = check_rates(self.aspp_rates, "aspp_rates", "'scaled', 'paper' or positive ints")
@@ -186,23 +183,16 @@ def build_run(
         DatasetNotFoundError: a real dataset's files are missing (the message shows the layout).
     """
     train_set, val_set = _datasets(config)
-    batch, seed = config.train.batch_size, config.train.seed
-    shard = {"num_replicas": num_replicas, "rank": rank, "workers": workers, "seed": seed}
+    options = {"batch_size": config.train.batch_size, "seed": config.train.seed}
+    options |= {"num_replicas": num_replicas, "rank": rank, "workers": workers}
+    collate = collate_original_size if config.dataset != "shapes" else None
     return Run(
         config=config,
         model=_model(config, train_set.num_classes),
         train_set=train_set,
         val_set=val_set,
-        train_loader=make_loader(
-            train_set, batch_size=batch, shuffle=True, pin_memory=pin_memory, **shard
-        ),
-        val_loader=make_loader(
-            val_set,
-            batch_size=batch,
-            shuffle=False,
-            **shard,
-            collate_fn=collate_original_size if config.dataset != "shapes" else None,
-        ),  # fmt: skip
+        train_loader=make_loader(train_set, shuffle=True, pin_memory=pin_memory, **options),
+        val_loader=make_loader(val_set, shuffle=False, collate_fn=collate, **options),
         loss_fn=DiceCELoss(),
         checkpoint=None if checkpoint is None else Path(checkpoint),
     )
@@ -231,10 +221,9 @@ def check_resume(config: RunConfig, path: str | Path) -> RunConfig:
     """The config to continue the run saved at ``path`` with, or a :class:`ResumeError`.
 
     Every setting must equal the saved one, except those in ``FREE_ON_RESUME`` and ``steps``,
-    which may grow (the poly schedule is then recomputed for the new total, so the learning
-    rate rises again to ``lr * (1 - step / steps) ** 0.9`` and decays to 0 at the new end).
-    ``amp`` and ``channels_last`` left to be decided (None) take the saved run's values, so a
-    resumed run keeps its precision on any machine.
+    which may grow (the poly schedule is recomputed for the new total: the learning rate rises
+    again, then decays to 0 at the new end). ``amp`` and ``channels_last`` left as None take
+    the saved run's values, so a resumed run keeps its precision on any machine.
 
     Raises:
         ResumeError: naming the first changed setting and both values.
@@ -285,15 +274,8 @@ def train_run(
             DistributedDataParallel.
     """
     return fit(
-        model if model is not None else run.model,
-        run.train_loader,
-        run.val_loader,
-        config=run.config.train,
-        loss_fn=run.loss_fn,
-        num_classes=run.train_set.num_classes,
-        checkpoint_path=run.checkpoint,
-        resume=resume,
-        device=device,
-        progress=progress,
+        model if model is not None else run.model, run.train_loader, run.val_loader,
+        config=run.config.train, loss_fn=run.loss_fn, num_classes=run.train_set.num_classes,
+        checkpoint_path=run.checkpoint, resume=resume, device=device, progress=progress,
         run_config=run.config.to_dict(),
-    )
+    )  # fmt: skip

@@ -93,16 +93,13 @@ def seed_everything(seed: int) -> None:
 def environment_report() -> str:
     """Describe this machine for the course: versions, the device found, and whether on Colab.
 
-    The text differs between machines, so a notebook cell printing it is excluded from
-    nbval's output comparison. Taught in notebook 00.
-
-    Returns:
-        Several ``name: value`` lines, e.g. ``"python: 3.11.7\\ntorch: 2.4.0\\n..."``.
+    One ``name: value`` line each. The text differs between machines, so a notebook cell
+    printing it is excluded from nbval's output comparison. Taught in notebook 00.
     """
-    import platform  # local: only this report needs it
+    import platform
     import sys
 
-    import torchvision  # local: runtime stays importable (and cheap) without touching it
+    import torchvision  # imported here: runtime stays cheap to import without it
 
     device = pick_device()
     if device.type == "cuda":
@@ -127,10 +124,9 @@ def environment_report() -> str:
 class RunSizes:
     """How big the notebooks' training and evaluation runs are; one place for all of them.
 
-    The short shapes run trains a model that segments within minutes on a 2-core laptop CPU
-    (and in CI); the full ones are for a GPU (Colab). The real datasets (Oxford-IIIT Pet, PASCAL
-    VOC) need a GPU; their short sizes only try the code path. Notebooks read them with
-    :func:`run_sizes`.
+    The short shapes run is for a laptop CPU and CI; the full ones are for a GPU (Colab). The
+    real datasets (Oxford-IIIT Pet, PASCAL VOC) need a GPU; their short sizes only try the code
+    path. Notebooks read them with :func:`run_sizes`. Taught in notebook 07.
     """
 
     image_size: int  # side of the square training images
@@ -164,10 +160,9 @@ REAL_RUNS = {
 def run_sizes(*, full: bool = False, dataset: str = "shapes") -> RunSizes:
     """The short run (default: laptops and CI) or the full run (``full=True``, for a GPU).
 
-    A notebook sets ``FULL_RUN = False`` and ``DATASET = "shapes"`` at the top and calls
-    ``run_sizes(full=FULL_RUN, dataset=DATASET)``. The full run works on a CPU too, only
-    slowly: the device is not consulted, so that a notebook does the same thing wherever it
-    runs.
+    A notebook calls ``run_sizes(full=FULL_RUN, dataset=DATASET)``. The device is not
+    consulted (the full run works on a CPU too, only slowly), so that a notebook does the same
+    thing wherever it runs. Taught in notebook 07.
 
     Raises:
         ValueError: if ``full`` is not a bool or ``dataset`` is unknown.

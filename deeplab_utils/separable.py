@@ -18,21 +18,21 @@ def _check_positive_int(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
 class SeparableConv2d(nn.Sequential):
     """Atrous separable convolution: depthwise conv -> BN -> ReLU -> pointwise 1x1 conv.
 
-    The BN + ReLU between the two convolutions follows the paper's official implementation
-    (``_split_separable_conv2d`` in the TensorFlow code, which the paper's ASPP and decoder use;
-    Sec. 3.2 adds the same after every depthwise conv of its Xception). The BN + ReLU after
-    the pointwise conv is left to the caller, as for a plain ``nn.Conv2d``, so this module is a
-    drop-in replacement for ``nn.Conv2d(in_channels, out_channels, kernel_size, bias=False)``.
-
-    Input ``(B, in_channels, H, W)`` -> output ``(B, out_channels, H, W)`` ("same" padding).
-    Taught in notebook 02.
+    ``(B, in_channels, H, W)`` -> ``(B, out_channels, H, W)`` ("same" padding). The inner
+    BN + ReLU follows the paper's official code (``_split_separable_conv2d``, which its ASPP and
+    decoder use; Sec. 3.2 puts the same after every depthwise conv of its Xception). The BN +
+    ReLU after the pointwise conv is left to the caller, so this is a drop-in replacement for
+    ``nn.Conv2d(in_channels, out_channels, kernel_size, bias=False)``. Taught in notebook 02.
 
     Args:
-        in_channels: channels of the input.
-        out_channels: channels of the output.
         kernel_size: odd size of the depthwise kernel.
         dilation: atrous rate of the depthwise kernel.
     """

@@ -1,18 +1,15 @@
-"""The main job: train DeepLabV3+ from the command line.
+"""The main job: train DeepLabV3+ from the command line. Taught in notebook 07.
 
     python -m deeplab_utils.train                    # shapes dataset, whatever device is present
     deeplab-train --dataset pets --data-dir data --amp --steps 5000
     torchrun --nproc_per_node=2 -m deeplab_utils.train --steps 400   # DistributedDataParallel
 
-Writes under ``--out`` (default ``runs/<dataset>``): ``checkpoint.pt`` (resumable with
-``--resume``), ``history.json`` (loss and LR per step, validation metrics) and
-``predictions.png`` (image | ground truth | prediction for a few validation images). Prints a
-per-class IoU table and the mIoU at the end. Taught in notebook 07.
-
-Four steps, one function each: :func:`resolve_args` turns the command line into a
-:class:`~deeplab_utils.run.RunConfig` (the recipe's defaults, your options), ``build_run``
-(shared with the notebooks) makes the run, :func:`_train` wraps it for
-DistributedDataParallel and trains it, :func:`_report` prints and writes the results.
+Writes under ``--out`` (default ``runs/<dataset>``) ``checkpoint.pt`` (resumable with
+``--resume``), ``history.json`` (per-step loss and LR, validation metrics) and
+``predictions.png`` (image | ground truth | prediction), and prints a per-class IoU table.
+:func:`resolve_args` turns the command line into a :class:`~deeplab_utils.run.RunConfig`,
+``build_run`` (shared with the notebooks) makes the run, :func:`_train` trains it (under
+DistributedDataParallel with torchrun) and :func:`_report` writes the results.
 """
 
 from __future__ import annotations
@@ -37,7 +34,7 @@ from .files import atomic_write
 from .pretrained import IMAGENET, backbone_state_dict
 from .run import Run, RunConfig, build_run, check_resume, preview_batch, train_run
 from .runtime import DEVICE_CHOICES, pick_device
-from .training import DEFAULT_LR, History, NonFiniteLossError, TrainConfig
+from .training import DEFAULT_LR, History, NonFiniteLossError, TrainConfig, _autocast
 
 __all__ = ["DEFAULTS", "CliDefaults", "build_parser", "main", "resolve_args"]
 
@@ -88,13 +85,11 @@ def _add_data_options(add: Any) -> None:
     add(
         "--train-samples",
         type=int,
-        default=None,
         help="limit the training set to this many samples (default: all)",
     )
     add(
         "--val-samples",
         type=int,
-        default=None,
         help="limit the validation set to this many samples (default: all)",
     )
     add(
@@ -110,11 +105,7 @@ def _add_data_options(add: Any) -> None:
         help="voc: train on VOC train + SBD (10,582 images, VOC val excluded), as the paper "
         "does; needs SBD (see --sbd-dir) and scipy",
     )
-    add(
-        "--sbd-dir",
-        default=None,
-        help="folder holding SBD's benchmark_RELEASE/ (default: --data-dir)",
-    )
+    add("--sbd-dir", help="folder holding SBD's benchmark_RELEASE/ (default: --data-dir)")
 
 
 def _add_model_options(add: Any) -> None:
@@ -142,14 +133,12 @@ def _add_model_options(add: Any) -> None:
         "--multi-grid",
         type=int,
         nargs=3,
-        default=None,
         metavar=("R1", "R2", "R3"),
         help="unit rates of layer4's three blocks (DeepLabv3 Sec. 3.2): 1 2 4 gives rates 2 4 8 "
         "at --output-stride 16 (default: torchvision's one rate for the whole stage)",
     )
     add(
         "--backbone-weights",
-        default=None,
         metavar="imagenet|PATH",
         help="start the backbone from torchvision's ImageNet ResNet-50: 'imagenet' downloads "
         "it once (about 100 MB, cached where torchvision caches), or PATH to a state dict "
@@ -162,7 +151,6 @@ def _add_training_options(add: Any) -> None:
     add(
         "--steps",
         type=int,
-        default=None,
         help=f"optimiser steps in total (default: {DEFAULTS.steps}, or "
         f"{DEFAULTS.steps_with_amp} where mixed precision is on)",
     )
@@ -181,28 +169,24 @@ def _add_training_options(add: Any) -> None:
     add(
         "--lr",
         type=float,
-        default=None,
         help=f"peak learning rate, poly-decayed (default: {DEFAULT_LR['adam']} for adam, "
         f"{DEFAULT_LR['sgd']} for sgd)",
     )
     add(
         "--warmup-steps",
         type=int,
-        default=None,
         help="steps of linear learning-rate warm-up before the poly decay (default: a tenth "
         "of --steps; --resume keeps the run's)",
     )
     add(
         "--amp",
         action=argparse.BooleanOptionalAction,
-        default=None,
         help="mixed precision: fp16 on CUDA, bf16 on CPU (default: on where it is faster: "
         "CUDA, and CPUs with native bf16 such as AVX512-BF16 or AMX; --resume keeps the run's)",
     )
     add(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
-        default=None,
         help="NHWC memory layout for the convolutions (default: on for a CPU, off elsewhere; "
         "--resume keeps the run's)",
     )
@@ -210,20 +194,19 @@ def _add_training_options(add: Any) -> None:
 
 
 def _add_job_options(add: Any) -> None:
-    d = DEFAULTS
-    add("--workers", type=int, default=d.workers, help="DataLoader worker processes")
-    add("--device", default=d.device, help=f"one of {DEVICE_CHOICES}, or e.g. cuda:1")
-    add("--out", default=None, help="output folder (default: runs/<dataset>)")
+    add("--workers", type=int, default=DEFAULTS.workers, help="DataLoader worker processes")
+    add("--device", default=DEFAULTS.device, help=f"one of {DEVICE_CHOICES}, or e.g. cuda:1")
+    add("--out", help="output folder (default: runs/<dataset>)")
     add(
         "--checkpoint-every",
         type=int,
-        default=d.checkpoint_every,
+        default=DEFAULTS.checkpoint_every,
         help="steps between checkpoints (0 = only at the end)",
     )
     add(
         "--val-every",
         type=int,
-        default=d.val_every,
+        default=DEFAULTS.val_every,
         help="steps between validations (0 = only at the end)",
     )
     add(
@@ -231,7 +214,7 @@ def _add_job_options(add: Any) -> None:
         action="store_true",
         help="continue from <out>/checkpoint.pt with the same settings (--steps may grow)",
     )
-    add("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")  # fmt: skip
+    add("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,15 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Multi-GPU / multi-process: torchrun --nproc_per_node=N -m deeplab_utils.train ...",
         formatter_class=_HelpFormatter,
     )
-    for add_options in (_add_data_options, _add_model_options, _add_training_options):
+    for add_options in (
+        _add_data_options,
+        _add_model_options,
+        _add_training_options,
+        _add_job_options,
+    ):
         add_options(parser.add_argument)
-    _add_job_options(parser.add_argument)
     return parser
 
 
-# ---------------------------------------------------------------------------------------------
-# 1. Argument resolution
-# ---------------------------------------------------------------------------------------------
+# --- 1. Argument resolution ---
 
 
 def _check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -297,16 +282,6 @@ def _check_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         parser.error(f"--resume: no checkpoint at {Path(args.out) / CHECKPOINT_NAME}")
 
 
-def _default_steps(args: argparse.Namespace, device: torch.device, saved: dict[str, Any]) -> None:
-    """Fill in --steps and --warmup-steps left out: a resumed run keeps its own."""
-    if args.steps is None:
-        amp = TrainConfig(amp=args.amp).for_device(device).amp  # the rule fit applies
-        default = DEFAULTS.steps_with_amp if amp else DEFAULTS.steps
-        args.steps = saved.get("steps", default)
-    if args.warmup_steps is None and "warmup_steps" in saved:
-        args.warmup_steps = saved["warmup_steps"]  # a tenth of the old total, not the new one
-
-
 def resolve_args(
     parser: argparse.ArgumentParser, args: argparse.Namespace
 ) -> tuple[RunConfig, torch.device]:
@@ -322,7 +297,12 @@ def resolve_args(
         parser.error(f"--device: {exc}")
     _check_paths(parser, args)
     checkpoint = Path(args.out) / CHECKPOINT_NAME
-    _default_steps(args, device, read_train_config(checkpoint) if args.resume else {})
+    saved = read_train_config(checkpoint) if args.resume else {}  # a resumed run keeps its own
+    if args.steps is None:
+        amp = TrainConfig(amp=args.amp).for_device(device).amp  # the rule fit applies
+        args.steps = saved.get("steps", DEFAULTS.steps_with_amp if amp else DEFAULTS.steps)
+    if args.warmup_steps is None and "warmup_steps" in saved:
+        args.warmup_steps = saved["warmup_steps"]  # a tenth of the old total, not the new one
     _check_ranges(parser, args)
     train = {"steps": args.steps, "batch_size": args.batch_size, "optimizer": args.optimizer}
     train |= {"lr": args.lr, "warmup_steps": args.warmup_steps, "amp": args.amp, "seed": args.seed}
@@ -345,9 +325,7 @@ def resolve_args(
     return dataclasses.replace(config, train=config.train.for_device(device)), device
 
 
-# ---------------------------------------------------------------------------------------------
-# 2. Processes: DistributedDataParallel under torchrun
-# ---------------------------------------------------------------------------------------------
+# --- 2. Processes: DistributedDataParallel under torchrun ---
 
 
 @dataclass(frozen=True)
@@ -407,9 +385,7 @@ def _weights_agree(model: nn.Module, world: _World) -> bool:
     return all(torch.equal(g, gathered[0]) for g in gathered)
 
 
-# ---------------------------------------------------------------------------------------------
-# 3. The report: IoU table, history.json, predictions.png
-# ---------------------------------------------------------------------------------------------
+# --- 3. The report: IoU table, history.json, predictions.png ---
 
 
 def _print_iou_table(metrics: dict[str, Any], class_names: tuple[str, ...] | list[str]) -> None:
@@ -425,7 +401,6 @@ def _print_iou_table(metrics: dict[str, Any], class_names: tuple[str, ...] | lis
 def _save_predictions(run: Run, model: nn.Module, path: Path, device: torch.device) -> None:
     """Image | ground truth | prediction for the first validation images, with a legend."""
     from .figures import prediction_grid_png
-    from .training import _autocast
 
     images, masks = preview_batch(run, PREDICTION_ROWS)  # (N, 3, H, W), (N, H, W)
     model.eval()
@@ -466,9 +441,7 @@ def _report(run: Run, history: History, out: Path, device: torch.device, seconds
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# main
-# ---------------------------------------------------------------------------------------------
+# --- main ---
 
 
 def _build(args: argparse.Namespace, config: RunConfig, device: torch.device, world: _World) -> Run:

@@ -1,14 +1,11 @@
 """The training loop: the recipe (``TrainConfig``), the poly schedule, evaluation and ``fit``.
 
-A plain loop meant to be read in one sitting beside notebook 07, not a framework (nanoGPT's
-``train.py`` is the model). It is generic: any ``nn.Module`` mapping images ``(B, 3, H, W)`` to
-logits ``(B, C, H, W)``, any loss ``loss_fn(logits, masks)``, any dataset of ``(image, mask)``.
-
-Reproducibility: with a loader from :func:`make_loader` (``workers=0``) a CPU run interrupted at
-any step and resumed from its checkpoint ends with exactly the weights of an uninterrupted run,
-because the data order is a function of ``(seed, epoch)`` alone and the checkpoint carries the
-optimiser, scheduler, scaler, step and random-number-generator states. (GPU kernels such as
-cuDNN's are not all deterministic, so on a GPU the resumed run is only statistically the same.)
+A plain loop to read beside notebook 07, for any model mapping ``(B, 3, H, W)`` to logits
+``(B, C, H, W)``, any ``loss_fn(logits, masks)`` and any dataset of ``(image, mask)``.
+With a loader from :func:`make_loader` (``workers=0``) a CPU run resumed from its checkpoint
+ends with exactly the weights of an uninterrupted one: the data order is a function of
+``(seed, epoch)`` alone and the checkpoint carries every state, RNGs included. (On a GPU,
+non-deterministic kernels make it only statistically the same.)
 """
 
 from __future__ import annotations
@@ -56,8 +53,8 @@ __all__ = [
 SGD_MOMENTUM = 0.9  # DeepLabv3 (arXiv 1706.05587), Sec. 4, kept by DeepLabv3+
 SGD_WEIGHT_DECAY = 1e-4  # DeepLabv3, Sec. 4: "weight decay 0.0001"
 POLY_POWER = 0.9  # DeepLabv3, Sec. 4: lr * (1 - iter/max_iter)^0.9
-# Peak learning rate per optimiser. Adam's is tuned for this course's recipe (from scratch, the
-# default batch; benchmarks/README.md); SGD's is near the paper's 0.007 (DeepLabv3, Sec. 4).
+# Peak learning rate per optimiser: Adam's tuned for this course's recipe (benchmarks/README.md),
+# SGD's near the paper's (DeepLabv3, Sec. 4).
 DEFAULT_LR = {"adam": 5e-3, "sgd": 0.01}
 
 OOM_HINT = (
@@ -68,10 +65,7 @@ OOM_HINT = (
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; raised before the bad gradient touches the weights.
-
-    Taught in notebook 07.
-    """
+    """A NaN or infinite loss, caught before it touches the weights. Taught in notebook 07."""
 
 
 def _check_int(config: Any, names: tuple[str, ...], low: int) -> None:
@@ -86,10 +80,9 @@ def _check_int(config: Any, names: tuple[str, ...], low: int) -> None:
 class TrainConfig:
     """How a model is trained (not which model, nor on which data): the course's one recipe.
 
-    The defaults are the recipe the main job and the notebooks share (they differ only in
-    sizes: ``steps`` and ``batch_size``). ``None`` fields are decided for you: ``lr`` and
-    ``warmup_steps`` when the config is made, ``amp`` and ``channels_last`` by :func:`fit` for
-    the device it trains on. Taught in notebook 07.
+    The main job and the notebooks share it and differ only in ``steps`` and ``batch_size``.
+    ``None`` fields are decided for you: ``lr`` and ``warmup_steps`` when the config is made,
+    ``amp`` and ``channels_last`` by :func:`fit` for its device. Taught in notebook 07.
     """
 
     steps: int = 850  # total optimiser steps; the paper's poly schedule counts iterations
@@ -145,10 +138,7 @@ class TrainConfig:
 
 @dataclass
 class History:
-    """What happened during :func:`fit`: loss and LR at every step, metrics at every evaluation.
-
-    Taught in notebook 07.
-    """
+    """What :func:`fit` saw: loss and LR per step, metrics per evaluation. Taught in notebook 07."""
 
     step: list[int] = field(default_factory=list)  # 1-based optimiser step
     loss: list[float] = field(default_factory=list)  # training loss of that step
@@ -178,9 +168,7 @@ class History:
         return cls(**{f.name: list(data.get(f.name, [])) for f in dataclasses.fields(cls)})
 
 
-# ---------------------------------------------------------------------------------------------
-# Optimiser and learning-rate schedule
-# ---------------------------------------------------------------------------------------------
+# --- Optimiser and learning-rate schedule ---
 
 
 def poly_lr_lambda(
@@ -189,11 +177,11 @@ def poly_lr_lambda(
     """Multiplier of the base learning rate at 0-based ``step``: the paper's "poly" policy.
 
     ``(1 - step / total_steps) ** power`` (DeepLabv3, Sec. 4), times a linear warm-up
-    ``(step + 1) / warmup_steps`` during the first ``warmup_steps`` steps. 0 from
+    ``(step + 1) / warmup_steps`` during the first ``warmup_steps`` steps; 0 from
     ``total_steps`` on. Taught in notebook 07.
 
     Raises:
-        ValueError: for a negative step, a non-positive ``total_steps`` or a negative power.
+        ValueError: a negative step, power or warm-up, or ``total_steps`` below 1.
     """
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
@@ -214,7 +202,7 @@ def poly_lr_lambda(
 def build_scheduler(
     optimizer: torch.optim.Optimizer, *, config: TrainConfig
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A ``LambdaLR`` following :func:`poly_lr_lambda`; call ``.step()`` once per optimiser step.
+    """A ``LambdaLR`` following :func:`poly_lr_lambda`; ``.step()`` it once per optimiser step.
 
     Taught in notebook 07.
     """
@@ -237,24 +225,21 @@ def build_optimizer(model: nn.Module, *, config: TrainConfig) -> torch.optim.Opt
         return torch.optim.SGD(
             params, lr=config.lr, momentum=SGD_MOMENTUM, weight_decay=SGD_WEIGHT_DECAY
         )
-    # The same Adam in one fused kernel instead of a loop over ~300 tensors. Fused Adam runs on
-    # CPU and CUDA tensors (torch >= 2.4); elsewhere (MPS) the plain loop.
+    # The same Adam in one kernel instead of a loop over every tensor; fused Adam runs on CPU
+    # and CUDA tensors only (torch >= 2.4).
     fused = bool(params) and {p.device.type for p in params} <= {"cpu", "cuda"}
     return torch.optim.Adam(params, lr=config.lr, fused=fused or None)
 
 
-# ---------------------------------------------------------------------------------------------
-# Data order that a checkpoint can reproduce; evaluation shards
-# ---------------------------------------------------------------------------------------------
+# --- Data order that a checkpoint can reproduce; evaluation shards ---
 
 
 class ResumableSampler(DistributedSampler):
     """A ``DistributedSampler`` that can start mid-epoch, so a resumed run sees the same batches.
 
-    The order of epoch ``e`` is a function of ``(seed, e)`` alone (torch's DistributedSampler
-    shuffles with a generator seeded by ``seed + epoch``). ``set_start(n)`` skips the first ``n``
-    indices of this process's share, without loading them. Outside DDP use
-    ``num_replicas=1, rank=0`` (the defaults here). Taught in notebook 07.
+    Epoch ``e``'s order is a function of ``(seed, e)`` alone; ``set_start(n)`` skips the first
+    ``n`` indices of this process's share without loading them. The defaults
+    ``num_replicas=1, rank=0`` are for a run without DDP. Taught in notebook 07.
     """
 
     def __init__(
@@ -299,7 +284,7 @@ class ShardSampler(Sampler[int]):
     """Evaluation order: process ``rank`` of ``num_replicas`` takes ``rank, rank + R, ...``.
 
     Unlike ``DistributedSampler`` it never pads the shards to equal length, so summed over the
-    processes every sample is counted exactly once, whatever the dataset's length.
+    processes every sample is counted exactly once.
     """
 
     def __init__(self, dataset: Dataset, *, num_replicas: int = 1, rank: int = 0) -> None:
@@ -327,18 +312,16 @@ def make_loader(
     pin_memory: bool = False,
     collate_fn: Callable[[list[Any]], Any] | None = None,
 ) -> DataLoader:
-    """A DataLoader whose order :func:`fit` can reproduce on resume (see :class:`ResumableSampler`).
+    """A DataLoader whose order :func:`fit` can reproduce on resume. Taught in notebook 07.
 
     Args:
-        shuffle: True for training (a new order each epoch, resumable), False for evaluation
-            (each process takes its :class:`ShardSampler` share, every sample once).
+        shuffle: True for training (a new, resumable order each epoch: :class:`ResumableSampler`),
+            False for evaluation (each process its :class:`ShardSampler` share, every sample once).
         drop_last: drop the last incomplete batch; defaults to ``shuffle`` (BatchNorm dislikes
             a batch of one).
         num_replicas, rank: the DDP world size and this process's rank (1, 0 without DDP).
         collate_fn: how samples become a batch (default: stacked), e.g.
             :func:`~deeplab_utils.data.collate_original_size` for original-size masks.
-
-    Taught in notebook 07.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -352,7 +335,7 @@ def make_loader(
     else:
         sampler = ShardSampler(dataset, num_replicas=num_replicas, rank=rank)
     # An own generator, so that starting an iterator does not draw from torch's global RNG
-    # (which would shift dropout and augmentation after a resume); _epoch_batches reseeds it.
+    # (which would shift dropout and augmentation after a resume); _batches reseeds it.
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,
@@ -367,44 +350,33 @@ def make_loader(
     )
 
 
-def _steps_per_epoch(loader: DataLoader) -> int:
-    if isinstance(loader.sampler, ResumableSampler):
-        loader.sampler.set_start(0)  # an earlier run may have left it mid-epoch
-    n = len(loader)
-    if n == 0:
+def _batches(loader: DataLoader, *, seed: int, start_step: int) -> Iterator:
+    """Batches for ever, epoch after epoch, starting where step ``start_step`` left off."""
+    sampler = loader.sampler
+    if isinstance(sampler, ResumableSampler):
+        sampler.set_start(0)  # an earlier run may have left it mid-epoch
+    steps_per_epoch = len(loader)
+    if steps_per_epoch == 0:
         raise ValueError(
             "the training loader yields no batch: the dataset is smaller than one batch; "
             "lower the batch size or use more samples"
         )
-    return n
-
-
-def _epoch_batches(loader: DataLoader, epoch: int, *, seed: int, skip: int) -> Iterator:
-    """The batches of ``epoch`` of ``loader``, its first ``skip`` batches left out."""
-    sampler = loader.sampler
-    if hasattr(sampler, "set_epoch"):
-        sampler.set_epoch(epoch)
-    if loader.generator is not None:
-        # Workers' augmentation seeds come from this generator: a function of (seed, rank, epoch).
-        loader.generator.manual_seed(seed * 100_003 + epoch + _rank() * 1_000_000_007)
-    if skip and hasattr(sampler, "set_start") and loader.batch_size is not None:
-        sampler.set_start(skip * loader.batch_size)
-        return iter(loader)
-    # A loader we cannot position: read and drop the consumed batches.
-    return itertools.islice(iter(loader), skip, None)
-
-
-def _batches(loader: DataLoader, *, seed: int, start_step: int) -> Iterator:
-    """Batches for ever, epoch after epoch, starting where step ``start_step`` left off."""
-    epoch, skip = divmod(start_step, _steps_per_epoch(loader))
+    epoch, skip = divmod(start_step, steps_per_epoch)
     while True:
-        yield from _epoch_batches(loader, epoch, seed=seed, skip=skip)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        if loader.generator is not None:
+            # Workers' augmentation seeds come from it: a function of (seed, rank, epoch).
+            loader.generator.manual_seed(seed * 100_003 + epoch + _rank() * 1_000_000_007)
+        if skip and hasattr(sampler, "set_start") and loader.batch_size is not None:
+            sampler.set_start(skip * loader.batch_size)
+            yield from iter(loader)
+        else:  # a loader we cannot position: read and drop the consumed batches
+            yield from itertools.islice(iter(loader), skip, None)
         epoch, skip = epoch + 1, 0
 
 
-# ---------------------------------------------------------------------------------------------
-# One step, one epoch, evaluation
-# ---------------------------------------------------------------------------------------------
+# --- One step, one epoch, evaluation ---
 
 
 def _autocast(device: torch.device, enabled: bool) -> torch.autocast:
@@ -413,14 +385,9 @@ def _autocast(device: torch.device, enabled: bool) -> torch.autocast:
     return torch.autocast(device.type, dtype=dtype, enabled=enabled)
 
 
-def _to_device(
-    batch: Any, device: torch.device, channels_last: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    images, masks = batch[0], batch[1]
+def _images_to(device: torch.device, images: torch.Tensor, channels_last: bool) -> torch.Tensor:
     images = images.to(device, non_blocking=True)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    return images, masks.to(device, non_blocking=True)
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
 
 
 def _is_distributed() -> bool:
@@ -457,7 +424,8 @@ def _train_step(
     step: int,
 ) -> tuple[float, float, torch.Tensor, torch.Tensor]:
     """One optimiser step; returns (loss, lr used, detached logits (B, C, H, W), masks)."""
-    images, masks = _to_device(batch, device, bool(config.channels_last))
+    images = _images_to(device, batch[0], bool(config.channels_last))
+    masks = batch[1].to(device, non_blocking=True)
     lr = optimizer.param_groups[0]["lr"]
     try:
         with _autocast(device, bool(config.amp)):
@@ -482,8 +450,8 @@ def _train_step(
         else:
             optimizer.step()
         with warnings.catch_warnings():
-            # A scaler skips the first step(s) while it finds its scale, so the schedule then
-            # moves before the optimiser; torch warns about that. Expected with a scaler only.
+            # A scaler skips its first step(s) while it finds its scale, so the schedule then
+            # moves before the optimiser: torch's warning is expected.
             if scaler is not None:
                 warnings.filterwarnings(
                     "ignore", re.escape("Detected call of `lr_scheduler.step()`")
@@ -503,9 +471,8 @@ def train_step(
 ) -> float:
     """One plain optimiser step on ``images (B, 3, H, W)``, ``masks (B, H, W)``; returns the loss.
 
-    The step notebook 07 writes by hand: clear the gradients, forward, loss, backward, step.
-    :func:`fit`'s own step adds mixed precision, the NaN check, clipping and the schedule.
-    Taught in notebook 07.
+    The step notebook 07 writes by hand; :func:`fit`'s own step adds mixed precision, the NaN
+    check, clipping and the schedule. Taught in notebook 07.
     """
     optimizer.zero_grad(set_to_none=True)  # backward() adds to .grad: start from nothing
     loss = loss_fn(model(images), masks)
@@ -524,10 +491,9 @@ def train_steps(
 ) -> list[float]:
     """The bare training loop: ``steps`` steps, through ``loader`` as many times as needed.
 
-    The loop of :func:`fit` without evaluation, checkpoints, mixed precision or resuming: the
-    model in train mode, one :func:`train_step` per batch and the schedule moved once per step
-    (the poly policy counts iterations, not epochs). Returns every step's loss. Taught in
-    notebook 07.
+    :func:`fit`'s loop without evaluation, checkpoints, mixed precision or resuming: one
+    :func:`train_step` per batch, the schedule moved once per step (the poly policy counts
+    iterations, not epochs). Returns every step's loss. Taught in notebook 07.
     """
     model.train()  # BatchNorm normalises with batch statistics, dropout drops
     losses: list[float] = []
@@ -556,9 +522,9 @@ def train_one_epoch(
 ) -> int:
     """Train over ``loader`` (one epoch, or until ``max_steps`` steps); return the last step.
 
-    Steps are counted from ``start_step``; ``on_step(step, loss, lr, logits, masks)`` is called
-    after each (1-based) step with the learning rate that step used, logits ``(B, C, H, W)`` and
-    masks ``(B, H, W)``. :func:`fit` is the whole run; this is one pass, for your own loops.
+    Steps count from ``start_step``; after each (1-based) step ``on_step(step, loss, lr, logits,
+    masks)`` gets the learning rate that step used, logits ``(B, C, H, W)`` and masks
+    ``(B, H, W)``. One pass, for your own loops (:func:`fit` is the whole run).
     Taught in notebook 07.
     """
     model.train()
@@ -614,21 +580,18 @@ def evaluate(
     """Validation metrics of ``model`` over ``loader`` (summed over DDP processes).
 
     ``num_classes`` defaults to the logits' channel count (2 for a one-channel binary model,
-    whose prediction is ``logit > 0``). A DDP-wrapped model is evaluated through its
-    ``.module``, so processes with different numbers of batches never wait for each other.
+    which predicts ``logit > 0``). A DDP-wrapped model is evaluated through its ``.module``, so
+    processes with different numbers of batches never wait for each other.
 
-    Each batch is ``(images (B, 3, h, w), masks)``. Masks of the images' size, ``(B, H, W)``,
-    are scored as they are. Masks at each picture's original size (a list of ``(H_i, W_i)``
-    from a val set built with ``original_size_masks=True`` and batched by
-    :func:`~deeplab_utils.data.collate_original_size`) are scored by the standard VOC
-    protocol: each image's logits are cropped to the picture (the input holds it resized to
-    longer side ``max(h, w)``, padding bottom/right) and resized back to ``(H_i, W_i)``
-    before the argmax (:func:`~deeplab_utils.evaluation.restore_original_size`).
+    Batches are ``(images (B, 3, h, w), masks)``. Masks ``(B, H, W)`` of the images' size are
+    scored as they are; a list of masks at each picture's original size ``(H_i, W_i)``
+    (:func:`~deeplab_utils.data.collate_original_size`) by the VOC protocol: each image's
+    logits are cropped to the picture and resized back before the argmax
+    (:func:`~deeplab_utils.evaluation.restore_original_size`).
 
-    Returns the dict of :class:`~deeplab_utils.metrics.SegmentationMetrics.compute` with tensors
-    turned into plain lists/floats (NaN -> None): ``"pixel_accuracy"``, ``"iou"`` (C,),
-    ``"miou"``, ``"dice"`` (C,), ``"mean_dice"``, ``"confusion_matrix"`` (C, C).
-    Taught in notebook 08.
+    Returns :meth:`~deeplab_utils.metrics.SegmentationMetrics.compute`'s dict with plain
+    lists/floats (NaN -> None): ``"pixel_accuracy"``, ``"iou"`` (C,), ``"miou"``, ``"dice"``
+    (C,), ``"mean_dice"``, ``"confusion_matrix"`` (C, C). Taught in notebook 08.
     """
     from .evaluation import pairs_at_mask_size
 
@@ -638,9 +601,7 @@ def evaluate(
     model.eval()
     metrics = None
     for batch in loader:
-        images = batch[0].to(device, non_blocking=True)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        images = _images_to(device, batch[0], channels_last)
         with _autocast(device, amp):
             logits = model(images)  # (B, C, h, w)
         if metrics is None:
@@ -661,17 +622,14 @@ def confusion_matrix(
 ) -> torch.Tensor:
     """``(C, C)`` int64 pixel counts over ``loader``: row = target class, column = prediction.
 
-    :func:`evaluate`'s core, for the evaluation loop notebook 08 writes by hand: the model in
-    eval mode, no gradients, the batches on the model's device, the argmax of the logits,
-    pixels whose target is 255 left out. Taught in notebook 08.
+    :func:`evaluate`'s core, for the loop notebook 08 writes by hand (eval mode, no gradients,
+    the model's device, argmax, targets of 255 left out). Taught in notebook 08.
     """
     device = next(model.parameters()).device  # where the model is: the batches go there
     return torch.tensor(evaluate(model, loader, num_classes, device=device)["confusion_matrix"])
 
 
-# ---------------------------------------------------------------------------------------------
-# fit: the whole run
-# ---------------------------------------------------------------------------------------------
+# --- fit: the whole run ---
 
 
 def _due(step: int, every: int, last: int) -> bool:

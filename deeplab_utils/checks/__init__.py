@@ -1,21 +1,10 @@
 """Self-checks for the exercises: compare a learner's code with the reference on several cases.
 
-Teaching-aid layer. A notebook checks an exercise right after the cell the learner wrote, and
-keeps what the check returns::
-
-    my_atrous_conv2d = check_atrous_conv2d(my_atrous_conv2d)
-
-On success the check prints one ``✓`` line and returns the learner's code. When the exercise is
-not written yet it prints one ``✗ ... not implemented yet`` line and returns the package's
-version, so that "Run all" goes on and the later cells use a working implementation. When the
-code runs but is wrong, it raises :class:`CheckFailed`, whose message names the case, what was
-expected and what came back, and a short hint; the same case failing again (or
-``check_x(..., hint=True)``) gives the full answer. Code that subclasses or calls the package's
-version it is compared with fails: the exercise is to implement it.
-
-One module per notebook (``atrous``: 01, ``aspp``: 02, ``backbone``: 03, ``decoder``: 04,
-``objectives``: 05, ``data``: 06, ``training``: 07, ``evaluation``: 08); what several of them
-share lives in ``_common``. Import the checks from here: ``from deeplab_utils.checks import ...``.
+Teaching-aid layer, one module per notebook (``atrous``: 01, ``aspp``: 02, ``backbone``: 03,
+``decoder``: 04, ``objectives``: 05, ``data``: 06, ``training``: 07, ``evaluation``: 08). A
+notebook keeps what a check returns, ``my_fn = check_fn(my_fn)``: the learner's code after one
+``✓`` line, or the package's version after one ``✗ ... not implemented yet`` line; wrong code
+raises :class:`CheckFailed` naming the case, with a hint (see :func:`exercise_check`).
 """
 
 from ._common import FALLBACK, NOT_IMPLEMENTED, CheckFailed, Hint, exercise_check

@@ -1,20 +1,9 @@
 """What the self-checks of several notebooks share: the failure, running, comparing and hints.
 
-Teaching-aid layer. :class:`CheckFailed` and :class:`Hint` are public as
-``deeplab_utils.checks.CheckFailed`` and ``deeplab_utils.checks.Hint``.
-
-Every check is written as a plain function of the learner's implementation and decorated with
-:func:`exercise_check`, which gives it the behaviour every exercise shares:
-
-- ``impl = check_x(impl)`` returns the implementation to use from then on: the learner's when
-  every case matches the reference (it prints one ``✓`` line), the package's reference when the
-  exercise is not written yet (it prints one ``✗ ... not implemented yet`` line instead of
-  raising, so "Run all" goes on), and it raises :class:`CheckFailed` naming the case, what was
-  expected and what came back, with a hint, when the code runs but is wrong;
-- a hint is short on the first failure of a case; the full answer comes with the second failure
-  of the same case, or at once with ``check_x(impl, hint=True)``;
-- code that subclasses or calls the reference it is compared with fails: the exercise is to
-  implement it.
+Every check is a plain function of the learner's implementation decorated with
+:func:`exercise_check`. The helpers here name the check being run (it is in a context
+variable), so a check's body only names its cases. :class:`CheckFailed` and :class:`Hint` are
+public as ``deeplab_utils.checks.CheckFailed`` and ``deeplab_utils.checks.Hint``.
 """
 
 from __future__ import annotations
@@ -72,38 +61,40 @@ _CONTEXT: ContextVar[_Context | None] = ContextVar("deeplab_check", default=None
 _FAILURES: Counter[tuple[str, str]] = Counter()
 
 
-def _hint_text(check: str, case: str, hint: str | Hint | None) -> str:
+def _check() -> str:
+    """The name of the check being run."""
+    return _CONTEXT.get().check
+
+
+def _hint_text(case: str, hint: str | Hint | None) -> str:
     """`` Hint: ...`` for a failure of ``case``: the short hint, or the full one when earned."""
     if not hint:
         return ""
     if isinstance(hint, str):
         hint = Hint(hint)
-    _FAILURES[(check, case)] += 1
     context = _CONTEXT.get()
-    reveal = (context is not None and context.reveal) or _FAILURES[(check, case)] >= 2
+    check = context.check
+    _FAILURES[(check, case)] += 1
     text = f" Hint: {hint.short}"
-    if hint.full and reveal:
+    if hint.full and (context.reveal or _FAILURES[(check, case)] >= 2):
         text += f" In full: {hint.full}"
     elif hint.full:
         text += f" (Fail this case again, or call {check}(..., hint=True), for the full answer.)"
     return text
 
 
-def _fail(check: str, case: str, message: str, hint: str | Hint | None = None) -> CheckFailed:
+def _fail(case: str, message: str, hint: str | Hint | None = None) -> CheckFailed:
     """A :class:`CheckFailed` for ``case``: ``"{check}: case '{case}': {message}. Hint: ..."``."""
-    return CheckFailed(
-        f"{check}: case '{case}': {message.rstrip('.')}.{_hint_text(check, case, hint)}"
-    )
+    return CheckFailed(f"{_check()}: case '{case}': {message.rstrip('.')}.{_hint_text(case, hint)}")
 
 
 @contextmanager
 def _watching(calls: list[str]) -> Iterator[None]:
     """Record in ``calls`` every call, made meanwhile, of the code the current check watches."""
-    context = _CONTEXT.get()
-    if context is None or not context.watched:
+    watched, previous = _CONTEXT.get().watched, sys.getprofile()
+    if not watched:
         yield
         return
-    watched, previous = context.watched, sys.getprofile()
 
     def profile(frame: FrameType, event: str, arg: Any) -> None:
         if event == "call" and frame.f_code in watched:
@@ -118,78 +109,87 @@ def _watching(calls: list[str]) -> Iterator[None]:
         sys.setprofile(previous)
 
 
-def _delegation(check: str, name: str) -> CheckFailed:
+def _delegation(name: str) -> CheckFailed:
     return _Delegates(
-        f"{check}: your code calls {name}, the reference it is compared with. The exercise is "
+        f"{_check()}: your code calls {name}, the reference it is compared with. The exercise is "
         "to implement it yourself: compute the result with torch operations (and your own "
         "modules), not with the package's version."
     )
 
 
-def _run(check: str, case: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call the learner's ``fn``, turning any exception into a :class:`CheckFailed`.
-
-    A call of the reference the check compares with, from inside ``fn``, fails too.
-    """
+def _run(
+    case: str, fn: Callable[..., Any], *args: Any, hint: str | Hint = "", **kwargs: Any
+) -> Any:
+    """Call the learner's ``fn``; any exception, or a call of the watched reference, fails
+    ``case`` (with ``hint`` appended when ``fn`` raised)."""
     calls: list[str] = []
     try:
         with _watching(calls):
             result = fn(*args, **kwargs)
     except NotImplementedError:
         raise _NotImplementedYet(
-            f"{check}: {NOT_IMPLEMENTED} -- replace the `raise NotImplementedError` "
+            f"{_check()}: {NOT_IMPLEMENTED} -- replace the `raise NotImplementedError` "
             "under `# YOUR CODE HERE` with your code, run that cell, then run this check again."
         ) from None
     except Exception as exc:  # any error in learner code becomes one clear line
         if calls:
-            raise _delegation(check, calls[0]) from exc
-        raise CheckFailed(f"{check}: case '{case}' raised {type(exc).__name__}: {exc}") from exc
+            raise _delegation(calls[0]) from exc
+        message = f"{_check()}: case '{case}' raised {type(exc).__name__}: {exc}"
+        if hint:
+            message = f"{message.rstrip('.')}.{_hint_text(case, hint)}"
+        raise CheckFailed(message) from exc
     if calls:
-        raise _delegation(check, calls[0])
+        raise _delegation(calls[0])
     return result
 
 
-def _run_with_hint(
-    check: str, case: str, hint: str | Hint, fn: Callable[..., Any], *args: Any
-) -> Any:
-    """Like :func:`_run`, with a hint appended when the learner's code raises."""
-    try:
-        return _run(check, case, fn, *args)
-    except (_NotImplementedYet, _Delegates):
-        raise
-    except CheckFailed as exc:
-        raise CheckFailed(f"{str(exc).rstrip('.')}.{_hint_text(check, case, hint)}") from (
-            exc.__cause__
-        )
+def _outputs(
+    case: str,
+    fn: Callable[..., Any],
+    reference: Callable[..., Any],
+    *inputs: torch.Tensor,
+    hint: str | Hint,
+    seed: int | None = None,
+) -> tuple[Any, torch.Tensor]:
+    """``(fn(*inputs), reference(*inputs))`` on copies of the inputs, without autograd.
+
+    With ``seed``, both start from that global seed (so dropout draws the same masks), and the
+    caller's random state is left as it was.
+    """
+    with torch.no_grad(), torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        expected = reference(*(x.clone() for x in inputs))
+        if seed is not None:
+            torch.manual_seed(seed)
+        got = _run(case, fn, *(x.clone() for x in inputs), hint=hint)
+    return got, expected
 
 
 def _compare(
-    check: str,
     case: str,
     got: Any,
     expected: torch.Tensor,
     *,
     hint: str | Hint | None = "",
+    shape_hint: str | Hint | None = None,
     atol: float = 1e-5,
     rtol: float = 1e-4,
 ) -> None:
-    """Raise :class:`CheckFailed` unless ``got`` is a tensor close to ``expected``."""
+    """Raise :class:`CheckFailed` unless ``got`` is a tensor close to ``expected``; a wrong
+    type or shape fails with ``shape_hint`` when there is one."""
+    if shape_hint is not None and getattr(got, "shape", None) != expected.shape:
+        hint = shape_hint
+    if isinstance(got, (int, float)):
+        got = torch.as_tensor(got)
     if not isinstance(got, torch.Tensor):
-        got = torch.as_tensor(got) if isinstance(got, (int, float)) else got
-    if not isinstance(got, torch.Tensor):
-        raise _fail(check, case, f"expected a tensor, got {type(got).__name__}", hint)
+        raise _fail(case, f"expected a tensor, got {type(got).__name__}", hint)
     if tuple(got.shape) != tuple(expected.shape):
-        raise _fail(
-            check,
-            case,
-            f"expected shape {tuple(expected.shape)}, got {tuple(got.shape)}",
-            hint,
-        )
+        raise _fail(case, f"expected shape {tuple(expected.shape)}, got {tuple(got.shape)}", hint)
     got64, exp64 = got.detach().double().cpu(), expected.detach().double().cpu()
     if not torch.allclose(got64, exp64, atol=atol, rtol=rtol, equal_nan=True):
         diff = (got64 - exp64).abs().nan_to_num(float("inf")).max().item()
         raise _fail(
-            check,
             case,
             f"values differ from the reference (max abs difference {diff:.3g}, allowed "
             f"{atol:g} + {rtol:g}*|expected|)",
@@ -197,8 +197,31 @@ def _compare(
         )
 
 
-def _passed(check: str, cases: int, what: str) -> None:
-    print(f"✓ {check}: all {cases} cases match the reference -- {what}")
+def _passed(cases: int, what: str) -> None:
+    print(f"✓ {_check()}: all {cases} cases match the reference -- {what}")
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Draw from torch's global generator seeded with ``seed``, restoring its state after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _segmenter(
+    num_classes: int, *, width: int = 8, kernel: int = 1, dropout: float = 0.0
+) -> torch.nn.Sequential:
+    """A tiny per-pixel segmenter: conv, BN, ReLU, (dropout,) 1x1 conv; (B, 3, H, W) ->
+    (B, num_classes, H, W). Its BN shows the mode and extra forwards; dropout the mode."""
+    layers = [
+        torch.nn.Conv2d(3, width, kernel, padding=kernel // 2),
+        torch.nn.BatchNorm2d(width),
+        torch.nn.ReLU(),
+    ]
+    if dropout:
+        layers.append(torch.nn.Dropout2d(dropout))
+    return torch.nn.Sequential(*layers, torch.nn.Conv2d(width, num_classes, 1))
 
 
 def _randomize_batch_norms(module: torch.nn.Module, gen: torch.Generator) -> None:
@@ -239,10 +262,10 @@ def exercise_check(
 ) -> Callable[[Callable[[Any], None]], Callable[..., Any]]:
     """Turn ``body(impl)`` (raises :class:`CheckFailed` or prints ✓) into a notebook check.
 
-    The decorated ``check(impl, *, hint=False)`` refuses an ``impl`` that is, subclasses or
-    (while it runs) calls ``reference`` or anything in ``also_watch``; runs ``body`` with full
-    hints revealed when ``hint=True``; and returns ``impl`` when it passes, or the reference
-    (after one ``✗`` line) when ``impl`` is not written yet.
+    The decorated ``check(impl, *, hint=False)`` refuses an ``impl`` that is, subclasses or (while
+    it runs) calls ``reference`` or anything in ``also_watch``; returns ``impl`` when it passes, or
+    the reference after one ``✗`` line when ``impl`` is not written yet, so "Run all" goes on. A
+    failing case's hint is short, and the full answer on its second failure or with ``hint=True``.
 
     Args:
         reference: ``"module:name"`` of the package's version, e.g. ``"aspp:ASPPPooling"``.
@@ -251,6 +274,15 @@ def exercise_check(
 
     def decorate(body: Callable[[Any], None]) -> Callable[..., Any]:
         name = body.__name__
+
+        @functools.wraps(body)
+        def unguarded(impl: Any, context: _Context | None = None) -> None:
+            """``body`` under the check's name (what the tests run on the package's version)."""
+            token = _CONTEXT.set(context or _Context(name))
+            try:
+                body(impl)
+            finally:
+                _CONTEXT.reset(token)
 
         @functools.wraps(body)
         def check(impl: Any, *, hint: bool = False) -> Any:
@@ -270,16 +302,14 @@ def exercise_check(
                     "with. The exercise is to implement it yourself: subclass nn.Module (or "
                     "nn.Sequential) instead."
                 )
-            token = _CONTEXT.set(_Context(name, reveal=bool(hint), watched=watched))
             try:
-                body(impl)
+                unguarded(impl, _Context(name, reveal=bool(hint), watched=watched))
             except _NotImplementedYet:
                 print(f"✗ {name}: {NOT_IMPLEMENTED} — {FALLBACK} ({ref_name})")
                 return ref
-            finally:
-                _CONTEXT.reset(token)
             return impl
 
+        check.__wrapped__ = unguarded  # the check without its guard
         return check
 
     return decorate

@@ -6,46 +6,43 @@ from typing import Any
 
 import torch
 
+from ..aspp import ASPP, ASPPPooling
 from ..backbone import state_dict_differences
 from ._common import (
     CheckFailed,
     Hint,
+    _check,
     _compare,
     _fail,
+    _outputs,
     _passed,
     _randomize_batch_norms,
     _run,
-    _run_with_hint,
     exercise_check,
 )
 
 
-def _build_module(check: str, cls: Any, *args: Any, **kwargs: Any) -> torch.nn.Module:
-    """Instantiate the learner's module class (not an instance) with ``args``."""
+def _learner_twin(
+    cls: Any, reference: torch.nn.Module, names_hint: Hint, *args: Any, **kwargs: Any
+) -> torch.nn.Module:
+    """The learner's ``cls(*args, **kwargs)`` with ``reference``'s weights, or a failure that
+    says which parameter names or shapes differ."""
+    check = _check()
     if isinstance(cls, torch.nn.Module):
         raise CheckFailed(
             f"{check}: pass the class itself, e.g. {check}(MyThing), not an instance MyThing(...)."
         )
     shown = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
-    module = _run(check, f"constructing with ({shown})", cls, *args, **kwargs)
-    if not isinstance(module, torch.nn.Module):
+    learner = _run(f"constructing with ({shown})", cls, *args, **kwargs)
+    if not isinstance(learner, torch.nn.Module):
         raise CheckFailed(
-            f"{check}: the class must build an nn.Module, got {type(module).__name__}"
+            f"{check}: the class must build an nn.Module, got {type(learner).__name__}"
         )
-    return module
-
-
-def _load_into_learner(
-    check: str, learner: torch.nn.Module, reference: torch.nn.Module, names_hint: str | Hint
-) -> None:
-    """Copy the reference's weights into the learner's module, or say which names differ."""
     ours, theirs = learner.state_dict(), reference.state_dict()
     missing, unexpected, _ = state_dict_differences(theirs, ours)
-    case = "parameter names"
     if missing or unexpected:
         raise _fail(
-            check,
-            case,
+            "parameter names",
             "your module's parameter names differ from the reference's. "
             f"Missing: {missing[:6] or 'none'}{' ...' if len(missing) > 6 else ''}; "
             f"unexpected: {unexpected[:6] or 'none'}{' ...' if len(unexpected) > 6 else ''}",
@@ -54,13 +51,13 @@ def _load_into_learner(
     for key, value in theirs.items():
         if ours[key].shape != value.shape:
             raise _fail(
-                check,
                 f"shape of {key}",
                 f"parameter '{key}' has shape {tuple(ours[key].shape)}, the reference's is "
                 f"{tuple(value.shape)}",
                 names_hint,
             )
     learner.load_state_dict(theirs)
+    return learner
 
 
 _POOLING_HINT = Hint(
@@ -83,22 +80,19 @@ _BATCH_MANY_HINT = Hint(
 )
 
 
+def _mode(training: bool) -> str:
+    return "train" if training else "eval"
+
+
 @exercise_check("aspp:ASPPPooling")
 def check_aspp_pooling(cls: Any) -> None:
     """Check an image-pooling branch class against :class:`deeplab_utils.ASPPPooling`.
 
-    ``cls(in_channels, out_channels)`` must have the reference's submodules (pool, 1x1 conv,
-    BN, ReLU, as ``nn.Sequential`` items 0-3); its forward maps ``(B, C_in, H, W)`` to
-    ``(B, C_out, H, W)``. Compared in eval mode, in train mode with a batch of 3 (output and
-    the BN's updated running statistics), in train mode with a batch of one (the BN must use its
-    running statistics and leave them unchanged), and with one module called with a batch of
-    one and then a batch of 3 in train mode (a batch of one must not leave the BN, or the
-    module, in eval mode), on odd and non-square sizes. Returns the class to use from then on.
-    Taught in notebook 02.
+    ``cls(in_channels, out_channels)`` must be an ``nn.Sequential`` of pool, 1x1 conv, BN and ReLU
+    mapping ``(B, C_in, H, W)`` to ``(B, C_out, H, W)``. Output and BN statistics are compared in
+    eval and train mode, on odd and non-square sizes, with a batch of one (the BN must use its
+    running statistics, and the module stay in train mode). Taught in notebook 02.
     """
-    from ..aspp import ASPPPooling
-
-    check = "check_aspp_pooling"
     gen = torch.Generator().manual_seed(0)
     names_hint = Hint(
         "subclass nn.Sequential and pass the four modules to super().__init__ in order.",
@@ -106,34 +100,30 @@ def check_aspp_pooling(cls: Any) -> None:
         "nn.BatchNorm2d(C_out), nn.ReLU()).",
     )
     cases = [
-        # (name, [batch of each call], c_in, c_out, (H, W), train)
-        ("eval mode, batch 2, 9x9", [2], 8, 4, (9, 9), False),
-        ("eval mode, batch 1, non-square 7x12", [1], 6, 5, (7, 12), False),
-        ("train mode, batch 3, odd size 11x5", [3], 8, 4, (11, 5), True),
-        ("train mode, batch 1, 13x9", [1], 8, 4, (13, 9), True),
-        ("train mode, one module: batch 1, then batch 3", [1, 3], 8, 4, (6, 10), True),
+        # (name: "train mode" or "eval mode" first, [batch of each call], c_in, c_out, (H, W))
+        ("eval mode, batch 2, 9x9", [2], 8, 4, (9, 9)),
+        ("eval mode, batch 1, non-square 7x12", [1], 6, 5, (7, 12)),
+        ("train mode, batch 3, odd size 11x5", [3], 8, 4, (11, 5)),
+        ("train mode, batch 1, 13x9", [1], 8, 4, (13, 9)),
+        ("train mode, one module: batch 1, then batch 3", [1, 3], 8, 4, (6, 10)),
     ]
-    for name, batches, c_in, c_out, size, train in cases:
+    for name, batches, c_in, c_out, size in cases:
+        train = name.startswith("train mode")
         ref = ASPPPooling(c_in, c_out)
         _randomize_batch_norms(ref, gen)
-        learner = _build_module(check, cls, c_in, c_out)
-        _load_into_learner(check, learner, ref, names_hint)
+        learner = _learner_twin(cls, ref, names_hint, c_in, c_out)
         ref.train(train)
         learner.train(train)
         for call, b in enumerate(batches, start=1):
             case = name if len(batches) == 1 else f"{name} (call {call}, batch {b})"
-            hint = _BATCH_ONE_HINT if train and b == 1 else _POOLING_HINT
-            if train and call > 1:
-                hint = _BATCH_ONE_HINT  # a later call is wrong because of the batch of one
+            # a later call is wrong because of the batch of one before it
+            hint = _BATCH_ONE_HINT if train and (b == 1 or call > 1) else _POOLING_HINT
             x = torch.randn(b, c_in, *size, generator=gen)
-            with torch.no_grad():
-                expected = ref(x.clone())
-                got = _run_with_hint(check, case, hint, learner, x.clone())
-            _compare(check, case, got, expected, hint=hint)
+            got, expected = _outputs(case, learner, ref, x, hint=hint)
+            _compare(case, got, expected, hint=hint)
             bn_ref, bn_learner = ref[2], learner[2]
             for stat in ("running_mean", "running_var"):
                 _compare(
-                    check,
                     f"{case} (BN {stat} after the forward)",
                     getattr(bn_learner, stat),
                     getattr(bn_ref, stat),
@@ -141,49 +131,33 @@ def check_aspp_pooling(cls: Any) -> None:
                 )
             if learner.training != train or bn_learner.training != train:
                 raise _fail(
-                    check,
                     case,
-                    f"after the forward the module is in {'train' if learner.training else 'eval'}"
-                    f" mode and its BN in {'train' if bn_learner.training else 'eval'} mode; "
-                    f"both must stay in {'train' if train else 'eval'} mode",
+                    f"after the forward the module is in {_mode(learner.training)} mode and its "
+                    f"BN in {_mode(bn_learner.training)} mode; both must stay in {_mode(train)} "
+                    "mode",
                     _BATCH_ONE_HINT,
                 )
-    _passed(check, len(cases), "your pooling branch equals deeplab_utils.ASPPPooling.")
+    _passed(len(cases), "your pooling branch equals deeplab_utils.ASPPPooling.")
 
 
 @exercise_check("aspp:ASPP")
 def check_aspp(cls: Any) -> None:
     """Check an ASPP class against :class:`deeplab_utils.ASPP` (regular convolutions).
 
-    ``cls(in_channels, out_channels, rates, dropout=0.5)`` must build the reference's submodules
-    (``convs``: the 1x1 branch, one atrous branch per rate, image pooling; ``project``: 1x1
-    conv, BN, ReLU, dropout) with the same names and shapes, so that the reference's state dict
-    loads into it; its forward maps ``(B, C_in, H, W)`` to ``(B, C_out, H, W)``. Compared in
-    eval mode on odd sizes, batch 1 and 2, with 2, 3 or 4 rates (one larger than the map), and
-    in train mode with the same dropout mask, at dropout 0.5 and 0.1. Returns the class to use
-    from then on. Taught in notebook 02.
+    ``cls(in_channels, out_channels, rates, dropout=0.5)`` must have the reference's ``convs`` and
+    ``project`` submodules, names and shapes; it maps ``(B, C_in, H, W)`` to ``(B, C_out, H, W)``.
+    Compared in eval mode on odd sizes with 2 to 4 rates (one larger than the map), and in train
+    mode with the same dropout mask at dropout 0.5 and 0.1. Taught in notebook 02.
     """
-    from ..aspp import ASPP
-
-    check = "check_aspp"
     gen = torch.Generator().manual_seed(0)
     cases = [
-        # (name, batch, c_in, c_out, rates, (H, W), train, dropout)
-        ("eval mode, batch 2, rates (1, 2, 3), 9x11", 2, 8, 4, (1, 2, 3), (9, 11), False, 0.5),
-        (
-            "eval mode, batch 1, rates (6, 12, 18), 13x13",
-            1,
-            6,
-            4,
-            (6, 12, 18),
-            (13, 13),
-            False,
-            0.5,
-        ),
-        ("eval mode, two rates (2, 4), 8x7", 2, 8, 3, (2, 4), (8, 7), False, 0.5),
-        ("eval mode, four rates (1, 2, 3, 5), 9x9", 2, 6, 3, (1, 2, 3, 5), (9, 9), False, 0.5),
-        ("train mode, batch 2, rates (1, 3, 5), 10x9", 2, 8, 4, (1, 3, 5), (10, 9), True, 0.5),
-        ("train mode, dropout=0.1, rates (2, 3), 7x8", 2, 6, 4, (2, 3), (7, 8), True, 0.1),
+        # (name: "train mode" or "eval mode" first, batch, c_in, c_out, rates, (H, W), dropout)
+        ("eval mode, batch 2, rates (1, 2, 3), 9x11", 2, 8, 4, (1, 2, 3), (9, 11), 0.5),
+        ("eval mode, batch 1, rates (6, 12, 18), 13x13", 1, 6, 4, (6, 12, 18), (13, 13), 0.5),
+        ("eval mode, two rates (2, 4), 8x7", 2, 8, 3, (2, 4), (8, 7), 0.5),
+        ("eval mode, four rates (1, 2, 3, 5), 9x9", 2, 6, 3, (1, 2, 3, 5), (9, 9), 0.5),
+        ("train mode, batch 2, rates (1, 3, 5), 10x9", 2, 8, 4, (1, 3, 5), (10, 9), 0.5),
+        ("train mode, dropout=0.1, rates (2, 3), 7x8", 2, 6, 4, (2, 3), (7, 8), 0.1),
     ]
     names_hint = Hint(
         "self.convs is an nn.ModuleList of the branches in the order 1x1, one MyASPPConv per "
@@ -201,20 +175,16 @@ def check_aspp(cls: Any) -> None:
         "order of self.convs, then project.",
         "return self.project(torch.cat([conv(x) for conv in self.convs], dim=1)).",
     )
-    for name, b, c_in, c_out, rates, size, train, dropout in cases:
+    for name, b, c_in, c_out, rates, size, dropout in cases:
+        train = name.startswith("train mode")
         ref = ASPP(c_in, c_out, rates, dropout=dropout)
         _randomize_batch_norms(ref, gen)
-        learner = _build_module(check, cls, c_in, c_out, rates, dropout=dropout)
-        _load_into_learner(check, learner, ref, names_hint)
-        ref.train(bool(train))
-        learner.train(bool(train))
+        learner = _learner_twin(cls, ref, names_hint, c_in, c_out, rates, dropout=dropout)
+        ref.train(train)
+        learner.train(train)
         x = torch.randn(b, c_in, *size, generator=gen)
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            # the same seed before each forward gives both the same dropout mask
-            torch.manual_seed(1)
-            expected = ref(x.clone())
-            torch.manual_seed(1)
-            got = _run_with_hint(check, name, forward_hint, learner, x.clone())
+        # the same seed before each forward gives both the same dropout mask
+        got, expected = _outputs(name, learner, ref, x, hint=forward_hint, seed=1)
         hint = forward_hint
         if train and getattr(got, "shape", None) == expected.shape:
             learner_p = [m.p for m in learner.modules() if isinstance(m, torch.nn.Dropout)]
@@ -223,5 +193,5 @@ def check_aspp(cls: Any) -> None:
                     f"use the dropout probability you are given ({dropout}), once, "
                     f"at the end of the projection; your module has {learner_p}."
                 )
-        _compare(check, name, got, expected, hint=hint)
-    _passed(check, len(cases), "your ASPP equals deeplab_utils.ASPP.")
+        _compare(name, got, expected, hint=hint)
+    _passed(len(cases), "your ASPP equals deeplab_utils.ASPP.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from ._common import Hint, _compare, _fail, _passed, _run, exercise_check
 
@@ -13,14 +14,9 @@ from ._common import Hint, _compare, _fail, _passed, _run, exercise_check
 def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``fn(x, weight, bias=None, dilation=1, padding=0)`` against ``F.conv2d``.
 
-    Cases: rates 1, 2 and 3, odd spatial sizes, batch 1 and 2, 1x1, 3x3 and non-square (3x5,
-    1x3) kernels, with and without bias, with "same" padding and with none. Returns the function
-    to use from then on (see :func:`~deeplab_utils.checks.exercise_check`). Taught in
-    notebook 01.
+    Cases: rates 1 to 3, odd sizes, batch 1 and 2, 1x1, 3x3 and non-square kernels, with and
+    without bias and padding. Taught in notebook 01.
     """
-    import torch.nn.functional as F
-
-    check = "check_atrous_conv2d"
     gen = torch.Generator().manual_seed(0)
     cases = [
         # (name, batch, c_in, c_out, size, (kH, kW), dilation, padding, bias)
@@ -49,17 +45,14 @@ def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
         w = torch.randn(c_out, c_in, *kernel, generator=gen)
         bias = torch.randn(c_out, generator=gen) if use_bias else None
         expected = F.conv2d(x, w, bias, padding=p, dilation=d)
-        got = _run(check, name, fn, x, w, bias, dilation=d, padding=p)
-        hint = shape_hint if getattr(got, "shape", None) != expected.shape else value_hint
-        _compare(check, name, got, expected, hint=hint, atol=1e-4)
-    _passed(check, len(cases), "your atrous convolution equals F.conv2d(..., dilation=r).")
+        got = _run(name, fn, x, w, bias, dilation=d, padding=p)
+        _compare(name, got, expected, hint=value_hint, shape_hint=shape_hint, atol=1e-4)
+    _passed(len(cases), "your atrous convolution equals F.conv2d(..., dilation=r).")
 
 
 def _measured_fields(layers: list[tuple[int, int, int]]) -> list[int]:
-    """The receptive field after each layer, measured: which input pixels one output's
-    gradient reaches through convolutions of ones (an oracle independent of any formula)."""
-    import torch.nn.functional as F
-
+    """The receptive field after each layer, measured: the input pixels one output's gradient
+    reaches through convolutions of ones (an oracle independent of any formula)."""
     fields = []
     for depth in range(1, len(layers) + 1):
         x = torch.zeros(1, 1, 160, 160, requires_grad=True)
@@ -76,12 +69,9 @@ def _measured_fields(layers: list[tuple[int, int, int]]) -> list[int]:
 def check_receptive_fields(fn: Callable[[list[tuple[int, int, int]]], list[int]]) -> None:
     """Check ``fn(layers) -> [R_1, ..., R_L]`` (layers = ``[(kernel, stride, dilation), ...]``).
 
-    ``R_l`` is the receptive field after layer ``l``. The expected values are measured by
-    back-propagating one output pixel through convolutions of ones and seeing which input pixels
-    get a gradient: an independent oracle. Cases mix strides and rates, with strides before and
-    after dilated layers. Returns the function to use from then on. Taught in notebook 01.
+    ``R_l``, the receptive field after layer ``l``, is measured by back-propagating one output pixel
+    through convolutions of ones. Cases mix strides and rates. Taught in notebook 01.
     """
-    check = "check_receptive_fields"
     cases = [
         ("one 3x3 conv", [(3, 1, 1)]),
         ("three 3x3 convs, rate 1", [(3, 1, 1)] * 3),
@@ -100,16 +90,15 @@ def check_receptive_fields(fn: Callable[[list[tuple[int, int, int]]], list[int]]
     )
     for name, layers in cases:
         expected = _measured_fields(layers)
-        got = _run(check, name, fn, list(layers))
+        got = _run(name, fn, list(layers))
         try:
             got_list = [int(v) for v in got]
         except (TypeError, ValueError):
             raise _fail(
-                check,
                 name,
                 f"expected a list of {len(layers)} ints (one receptive field per layer), "
                 f"got {got!r}",
             ) from None
         if got_list != expected:
-            raise _fail(check, name, f"{layers}: expected {expected}, got {got_list}", hint)
-    _passed(check, len(cases), "your recurrence matches the measured receptive fields.")
+            raise _fail(name, f"{layers}: expected {expected}, got {got_list}", hint)
+    _passed(len(cases), "your recurrence matches the measured receptive fields.")

@@ -6,17 +6,19 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
 
-from ..backbone import state_dict_differences
+from ..backbone import Bottleneck, state_dict_differences
 from ._common import (
     CheckFailed,
     Hint,
+    _check,
     _compare,
     _fail,
+    _outputs,
     _passed,
     _randomize_batch_norms,
     _run,
-    _run_with_hint,
     exercise_check,
 )
 
@@ -29,18 +31,17 @@ _NAMES_HINT = Hint(
 )
 
 
-def _load_reference_weights(check: str, case: str, learner: Any, reference: Any) -> None:
+def _load_reference_weights(case: str, learner: Any, reference: Any) -> None:
     """Copy the reference's state dict into the learner's module, explaining name mismatches."""
     if not isinstance(learner, torch.nn.Module):
         raise CheckFailed(
-            f"{check}: case '{case}': constructing your class gave a "
+            f"{_check()}: case '{case}': constructing your class gave a "
             f"{type(learner).__name__}, expected an nn.Module."
         )
     expected, got = reference.state_dict(), learner.state_dict()
     missing, unexpected, shapes = state_dict_differences(expected, got)
     if missing or unexpected:
         raise _fail(
-            check,
             case,
             "your module's parameter names differ from the reference's: "
             f"missing {missing}, unexpected {unexpected}",
@@ -48,7 +49,6 @@ def _load_reference_weights(check: str, case: str, learner: Any, reference: Any)
         )
     if shapes:
         raise _fail(
-            check,
             case,
             f"parameter shapes differ: {shapes}",
             Hint(
@@ -64,18 +64,12 @@ def _load_reference_weights(check: str, case: str, learner: Any, reference: Any)
 def check_bottleneck(cls: Any) -> None:
     """Check a ResNet bottleneck class against :class:`deeplab_utils.Bottleneck`.
 
-    ``cls(in_channels, planes, stride=..., dilation=..., downsample=...)`` must build the block
-    with torchvision's names (conv1, bn1, conv2, bn2, conv3, bn3, downsample); ``forward`` maps
-    ``(B, in_channels, H, W)`` to ``(B, 4 * planes, ceil(H / stride), ceil(W / stride))``. The
-    reference's weights (with random BatchNorm statistics) are loaded into the learner's block
-    and the outputs compared, in eval and in train mode. Cases: identity shortcut, a 1x1
-    projection shortcut (channels change), stride 2 with odd sizes, dilation 2 and 4, batch 1
-    and 3. Returns the class to use from then on. Taught in notebook 03.
+    ``cls(in_channels, planes, stride=..., dilation=..., downsample=...)`` must use torchvision's
+    names (conv1, bn1, ..., downsample) and map ``(B, in_channels, H, W)`` to ``(B, 4 * planes,
+    ceil(H / stride), ceil(W / stride))``. With the reference's weights loaded, outputs are compared
+    in eval and train mode: identity and projection shortcuts, stride 2 on odd sizes, dilation 2
+    and 4, batch 1 and 3. Taught in notebook 03.
     """
-    from torch import nn
-
-    from ..backbone import Bottleneck
-
     check = "check_bottleneck"
     if isinstance(cls, nn.Module):
         raise CheckFailed(
@@ -115,39 +109,26 @@ def check_bottleneck(cls: Any) -> None:
             else None
             for _ in range(2)
         ]
-        reference = Bottleneck(
-            c_in, planes, stride=stride, dilation=dilation, downsample=shortcuts[0]
-        )
+        settings = {"stride": stride, "dilation": dilation}
+        reference = Bottleneck(c_in, planes, **settings, downsample=shortcuts[0])
         _randomize_batch_norms(reference, gen)
         learner = _run(
-            check,
-            name + " (constructing)",
-            cls,
-            c_in,
-            planes,
-            stride=stride,
-            dilation=dilation,
-            downsample=shortcuts[1],
+            name + " (constructing)", cls, c_in, planes, **settings, downsample=shortcuts[1]
         )
-        _load_reference_weights(check, name, learner, reference)
+        _load_reference_weights(name, learner, reference)
         x = torch.randn(b, c_in, *size, generator=gen)
         for mode in ("eval", "train"):
             reference.train(mode == "train")
             learner.train(mode == "train")
             case = f"{name}, {mode} mode"
-            with torch.no_grad():
-                expected = reference(x.clone())
-                got = _run_with_hint(check, case, shape_hint, learner, x.clone())
-            hint = shape_hint if getattr(got, "shape", None) != expected.shape else value_hint
-            _compare(check, case, got, expected, hint=hint)
-    _passed(check, len(cases), "your bottleneck equals deeplab_utils.Bottleneck.")
+            got, expected = _outputs(case, learner, reference, x, hint=shape_hint)
+            _compare(case, got, expected, hint=value_hint, shape_hint=shape_hint)
+    _passed(len(cases), "your bottleneck equals deeplab_utils.Bottleneck.")
 
 
 def _torchvision_block_settings(output_stride: int) -> list[list[tuple[int, int]]]:
-    """(stride, dilation) of every bottleneck's 3x3 conv in torchvision's dilated ResNet-50.
-
-    Built on the meta device: only the layer settings are needed, not weights.
-    """
+    """(stride, dilation) of every bottleneck's 3x3 conv in torchvision's dilated ResNet-50
+    (built on the meta device: no weights needed)."""
     from torchvision.models import resnet50
 
     dilate = {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}
@@ -161,14 +142,11 @@ def _torchvision_block_settings(output_stride: int) -> list[list[tuple[int, int]
 def check_block_settings(fn: Callable[..., list[list[tuple[int, int]]]]) -> None:
     """Check ``fn(output_stride, multi_grid=None)``: every bottleneck's ``(stride, dilation)``.
 
-    The result lists, for layer1..layer4, the ``(stride, dilation)`` of each block's 3x3 conv
-    (3, 4, 6 and 3 pairs). Without ``multi_grid`` it must equal torchvision's ``resnet50`` built
-    with ``replace_stride_with_dilation`` for output strides 32, 16 and 8 (read off its convs);
-    with ``multi_grid = (r1, r2, r3)`` layer4's three blocks get torchvision's layer4 rate times
-    ``r1, r2, r3`` (DeepLabv3, Sec. 3.2), everything else unchanged. Returns the function to
-    use from then on. Taught in notebook 03.
+    The result lists, for layer1..layer4, each block's pair (3, 4, 6 and 3 pairs). It must equal
+    torchvision's ``resnet50`` with ``replace_stride_with_dilation`` for output strides 32, 16 and
+    8; ``multi_grid = (r1, r2, r3)`` multiplies layer4's rate by ``r1, r2, r3`` block by block
+    (DeepLabv3, Sec. 3.2). Taught in notebook 03.
     """
-    check = "check_block_settings"
     cases = [
         ("output_stride=32", 32, None),
         ("output_stride=16", 16, None),
@@ -182,9 +160,8 @@ def check_block_settings(fn: Callable[..., list[list[tuple[int, int]]]]) -> None
             "walk the stages' usual strides (1, 2, 2, 2) after the stem's 4x; only a stage's "
             "first block may have a stride; once a stride would take the output stride past "
             "the target, the stage keeps stride 1 and multiplies the rate by that stride.",
-            "for each stage: previous = rate; if current * stride > output_stride: rate *= "
-            "stride; stride = 1; current *= stride; blocks = [(stride, previous)] + [(1, rate)] "
-            "* (n - 1).",
+            "for each stage: previous = rate; if current * stride > output_stride: rate *= stride; "
+            "stride = 1; current *= stride; blocks = [(stride, previous)] + [(1, rate)] * (n - 1).",
         ),
         "first": Hint(
             "the first block of a stage keeps the previous stage's rate: it is the block that "
@@ -206,12 +183,11 @@ def check_block_settings(fn: Callable[..., list[list[tuple[int, int]]]]) -> None
             last = zip(expected[-1], multi_grid, strict=True)
             expected[-1] = [(s, rate * u) for (s, _), u in last]
         args = (output_stride,) if multi_grid is None else (output_stride, multi_grid)
-        got = _run(check, name, fn, *args)
+        got = _run(name, fn, *args)
         try:
             got_list = [[(int(s), int(d)) for s, d in stage] for stage in got]
         except (TypeError, ValueError):
             raise _fail(
-                check,
                 name,
                 "expected a list of 4 lists (one per stage) of (stride, dilation) pairs, one per "
                 f"block, got {got!r}",
@@ -221,7 +197,7 @@ def check_block_settings(fn: Callable[..., list[list[tuple[int, int]]]]) -> None
             if want != have:
                 first_only = len(have) == len(want) and want[1:] == have[1:]
                 kind = "grid" if multi_grid and i == 4 else "first" if first_only else "stride"
-                raise _fail(check, name, f"layer{i}: expected {want}, got {have}", hints[kind])
+                raise _fail(name, f"layer{i}: expected {want}, got {have}", hints[kind])
         if len(got_list) != 4:
-            raise _fail(check, name, f"expected 4 stages, got {len(got_list)}", hints["stride"])
-    _passed(check, len(cases), "your block settings equal torchvision's (and multi-grid's).")
+            raise _fail(name, f"expected 4 stages, got {len(got_list)}", hints["stride"])
+    _passed(len(cases), "your block settings equal torchvision's (and multi-grid's).")

@@ -1,10 +1,9 @@
 """Self-check for notebook 06 (data pipeline): a joint random scale, crop and flip.
 
-A random transform cannot be compared output for output with the reference: the learner decides
-how to draw its numbers. The check feeds it an image whose pixels say where they come from
-(channel 0: the source row, channel 1: the source column, channel 2: 1 everywhere, so padding
-shows) and a mask of small blocks, and reads off every output what the transform did: the
-scale, the flip, the crop, and whether the mask went exactly where the image went.
+A random transform cannot be compared output for output with the reference. The check feeds it
+an image whose pixels say where they come from (channels: source row, source column, ones, so
+padding shows) and a mask of small blocks, and reads off every output the scale, the flip, the
+crop, and whether the mask went exactly where the image went.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ _FULL = (
     "generator=generator), the same for left; crop both at [top:top+size, left:left+size]; if "
     "torch.rand((), generator=generator) < 0.5: flip both with .flip(-1)."
 )
+_HINT_SHAPE = Hint("return (image (C, size, size), mask (size, size)), keeping the dtypes.", _FULL)
 
 
 def _source_image(height: int, width: int) -> torch.Tensor:
@@ -48,38 +48,26 @@ def _slope(index: torch.Tensor, value: torch.Tensor) -> float:
     return float((di * (value - value.mean())).sum() / (di * di).sum().clamp_min(1e-12))
 
 
-_HINT_SHAPE = Hint("return (image (C, size, size), mask (size, size)), keeping the dtypes.", _FULL)
-
-
-def _unpack(check: str, case: str, got: Any, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _unpack(case: str, got: Any, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The output's image ``(3, size, size)`` float32 and mask ``(size, size)`` int64."""
     if not (isinstance(got, (tuple, list)) and len(got) == 2):
-        raise _fail(
-            check, case, f"expected a pair (image, mask), got {type(got).__name__}", _HINT_SHAPE
-        )
-    image, out_mask = got
+        raise _fail(case, f"expected a pair (image, mask), got {type(got).__name__}", _HINT_SHAPE)
     for part, value, shape, dtype in (
-        ("image", image, (3, size, size), torch.float32),
-        ("mask", out_mask, (size, size), torch.int64),
+        ("image", got[0], (3, size, size), torch.float32),
+        ("mask", got[1], (size, size), torch.int64),
     ):
-        if (
-            not isinstance(value, torch.Tensor)
-            or tuple(value.shape) != shape
-            or value.dtype != dtype
-        ):
-            got_text = (
-                f"{tuple(value.shape)} {value.dtype}"
-                if isinstance(value, torch.Tensor)
-                else type(value).__name__
-            )
-            raise _fail(
-                check, case, f"the {part} should be {shape} {dtype}, got {got_text}", _HINT_SHAPE
-            )
-    return image, out_mask
+        if isinstance(value, torch.Tensor):
+            if tuple(value.shape) == shape and value.dtype == dtype:
+                continue
+            got_text = f"{tuple(value.shape)} {value.dtype}"
+        else:
+            got_text = type(value).__name__
+        raise _fail(case, f"the {part} should be {shape} {dtype}, got {got_text}", _HINT_SHAPE)
+    return got[0], got[1]
 
 
 def _check_padding(
-    check: str, case: str, image: torch.Tensor, out_mask: torch.Tensor, mask: torch.Tensor
+    case: str, image: torch.Tensor, out_mask: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
     """Padding is 0 in the image and 255 in the mask, at the same pixels, and labels stay
     labels; return the ``(size, size)`` boolean map of content pixels."""
@@ -87,7 +75,6 @@ def _check_padding(
     blended = (ones > 0.01) & (ones < 0.99)
     if bool(blended.any()):
         raise _fail(
-            check,
             case,
             f"{int(blended.sum())} image pixels mix content and padding",
             Hint("pad after scaling, so the padding is never interpolated into the image.", _FULL),
@@ -96,7 +83,6 @@ def _check_padding(
     if bool((out_mask[~content] != 255).any()):
         i, j = (~content & (out_mask != 255)).nonzero()[0].tolist()
         raise _fail(
-            check,
             case,
             f"at ({i}, {j}) the image is padding but the mask says {int(out_mask[i, j])}, "
             "expected 255",
@@ -107,11 +93,10 @@ def _check_padding(
             ),
         )
     if not bool(content.any()):
-        raise _fail(check, case, "the image is all padding", _HINT_SHAPE)
+        raise _fail(case, "the image is all padding", _HINT_SHAPE)
     if bool((out_mask[content] == 255).any()):
         i, j = (content & (out_mask == 255)).nonzero()[0].tolist()
         raise _fail(
-            check,
             case,
             f"at ({i}, {j}) the mask is 255 (ignore) but the image shows content",
             Hint(
@@ -120,13 +105,12 @@ def _check_padding(
                 _FULL,
             ),
         )
-    labels = set(out_mask[content].unique().tolist())
-    if not labels <= set(mask.unique().tolist()):
+    labels, known = set(out_mask[content].unique().tolist()), set(mask.unique().tolist())
+    if not labels <= known:
         raise _fail(
-            check,
             case,
-            f"the mask has labels {sorted(labels - set(mask.unique().tolist()))} that the "
-            f"original mask {sorted(mask.unique().tolist())} does not have",
+            f"the mask has labels {sorted(labels - known)} that the original mask "
+            f"{sorted(known)} does not have",
             Hint(
                 "resize the mask with nearest neighbour: interpolating labels 1 and 3 invents a 2.",
                 "F.interpolate(mask[None, None].float(), size, mode='nearest').",
@@ -136,11 +120,11 @@ def _check_padding(
 
 
 def _analyse(
-    check: str, case: str, got: Any, mask: torch.Tensor, size: int
+    case: str, got: Any, mask: torch.Tensor, size: int
 ) -> tuple[float, bool, tuple[float | None, float | None]]:
     """Check one output; return its scale, whether it is flipped, and where the crop is."""
-    image, out_mask = _unpack(check, case, got, size)
-    content = _check_padding(check, case, image, out_mask, mask)
+    image, out_mask = _unpack(case, got, size)
+    content = _check_padding(case, image, out_mask, mask)
     height, width = mask.shape
     rows, cols = content.nonzero(as_tuple=True)
     src_row = image[0][content] * height - 0.5  # where each output pixel comes from
@@ -148,13 +132,12 @@ def _analyse(
     slope_r, slope_c = _slope(rows, src_row), _slope(cols, src_col)
     if slope_r <= 0:
         raise _fail(
-            check,
             case,
             "the image is flipped upside down",
             Hint("the paper's flip is left-right: .flip(-1), the last (width) dimension."),
         )
     scale = 1 / slope_r
-    _check_alignment(check, case, mask, out_mask[content], (rows, cols), (src_row, src_col), scale)
+    _check_alignment(case, mask, out_mask[content], (rows, cols), (src_row, src_col), scale)
     # Where the crop sits in the scaled image, as a fraction of where it could sit (0: top or
     # left edge, 1: bottom or right edge); None where the scaled image is no larger.
     place = []
@@ -166,7 +149,6 @@ def _analyse(
 
 
 def _check_alignment(
-    check: str,
     case: str,
     mask: torch.Tensor,
     found: torch.Tensor,
@@ -188,23 +170,15 @@ def _check_alignment(
     ok = nearby[found, r, c]
     if float(ok.float().mean()) < 0.98:
         k = int((~ok).nonzero()[0])
-        near = sorted(
-            set(
-                mask[
-                    max(0, r[k] - radius) : r[k] + radius + 1,
-                    max(0, c[k] - radius) : c[k] + radius + 1,
-                ]
-                .unique()
-                .tolist()
-            )
-        )
+        window = mask[
+            max(0, r[k] - radius) : r[k] + radius + 1, max(0, c[k] - radius) : c[k] + radius + 1
+        ]
         raise _fail(
-            check,
             case,
             f"the mask is not where the image is: {100 * float((~ok).float().mean()):.0f}% of "
             f"the pixels disagree; e.g. at ({int(rows[k])}, {int(cols[k])}) the image shows "
-            f"source pixel ({int(r[k])}, {int(c[k])}), whose labels nearby are {near}, but the "
-            f"mask says {int(found[k])}",
+            f"source pixel ({int(r[k])}, {int(c[k])}), whose labels nearby are "
+            f"{sorted(set(window.unique().tolist()))}, but the mask says {int(found[k])}",
             Hint(
                 "every mask pixel must hold the label of the source pixel the image shows there: "
                 "scale, pad, crop and flip both with the same numbers (draw each random number "
@@ -216,7 +190,6 @@ def _check_alignment(
 
 
 def _check_spread(
-    check: str,
     name: str,
     draws: int,
     scale_range: tuple[float, float],
@@ -228,7 +201,6 @@ def _check_spread(
     low, high = scale_range
     if min(scales) < low * 0.95 - 0.02 or max(scales) > high * 1.05 + 0.02:
         raise _fail(
-            check,
             name,
             f"the scale must stay in {scale_range}, but it went from {min(scales):.2f} "
             f"to {max(scales):.2f}",
@@ -240,7 +212,6 @@ def _check_spread(
     spread = 0.35 * (high - low)
     if min(scales) > low + spread or max(scales) < high - spread:
         raise _fail(
-            check,
             name,
             f"over {draws} draws the scale only went from {min(scales):.2f} to "
             f"{max(scales):.2f}, expected to cover most of {scale_range}",
@@ -248,43 +219,48 @@ def _check_spread(
         )
     if len(set(flips)) < 2:
         raise _fail(
-            check,
             name,
             f"over {draws} draws the image was {'always' if flips[0] else 'never'} flipped",
             Hint("flip left-right with probability 1/2, drawn from the generator.", _FULL),
         )
     if scale_range[0] > 1.2:  # the scaled image is larger than the crop: room to move
-        for axis, name_ in enumerate(("top", "left")):
+        for axis, edge in enumerate(("top", "left")):
             where = [p[axis] for p in places if p[axis] is not None]
             if max(where) - min(where) < 0.3:
                 raise _fail(
-                    check,
                     name,
-                    f"over {draws} draws the crop's {name_} edge stayed at "
+                    f"over {draws} draws the crop's {edge} edge stayed at "
                     f"{min(where):.2f}-{max(where):.2f} of the room it has (0: the edge of "
                     "the scaled image, 1: the opposite one)",
                     Hint(
-                        "draw the crop's top and left at random, anywhere the window fits.",
-                        _FULL,
+                        "draw the crop's top and left at random, anywhere the window fits.", _FULL
                     ),
                 )
+
+
+_SEEDED_HINT = Hint(
+    "draw every random number from the generator you are given, e.g. "
+    "torch.rand((), generator=generator), not from torch's global "
+    "random state (torch.rand(()) without it) or Python's random.",
+    _FULL,
+)
+_IDENTITY_HINT = Hint(
+    "at scale 1 with a crop of the whole image, the output is the image itself or its mirror "
+    "image.",
+    _FULL,
+)
 
 
 @exercise_check("data.transforms:random_scale_crop_flip")
 def check_random_scale_crop_flip(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
     """Check ``fn(image, mask, size, scale_range, generator) -> (image, mask)``.
 
-    ``image`` is float ``(3, H, W)``, ``mask`` int64 ``(H, W)``; the result is ``(3, size,
-    size)`` and ``(size, size)`` with the same dtypes. On every output the check verifies that
-    the mask is exactly where the image is (same scale, crop and flip), that labels stay labels
-    (nearest neighbour), that padding is 0 in the image and 255 in the mask and only where the
-    scaled image is smaller than the crop, and over many draws that the scale covers
-    ``scale_range``, that both flips happen and that the crop moves; a seeded ``generator``
-    must give the same output twice, whatever torch's global random state. With a scale of 1
-    and a crop of the whole image the output must be the input or its mirror image, compared
-    with the reference. Returns the function to use from then on. Taught in notebook 06.
+    ``image`` is float ``(3, H, W)``, ``mask`` int64 ``(H, W)``; the result is ``(3, size, size)``
+    and ``(size, size)``, same dtypes. Every output must keep the mask where the image is, labels
+    as labels, and padding (0 in the image, 255 in the mask) only where the scaled image is smaller
+    than the crop; over many draws the scale must cover ``scale_range``, both flips happen and the
+    crop move; the seeded ``generator`` alone must decide. Taught in notebook 06.
     """
-    check = "check_random_scale_crop_flip"
     gen = torch.Generator().manual_seed(0)
     cases = [
         # (name, H, W, size, scale_range, draws)
@@ -306,47 +282,28 @@ def check_random_scale_crop_flip(fn: Callable[..., tuple[torch.Tensor, torch.Ten
         scales, flips, places = [], [], []
         for k in range(draws):
             case = f"{name}, draw {k + 1}"
-            runs = 2 if k == 0 else 1  # the first draw twice, from two global random states
             results = []
-            for global_seed in range(runs):
+            for global_seed in range(2 if k == 0 else 1):  # the first draw from two global states
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(global_seed)  # must not matter: the generator decides
                     generator = torch.Generator().manual_seed(1000 + k)
                     args = (image.clone(), mask.clone(), size, scale_range, generator)
-                    results.append(_run(check, case, fn, *args))
+                    results.append(_run(case, fn, *args))
             got = results[0]
-            scale, flipped, place = _analyse(check, case, got, mask, size)
+            scale, flipped, place = _analyse(case, got, mask, size)
             scales.append(scale)
             flips.append(flipped)
             places.append(place)
-            if runs == 2:
-                again = results[1]
-                if not all(torch.equal(a, b) for a, b in zip(got, again, strict=True)):
-                    raise _fail(
-                        check,
-                        case,
-                        "the same seeded generator gave two different results",
-                        Hint(
-                            "draw every random number from the generator you are given, e.g. "
-                            "torch.rand((), generator=generator), not from torch's global "
-                            "random state (torch.rand(()) without it) or Python's random.",
-                            _FULL,
-                        ),
-                    )
+            if len(results) == 2 and not all(
+                torch.equal(a, b) for a, b in zip(got, results[1], strict=True)
+            ):
+                raise _fail(
+                    case, "the same seeded generator gave two different results", _SEEDED_HINT
+                )
             if scale_range == (1.0, 1.0) and size == height == width:
                 expected_image = image.flip(-1) if flipped else image
                 expected_mask = mask.flip(-1) if flipped else mask
-                _compare(
-                    check,
-                    case + " (image)",
-                    got[0],
-                    expected_image,
-                    hint=Hint(
-                        "at scale 1 with a crop of the whole image, the output is the image itself "
-                        "or its mirror image.",
-                        _FULL,
-                    ),
-                )
-                _compare(check, case + " (mask)", got[1], expected_mask, atol=0, rtol=0)
-        _check_spread(check, name, draws, scale_range, scales, flips, places)
-    _passed(check, len(cases), "image and mask stay aligned through scale, crop and flip.")
+                _compare(case + " (image)", got[0], expected_image, hint=_IDENTITY_HINT)
+                _compare(case + " (mask)", got[1], expected_mask, atol=0, rtol=0)
+        _check_spread(name, draws, scale_range, scales, flips, places)
+    _passed(len(cases), "image and mask stay aligned through scale, crop and flip.")

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
 
 from ..backbone import state_dict_differences
+from ..decoder import Decoder
+from ..model import DeepLabV3Plus
 from ._common import (
     CheckFailed,
     Hint,
     _compare,
     _fail,
+    _outputs,
     _passed,
     _randomize_batch_norms,
     _run,
-    _run_with_hint,
     exercise_check,
 )
 
@@ -30,38 +33,17 @@ _DECODER_NAMES_HINT = Hint(
 )
 
 
-def _load_reference_state(check: str, learner: torch.nn.Module, ref: torch.nn.Module) -> None:
-    """Copy ``ref``'s weights into ``learner``; a :class:`CheckFailed` lists any name mismatch."""
-    own = learner.state_dict()
-    theirs = ref.state_dict()
-    missing, unexpected, mismatched = state_dict_differences(theirs, own)
-    if missing or unexpected or mismatched:
-        raise _fail(
-            check,
-            "parameter names and shapes",
-            f"your module's parameters are named or shaped differently from "
-            f"{type(ref).__name__}'s: missing {missing[:6]}, unexpected {unexpected[:6]}, "
-            f"shape mismatches {mismatched[:4]}",
-            _DECODER_NAMES_HINT,
-        )
-    learner.load_state_dict(theirs)
-
-
 @exercise_check("decoder:Decoder")
 def check_decoder(cls: Any) -> None:
     """Check a learner's DeepLabv3+ decoder class against :class:`deeplab_utils.Decoder`.
 
-    ``cls(num_classes, low_level_channels=..., aspp_channels=...)`` must build a module with the
-    package's submodule names (``reduce``, ``refine``, ``classifier``) whose
-    ``forward(aspp_out, low_level)`` maps ``(B, aspp_channels, h, w)`` and
-    ``(B, low_level_channels, H/4, W/4)`` to logits ``(B, num_classes, H/4, W/4)``. The
-    reference's weights (with random BN statistics) are loaded into the learner's module, and
-    outputs are compared on odd sizes (where ``scale_factor=4`` is wrong), output strides 16
-    and 8, batch 1 and 2, in eval and train mode. Separable convolutions are not used.
-    Returns the class to use from then on. Taught in notebook 04.
+    ``cls(num_classes, low_level_channels=..., aspp_channels=...)`` must have the submodules
+    ``reduce``, ``refine`` and ``classifier``; ``forward(aspp_out, low_level)`` maps
+    ``(B, aspp_channels, h, w)`` and ``(B, low_level_channels, H/4, W/4)`` to ``(B, num_classes,
+    H/4, W/4)``. With the reference's weights loaded, outputs are compared on odd sizes (where
+    ``scale_factor=4`` is wrong), output strides 16 and 8, in eval and train mode. Taught in
+    notebook 04.
     """
-    from ..decoder import Decoder
-
     check = "check_decoder"
     if isinstance(cls, torch.nn.Module):
         raise CheckFailed(
@@ -95,38 +77,39 @@ def check_decoder(cls: Any) -> None:
         kwargs = {"low_level_channels": c_low, "aspp_channels": c_aspp}
         ref = Decoder(k, **kwargs)
         _randomize_batch_norms(ref, gen)
-        learner = _run(check, f"constructing ({k}, **{kwargs})", cls, k, **kwargs)
+        learner = _run(f"constructing ({k}, **{kwargs})", cls, k, **kwargs)
         if not isinstance(learner, torch.nn.Module):
             raise CheckFailed(f"{check}: {cls!r}(...) did not build an nn.Module.")
-        _load_reference_state(check, learner, ref)
+        missing, unexpected, mismatched = state_dict_differences(
+            ref.state_dict(), learner.state_dict()
+        )
+        if missing or unexpected or mismatched:
+            raise _fail(
+                "parameter names and shapes",
+                f"your module's parameters are named or shaped differently from "
+                f"{type(ref).__name__}'s: missing {missing[:6]}, unexpected {unexpected[:6]}, "
+                f"shape mismatches {mismatched[:4]}",
+                _DECODER_NAMES_HINT,
+            )
+        learner.load_state_dict(ref.state_dict())
         ref.train(bool(train))
         learner.train(bool(train))
         aspp_out = torch.randn(b, c_aspp, *aspp_size, generator=gen)  # (B, C_aspp, h, w)
         low_level = torch.randn(b, c_low, *low_size, generator=gen)  # (B, C_low, H/4, W/4)
-        with torch.no_grad():
-            expected = ref(aspp_out.clone(), low_level.clone())  # (B, k, H/4, W/4)
-            got = _run_with_hint(
-                check, name, hint_shape, learner, aspp_out.clone(), low_level.clone()
-            )
-        shape_ok = getattr(got, "shape", None) == expected.shape
-        _compare(check, name, got, expected, hint=hint_values if shape_ok else hint_shape)
-    _passed(check, len(cases), "your decoder equals deeplab_utils.Decoder.")
+        got, expected = _outputs(name, learner, ref, aspp_out, low_level, hint=hint_shape)
+        _compare(name, got, expected, hint=hint_values, shape_hint=hint_shape)
+    _passed(len(cases), "your decoder equals deeplab_utils.Decoder.")
 
 
 @exercise_check("model:DeepLabV3Plus")
 def check_deeplabv3plus_forward(fn: Any) -> None:
     """Check a learner's DeepLabv3+ ``forward(self, x)`` against :class:`DeepLabV3Plus`'s.
 
-    ``fn`` is the forward function (or a class whose ``forward`` is checked). It is called as
-    ``fn(model, x)`` with ``model`` a :class:`deeplab_utils.DeepLabV3Plus` (submodules
-    ``backbone``, ``aspp``, ``decoder``) and ``x`` of shape ``(B, 3, H, W)``, and must return
-    logits ``(B, num_classes, H, W)`` equal to ``model(x)``. Cases: odd sizes at output strides
-    16 and 8, batch 1 and 2, eval and train mode. Returns what it was given (a class or a
-    function) when it passes, :class:`DeepLabV3Plus` when the forward is not written yet.
-    Taught in notebook 04.
+    ``fn`` (a forward function, or a class whose ``forward`` is checked) is called as ``fn(model,
+    x)`` with ``model`` a :class:`deeplab_utils.DeepLabV3Plus` and ``x`` ``(B, 3, H, W)``, and must
+    return ``model(x)``, ``(B, num_classes, H, W)``. Cases: odd sizes, output strides 16 and 8,
+    eval and train mode. Returns what it was given when it passes. Taught in notebook 04.
     """
-    from ..model import DeepLabV3Plus
-
     check = "check_deeplabv3plus_forward"
     if isinstance(fn, type):
         fn = getattr(fn, "forward", None)
@@ -151,27 +134,20 @@ def check_deeplabv3plus_forward(fn: Any) -> None:
         "features['low_level']); return F.interpolate(logits, size=x.shape[-2:], "
         "mode='bilinear', align_corners=False)."
     )
-    hints = {
-        "shape": Hint(
-            "the logits must come back at the input's exact size (scale_factor=4 is wrong for "
-            "odd sizes).",
-            full,
-        ),
-        "values": Hint(
-            "the backbone returns a dict: ASPP takes its deepest features, the decoder the ASPP "
-            "output and the low-level features; upsample bilinearly, align_corners=False.",
-            full,
-        ),
-    }
+    shape_hint = Hint(
+        "the logits must come back at the input's exact size (scale_factor=4 is wrong for odd "
+        "sizes).",
+        full,
+    )
+    value_hint = Hint(
+        "the backbone returns a dict: ASPP takes its deepest features, the decoder the ASPP "
+        "output and the low-level features; upsample bilinearly, align_corners=False.",
+        full,
+    )
     for name, os_, b, size, train in cases:
         model = models[os_].train(train)
         x = torch.randn(b, 3, *size, generator=gen)  # (B, 3, H, W)
-        # Same seed for both calls: ASPP's dropout draws random masks in train mode.
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            expected = model(x.clone())  # (B, 3, H, W)
-            torch.manual_seed(0)
-            got = _run_with_hint(check, name, hints["values"], fn, model, x.clone())
-        shape_ok = getattr(got, "shape", None) == expected.shape
-        _compare(check, name, got, expected, hint=hints["values" if shape_ok else "shape"])
-    _passed(check, len(cases), "backbone -> ASPP -> decoder -> upsample, as in the package.")
+        # the same seed for both calls: ASPP's dropout draws random masks in train mode
+        got, expected = _outputs(name, partial(fn, model), model, x, hint=value_hint, seed=0)
+        _compare(name, got, expected, hint=value_hint, shape_hint=shape_hint)
+    _passed(len(cases), "backbone -> ASPP -> decoder -> upsample, as in the package.")

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from ._common import CheckFailed, Hint, _compare, _passed, _run, exercise_check
-
-
-def _build_loss(check: str, cls: Any, **kwargs: Any) -> torch.nn.Module:
-    """Instantiate the learner's loss class (not an instance) with ``kwargs``."""
-    if isinstance(cls, torch.nn.Module):
-        raise CheckFailed(
-            f"{check}: pass the class itself, e.g. {check}(MyLoss), not an instance MyLoss()."
-        )
-    return _run(check, f"constructing with {kwargs or 'no arguments'}", cls, **kwargs)
+from ..losses import DiceBCELoss, DiceCELoss, IoULoss
+from ..metrics import SegmentationMetrics
+from ._common import CheckFailed, Hint, _check, _compare, _passed, _run, exercise_check
 
 
 def _loss_and_grad(
@@ -84,19 +78,7 @@ _SMOOTH_HINT = Hint(
 )
 
 
-def _case_hint(name: str, hint: Hint) -> Hint:
-    """The hint for a loss case: the one that targets it, else the formula's."""
-    if name.startswith("ignored"):
-        return _IGNORE_HINT
-    if name.startswith("confidently"):
-        return _CONFIDENT_HINT
-    if name.startswith("smooth"):
-        return _SMOOTH_HINT
-    return hint
-
-
 def _check_loss(
-    check: str,
     cls: Any,
     reference: type[torch.nn.Module],
     cases: list[tuple[str, torch.Tensor, torch.Tensor, dict]],
@@ -104,18 +86,24 @@ def _check_loss(
     hint: Hint,
 ) -> None:
     """Compare value and gradient of ``cls(**kwargs)`` with ``reference(**kwargs)`` per case."""
+    check = _check()
+    if isinstance(cls, torch.nn.Module):
+        raise CheckFailed(
+            f"{check}: pass the class itself, e.g. {check}(MyLoss), not an instance MyLoss()."
+        )
+    # the cases this targets get their own hint, the others the formula's
+    case_hints = {"ignored": _IGNORE_HINT, "confidently": _CONFIDENT_HINT, "smooth": _SMOOTH_HINT}
     learners: dict[str, torch.nn.Module] = {}
     for name, logits, target, kwargs in cases:
         key = repr(sorted(kwargs.items()))
         if key not in learners:
-            learners[key] = _build_loss(check, cls, **kwargs)
+            learners[key] = _run(f"constructing with {kwargs or 'no arguments'}", cls, **kwargs)
         learner, ref = learners[key], reference(**kwargs)
         exp_value, exp_grad = _loss_and_grad(ref, logits, target)
-        value, grad = _run(check, name, _loss_and_grad, learner, logits, target)
-        value_hint = _case_hint(name, hint)
-        _compare(check, name + " (loss value)", value, exp_value, hint=value_hint)
+        value, grad = _run(name, _loss_and_grad, learner, logits, target)
+        value_hint = next((h for p, h in case_hints.items() if name.startswith(p)), hint)
+        _compare(name + " (loss value)", value, exp_value, hint=value_hint)
         _compare(
-            check,
             name + " (gradient w.r.t. the logits)",
             grad,
             exp_grad,
@@ -124,12 +112,10 @@ def _check_loss(
             else "the value matches but not its gradient: compute everything from the logits "
             "with differentiable torch operations (sigmoid, sums), no `.item()` or thresholds.",
         )
-    _passed(check, len(cases), what)
+    _passed(len(cases), what)
 
 
 def _accepts(cls: Any, argument: str) -> bool:
-    import inspect
-
     try:
         return argument in inspect.signature(cls).parameters
     except (TypeError, ValueError):
@@ -140,18 +126,12 @@ def _accepts(cls: Any, argument: str) -> bool:
 def check_dice_bce_loss(cls: Any) -> None:
     """Check a binary DiceBCE loss class against :class:`deeplab_utils.DiceBCELoss`.
 
-    ``cls()`` must build the loss with the default ``smooth=1`` and ``cls(smooth=0.5)`` with
-    another; ``loss(logits, target)`` takes logits ``(B, 1, H, W)`` and a float 0/1 target
-    ``(B, 1, H, W)`` and returns a scalar. Its value and its gradient with respect to the logits
-    are compared on random logits, a perfect prediction, an empty mask, batch 1 and odd sizes,
-    confidently wrong pixels (logits +-30, where BCE computed from ``sigmoid(x)`` breaks),
-    ``smooth=0.5``, and -- only if ``cls`` accepts an ``ignore_index`` argument -- a target
-    with ignored (255) pixels. Returns the class to use from then on. Taught in notebook 05.
+    ``cls(smooth=1.0)``; ``loss(logits, target)`` takes logits and a float 0/1 target, both
+    ``(B, 1, H, W)``, and returns a scalar. Value and gradient are compared on edge cases: a perfect
+    prediction, an empty mask, confidently wrong pixels (where BCE from ``sigmoid(x)`` breaks),
+    ``smooth=0.5``, and, if ``cls`` accepts ``ignore_index``, ignored pixels. Taught in notebook 05.
     """
-    from ..losses import DiceBCELoss
-
     _check_loss(
-        "check_dice_bce_loss",
         cls,
         DiceBCELoss,
         _binary_loss_cases(ignore=_accepts(cls, "ignore_index")),
@@ -169,14 +149,9 @@ def check_dice_bce_loss(cls: Any) -> None:
 def check_iou_loss(cls: Any) -> None:
     """Check a binary soft-IoU loss class against :class:`deeplab_utils.IoULoss`.
 
-    Same cases and conventions as :func:`check_dice_bce_loss` (value and gradient, ignored
-    pixels only if ``cls`` accepts ``ignore_index``). Returns the class to use from then on.
-    Taught in notebook 05.
+    Same cases and conventions as :func:`check_dice_bce_loss`. Taught in notebook 05.
     """
-    from ..losses import IoULoss
-
     _check_loss(
-        "check_iou_loss",
         cls,
         IoULoss,
         _binary_loss_cases(ignore=_accepts(cls, "ignore_index")),
@@ -196,6 +171,9 @@ def _multiclass_loss_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, dict
     def labels(b: int, h: int, w: int, classes: int) -> torch.Tensor:
         return torch.randint(0, classes, (b, h, w), generator=gen)
 
+    def logits(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen)
+
     target = labels(2, 8, 8, 4)
     perfect = torch.nn.functional.one_hot(target, 4).permute(0, 3, 1, 2).float() * 20 - 10
     absent = labels(2, 6, 7, 3)  # classes 0-2 only, of 4
@@ -206,31 +184,16 @@ def _multiclass_loss_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, dict
     corner = torch.zeros(1, 1, 5, 6, dtype=torch.bool)
     corner[..., :2, :3] = True  # six pixels whose logits put a wrong class 120 above the rest
     wrong = torch.nn.functional.one_hot((confident_t + 1) % 3, 3).permute(0, 3, 1, 2).bool()
-    confident = torch.randn(1, 3, 5, 6, generator=gen).masked_fill(corner, 0.0)
+    confident = logits(1, 3, 5, 6).masked_fill(corner, 0.0)
     confident = confident.masked_fill(wrong & corner, 120.0)  # e^-120 is 0 in float32
     return [
-        (
-            "random logits, 4 classes, batch 2, 8x8",
-            torch.randn(2, 4, 8, 8, generator=gen),
-            target,
-            {},
-        ),
+        ("random logits, 4 classes, batch 2, 8x8", logits(2, 4, 8, 8), target, {}),
         ("perfect prediction (logits +-10)", perfect, target, {}),
-        ("class 3 absent from the batch", torch.randn(2, 4, 6, 7, generator=gen) * 2, absent, {}),
-        (
-            "batch 1, 3 classes, odd size 7x11",
-            torch.randn(1, 3, 7, 11, generator=gen),
-            labels(1, 7, 11, 3),
-            {},
-        ),
-        ("ignored pixels (255)", torch.randn(2, 3, 7, 6, generator=gen), ignored, {}),
+        ("class 3 absent from the batch", logits(2, 4, 6, 7) * 2, absent, {}),
+        ("batch 1, 3 classes, odd size 7x11", logits(1, 3, 7, 11), labels(1, 7, 11, 3), {}),
+        ("ignored pixels (255)", logits(2, 3, 7, 6), ignored, {}),
         ("confidently wrong pixels (logit gap 120)", confident, confident_t, {}),
-        (
-            "smooth=0.5",
-            torch.randn(2, 3, 5, 6, generator=gen) * 2,
-            labels(2, 5, 6, 3),
-            {"smooth": 0.5},
-        ),
+        ("smooth=0.5", logits(2, 3, 5, 6) * 2, labels(2, 5, 6, 3), {"smooth": 0.5}),
     ]
 
 
@@ -238,19 +201,12 @@ def _multiclass_loss_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, dict
 def check_dice_ce_loss(cls: Any) -> None:
     """Check a multi-class Dice + cross-entropy loss class against :class:`DiceCELoss`.
 
-    ``cls(smooth=1.0, ignore_index=255)``; ``loss(logits, target)`` takes logits
-    ``(B, C, H, W)`` and an int64 target ``(B, H, W)`` (255 = ignore) and returns
-    ``CE + 1 - mean_c Dice_c``: the cross-entropy averaged over the valid pixels, and the soft
-    Dice of each class with ``p = softmax(logits)``, sums over the whole batch, averaged over
-    all ``C`` classes. Value and gradient are compared on random logits, a perfect prediction,
-    a class absent from the batch, batch 1 and an odd size, ignored pixels, confidently wrong
-    pixels (where ``log(softmax(x))`` gives -inf) and ``smooth=0.5``. Returns the class to use
-    from then on. Taught in notebook 05.
+    ``cls(smooth=1.0, ignore_index=255)``; ``loss(logits, target)`` takes logits ``(B, C, H, W)``
+    and an int64 target ``(B, H, W)`` and returns ``CE + 1 - mean_c Dice_c``. Value and gradient
+    are compared on a perfect prediction, an absent class, ignored pixels, confidently wrong pixels
+    (where ``log(softmax(x))`` gives -inf) and ``smooth=0.5``. Taught in notebook 05.
     """
-    from ..losses import DiceCELoss
-
     _check_loss(
-        "check_dice_ce_loss",
         cls,
         DiceCELoss,
         _multiclass_loss_cases(),
@@ -270,18 +226,11 @@ def check_dice_ce_loss(cls: Any) -> None:
 def check_miou(fn: Callable[..., float]) -> None:
     """Check ``fn(pred, target, num_classes, ignore_index=255) -> float`` (mean IoU).
 
-    ``pred`` and ``target`` are int64 label masks ``(B, H, W)``. The expected value comes from
-    :class:`deeplab_utils.SegmentationMetrics`. Cases: the 4x4 example of notebook 05, ignored
-    pixels (which must not be counted), a class absent from both masks (left out of the mean),
-    a class in the target that is never predicted (IoU 0, counted), a class predicted but
-    absent from the target (IoU 0, counted), and a batch of several masks (one confusion
-    matrix for the batch, not a mean of per-image scores). Returns the function to use from
-    then on (:func:`deeplab_utils.metrics.mean_iou` when not written yet). Taught in
-    notebook 05.
+    ``pred`` and ``target`` are int64 ``(B, H, W)``; the reference is
+    :class:`deeplab_utils.SegmentationMetrics`. Cases: ignored pixels, a class absent from both
+    masks (left out of the mean), a class never predicted or never in the target (IoU 0, counted),
+    a batch (one confusion matrix, not a mean per image). Taught in notebook 05.
     """
-    from ..metrics import SegmentationMetrics
-
-    check = "check_miou"
     gen = torch.Generator().manual_seed(0)
 
     def labels(*shape: int, classes: int = 3) -> torch.Tensor:
@@ -306,53 +255,36 @@ def check_miou(fn: Callable[..., float]) -> None:
     example_t = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [0, 2, 2, 255], [0, 2, 2, 2]])
     example_p = torch.tensor([[0, 0, 1, 0], [0, 1, 1, 1], [0, 2, 1, 2], [0, 0, 2, 2]])
     cases = [
-        # (name, pred (B, H, W), target (B, H, W), num_classes, hint)
-        ("one 5x6 mask, nothing ignored", mostly_right(one_t), one_t, 3, ""),
-        (
-            "a batch of 3 masks, 7x9",
-            mostly_right(batch_t),
-            batch_t,
-            3,
-            "count one confusion matrix over the whole batch; do not average per-image mIoUs.",
-        ),
-        (
-            "ignored pixels (target 255)",
-            ignore_p,
-            ignore_t,
-            3,
-            "skip every pixel whose target is ignore_index before counting.",
-        ),
-        (
-            "classes 3 and 4 absent from both masks",
-            mostly_right(one_t),
-            one_t,
-            5,
-            "a class absent from both target and prediction has IoU 0/0: leave it out of "
-            "the mean (do not count it as 0 or 1).",
-        ),
-        (
-            "class 3 in the target but never predicted",
-            never_p,
-            never_t,
-            4,
-            "a class that is in the target but never predicted has IoU 0 and is counted.",
-        ),
-        (
-            "class 3 predicted but in no target",
-            extra_p,
-            extra_t,
-            4,
-            "a class that is predicted but absent from the target has IoU 0 and is counted.",
-        ),
-        ("the 4x4 example of section 7", example_p[None], example_t[None], 3, ""),
+        # (name, pred (B, H, W), target (B, H, W), num_classes)
+        ("one 5x6 mask, nothing ignored", mostly_right(one_t), one_t, 3),
+        ("a batch of 3 masks, 7x9", mostly_right(batch_t), batch_t, 3),
+        ("ignored pixels (target 255)", ignore_p, ignore_t, 3),
+        ("classes 3 and 4 absent from both masks", mostly_right(one_t), one_t, 5),
+        ("class 3 in the target but never predicted", never_p, never_t, 4),
+        ("class 3 predicted but in no target", extra_p, extra_t, 4),
+        ("the 4x4 example of section 7", example_p[None], example_t[None], 3),
     ]
-    for name, pred, target, num_classes, hint in cases:
+    hints = {
+        "a batch of 3 masks, 7x9": "count one confusion matrix over the whole batch; do not "
+        "average per-image mIoUs.",
+        "ignored pixels (target 255)": "skip every pixel whose target is ignore_index before "
+        "counting.",
+        "classes 3 and 4 absent from both masks": "a class absent from both target and "
+        "prediction has IoU 0/0: leave it out of the mean (do not count it as 0 or 1).",
+        "class 3 in the target but never predicted": "a class that is in the target but never "
+        "predicted has IoU 0 and is counted.",
+        "class 3 predicted but in no target": "a class that is predicted but absent from the "
+        "target has IoU 0 and is counted.",
+    }
+    for name, pred, target, num_classes in cases:
         metrics = SegmentationMetrics(num_classes)
         metrics.update(pred, target)
         expected = torch.tensor(metrics.compute()["miou"], dtype=torch.float64)
-        got = _run(check, name, fn, pred.clone(), target.clone(), num_classes, ignore_index=255)
+        got = _run(name, fn, pred.clone(), target.clone(), num_classes, ignore_index=255)
         if isinstance(got, torch.Tensor) and got.numel() == 1:
             got = got.reshape(())
-        hint = hint or "IoU_c = TP / (TP + FP + FN) from the confusion matrix (rows = target)."
-        _compare(check, name, got, expected, hint=hint, atol=1e-6, rtol=1e-6)
-    _passed(check, len(cases), "your mIoU equals deeplab_utils.SegmentationMetrics'.")
+        hint = hints.get(
+            name, "IoU_c = TP / (TP + FP + FN) from the confusion matrix (rows = target)."
+        )
+        _compare(name, got, expected, hint=hint, atol=1e-6, rtol=1e-6)
+    _passed(len(cases), "your mIoU equals deeplab_utils.SegmentationMetrics'.")

@@ -36,10 +36,7 @@ PETS_BINARY_CLASSES: tuple[str, ...] = ("background", "pet")
 # Trimap PNG values: 1 = pet, 2 = background, 3 = border ("not sure") band around the pet.
 # "binary" ignores the border: its pixels are genuinely ambiguous, so neither training nor
 # scoring should count them. Any other value maps to ignore.
-_PETS_LUT = {
-    "trimap": {1: 1, 2: 0, 3: 2},
-    "binary": {1: 1, 2: 0, 3: IGNORE_INDEX},
-}
+_PETS_LUT = {"trimap": {1: 1, 2: 0, 3: 2}, "binary": {1: 1, 2: 0, 3: IGNORE_INDEX}}
 
 PETS_URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/"
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/"
@@ -73,9 +70,15 @@ class DatasetNotFoundError(FileNotFoundError):
     """A dataset's folder is missing or incomplete; the message says where and how to get it."""
 
 
-def _require(paths: list[Path], *, name: str, root: Path, layout: str, url: str) -> None:
+# What a DatasetNotFoundError names: the dataset, where to download it, the layout it expects.
+_PETS_SOURCE = ("Oxford-IIIT Pet", PETS_URL, PETS_LAYOUT)
+_VOC_SOURCE = ("PASCAL VOC 2012", VOC_URL, VOC_LAYOUT)
+
+
+def _require(root: Path, source: tuple[str, str, str], *paths: Path) -> None:
     missing = [p for p in paths if not p.exists()]
     if missing:
+        name, url, layout = source
         raise DatasetNotFoundError(
             f"{name} not found: {missing[0]} is missing. Pass download=True to download it "
             f"(e.g. on Colab), or download it from {url} and unpack it so that this layout exists "
@@ -83,39 +86,32 @@ def _require(paths: list[Path], *, name: str, root: Path, layout: str, url: str)
         )
 
 
-def _to_pair(
-    image: Image.Image, mask: np.ndarray, *, where: str
-) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
+def _transformed(
+    transform: Callable | None, image: Image.Image, mask: np.ndarray, *, where: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check that image and mask sizes agree, wrap them as tv_tensors and apply ``transform``."""
     if image.size[::-1] != mask.shape:
         raise ValueError(
             f"image and mask sizes differ for {where}: image is {image.size[1]}x{image.size[0]}, "
             f"mask is {mask.shape[0]}x{mask.shape[1]} (height x width)"
         )
-    return (
+    pair = (
         tv_tensors.Image(F.pil_to_tensor(image)),  # (3, H, W) uint8
         tv_tensors.Mask(torch.from_numpy(mask.astype(np.int64))),  # (H, W) int64
     )
-
-
-def _apply(
-    transform: Callable | None, image: tv_tensors.Image, mask: tv_tensors.Mask
-) -> tuple[torch.Tensor, torch.Tensor]:
     # Without a transform: only normalise, so every dataset returns the same contract.
-    return (transform or eval_transforms())(image, mask)
-
-
-def _limit(length: int, num_samples: int | None) -> int:
-    if num_samples is None:
-        return length
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive int or None, got {num_samples!r}")
-    return min(length, num_samples)
+    return (transform or eval_transforms())(*pair)
 
 
 class _LimitedDataset(Dataset):
     """A real dataset cut to its first ``num_samples`` items: length and index checks, once."""
 
-    _length: int
+    def _set_length(self, length: int, num_samples: int | None) -> None:
+        if num_samples is not None and (
+            isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1
+        ):
+            raise ValueError(f"num_samples must be a positive int or None, got {num_samples!r}")
+        self._length = length if num_samples is None else min(length, num_samples)
 
     def __len__(self) -> int:
         return self._length
@@ -130,11 +126,8 @@ class _LimitedDataset(Dataset):
 class OxfordPetSegmentation(_LimitedDataset):
     """Oxford-IIIT Pet segmentation (37 cat and dog breeds, trimap masks). Taught in notebook 06.
 
-    Wraps ``torchvision.datasets.OxfordIIITPet(target_types="segmentation")``. Expected layout::
-
-        root/oxford-iiit-pet/images/Abyssinian_1.jpg ...
-        root/oxford-iiit-pet/annotations/trimaps/Abyssinian_1.png ...
-        root/oxford-iiit-pet/annotations/trainval.txt, test.txt
+    Wraps ``torchvision.datasets.OxfordIIITPet(target_types="segmentation")``; the expected
+    layout under ``root`` is ``PETS_LAYOUT``.
 
     Args:
         root: folder holding ``oxford-iiit-pet/``.
@@ -165,16 +158,13 @@ class OxfordPetSegmentation(_LimitedDataset):
         root = Path(root)
         if not download:
             base = root / "oxford-iiit-pet"
+            annotations = base / "annotations"
             _require(
-                [
-                    base / "images",
-                    base / "annotations" / "trimaps",
-                    base / "annotations" / f"{split}.txt",
-                ],
-                name="Oxford-IIIT Pet",
-                root=root,
-                layout=PETS_LAYOUT,
-                url=PETS_URL,
+                root,
+                _PETS_SOURCE,
+                base / "images",
+                annotations / "trimaps",
+                annotations / f"{split}.txt",
             )
         self._base = datasets.OxfordIIITPet(
             root, split=split, target_types="segmentation", download=download
@@ -184,32 +174,27 @@ class OxfordPetSegmentation(_LimitedDataset):
         self.class_names = PETS_TRIMAP_CLASSES if mode == "trimap" else PETS_BINARY_CLASSES
         self.num_classes = len(self.class_names)
         self.palette: Palette = PETS_PALETTE[: self.num_classes]
-        lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+        self._lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)  # trimap value -> class label
         for value, label in _PETS_LUT[mode].items():
-            lut[value] = label
-        self._lut = lut
-        self._length = _limit(len(self._base), num_samples)
+            self._lut[value] = label
+        self._set_length(len(self._base), num_samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(image float32 (3, H, W), mask int64 (H, W))`` after the transform."""
         index = self._position(index)
         image, trimap = self._base[index]
-        mask = self._lut[np.asarray(trimap, dtype=np.uint8)]  # trimap values -> class labels
+        mask = self._lut[np.asarray(trimap, dtype=np.uint8)]
         segs = getattr(self._base, "_segs", None)  # torchvision's private list of mask paths
         where = str(segs[index]) if segs is not None else f"sample {index}"
-        return _apply(self.transform, *_to_pair(image, mask, where=where))
+        return _transformed(self.transform, image, mask, where=where)
 
 
 class VOCSegmentationDataset(_LimitedDataset):
     """PASCAL VOC 2012 semantic segmentation: 20 object classes + background. Taught in notebook 06.
 
-    Wraps ``torchvision.datasets.VOCSegmentation(year="2012")``. Masks are palette ("P" mode)
-    PNGs whose *indices* are the labels (0..20, 255 = the void border, ignored), so they are read
-    as indices, never as RGB colours. Expected layout::
-
-        root/VOCdevkit/VOC2012/JPEGImages/2007_000032.jpg ...
-        root/VOCdevkit/VOC2012/SegmentationClass/2007_000032.png ...
-        root/VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt, val.txt
+    Wraps ``torchvision.datasets.VOCSegmentation(year="2012")``; the expected layout under
+    ``root`` is ``VOC_LAYOUT``. Masks are palette ("P" mode) PNGs whose *indices* are the labels
+    (0..20, 255 = the void border, ignored), so they are read as indices, never as RGB colours.
 
     Args:
         root: folder holding ``VOCdevkit/``.
@@ -240,20 +225,11 @@ class VOCSegmentationDataset(_LimitedDataset):
         root = Path(root)
         if not download:
             voc = root / "VOCdevkit" / "VOC2012"
-            _require(
-                [
-                    voc / "JPEGImages",
-                    voc / "SegmentationClass",
-                    voc / "ImageSets" / "Segmentation" / f"{split}.txt",
-                ],
-                name="PASCAL VOC 2012",
-                root=root,
-                layout=VOC_LAYOUT,
-                url=VOC_URL,
-            )
+            split_file = voc / "ImageSets" / "Segmentation" / f"{split}.txt"
+            _require(root, _VOC_SOURCE, voc / "JPEGImages", voc / "SegmentationClass", split_file)
         self._base = datasets.VOCSegmentation(root, year="2012", image_set=split, download=download)
         self.transform = transform
-        self._length = _limit(len(self._base), num_samples)
+        self._set_length(len(self._base), num_samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(image float32 (3, H, W), mask int64 (H, W))`` after the transform."""
@@ -266,11 +242,7 @@ class VOCSegmentationDataset(_LimitedDataset):
                 "indices are the class labels (an RGB-converted mask loses them)"
             )
         mask = np.asarray(target, dtype=np.uint8)  # (H, W) palette indices = labels
-        return _apply(self.transform, *_to_pair(image, mask, where=where))
-
-
-def _read_ids(split_file: Path) -> list[str]:
-    return [line.strip() for line in split_file.read_text().splitlines() if line.strip()]
+        return _transformed(self.transform, image, mask, where=where)
 
 
 def _find_sbd(sbd_root: Path) -> Path:
@@ -286,45 +258,14 @@ def _find_sbd(sbd_root: Path) -> Path:
     )
 
 
-def _require_scipy() -> None:
-    # SBDataset reads SBD's MATLAB .mat masks with scipy.io; only this route needs scipy.
-    try:
-        import scipy.io  # noqa: F401
-    except ImportError as exc:
-        raise ModuleNotFoundError(
-            "VOC trainaug reads SBD's .mat masks with scipy, which is not installed: "
-            "pip install 'deeplab-course[sbd]' (or pip install scipy)"
-        ) from exc
-
-
-def _sbd_only(
-    sbd_sets: Sequence[datasets.SBDataset], *, exclude: set[str]
-) -> list[tuple[tuple[int, int], str]]:
-    """``((source, index), image id)`` of SBD's images not in ``exclude``, each id once.
-
-    ``source`` is 1 + the position of the SBD list in ``sbd_sets``.
-    """
-    seen = set(exclude)
-    found = []
-    for source, sbd in enumerate(sbd_sets, start=1):
-        for index, path in enumerate(sbd.images):
-            image_id = Path(path).stem
-            if image_id not in seen:
-                seen.add(image_id)
-                found.append(((source, index), image_id))
-    return found
-
-
 class VOCTrainAugDataset(_LimitedDataset):
     """PASCAL VOC 2012 "trainaug": the 10,582 training images of the DeepLab papers' VOC numbers.
 
-    VOC 2012 ``train`` (with VOC's own masks, void border = 255) plus every image of SBD's
-    ``train`` and ``val`` lists (Hariharan et al. 2011, extra annotations of VOC 2011 images,
-    read with ``torchvision.datasets.SBDataset``) that is in neither VOC ``train`` nor VOC
-    ``val``, with SBD's masks (no void border). No VOC ``val`` image is ever used, so scoring on
-    VOC ``val`` stays fair. This is the split mmsegmentation's ``voc_aug`` converter writes
-    (VOC ``train`` + ``aug.txt``). VOC images come first, then SBD's, each in list order.
-    Taught in notebook 06.
+    VOC 2012 ``train`` (VOC's masks, void border = 255) plus every image of SBD's ``train`` and
+    ``val`` lists (Hariharan et al. 2011, read with ``torchvision.datasets.SBDataset``; masks
+    without void border) that is in neither VOC ``train`` nor VOC ``val`` (so scoring on VOC
+    ``val`` stays fair): the split mmsegmentation's ``voc_aug`` converter writes. VOC images
+    come first, then SBD's, each in list order. Taught in notebook 06.
 
     Args:
         root: folder holding ``VOCdevkit/`` (its ``train.txt`` and ``val.txt`` are both read).
@@ -358,21 +299,31 @@ class VOCTrainAugDataset(_LimitedDataset):
             root, split="train", transform=transform, download=download
         )
         val_file = root / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / "val.txt"
-        _require([val_file], name="PASCAL VOC 2012", root=root, layout=VOC_LAYOUT, url=VOC_URL)
+        _require(root, _VOC_SOURCE, val_file)
         sbd_dir = _find_sbd(Path(sbd_root) if sbd_root is not None else root)
-        _require_scipy()
+        try:  # SBDataset reads SBD's MATLAB .mat masks with scipy.io; only this route needs it
+            import scipy.io  # noqa: F401
+        except ImportError as exc:
+            raise ModuleNotFoundError(
+                "VOC trainaug reads SBD's .mat masks with scipy, which is not installed: "
+                "pip install 'deeplab-course[sbd]' (or pip install scipy)"
+            ) from exc
         self._sbd = [
             datasets.SBDataset(sbd_dir, image_set=s, mode="segmentation") for s in ("train", "val")
         ]
-        voc_ids = [Path(p).stem for p in self._voc._base.images]
         # (source, index): source 0 is VOC train, 1 and 2 are SBD's train and val lists.
-        self._items = [(0, i) for i in range(len(voc_ids))]
-        self.image_ids: list[str] = list(voc_ids)  # the image behind each index
-        for item, image_id in _sbd_only(self._sbd, exclude=set(voc_ids) | set(_read_ids(val_file))):
-            self._items.append(item)
-            self.image_ids.append(image_id)
+        self.image_ids: list[str] = [Path(p).stem for p in self._voc._base.images]
+        self._items = [(0, i) for i in range(len(self.image_ids))]
+        seen = set(self.image_ids) | {line.strip() for line in val_file.read_text().splitlines()}
+        for source, sbd in enumerate(self._sbd, start=1):
+            for index, path in enumerate(sbd.images):
+                image_id = Path(path).stem
+                if image_id not in seen:  # each image once, never a VOC val image
+                    seen.add(image_id)
+                    self._items.append((source, index))
+                    self.image_ids.append(image_id)
         self.transform = transform
-        self._length = _limit(len(self._items), num_samples)
+        self._set_length(len(self._items), num_samples)
         self.image_ids = self.image_ids[: self._length]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -383,7 +334,7 @@ class VOCTrainAugDataset(_LimitedDataset):
         sbd = self._sbd[source - 1]
         image, target = sbd[item]
         mask = np.asarray(target, dtype=np.uint8)  # (H, W) class indices 0..20
-        return _apply(self.transform, *_to_pair(image, mask, where=sbd.masks[item]))
+        return _transformed(self.transform, image, mask, where=sbd.masks[item])
 
 
 def collate_original_size(
@@ -391,10 +342,9 @@ def collate_original_size(
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Batch samples whose masks keep their original, different sizes (a DataLoader collate_fn).
 
-    For datasets built with ``original_size_masks=True``: the images all have the model's size
-    and are stacked; the masks are returned as a list, one ``(H_i, W_i)`` tensor per image,
-    which :func:`deeplab_utils.training.evaluate` scores at their own size. Taught in
-    notebook 08.
+    For datasets built with ``original_size_masks=True``: the images are stacked; the masks,
+    which :func:`deeplab_utils.training.evaluate` scores at their own size, stay a list. Taught
+    in notebook 08.
 
     Returns:
         ``(images float32 (B, 3, S, S), [mask int64 (H_i, W_i) for each image])``.
@@ -407,33 +357,8 @@ def collate_original_size(
 
 DatasetName = Literal["shapes", "pets", "voc"]
 DATASET_NAMES: tuple[str, ...] = ("shapes", "pets", "voc")
-
-
 PetsMode = Literal["trimap", "binary"]
 PETS_MODES: tuple[str, ...] = ("trimap", "binary")
-
-
-def _check_build_options(
-    name: str,
-    split: str,
-    *,
-    pets_mode: str,
-    voc_trainaug: bool,
-    original_size_masks: bool,
-) -> None:
-    if name not in DATASET_NAMES:
-        raise ValueError(f"name must be one of {DATASET_NAMES}, got {name!r}")
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-    if pets_mode not in PETS_MODES:
-        raise ValueError(f"pets_mode must be one of {PETS_MODES}, got {pets_mode!r}")
-    if voc_trainaug and name != "voc":
-        raise ValueError(f"voc_trainaug=True needs name='voc', got name={name!r}")
-    if original_size_masks and split != "val":
-        raise ValueError(
-            "original_size_masks=True is for split='val' (training crops need masks aligned "
-            f"with the images), got split={split!r}"
-        )
 
 
 def build_dataset(
@@ -452,16 +377,12 @@ def build_dataset(
 ) -> Dataset:
     """Build a dataset with the course's transforms, for the trainer. Taught in notebook 06.
 
-    For the real datasets, ``"train"`` gets ``train_transforms(image_size)`` (random scale,
-    padded crop, flip, jitter); ``"val"`` gets ``eval_transforms(image_size)`` (resize longer
-    side + pad; pad = ignore); Pets maps train/val to trainval/test, VOC to train/val (or, with
-    ``voc_trainaug``, the training split to :class:`VOCTrainAugDataset`; val stays VOC val).
-    ShapesDataset is generated at ``image_size`` with no augmentation for either
-    split: the generator already draws every scene at a random position, size, rotation and
-    colour (and all four shapes are mirror-symmetric), so scaling and cropping would only add
-    ignore borders and cut shapes; without them DeepLabV3+ learns the shapes markedly faster
-    (README, results). Its val split uses ``seed + SHAPES_VAL_SEED_OFFSET`` so it never repeats
-    a training scene.
+    For the real datasets, ``"train"`` gets ``train_transforms(image_size)`` and ``"val"``
+    ``eval_transforms(image_size)``; Pets maps train/val to trainval/test. ShapesDataset is
+    generated at ``image_size`` with no augmentation for either split: every scene is already
+    drawn at a random position, size, rotation and colour (and the shapes are mirror-symmetric),
+    so scaling and cropping would only add ignore borders and cut shapes. Its val split uses
+    ``seed + SHAPES_VAL_SEED_OFFSET`` so it never repeats a training scene.
 
     Args:
         name: ``"shapes"``, ``"pets"`` or ``"voc"``.
@@ -471,17 +392,14 @@ def build_dataset(
         download: allow downloading a real dataset into ``root`` (VOC, never SBD).
         seed: ShapesDataset's seed (ignored for real datasets).
         num_samples: dataset length; ``None`` = all (shapes: 5000 train / 256 val).
-        pets_mode: Pets only: ``"trimap"`` (background, pet, border: 3 classes) or ``"binary"``
-            (background, pet; the border band is ignored), the pet/background IoU most results
-            report.
+        pets_mode: Pets only: ``"trimap"`` (background, pet, border) or ``"binary"``
+            (background, pet; the border band is ignored).
         voc_trainaug: VOC only: train on VOC train + SBD (10,582 images, VOC val excluded)
             instead of VOC train (1,464); needs SBD and scipy. Ignored for ``split="val"``.
         sbd_root: where SBD is (see :class:`VOCTrainAugDataset`); ``None`` = ``root``.
-        original_size_masks: val only: keep each real mask at its image's original size while
-            the image is resized and padded for the model, so that the logits can be resized
-            back and every original pixel scored (the standard VOC protocol). Batch such a
-            dataset with :func:`collate_original_size`. Ignored for shapes, whose masks are
-            already at the image's size.
+        original_size_masks: val only: keep each real mask at its original size (the standard
+            VOC protocol, see :func:`original_size_eval_transforms`); batch such a dataset with
+            :func:`collate_original_size`. Ignored for shapes.
 
     Returns:
         A Dataset of ``(image float32 (3, S, S), mask int64 (S, S))`` (mask ``(H, W)`` of the
@@ -494,13 +412,19 @@ def build_dataset(
         DatasetNotFoundError: if a real dataset (or SBD) is missing and ``download`` is False.
         ModuleNotFoundError: ``voc_trainaug`` without scipy installed.
     """
-    _check_build_options(
-        name,
-        split,
-        pets_mode=pets_mode,
-        voc_trainaug=voc_trainaug,
-        original_size_masks=original_size_masks,
-    )
+    if name not in DATASET_NAMES:
+        raise ValueError(f"name must be one of {DATASET_NAMES}, got {name!r}")
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if pets_mode not in PETS_MODES:
+        raise ValueError(f"pets_mode must be one of {PETS_MODES}, got {pets_mode!r}")
+    if voc_trainaug and name != "voc":
+        raise ValueError(f"voc_trainaug=True needs name='voc', got name={name!r}")
+    if original_size_masks and split != "val":
+        raise ValueError(
+            "original_size_masks=True is for split='val' (training crops need masks aligned "
+            f"with the images), got split={split!r}"
+        )
     train = split == "train"
     if name == "shapes":
         if num_samples is None:
@@ -516,23 +440,10 @@ def build_dataset(
         transform = original_size_eval_transforms(image_size)
     else:
         transform = eval_transforms(image_size)
+    common = {"transform": transform, "download": download, "num_samples": num_samples}
     if name == "pets":
-        return OxfordPetSegmentation(
-            root,
-            split="trainval" if train else "test",
-            mode=pets_mode,
-            transform=transform,
-            download=download,
-            num_samples=num_samples,
-        )
+        split = "trainval" if train else "test"
+        return OxfordPetSegmentation(root, split=split, mode=pets_mode, **common)
     if train and voc_trainaug:
-        return VOCTrainAugDataset(
-            root,
-            sbd_root=sbd_root,
-            transform=transform,
-            download=download,
-            num_samples=num_samples,
-        )
-    return VOCSegmentationDataset(
-        root, split=split, transform=transform, download=download, num_samples=num_samples
-    )
+        return VOCTrainAugDataset(root, sbd_root=sbd_root, **common)
+    return VOCSegmentationDataset(root, split=split, **common)

@@ -1,7 +1,8 @@
 """Class colours: one RGB triple per class index, and ``colorize_mask`` to paint a class mask.
 
 Data layer (layer 3); depends on torch (and the ignore label of ``targets``) alone, so the
-trainer (layer 4) can log coloured masks without importing the figure helpers. Taught in notebook 06.
+trainer (layer 4) can log coloured masks without importing the figure helpers. Taught in
+notebook 06.
 
 A palette is a tuple of ``(r, g, b)`` uint8 triples; entry ``k`` is the colour of class ``k``.
 Pixels equal to the ignore index (255) are painted ``IGNORE_COLOR`` (white), whatever the palette.
@@ -53,18 +54,12 @@ def voc_palette(num_classes: int = 256) -> Palette:
     """
     if not 1 <= num_classes <= 256:
         raise ValueError(f"num_classes must be between 1 and 256, got {num_classes}")
-    colours = []
-    for k in range(num_classes):
-        r = g = b = 0
-        c = k
-        for j in range(8):
-            # bits 0, 1, 2 of each 3-bit group go to R, G, B at bit position 7 - j
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        colours.append((r, g, b))
-    return tuple(colours)
+
+    def channel(k: int, c: int) -> int:
+        # bit c of each 3-bit group j of k goes to bit 7 - j of channel c (R, G, B)
+        return sum(((k >> (3 * j + c)) & 1) << (7 - j) for j in range(8))
+
+    return tuple(tuple(channel(k, c) for c in range(3)) for k in range(num_classes))
 
 
 VOC_PALETTE: Palette = voc_palette(21)  # 20 object classes + background (VOC 2012)

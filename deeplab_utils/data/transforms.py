@@ -46,10 +46,10 @@ class RandomScale(v2.Transform):
     """Resize image and mask together by a factor drawn uniformly from ``scale_range``.
 
     The paper scales the original image by 0.5-2.0 before cropping 513 px. Photos are far larger
-    than this course's 96-128 px crops, so with ``base_size`` the factor is applied to the image
-    first resized to have its shorter side ``base_size`` (the crop size): a crop then still
-    shows whole objects. Without ``base_size`` (or for images already that size, like
-    ShapesDataset's) this is exactly the paper's random scale. Taught in notebook 06.
+    than this course's crops, so with ``base_size`` the factor applies to the image first resized
+    to have its shorter side ``base_size`` (the crop size): a crop then still shows whole
+    objects. Without ``base_size`` this is exactly the paper's random scale. Taught in
+    notebook 06.
 
     Args:
         scale_range: ``(low, high)`` range of the factor.
@@ -85,9 +85,9 @@ class RandomScale(v2.Transform):
 def longer_side_size(height: int, width: int, size: int) -> tuple[int, int]:
     """``(h, w)`` of a ``height`` x ``width`` picture resized so that its longer side is ``size``.
 
-    The aspect ratio is kept and the shorter side rounded to the nearest pixel (at least 1).
-    The one rule behind :class:`ResizeLongerSide` (hence ``eval_transforms``) and the evaluation
-    that maps logits back to each picture's original size. Taught in notebook 06.
+    The shorter side is rounded to the nearest pixel (at least 1). The one rule behind
+    :class:`ResizeLongerSide` and the evaluation that maps logits back to each picture's
+    original size. Taught in notebook 06.
 
     Raises:
         ValueError: if a size is not a positive int.
@@ -99,11 +99,9 @@ def longer_side_size(height: int, width: int, size: int) -> tuple[int, int]:
 
 
 class ResizeLongerSide(v2.Transform):
-    """Resize image and mask so that the longer side is ``size``, keeping the aspect ratio.
+    """Resize image and mask so that the longer side is ``size`` (:func:`longer_side_size`).
 
-    The output size is :func:`longer_side_size`; the image is resized bilinearly (antialiased),
-    the mask with nearest neighbours (``F.resize`` dispatches on the tensor type). Taught in
-    notebook 06.
+    Taught in notebook 06.
     """
 
     def __init__(self, size: int) -> None:
@@ -153,13 +151,11 @@ def random_scale_crop_flip(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The paper's training augmentation on one image and its mask, drawn from ``generator``.
 
-    DeepLabv3's protocol (Sec. 4.1), kept by DeepLabv3+ (Sec. 4): scale both by a factor drawn
-    uniformly from ``scale_range`` (the image bilinearly, the mask with nearest neighbour so
-    labels stay labels), pad at the bottom and right up to ``size`` where the scaled pair is
-    smaller (image with 0, the mean colour of a normalised image; mask with 255 = ignore), cut
-    one random ``size`` x ``size`` window out of both, and flip both left-right with probability
-    1/2. Every random draw comes from ``generator``, so a seeded generator repeats the result.
-    The function version of ``train_transforms``' geometric steps. Taught in notebook 06.
+    DeepLabv3's protocol (Sec. 4.1), kept by DeepLabv3+ (Sec. 4): random scale, padding at the
+    bottom and right up to ``size`` (image with 0, the mean colour of a normalised image; mask
+    with 255 = ignore), a random ``size`` x ``size`` crop, and a left-right flip with
+    probability 1/2. The function version of ``train_transforms``' geometric steps. Taught in
+    notebook 06.
 
     Args:
         image: float ``(C, H, W)``, normalised.
@@ -217,9 +213,8 @@ def train_transforms(
 ) -> v2.Compose:
     """Training augmentation: random scale, padded random crop, flip, colour jitter, normalise.
 
-    The DeepLab protocol (DeepLabv3 Sec. 4.1, v3+ Sec. 4): random scale 0.5-2.0, random crop
-    (padding where the scaled image is smaller: the image with the mean colour, the mask with
-    ``ignore_index``), random left-right flip. Colour jitter touches the image only. Taught in
+    The DeepLab protocol (DeepLabv3 Sec. 4.1, v3+ Sec. 4), as :func:`random_scale_crop_flip`,
+    padding the image with the mean colour. Colour jitter touches the image only. Taught in
     notebook 06.
 
     Args:
@@ -303,11 +298,9 @@ def original_size_eval_transforms(
 ) -> Callable[[Any, Any], tuple[torch.Tensor, torch.Tensor]]:
     """Evaluation at the original resolution: the image as ``eval_transforms(size)``, mask as is.
 
-    The standard VOC protocol scores every pixel of the original annotation: the model may see a
-    resized image, but its logits are resized back to the mask's size before scoring (see
-    :func:`deeplab_utils.evaluation.restore_original_size`). Here the image's longer side becomes
-    ``size`` (:func:`longer_side_size`) and the rest is padded bottom/right to ``size`` x
-    ``size``, so images still batch; the mask keeps its size, so a batch of masks needs
+    The standard VOC protocol scores every pixel of the original annotation: the logits are
+    resized back to the mask's size before scoring (see
+    :func:`deeplab_utils.evaluation.restore_original_size`). A batch of such masks needs
     :func:`~deeplab_utils.data.collate_original_size`. Taught in notebook 08.
 
     Returns:
@@ -318,11 +311,18 @@ def original_size_eval_transforms(
     return _ImageOnly(eval_transforms(size, mean=mean, std=std))
 
 
-def _check_rgb(image: torch.Tensor) -> None:
+def _stats(
+    image: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``mean`` and ``std`` as ``(3, 1, 1)`` tensors of ``image``'s dtype, on its device."""
     if image.ndim not in (3, 4) or image.shape[-3] != 3:
         raise ValueError(
             f"image must be RGB, (3, H, W) or (B, 3, H, W), got shape {tuple(image.shape)}"
         )
+    return tuple(
+        torch.as_tensor(v, dtype=image.dtype, device=image.device).view(3, 1, 1)
+        for v in (mean, std)
+    )
 
 
 def normalize(
@@ -339,9 +339,7 @@ def normalize(
         ValueError: if the channel dimension (-3) is not 3 (a grey image would otherwise be
             broadcast to three channels without a word: convert it to RGB first).
     """
-    _check_rgb(image)
-    m = torch.as_tensor(mean, dtype=image.dtype, device=image.device).view(3, 1, 1)
-    s = torch.as_tensor(std, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    m, s = _stats(image, mean, std)
     return (image - m) / s
 
 
@@ -358,8 +356,6 @@ def denormalize(
     Raises:
         ValueError: if the channel dimension (-3) is not 3.
     """
-    _check_rgb(image)
     image = image.float()
-    m = torch.as_tensor(mean, dtype=image.dtype, device=image.device).view(3, 1, 1)
-    s = torch.as_tensor(std, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    m, s = _stats(image, mean, std)
     return (image * s + m).clamp(0.0, 1.0)

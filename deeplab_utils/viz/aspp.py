@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import matplotlib.pyplot as plt
-import numpy as np
-import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-from ._common import _to_numpy
+from ..figures import _hide_ticks
+from ._common import Values, _line_chart, _to_numpy
 
 
-def plot_aspp_footprints(
-    size: int, rates: tuple[int, ...] | list[int], pixel: tuple[int, int]
-) -> Figure:
+def plot_aspp_footprints(size: int, rates: Sequence[int], pixel: tuple[int, int]) -> Figure:
     """Where each ASPP branch reads the feature map for one output ``pixel`` (row, col).
 
-    One panel per branch: the 1x1 conv, a 3x3 atrous conv per rate, and image pooling. The
-    ``size`` x ``size`` map is grey; the taps that land on it are filled, those that fall in the
-    zero padding are hollow (DeepLabv3 paper, Sec. 3.3: at large rates they carry no signal).
-    The pooling branch reads the whole map. Taught in notebook 02.
+    One panel per branch: the 1x1 conv, a 3x3 atrous conv per rate, and image pooling (the
+    whole map). Taps on the ``size`` x ``size`` map are filled, those in the zero padding hollow
+    (DeepLabv3 paper, Sec. 3.3: at large rates they carry no signal). Taught in notebook 02.
     """
-    from matplotlib.patches import Rectangle
-
     if size < 1:
         raise ValueError(f"size must be a positive int, got {size!r}")
     row, col = pixel
@@ -43,29 +40,22 @@ def plot_aspp_footprints(
             if not rate
             else [(row + dr * rate, col + dc * rate) for dr in (-1, 0, 1) for dc in (-1, 0, 1)]
         )
-        inside = sum(0 <= r < size and 0 <= c < size for r, c in taps)
-        for r, c in taps:
-            filled = 0 <= r < size and 0 <= c < size
+        on_map = [0 <= r < size and 0 <= c < size for r, c in taps]
+        for (r, c), filled in zip(taps, on_map, strict=True):
             ax.plot(c, r, "s", ms=5, mfc="C3" if filled else "none", mec="C3")
         ax.plot(col, row, "k+", ms=8)
         ax.set_xlim(-margin, size - 1 + margin)
         ax.set_ylim(size - 1 + margin, -margin)  # rows grow downwards, as in an image
         ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        detail = "all pixels" if rate is None else f"{inside}/{len(taps)} taps on the map"
+        detail = "all pixels" if rate is None else f"{sum(on_map)}/{len(taps)} taps on the map"
         ax.set_title(f"{title}\n{detail}", fontsize=9)
+    _hide_ticks(axes)
     fig.suptitle(f"What output pixel {pixel} reads from a {size}x{size} feature map")
     fig.tight_layout()
     return fig
 
 
-def plot_aspp_valid_weights(
-    rates: list[int] | np.ndarray | torch.Tensor,
-    curves: dict[str, list[float] | np.ndarray | torch.Tensor],
-    *,
-    size: int = 65,
-) -> Figure:
+def plot_aspp_valid_weights(rates: Values, curves: dict[str, Values], *, size: int = 65) -> Figure:
     """Fraction of output pixels vs atrous rate, one curve per label (e.g. "9 valid weights").
 
     Reproduces DeepLabv3, Fig. 4: how many of a 3x3 kernel's taps land on a ``size`` x ``size``
@@ -74,18 +64,20 @@ def plot_aspp_valid_weights(
     x = _to_numpy(rates)
     if not curves:
         raise ValueError("curves must hold at least one curve, got an empty mapping")
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    lines = []
     for label, values in curves.items():
         y = _to_numpy(values)
         if y.shape != x.shape:
             raise ValueError(f"curve {label!r} has shape {y.shape}, rates have {x.shape}")
-        ax.plot(x, y, label=label)
-    ax.set_xlabel("atrous rate")
-    ax.set_ylabel("fraction of output pixels")
-    ax.set_title(f"Valid weights of a 3x3 kernel on a {size}x{size} feature map")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend()
+        lines.append((label, x, y, {}))
+    fig, _ = _line_chart(
+        (6, 3.5),
+        lines,
+        xlabel="atrous rate",
+        ylabel="fraction of output pixels",
+        title=f"Valid weights of a 3x3 kernel on a {size}x{size} feature map",
+        ylim=(-0.02, 1.02),
+    )
     fig.tight_layout()
     return fig
 
@@ -93,9 +85,8 @@ def plot_aspp_valid_weights(
 def plot_aspp_cost(costs: dict[str, dict[str, float]]) -> Figure:
     """Bar charts comparing model variants: one panel per measure, one bar per variant.
 
-    ``costs`` maps a variant (e.g. "regular ASPP") to measures (e.g. {"parameters (M)": 15.5,
-    "multiply-adds (G)": 16.3}); every variant must give the same measures.
-    Taught in notebook 02.
+    ``costs`` maps a variant (e.g. "regular ASPP") to its value of each measure (e.g.
+    "parameters (M)"); every variant must give the same measures. Taught in notebook 02.
     """
     if not costs:
         raise ValueError("costs must hold at least one variant, got an empty mapping")

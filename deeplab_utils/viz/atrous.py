@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
-from ._common import _to_numpy
+from ..figures import _hide_ticks
+from ._common import Array, _line_chart, _to_numpy
 
 
 def plot_atrous_1d(
-    signal: np.ndarray | torch.Tensor,
+    signal: Array,
     *,
-    rates: tuple[int, ...] | list[int] = (1, 2, 3),
+    rates: Sequence[int] = (1, 2, 3),
     kernel_size: int = 3,
     position: int | None = None,
 ) -> Figure:
@@ -24,7 +26,6 @@ def plot_atrous_1d(
 
     Args:
         signal: 1-D signal ``(L,)``.
-        rates: the atrous rates to draw, one row each.
         kernel_size: taps per kernel (odd, so the output sits on the middle tap).
         position: the output index to explain; the middle of the signal by default.
     """
@@ -35,8 +36,10 @@ def plot_atrous_1d(
         raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size}")
     position = len(values) // 2 if position is None else position
     half = (kernel_size - 1) // 2
+    tap_label = {"textcoords": "offset points", "ha": "center", "fontsize": 9, "color": "C1"}
     fig, axes = plt.subplots(len(rates), 1, sharex=True, figsize=(8, 1.8 * len(rates)))
-    for ax, rate in zip(np.atleast_1d(axes), rates, strict=True):
+    axes = np.atleast_1d(axes)
+    for ax, rate in zip(axes, rates, strict=True):
         taps = position + rate * (np.arange(kernel_size) - half)
         if taps.min() < 0 or taps.max() >= len(values):
             raise ValueError(
@@ -47,30 +50,20 @@ def plot_atrous_1d(
         ax.axvspan(taps.min() - 0.4, taps.max() + 0.4, color="C1", alpha=0.15)
         ax.plot(taps, values[taps], "o", color="C1", ms=10)
         for k, tap in enumerate(taps):
-            ax.annotate(
-                f"w{k}",
-                (tap, values[tap]),
-                xytext=(0, 8),
-                textcoords="offset points",
-                ha="center",
-                fontsize=9,
-                color="C1",
-            )
+            ax.annotate(f"w{k}", (tap, values[tap]), xytext=(0, 8), **tap_label)
         span = rate * (kernel_size - 1) + 1
         ax.set_title(f"rate r={rate}: {kernel_size} weights see {span} samples", fontsize=10)
         ax.set_ylabel("x")
-    np.atleast_1d(axes)[-1].set_xlabel(f"sample index (output y[{position}] sits at the centre)")
+    axes[-1].set_xlabel(f"sample index (output y[{position}] sits at the centre)")
     fig.tight_layout()
     return fig
 
 
-def plot_dilated_kernels(
-    rates: tuple[int, ...] | list[int] = (1, 2, 3), kernel_size: int = 3
-) -> Figure:
+def plot_dilated_kernels(rates: Sequence[int] = (1, 2, 3), kernel_size: int = 3) -> Figure:
     """Draw a ``kernel_size`` x ``kernel_size`` kernel's taps on the pixel grid at each rate.
 
-    The taps (orange) stay ``k^2`` whatever the rate; only the gaps between them grow, so the
-    window seen is ``r (k - 1) + 1`` pixels wide (paper, Fig. 3). Taught in notebook 01.
+    The ``k^2`` taps (orange) stay; only the gaps between them grow, so the window seen is
+    ``r (k - 1) + 1`` pixels wide (paper, Fig. 3). Taught in notebook 01.
     """
     if kernel_size < 1 or not rates or min(rates) < 1:
         raise ValueError(
@@ -78,7 +71,8 @@ def plot_dilated_kernels(
         )
     size = max(rates) * (kernel_size - 1) + 3  # the widest window plus a 1-pixel margin
     fig, axes = plt.subplots(1, len(rates), figsize=(3 * len(rates), 3.2))
-    for ax, rate in zip(np.atleast_1d(axes), rates, strict=True):
+    axes = np.atleast_1d(axes)
+    for ax, rate in zip(axes, rates, strict=True):
         grid = np.zeros((size, size))
         start = (size - rate * (kernel_size - 1)) // 2
         taps = start + rate * np.arange(kernel_size)
@@ -87,32 +81,28 @@ def plot_dilated_kernels(
         _pixel_grid(ax, size)
         span = rate * (kernel_size - 1) + 1
         ax.set_title(f"rate {rate}: {kernel_size}x{kernel_size} taps, {span}x{span} view")
+    _hide_ticks(axes)
     fig.tight_layout()
     return fig
 
 
 def _pixel_grid(ax: plt.Axes, size: int) -> None:
-    """Thin lines between the pixels of a ``size`` x ``size`` image, no tick labels."""
+    """Thin lines between the pixels of a ``size`` x ``size`` image."""
     ax.set_xticks(np.arange(-0.5, size, 1), minor=True)
     ax.set_yticks(np.arange(-0.5, size, 1), minor=True)
     ax.grid(which="minor", color="0.85", linewidth=0.5)
     ax.tick_params(which="both", length=0)
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 def plot_receptive_field_maps(
-    maps: list[np.ndarray | torch.Tensor] | tuple[np.ndarray | torch.Tensor, ...],
-    titles: list[str] | tuple[str, ...],
-    *,
-    counts: bool = False,
+    maps: Sequence[Array], titles: Sequence[str], *, counts: bool = False
 ) -> Figure:
     """Draw, for one output pixel, the input pixels it depends on (one panel per map).
 
     Each map is ``(H, W)``, typically the gradient of one output pixel with respect to the
-    input: non-zero where the output looks. With ``counts=True`` the values are drawn as a
-    heat map with a colour bar (how many paths lead to each input pixel: the gridding
-    effect); otherwise as seen / not seen. The centre pixel is marked. Taught in notebook 01.
+    input: non-zero where the output looks. With ``counts=True`` the values are a heat map with
+    a colour bar (how many paths lead to each input pixel: the gridding effect); otherwise
+    seen / not seen. The centre pixel is marked. Taught in notebook 01.
     """
     if len(maps) != len(titles) or not maps:
         raise ValueError(
@@ -131,8 +121,7 @@ def plot_receptive_field_maps(
             ax.imshow(values != 0, cmap="Blues", vmin=0, vmax=1.3)
         if max(values.shape) <= 41:  # finer grids would be all lines
             _pixel_grid(ax, max(values.shape))
-        ax.set_xticks([])
-        ax.set_yticks([])
+        _hide_ticks([ax])
         ax.plot(values.shape[1] // 2, values.shape[0] // 2, "s", color="C3", ms=3)
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
@@ -147,17 +136,17 @@ def plot_receptive_field_growth(curves: dict[str, list[int]], *, log_y: bool = F
     """
     if not curves:
         raise ValueError("curves must hold at least one labelled sequence, got none")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, fields in curves.items():
-        ax.plot(np.arange(1, len(fields) + 1), fields, "o-", label=label)
-    ax.set_xlabel("depth (layers)")
-    ax.set_ylabel("receptive field (pixels per side)")
+    lines = [
+        (label, np.arange(1, len(fields) + 1), fields, {"marker": "o", "linestyle": "-"})
+        for label, fields in curves.items()
+    ]
+    fig, ax = _line_chart(
+        (6, 4), lines, xlabel="depth (layers)", ylabel="receptive field (pixels per side)"
+    )
     if log_y:
         from matplotlib.ticker import ScalarFormatter  # local: only the log axis needs it
 
         ax.set_yscale("log", base=2)
         ax.yaxis.set_major_formatter(ScalarFormatter())  # 512, not 2^9: pixels read plainly
-    ax.grid(alpha=0.3)
-    ax.legend()
     fig.tight_layout()
     return fig

@@ -10,22 +10,16 @@ import torch
 from matplotlib.figure import Figure
 from torchvision import tv_tensors
 
-from ..data import colorize_mask
-from ..figures import draw_mask_grid, mask_outlines
-from ._common import _display_image
+from ..figures import Palette, _hide_ticks, _mask_rgb, display_image, draw_mask_grid, mask_outlines
+from ._common import Array, Batch, Values, _to_numpy
 
 
 def overlay_mask(
-    image: torch.Tensor | np.ndarray,
-    mask: torch.Tensor | np.ndarray,
-    palette: Sequence[Sequence[int]],
-    *,
-    normalized: bool = True,
+    image: Array, mask: Array, palette: Palette, *, normalized: bool = True
 ) -> np.ndarray:
     """The image with each object outlined in its class's pure colour. Taught in notebook 06.
 
-    Outlines, not a blend: blending a class colour with the image changes its hue, so the
-    overlay would no longer match the legend.
+    Outlines, not a blend: a blend changes the hue, so it would no longer match the legend.
 
     Args:
         image: ``(3, H, W)``: uint8, or float (ImageNet-normalised if ``normalized`` else [0, 1]).
@@ -39,12 +33,12 @@ def overlay_mask(
 
 
 def show_samples(
-    images: torch.Tensor | Sequence[torch.Tensor],
-    masks: torch.Tensor | Sequence[torch.Tensor],
-    palette: Sequence[Sequence[int]],
+    images: Batch,
+    masks: Batch,
+    palette: Palette,
     class_names: Sequence[str],
     *,
-    preds: torch.Tensor | Sequence[torch.Tensor] | None = None,
+    preds: Batch | None = None,
     ncols: int = 2,
     normalized: bool = True,
 ) -> Figure:
@@ -66,9 +60,9 @@ def show_samples(
         )
     if ncols < 1:
         raise ValueError(f"ncols must be >= 1, got {ncols}")
-    columns = (
-        {"ground truth": masks} if preds is None else {"ground truth": masks, "prediction": preds}
-    )
+    columns = {"ground truth": masks}
+    if preds is not None:
+        columns["prediction"] = preds
     groups = max(1, min(ncols, 4 // (1 + len(columns))))
     return draw_mask_grid(
         plt.figure(), images, columns, palette, class_names, normalized=normalized, groups=groups
@@ -76,10 +70,10 @@ def show_samples(
 
 
 def show_predictions(
-    images: torch.Tensor | Sequence[torch.Tensor],
-    masks: torch.Tensor | Sequence[torch.Tensor],
-    preds: torch.Tensor | Sequence[torch.Tensor],
-    palette: Sequence[Sequence[int]],
+    images: Batch,
+    masks: Batch,
+    preds: Batch,
+    palette: Palette,
     class_names: Sequence[str],
     *,
     ncols: int = 1,
@@ -89,14 +83,14 @@ def show_predictions(
 
 
 def plot_class_balance(
-    fractions: Sequence[float] | np.ndarray | torch.Tensor,
+    fractions: Values,
     class_names: Sequence[str],
-    palette: Sequence[Sequence[int]],
+    palette: Palette,
     *,
     title: str = "Share of pixels per class",
 ) -> Figure:
     """Bar chart of the fraction of pixels in each class. Taught in notebook 06."""
-    fractions = np.asarray(torch.as_tensor(fractions, dtype=torch.float64))
+    fractions = _to_numpy(fractions, float64=True)
     if fractions.ndim != 1 or len(fractions) != len(class_names):
         raise ValueError(
             f"need one fraction per class: {len(class_names)} classes, got shape {fractions.shape}"
@@ -116,15 +110,15 @@ def show_augmentations(
     image: torch.Tensor,
     mask: torch.Tensor,
     transform: Callable,
-    palette: Sequence[Sequence[int]],
+    palette: Palette,
     *,
     n: int = 4,
     seed: int = 0,
 ) -> Figure:
     """Several random draws of a joint transform on one sample: image above its mask.
 
-    The first column is the input; draws are seeded (without touching the global RNG), so the
-    figure is reproducible. Taught in notebook 06.
+    The first column is the input; the draws are seeded without touching the global RNG, so
+    the figure is reproducible. Taught in notebook 06.
 
     Args:
         image: uint8 ``(3, H, W)`` before any transform.
@@ -139,12 +133,10 @@ def show_augmentations(
             pairs.append((out[0], out[1], True))
     fig, axes = plt.subplots(2, n + 1, figsize=(1.8 * (n + 1), 3.9), squeeze=False)
     for j, (img, msk, normalized) in enumerate(pairs):
-        axes[0, j].imshow(_display_image(img, normalized=normalized))
-        axes[1, j].imshow(colorize_mask(msk, palette).permute(1, 2, 0).numpy())
+        axes[0, j].imshow(display_image(img, normalized=normalized))
+        axes[1, j].imshow(_mask_rgb(msk, palette))
         axes[0, j].set_title("input" if j == 0 else f"draw {j}")
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
+    _hide_ticks(axes.flat)
     axes[0, 0].set_ylabel("image")
     axes[1, 0].set_ylabel("mask\n(white = ignore)")
     fig.tight_layout()

@@ -9,17 +9,17 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..data import colorize_mask
-from ._common import _class_legend, _display_image
+from ..figures import Palette, _class_legend, _hide_ticks, _mask_rgb, display_image
+from ._common import Array, Values, _line_chart, _to_numpy
 from .data import overlay_mask
 
 
 def plot_per_class_iou(
-    iou: Sequence[float] | np.ndarray | torch.Tensor,
+    iou: Values,
     class_names: Sequence[str],
-    palette: Sequence[Sequence[int]],
+    palette: Palette,
     *,
-    pixel_share: Sequence[float] | np.ndarray | torch.Tensor | None = None,
+    pixel_share: Values | None = None,
     title: str = "IoU per class",
 ) -> Figure:
     """Bar chart of per-class IoU with the mIoU as a dashed line. Taught in notebook 08.
@@ -30,14 +30,14 @@ def plot_per_class_iou(
         pixel_share: optional ``(C,)`` fraction of target pixels per class, written under each
             name, so that a high mIoU driven by a dominant class is visible.
     """
-    values = np.asarray(torch.as_tensor(iou, dtype=torch.float64))
+    values = _to_numpy(iou, float64=True)
     if values.ndim != 1 or len(values) != len(class_names):
         raise ValueError(
             f"need one IoU per class: {len(class_names)} classes, got shape {values.shape}"
         )
     labels = list(class_names)
     if pixel_share is not None:
-        share = np.asarray(torch.as_tensor(pixel_share, dtype=torch.float64))
+        share = _to_numpy(pixel_share, float64=True)
         if share.shape != values.shape:
             raise ValueError(
                 f"pixel_share must have shape {values.shape} like iou, got {share.shape}"
@@ -73,27 +73,24 @@ def plot_inference_speed(
             raise ValueError(
                 f"setting {name!r} has {len(times)} times for {len(sizes)} sizes; give one each"
             )
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    for name, times in times_ms.items():
-        ax.plot(sizes, times, marker="o", label=name)
+    lines = [(name, sizes, times, {"marker": "o"}) for name, times in times_ms.items()]
+    fig, ax = _line_chart(
+        (5, 3.4),
+        lines,
+        xlabel="image size (pixels)",
+        ylabel="time per image (ms)",
+        title=title or "inference time (batch 1, median)",
+    )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xticks(list(sizes), labels=[f"{s}²" for s in sizes])
     ax.minorticks_off()
-    ax.set_xlabel("image size (pixels)")
-    ax.set_ylabel("time per image (ms)")
-    ax.set_title(title or "inference time (batch 1, median)")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend()
     fig.tight_layout()
     return fig
 
 
 def show_segmented_image(
-    image: np.ndarray | torch.Tensor,
-    labels: np.ndarray | torch.Tensor,
-    palette: Sequence[Sequence[int]],
-    class_names: Sequence[str],
+    image: Array, labels: Array, palette: Palette, class_names: Sequence[str]
 ) -> Figure:
     """A picture, its predicted classes, and the picture with the objects outlined.
 
@@ -113,16 +110,15 @@ def show_segmented_image(
         raise TypeError(f"image must be uint8 (H, W, 3) or (3, H, W), got {image.dtype}")
     labels = torch.as_tensor(labels).detach().cpu()
     panels = [
-        _display_image(image),
-        colorize_mask(labels, palette).permute(1, 2, 0).numpy(),
+        display_image(image),
+        _mask_rgb(labels, palette),
         overlay_mask(image, labels, palette),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.6))
     for ax, panel, name in zip(axes, panels, ("image", "labels", "outlines"), strict=True):
         ax.imshow(panel)
         ax.set_title(name)
-        ax.set_xticks([])
-        ax.set_yticks([])
+    _hide_ticks(axes)
     _class_legend(fig, palette, class_names)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
-from ._common import _to_numpy
+from ..figures import _hide_ticks
+from ._common import Array, _to_numpy
 
 
 def plot_decoder_costs(
@@ -16,14 +16,12 @@ def plot_decoder_costs(
     *,
     input_size: tuple[int, int],
 ) -> Figure:
-    """Stacked bars of parameters and multiply-adds per model, split by component.
-
-    Taught in notebook 04.
+    """Stacked bars of parameters and multiply-adds per model, by component. Taught in notebook 04.
 
     Args:
         params: model name (e.g. "DeepLabV3+") -> component (e.g. "backbone") -> parameters.
         macs: same keys -> multiply-accumulates of one forward pass at ``input_size``.
-        input_size: ``(H, W)`` the MACs were counted at, for the title (MACs scale with H*W).
+        input_size: ``(H, W)`` the MACs were counted at, for the title.
     """
     if not params or list(params) != list(macs):
         raise ValueError(
@@ -53,14 +51,11 @@ def plot_decoder_costs(
 
 
 def plot_decoder_upsampling(
-    mask: np.ndarray | torch.Tensor,
-    upsampled: dict[str, np.ndarray | torch.Tensor],
-    *,
-    scores: dict[str, float] | None = None,
+    mask: Array, upsampled: dict[str, Array], *, scores: dict[str, float] | None = None
 ) -> Figure:
     """A full-resolution binary mask next to coarse versions of it brought back to full size.
 
-    Pixels where a version disagrees with the mask are drawn in red, so the boundary error of
+    Pixels where a version disagrees with the mask are red, so the boundary error of
     upsampling from 1/16 versus 1/4 of the resolution shows at a glance. Taught in notebook 04.
 
     Args:
@@ -84,8 +79,6 @@ def plot_decoder_upsampling(
         ax.imshow(picture, interpolation="nearest")
         score = "" if scores is None or name not in scores else f"\nIoU {scores[name]:.3f}"
         ax.set_title(f"{name}{score}", fontsize=9)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
+    _hide_ticks(axes)
     fig.tight_layout()
     return fig

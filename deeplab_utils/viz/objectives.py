@@ -2,35 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
-from ._common import _to_numpy
+from ..figures import _hide_ticks
+from ._common import Array, Values, _line_chart, _to_numpy
 
 
 def plot_loss_vs_overlap(
-    overlaps: list[float] | np.ndarray | torch.Tensor,
-    curves: dict[str, list[float] | np.ndarray | torch.Tensor],
+    overlaps: Values,
+    curves: dict[str, Values],
     *,
     xlabel: str = "overlap: IoU of predicted and target square",
     title: str = "Loss versus overlap",
 ) -> Figure:
-    """One line per loss: its value as the prediction overlaps the target more and more.
+    """One line per loss: its value against the overlap of prediction and target.
 
     Taught in notebook 05.
 
     Args:
         overlaps: x values, e.g. the hard IoU of a sliding predicted square with the target.
         curves: loss name -> loss values, one per overlap.
-        xlabel: label of the x axis.
-        title: figure title.
     """
     x = _to_numpy(overlaps, float64=True)
     if not curves:
         raise ValueError("curves must hold at least one loss, got an empty mapping")
-    fig, ax = plt.subplots(figsize=(6, 4))
+    lines = []
     for name, values in curves.items():
         y = _to_numpy(values, float64=True)
         if y.shape != x.shape:
@@ -38,28 +38,20 @@ def plot_loss_vs_overlap(
                 f"curve {name!r} has {y.shape} values but overlaps has {x.shape}; "
                 "give one loss value per overlap"
             )
-        ax.plot(x, y, marker="o", markersize=3, label=name)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+        lines.append((name, x, y, {"marker": "o", "markersize": 3}))
+    fig, _ = _line_chart((6, 4), lines, xlabel=xlabel, ylabel="loss", title=title)
     fig.tight_layout()
     return fig
 
 
 def plot_gradient_maps(
-    gradients: dict[str, dict[str, np.ndarray | torch.Tensor]],
-    *,
-    targets: dict[str, np.ndarray | torch.Tensor] | None = None,
+    gradients: dict[str, dict[str, Array]], *, targets: dict[str, Array] | None = None
 ) -> Figure:
     """Grid of gradient-magnitude maps ``|∂L/∂logit|``: one row per case, one column per loss.
 
-    Each panel has its own colour scale (losses differ by orders of magnitude), and its title
-    gives the largest magnitude so the scales can be compared. The target's outline is drawn
-    in white where ``targets`` gives one for the row.
-
-    Taught in notebook 05.
+    Each panel has its own colour scale (losses differ by orders of magnitude) and gives its
+    largest magnitude in the title. The target's outline is drawn in white where ``targets``
+    gives one for the row. Taught in notebook 05.
 
     Args:
         gradients: case name (e.g. "small object") -> loss name -> gradient ``(H, W)``.
@@ -91,17 +83,16 @@ def plot_gradient_maps(
                 if outline.any():
                     ax.contour(outline, levels=[0.5], colors="white", linewidths=0.8)
             ax.set_title(f"{loss_name}\nmax {peak:.1e}", fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
         axes[r, 0].set_ylabel(case)
+    _hide_ticks(axes.flat)
     fig.suptitle("|∂ loss / ∂ logit| per pixel")
     fig.tight_layout()
     return fig
 
 
 def plot_confusion_matrix(
-    cm: np.ndarray | torch.Tensor,
-    class_names: list[str] | tuple[str, ...] | None = None,
+    cm: Array,
+    class_names: Sequence[str] | None = None,
     *,
     normalize: bool = True,
     title: str | None = None,
@@ -115,10 +106,9 @@ def plot_confusion_matrix(
         cm: ``(C, C)`` counts, rows = target, columns = prediction (as in
             ``SegmentationMetrics.compute()["confusion_matrix"]``).
         class_names: ``C`` names for the ticks; ``None`` numbers the classes.
-        normalize: divide each row by its sum, so a cell is the fraction of a target class
-            predicted as each class (the diagonal is per-class recall); rows with no pixels
-            stay 0.
-        title: figure title; a default says whether values are counts or fractions.
+        normalize: divide each row by its sum, so the diagonal is per-class recall; rows with
+            no pixels stay 0.
+        title: figure title; by default it says whether values are counts or fractions.
         annotate: write the value in each cell; ``None`` does so when ``C <= 12``.
     """
     matrix = _to_numpy(cm, float64=True)

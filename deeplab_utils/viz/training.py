@@ -2,41 +2,43 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
-from ..figures import draw_mask_grid
+from ..figures import Palette, draw_mask_grid
+from ._common import Batch, Values, _line_chart
 
 
 def plot_lr_schedules(
-    curves: Mapping[str, Sequence[float] | np.ndarray], *, title: str = "Learning-rate schedules"
+    curves: Mapping[str, Values], *, title: str = "Learning-rate schedules"
 ) -> Figure:
-    """Learning-rate multiplier against the optimiser step, one line per schedule.
-
-    Taught in notebook 07.
+    """Learning-rate multiplier against the optimiser step, per schedule. Taught in notebook 07.
 
     Args:
         curves: label -> multiplier of the base learning rate at steps 0, 1, 2, ...
     """
     if not curves:
         raise ValueError("curves must hold at least one schedule, got none")
-    fig, ax = plt.subplots(figsize=(6.5, 3.2))
-    for i, (label, values) in enumerate(curves.items()):
-        values = np.asarray(values, dtype=float)
-        # Dashes tell apart schedules that overlap (e.g. with and without warm-up after W steps).
-        style = ("-", "--", "-.", ":")[i % 4]
-        ax.plot(np.arange(len(values)), values, style, label=label)
-    ax.set_xlabel("optimiser step")
-    ax.set_ylabel("lr / base lr")
-    ax.set_ylim(0, 1.05)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
+    # Dashes tell apart schedules that overlap (e.g. with and without warm-up after W steps).
+    styles = ("-", "--", "-.", ":")
+    lines = [
+        (label, np.arange(len(values)), np.asarray(values, dtype=float), {"linestyle": style})
+        for (label, values), style in zip(curves.items(), itertools.cycle(styles))
+    ]
+    fig, _ = _line_chart(
+        (6.5, 3.2),
+        lines,
+        legend={"frameon": False},
+        xlabel="optimiser step",
+        ylabel="lr / base lr",
+        ylim=(0, 1.05),
+        title=title,
+    )
     fig.tight_layout()
     return fig
 
@@ -50,9 +52,7 @@ def _history_field(history: Any, name: str) -> list[Any]:
 
 
 def plot_training_curves(history: Any, *, smooth: int = 10) -> Figure:
-    """Training loss per step (raw and smoothed), learning rate, and validation mIoU.
-
-    Taught in notebook 07.
+    """Training loss (raw and smoothed), learning rate, validation mIoU. Taught in notebook 07.
 
     Args:
         history: a :class:`~deeplab_utils.training.History` (or its ``to_dict()``).
@@ -94,11 +94,11 @@ def plot_training_curves(history: Any, *, smooth: int = 10) -> Figure:
 
 
 def show_predictions_before_after(
-    images: torch.Tensor | Sequence[torch.Tensor],
-    masks: torch.Tensor | Sequence[torch.Tensor],
-    before: torch.Tensor | Sequence[torch.Tensor],
-    after: torch.Tensor | Sequence[torch.Tensor],
-    palette: Sequence[Sequence[int]],
+    images: Batch,
+    masks: Batch,
+    before: Batch,
+    after: Batch,
+    palette: Palette,
     class_names: Sequence[str],
     *,
     normalized: bool = True,

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
-from ._common import _arrow, _box, _to_numpy
+from ..data import IGNORE_INDEX
+from ..figures import Palette, _hide_ticks, _mask_rgb
+from ._common import Array, _diagram, _hwc, _to_numpy
 
 
 def plot_segmentation_example(
-    image: np.ndarray | torch.Tensor,
-    mask: np.ndarray | torch.Tensor,
-    *,
-    palette: list[tuple[int, int, int]] | tuple[tuple[int, int, int], ...],
-    class_names: list[str] | tuple[str, ...],
+    image: Array, mask: Array, *, palette: Palette, class_names: Sequence[str]
 ) -> Figure:
-    """Show an image next to its per-pixel class mask, with a legend of the classes.
-
-    Taught in notebook 00.
+    """Show an image next to its per-pixel class mask, with a class legend. Taught in notebook 00.
 
     Args:
         image: RGB in ``[0, 1]``, either a ``(H, W, 3)`` array or a ``(3, H, W)`` tensor.
@@ -27,20 +24,15 @@ def plot_segmentation_example(
         palette: one ``(r, g, b)`` colour in 0..255 per class.
         class_names: one name per class, same order as ``palette``.
     """
-    # local: the data layer is needed by this figure only
-    from ..data import IGNORE_INDEX, colorize_mask
-
     if len(class_names) != len(palette):
         raise ValueError(
             f"class_names and palette must have one entry per class, got {len(class_names)} "
             f"names and {len(palette)} colours"
         )
-    picture = _to_numpy(image)
-    if isinstance(image, torch.Tensor):
-        picture = picture.transpose(1, 2, 0)  # (3, H, W) -> (H, W, 3) for imshow
+    picture = _hwc(image)
     if picture.ndim != 3 or picture.shape[2] != 3:
         raise ValueError(f"image must be (H, W, 3) or a (3, H, W) tensor, got {picture.shape}")
-    colours = colorize_mask(mask, palette).permute(1, 2, 0).numpy()  # (H, W, 3) uint8
+    colours = _mask_rgb(mask, palette)
 
     fig, (ax_img, ax_mask) = plt.subplots(1, 2, figsize=(8, 4))
     ax_img.imshow(picture.clip(0, 1))
@@ -53,9 +45,7 @@ def plot_segmentation_example(
         handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="0.5"))
         names.append(f"ignore ({IGNORE_INDEX})")
     ax_mask.legend(handles, names, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
-    for ax in (ax_img, ax_mask):
-        ax.set_xticks([])
-        ax.set_yticks([])
+    _hide_ticks((ax_img, ax_mask))
     fig.tight_layout()
     return fig
 
@@ -63,31 +53,31 @@ def plot_segmentation_example(
 def draw_architecture() -> Figure:
     """Block diagram of DeepLabv3+ (paper, Fig. 2), annotated with output strides (OS).
 
-    The encoder (top row) is DeepLabv3: an atrous ResNet-50 ending at OS 16, then ASPP.
-    The decoder (bottom row) upsamples by 4, joins the backbone's OS-4 features, refines and
-    upsamples by 4 again. Taught in notebook 00.
+    Encoder (top row): DeepLabv3, an atrous ResNet-50 ending at OS 16, then ASPP. Decoder:
+    upsample by 4, join the backbone's OS-4 features, refine, upsample by 4. Taught in notebook 00.
     """
-    fig, ax = plt.subplots(figsize=(12, 4.5))
-    ax.set_xlim(0, 14)
-    ax.set_ylim(0, 6)
-    ax.axis("off")
     blue, green, grey = "#cfe2f3", "#d9ead3", "#eeeeee"
-    _box(ax, 0.9, 4.5, "image\nH × W × 3", grey)
-    _box(ax, 3.6, 4.5, "ResNet-50 backbone\n(atrous in stage 4)", blue)
-    _box(ax, 7.6, 4.5, "ASPP\n1×1 conv, 3×3 convs at\nrates 6, 12, 18, image pooling", blue)
-    _box(ax, 11.6, 4.5, "1×1 conv\n256 channels", blue)
-    _box(ax, 3.6, 1.5, "1×1 conv\n48 channels", green)
-    _box(ax, 7.6, 1.5, "concat\n+ two 3×3 convs", green)
-    _box(ax, 10.6, 1.5, "upsample ×4", green)
-    _box(ax, 13.1, 1.5, "mask\nH × W", grey)
-    _arrow(ax, (1.6, 4.5), (2.3, 4.5))
-    _arrow(ax, (4.95, 4.5), (5.65, 4.5), "OS 16")
-    _arrow(ax, (9.55, 4.5), (10.65, 4.5))
-    _arrow(ax, (3.6, 3.95), (3.6, 2.05), "low-level features, OS 4")
-    _arrow(ax, (4.5, 1.5), (6.5, 1.5))
-    _arrow(ax, (11.6, 3.95), (8.4, 2.05), "upsample ×4: OS 16 → 4")
-    _arrow(ax, (8.75, 1.5), (9.7, 1.5), "OS 4")
-    _arrow(ax, (11.5, 1.5), (12.5, 1.5), "OS 1")
+    boxes = [
+        (0.9, 4.5, "image\nH × W × 3", grey),
+        (3.6, 4.5, "ResNet-50 backbone\n(atrous in stage 4)", blue),
+        (7.6, 4.5, "ASPP\n1×1 conv, 3×3 convs at\nrates 6, 12, 18, image pooling", blue),
+        (11.6, 4.5, "1×1 conv\n256 channels", blue),
+        (3.6, 1.5, "1×1 conv\n48 channels", green),
+        (7.6, 1.5, "concat\n+ two 3×3 convs", green),
+        (10.6, 1.5, "upsample ×4", green),
+        (13.1, 1.5, "mask\nH × W", grey),
+    ]
+    arrows = [
+        ((1.6, 4.5), (2.3, 4.5)),
+        ((4.95, 4.5), (5.65, 4.5), "OS 16"),
+        ((9.55, 4.5), (10.65, 4.5)),
+        ((3.6, 3.95), (3.6, 2.05), "low-level features, OS 4"),
+        ((4.5, 1.5), (6.5, 1.5)),
+        ((11.6, 3.95), (8.4, 2.05), "upsample ×4: OS 16 → 4"),
+        ((8.75, 1.5), (9.7, 1.5), "OS 4"),
+        ((11.5, 1.5), (12.5, 1.5), "OS 1"),
+    ]
+    fig, ax = _diagram((12, 4.5), (14, 6), boxes, arrows)
     ax.text(0.2, 5.7, "Encoder (DeepLabv3)", fontsize=11, weight="bold", color="#3d6fa5")
     ax.text(0.2, 0.3, "Decoder (the '+')", fontsize=11, weight="bold", color="#4d8a3a")
     return fig
