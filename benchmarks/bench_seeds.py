@@ -6,11 +6,14 @@
    training (a model better on every validation set) can be told from a spread from the
    validation scenes (every model better on one set).
 
-Prints the table as Markdown and writes ``<out>/seeds.json``.
+Prints the table as Markdown and writes ``<out>/seeds.json``: the table, and each run's settings,
+validation curve and final per-class IoU (from its ``history.json``).
 
 Usage::
 
-    python benchmarks/bench_seeds.py                   # seeds 0 1 2: about 27 minutes on 2 cores
+    python benchmarks/bench_seeds.py                   # seeds 0 1 2
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+        python benchmarks/bench_seeds.py --out runs/bench_seeds_avx2   # as an AVX2-only CPU
     python benchmarks/bench_seeds.py --seeds 0 1 --val-seeds 0 1 2 3
 """
 
@@ -20,6 +23,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+import torch
 
 from deeplab_utils.checkpoint import load_model
 from deeplab_utils.data import build_dataset
@@ -39,6 +44,20 @@ def _train(out: Path, seed: int) -> Path:
         if code != 0:
             sys.exit(f"the main job failed with exit code {code} for --seed {seed}")
     return run
+
+
+def _summary(run: Path) -> dict:
+    """A finished run's settings, (step, training seconds, mIoU) at each validation and its final
+    per-class IoU."""
+    history = json.loads((run / HISTORY_NAME).read_text(encoding="utf-8"))
+    points = zip(history["eval_step"], history["eval_seconds"], history["val"], strict=True)
+    final = history["val"][-1]
+    return {
+        "train_config": history["train_config"],
+        "curve": [[step, round(seconds, 1), val["miou"]] for step, seconds, val in points],
+        "final_iou": dict(zip(history["class_names"], final["iou"], strict=True)),
+        "final_miou": final["miou"],
+    }
 
 
 def main() -> None:
@@ -66,7 +85,12 @@ def main() -> None:
             loader = make_loader(val_set, batch_size=RECIPE.train.batch_size, shuffle=False)
             metrics = evaluate(model, loader, val_set.num_classes, device=device, amp=amp)
             scores[seed][val_seed] = metrics["miou"]
-    text = json.dumps({str(k): v for k, v in scores.items()}, indent=1)
+    result = {
+        "kernels": torch.backends.cpu.get_cpu_capability(),
+        "cross": {str(k): v for k, v in scores.items()},  # trained with seed -> val seed -> mIoU
+        "runs": {str(seed): _summary(run) for seed, run in runs.items()},
+    }
+    text = json.dumps(result, indent=1)
     (out / "seeds.json").write_text(text, encoding="utf-8")
 
     print("| model trained with | " + " | ".join(f"val seed {v}" for v in val_seeds) + " |")
