@@ -25,6 +25,7 @@ __all__ = ["display_image", "draw_mask_grid", "mask_outlines", "prediction_grid_
 Palette = Sequence[Sequence[int]]
 PANEL_INCHES = 1.9  # side of one image panel
 LEGEND_INCHES = 0.45  # the strip below the panels that holds the legend
+ROW_GAP = 0.08  # least space between rows of panels, as a fraction of a panel's height
 
 
 def display_image(image: torch.Tensor | np.ndarray, *, normalized: bool = True) -> np.ndarray:
@@ -135,6 +136,9 @@ def draw_mask_grid(
             ax.axis("off")
     _class_legend(fig, palette, class_names)
     fig.tight_layout(rect=(0, LEGEND_INCHES / height, 1, 1))
+    # tight_layout leaves no gap between rows of untitled panels: one sample's mask would run into
+    # the next one's.
+    fig.subplots_adjust(hspace=max(fig.subplotpars.hspace, ROW_GAP))
     return fig
 
 

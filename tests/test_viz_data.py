@@ -1,5 +1,7 @@
 """Tests for the data block of deeplab_utils.viz: overlays and sample/augmentation figures."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -76,6 +78,27 @@ def test_show_samples_lays_out_rows(n, with_preds, axes):
     axes_with_images = [ax for ax in fig.axes if ax.images]
     assert len(axes_with_images) == n * (3 if with_preds else 2)
     assert len(fig.axes) == axes
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("with_preds", [False, True])
+def test_show_samples_leaves_a_gap_between_rows(with_preds):
+    """One sample's panels do not touch the next row's (the masks' black backgrounds would merge):
+    measured on the drawn panels, after each image axis has shrunk to its square."""
+    ds = ShapesDataset(4, image_size=16)
+    images = torch.stack([ds[i][0] for i in range(4)])
+    masks = torch.stack([ds[i][1] for i in range(4)])
+    preds = masks.flip(-1) if with_preds else None
+    fig = viz.show_samples(images, masks, SHAPES_PALETTE, SHAPES_CLASSES, preds=preds, ncols=4)
+    fig.canvas.draw()
+    first_column = sorted(
+        (ax.get_position() for ax in fig.axes if ax.images and ax.get_position().x0 < 0.1),
+        key=lambda box: -box.y0,
+    )
+    assert len(first_column) >= 2
+    for upper, lower in itertools.pairwise(first_column):
+        gap_inches = (upper.y0 - lower.y1) * fig.get_size_inches()[1]
+        assert gap_inches > 0.05, f"rows {gap_inches:.3f} in apart"
     plt.close(fig)
 
 
