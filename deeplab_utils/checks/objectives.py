@@ -254,37 +254,55 @@ def check_miou(fn: Callable[..., float]) -> None:
     extra_p[0, 0, :3] = 3  # class 3 predicted, but in no target
     example_t = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [0, 2, 2, 255], [0, 2, 2, 2]])
     example_p = torch.tensor([[0, 0, 1, 0], [0, 1, 1, 1], [0, 2, 1, 2], [0, 0, 2, 2]])
+    # the hint names the case's trap; the formula's hint for the other cases
+    formula = "IoU_c = TP / (TP + FP + FN) from the confusion matrix (rows = target)."
     cases = [
-        # (name, pred (B, H, W), target (B, H, W), num_classes)
-        ("one 5x6 mask, nothing ignored", mostly_right(one_t), one_t, 3),
-        ("a batch of 3 masks, 7x9", mostly_right(batch_t), batch_t, 3),
-        ("ignored pixels (target 255)", ignore_p, ignore_t, 3),
-        ("classes 3 and 4 absent from both masks", mostly_right(one_t), one_t, 5),
-        ("class 3 in the target but never predicted", never_p, never_t, 4),
-        ("class 3 predicted but in no target", extra_p, extra_t, 4),
-        ("the 4x4 example of section 7", example_p[None], example_t[None], 3),
+        # (name, pred (B, H, W), target (B, H, W), num_classes, hint)
+        ("one 5x6 mask, nothing ignored", mostly_right(one_t), one_t, 3, formula),
+        (
+            "a batch of 3 masks, 7x9",
+            mostly_right(batch_t),
+            batch_t,
+            3,
+            "count one confusion matrix over the whole batch; do not average per-image mIoUs.",
+        ),
+        (
+            "ignored pixels (target 255)",
+            ignore_p,
+            ignore_t,
+            3,
+            "skip every pixel whose target is ignore_index before counting.",
+        ),
+        (
+            "classes 3 and 4 absent from both masks",
+            mostly_right(one_t),
+            one_t,
+            5,
+            "a class absent from both target and prediction has IoU 0/0: leave it out of "
+            "the mean (do not count it as 0 or 1).",
+        ),
+        (
+            "class 3 in the target but never predicted",
+            never_p,
+            never_t,
+            4,
+            "a class that is in the target but never predicted has IoU 0 and is counted.",
+        ),
+        (
+            "class 3 predicted but in no target",
+            extra_p,
+            extra_t,
+            4,
+            "a class that is predicted but absent from the target has IoU 0 and is counted.",
+        ),
+        ("the 4x4 example of section 7", example_p[None], example_t[None], 3, formula),
     ]
-    hints = {
-        "a batch of 3 masks, 7x9": "count one confusion matrix over the whole batch; do not "
-        "average per-image mIoUs.",
-        "ignored pixels (target 255)": "skip every pixel whose target is ignore_index before "
-        "counting.",
-        "classes 3 and 4 absent from both masks": "a class absent from both target and "
-        "prediction has IoU 0/0: leave it out of the mean (do not count it as 0 or 1).",
-        "class 3 in the target but never predicted": "a class that is in the target but never "
-        "predicted has IoU 0 and is counted.",
-        "class 3 predicted but in no target": "a class that is predicted but absent from the "
-        "target has IoU 0 and is counted.",
-    }
-    for name, pred, target, num_classes in cases:
+    for name, pred, target, num_classes, hint in cases:
         metrics = SegmentationMetrics(num_classes)
         metrics.update(pred, target)
         expected = torch.tensor(metrics.compute()["miou"], dtype=torch.float64)
         got = _run(name, fn, pred.clone(), target.clone(), num_classes, ignore_index=255)
         if isinstance(got, torch.Tensor) and got.numel() == 1:
             got = got.reshape(())
-        hint = hints.get(
-            name, "IoU_c = TP / (TP + FP + FN) from the confusion matrix (rows = target)."
-        )
         _compare(name, got, expected, hint=hint, atol=1e-6, rtol=1e-6)
     _passed(len(cases), "your mIoU equals deeplab_utils.SegmentationMetrics'.")
