@@ -48,12 +48,23 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return chosen
 
 
+def bf16_is_fast(capability: str, avx512_bf16: bool, amx: bool) -> bool:
+    """Whether bf16 autocast speeds a CPU up: the decision alone, from what the CPU reports.
+
+    ``capability`` is ``torch.backends.cpu.get_cpu_capability()`` (the kernels torch runs:
+    ``"AVX2"``, ``"AVX512"``, ``"AMX"``, ...); ``avx512_bf16`` and ``amx`` are the CPU's native
+    bf16 features. bf16 is fast only where the CPU has one of them *and* torch runs its AVX-512
+    (or AMX) kernels: a CPU limited to AVX2 (``ATEN_CPU_CAPABILITY=avx2``, as ``make test-avx2``
+    plays a laptop) emulates bf16 slowly. A pure function, so the tests decide every input.
+    """
+    return capability in ("AVX512", "AMX") and bool(avx512_bf16 or amx)
+
+
 def amp_is_fast(device: str | torch.device) -> bool:
     """Whether mixed precision speeds training up on ``device``, so a job may turn it on itself.
 
-    True on CUDA (fp16 tensor cores), and on CPUs with native bfloat16 arithmetic (AVX512-BF16
-    or AMX) when torch runs its AVX-512 kernels there; False on other CPUs, where bf16 is
-    emulated and slower, and on Apple MPS.
+    True on CUDA (fp16 tensor cores); on a CPU, what :func:`bf16_is_fast` decides from this
+    host's kernels and bf16 features; False on Apple MPS.
 
     Raises:
         ValueError: if ``device`` is not a device name.
@@ -66,13 +77,12 @@ def amp_is_fast(device: str | torch.device) -> bool:
         return True
     if kind != "cpu":
         return False
-    # bf16 is fast only where torch runs its AVX-512 (or AMX) kernels: a CPU limited to AVX2
-    # (ATEN_CPU_CAPABILITY=avx2, as the tests do to play a laptop) would emulate it, slowly.
-    if torch.backends.cpu.get_cpu_capability() not in ("AVX512", "AMX"):
-        return False
     # Private helpers (torch >= 2.1); a torch without them gets the safe answer, False.
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    native = [getattr(torch.cpu, name, lambda: False)() for name in _BF16_FEATURES]
+    return bf16_is_fast(torch.backends.cpu.get_cpu_capability(), *native)
+
+
+_BF16_FEATURES = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
 
 
 def seed_everything(seed: int) -> None:

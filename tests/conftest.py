@@ -15,6 +15,26 @@ def _seed() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _declared_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs on a declared CPU, not the host's: AVX2 kernels, no native bf16 (a
+    laptop). What reads the host (``amp_is_fast``, and through it the ``amp`` default and the
+    main job's default steps) then decides the same on an AVX2 laptop and an AVX-512 server; a
+    test about another CPU declares it with :func:`declare_cpu`. The kernels torch really runs
+    still differ by host, so tests compare runs of one host with each other, never stored digits.
+    """
+    declare_cpu(monkeypatch, "AVX2", avx512_bf16=False, amx=False)
+
+
+def declare_cpu(
+    monkeypatch: pytest.MonkeyPatch, capability: str, *, avx512_bf16: bool, amx: bool
+) -> None:
+    """Make this process report ``capability`` kernels and these native bf16 features."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+
+
+@pytest.fixture(autouse=True)
 def _no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
     """A test that would download (weights through torch.hub) fails instead of reaching out."""
 
