@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from deeplab_utils.metrics import SegmentationMetrics
+from deeplab_utils.metrics import (
+    IGNORE_INDEX,
+    SegmentationMetrics,
+    boundary_band,
+    mean_iou,
+    trimap_miou,
+)
 
 
 def numpy_confusion(target: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -151,3 +157,88 @@ def test_mean_iou_of_the_notebook_example_by_hand() -> None:
     expected = (5 / 8 + 3 / 6 + 3 / 5) / 3
     assert mean_iou(pred, target, 3) == pytest.approx(expected)
     assert mean_iou(pred, target, 4) == pytest.approx(expected)
+
+
+# --- trimap (boundary-band) mIoU, against a NumPy oracle written from the definition ---
+
+
+def _band_oracle(target: np.ndarray, width: int) -> np.ndarray:
+    """Pixels at Chebyshev distance <= width of a pixel whose label differs from a 4-neighbour."""
+    _, h, w = target.shape
+    edge = np.zeros(target.shape, dtype=bool)
+    for b, y, x in np.ndindex(*target.shape):
+        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            ny, nx = y + dy, x + dx
+            if 0 <= ny < h and 0 <= nx < w and target[b, ny, nx] != target[b, y, x]:
+                edge[b, y, x] = True
+    band = np.zeros_like(edge)
+    for b, y, x in zip(*np.nonzero(edge), strict=True):
+        band[b, max(0, y - width) : y + width + 1, max(0, x - width) : x + width + 1] = True
+    return band
+
+
+def _miou_oracle(pred: np.ndarray, target: np.ndarray, scored: np.ndarray, c: int) -> float:
+    ious = []
+    for k in range(c):
+        tp = np.sum((pred == k) & (target == k) & scored)
+        union = np.sum(((pred == k) | (target == k)) & scored)
+        if union:
+            ious.append(tp / union)
+    return float(np.mean(ious)) if ious else float("nan")
+
+
+def test_trimap_miou_by_hand():
+    """Left half class 0, right half class 1, all predicted 0. Width 0 scores the two columns
+    beside the edge: class 0 IoU 6/12, class 1 IoU 0, mIoU 0.25 (the whole image: 0.25 too;
+    width 1 scores columns 1-4: class 0 IoU 12/24, class 1 0)."""
+    target = torch.zeros(1, 6, 6, dtype=torch.long)
+    target[..., 3:] = 1
+    pred = torch.zeros(1, 6, 6, dtype=torch.long)
+    assert trimap_miou(pred, target, 2, 0) == pytest.approx(0.25)
+    assert boundary_band(target, 0)[0].nonzero()[:, 1].unique().tolist() == [2, 3]
+    assert boundary_band(target, 1)[0].nonzero()[:, 1].unique().tolist() == [1, 2, 3, 4]
+    perfect_inside = target.clone()
+    perfect_inside[..., 0] = 1  # wrong only far from the edge: the band does not see it
+    assert trimap_miou(perfect_inside, target, 2, 1) == 1.0
+    assert mean_iou(perfect_inside, target, 2) < 1.0
+
+
+@pytest.mark.parametrize("width", [0, 1, 2, 5])
+def test_trimap_miou_matches_numpy(width):
+    """Random scenes with ignore pixels, labels or logits: the oracle's band and mIoU."""
+    g = torch.Generator().manual_seed(width)
+    target = torch.randint(0, 3, (2, 1, 5, 6), generator=g)
+    target = torch.nn.functional.interpolate(target.float(), size=(15, 18)).long()[:, 0]
+    target[0, :2, :3] = IGNORE_INDEX  # a void patch: its border is a boundary, itself unscored
+    logits = torch.randn(2, 3, 15, 18, generator=g)
+    t = target.numpy()
+    scored = _band_oracle(t, width) & (t != IGNORE_INDEX)
+    expected = _miou_oracle(logits.argmax(1).numpy(), t, scored, 3)
+    assert np.array_equal(boundary_band(target, width).numpy(), _band_oracle(t, width))
+    assert trimap_miou(logits, target, 3, width) == pytest.approx(expected)
+    assert trimap_miou(logits.argmax(1), target, 3, width) == pytest.approx(expected)
+
+
+def test_trimap_miou_grows_to_the_full_miou():
+    """A band wider than the image scores every labelled pixel: the plain mIoU."""
+    g = torch.Generator().manual_seed(1)
+    target = torch.randint(0, 4, (3, 12, 12), generator=g)
+    pred = torch.randint(0, 4, (3, 12, 12), generator=g)
+    assert trimap_miou(pred, target, 4, 12) == pytest.approx(mean_iou(pred, target, 4))
+
+
+@pytest.mark.parametrize("width", [-1, 1.5, True, "2"])
+def test_trimap_miou_rejects_a_bad_width(width):
+    """A width that is no count of pixels gets one clear line."""
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="width must be an int >= 0"):
+        trimap_miou(target, target, 2, width)
+
+
+def test_trimap_miou_checks_the_target_like_the_other_metrics():
+    """A float target or a mismatched shape is refused, as SegmentationMetrics refuses it."""
+    pred = torch.zeros(1, 4, 4, dtype=torch.long)
+    with pytest.raises(TypeError):
+        trimap_miou(pred, torch.zeros(1, 4, 4), 2, 1)
+    with pytest.raises(ValueError):
+        trimap_miou(pred, torch.zeros(1, 4, 5, dtype=torch.long), 2, 1)
