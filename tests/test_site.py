@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from chromium import Chromium, find_chromium
 
-from tools.notebooks import colab_url
+from tools.notebooks import REPO, colab_url
 
 for module in ("mkdocs", "material", "mkdocs_jupyter", "jupyter_server_mathjax"):
     pytest.importorskip(module, reason="the site's tools: pip install -e '.[site]'")
@@ -203,7 +203,7 @@ def test_front_page_is_the_course_map_with_site_links() -> None:
     for notebook in NOTEBOOKS:
         assert f"]({notebook.name})" in page
     assert "](notebooks/" not in page and "](#" not in page
-    assert "](https://github.com/deeplab-course/deeplabv3plus-from-scratch#results)" in page
+    assert f"](https://github.com/{REPO}#results)" in page
 
 
 def test_front_page_retargets_each_kind_of_link() -> None:
