@@ -43,3 +43,14 @@ test-avx2: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# The course as a website in build/site (mkdocs.yml, tools/site.py): the solved notebooks with
+# their stored outputs, nothing executed. --strict: a link that does not resolve fails the build.
+.PHONY: site
+$(VENV)/.site-installed: $(VENV)/.installed pyproject.toml
+	$(BIN)/python -m pip install -e ".[site]"
+	touch $@
+
+site: $(VENV)/.site-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	@echo "site: build/site/index.html (search needs a server: $(BIN)/mkdocs serve)"
