@@ -12,12 +12,12 @@ AVX2 := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS
 TRAINING_NOTEBOOKS := notebooks/07_training.ipynb notebooks/08_evaluation_and_inference.ipynb
 UNIT_TESTS := tests --ignore=tests/test_student_notebooks.py --ignore=tests/test_notebooks_real_data.py
 
-.PHONY: lab test test-avx2 clean
+.PHONY: lab test test-avx2 clean site
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install -e ".[dev,site]"
 	touch $@
 
 # JupyterLab refuses to start as root (containers, classroom VMs) unless told it may.
@@ -42,15 +42,10 @@ test-avx2: $(VENV)/.installed
 	fi
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache build/site
 
 # The course as a website in build/site (mkdocs.yml, tools/site.py): the solved notebooks with
 # their stored outputs, nothing executed. --strict: a link that does not resolve fails the build.
-.PHONY: site
-$(VENV)/.site-installed: $(VENV)/.installed pyproject.toml
-	$(BIN)/python -m pip install -e ".[site]"
-	touch $@
-
-site: $(VENV)/.site-installed
+site: $(VENV)/.installed
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 	@echo "site: build/site/index.html (search needs a server: $(BIN)/mkdocs serve)"
