@@ -107,8 +107,9 @@ class RunConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain dict of primitives (the ``train`` config nested), as stored in checkpoints."""
-        return dataclasses.asdict(self)
+        """A plain dict of primitives (the ``train`` config nested, its lr and warm-up
+        resolved), as stored in checkpoints and compared on resume."""
+        return dataclasses.asdict(self) | {"train": self.train.to_dict()}
 
 
 @dataclass
@@ -220,7 +221,8 @@ def _flat(config: dict[str, Any]) -> dict[str, Any]:
 def check_resume(config: RunConfig, path: str | Path) -> RunConfig:
     """The config to continue the run saved at ``path`` with, or a :class:`ResumeError`.
 
-    Every setting must equal the saved one, except those in ``FREE_ON_RESUME`` and ``steps``,
+    Every setting must equal the saved one (``lr`` and ``warmup_steps`` compared as the runs
+    use them, defaults resolved), except those in ``FREE_ON_RESUME`` and ``steps``,
     which may grow (the poly schedule is recomputed for the new total: the learning rate rises
     again, then decays to 0 at the new end). ``amp`` and ``channels_last`` left as None take
     the saved run's values, so a resumed run keeps its precision on any machine.

@@ -81,14 +81,16 @@ class TrainConfig:
     """How a model is trained (not which model, nor on which data): the course's one recipe.
 
     The main job and the notebooks share it and differ only in ``steps`` and ``batch_size``.
-    ``None`` fields are decided for you: ``lr`` and ``warmup_steps`` when the config is made,
-    ``amp`` and ``channels_last`` by :func:`fit` for its device. Taught in notebook 07.
+    ``None`` fields are decided for you: ``lr`` and ``warmup_steps`` where they are used
+    (:meth:`resolved_lr`, :meth:`resolved_warmup_steps`), so ``dataclasses.replace(config,
+    optimizer="sgd")`` gets SGD's rate; ``amp`` and ``channels_last`` by :func:`fit` for its
+    device. Taught in notebook 07.
     """
 
     steps: int = 850  # total optimiser steps; the paper's poly schedule counts iterations
     batch_size: int = 16  # images per step (per process under DDP); read by make_loader
     optimizer: Literal["sgd", "adam"] = "adam"  # "sgd" = paper's recipe; "adam" = the seed's
-    lr: float | None = None  # peak learning rate; None: DEFAULT_LR[optimizer]
+    lr: float | None = None  # peak learning rate; None: DEFAULT_LR[optimizer] (resolved_lr)
     warmup_steps: int | None = None  # linear warm-up before the poly decay; None: steps // 10
     poly_power: float = POLY_POWER  # exponent of the poly decay; 0 keeps lr constant
     grad_clip: float | None = None  # max global gradient norm, or None for no clipping
@@ -104,17 +106,16 @@ class TrainConfig:
         _check_int(self, ("eval_every", "checkpoint_every", "seed", "log_every"), 0)
         if self.optimizer not in DEFAULT_LR:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if self.lr is None:
-            object.__setattr__(self, "lr", DEFAULT_LR[self.optimizer])
-        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if self.warmup_steps is None:
-            object.__setattr__(self, "warmup_steps", self.steps // 10)
-        _check_int(self, ("warmup_steps",), 0)
-        if self.warmup_steps >= self.steps:
-            raise ValueError(
-                f"warmup_steps must be smaller than steps ({self.steps}), got {self.warmup_steps}"
-            )
+        lr = self.lr
+        if lr is not None and not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        if self.warmup_steps is not None:
+            _check_int(self, ("warmup_steps",), 0)
+            if self.warmup_steps >= self.steps:
+                raise ValueError(
+                    f"warmup_steps must be smaller than steps ({self.steps}), "
+                    f"got {self.warmup_steps}"
+                )
         if not (isinstance(self.poly_power, int | float) and self.poly_power >= 0):
             raise ValueError(f"poly_power must be a number >= 0, got {self.poly_power!r}")
         if self.grad_clip is not None and not (
@@ -125,6 +126,14 @@ class TrainConfig:
             if getattr(self, name) not in (None, True, False):
                 raise ValueError(f"{name} must be None, True or False, got {getattr(self, name)!r}")
 
+    def resolved_lr(self) -> float:
+        """The peak learning rate: ``lr``, or the optimiser's default when it is None."""
+        return DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
+
+    def resolved_warmup_steps(self) -> int:
+        """The warm-up: ``warmup_steps``, or a tenth of ``steps`` when it is None."""
+        return self.steps // 10 if self.warmup_steps is None else self.warmup_steps
+
     def for_device(self, device: torch.device) -> TrainConfig:
         """This config with ``amp`` and ``channels_last`` decided for ``device`` where None."""
         amp = amp_is_fast(device) if self.amp is None else self.amp
@@ -132,8 +141,10 @@ class TrainConfig:
         return dataclasses.replace(self, amp=amp, channels_last=channels_last)
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain dict of primitives (JSON-able, and loadable with ``weights_only=True``)."""
-        return dataclasses.asdict(self)
+        """A plain dict of primitives (JSON-able, and loadable with ``weights_only=True``), with
+        ``lr`` and ``warmup_steps`` as the run uses them: what checkpoints record."""
+        used = {"lr": self.resolved_lr(), "warmup_steps": self.resolved_warmup_steps()}
+        return dataclasses.asdict(self) | used
 
 
 @dataclass
@@ -210,7 +221,7 @@ def build_scheduler(
         poly_lr_lambda,
         total_steps=config.steps,
         power=config.poly_power,
-        warmup_steps=config.warmup_steps,
+        warmup_steps=config.resolved_warmup_steps(),
     )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
@@ -223,12 +234,12 @@ def build_optimizer(model: nn.Module, *, config: TrainConfig) -> torch.optim.Opt
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=config.lr, momentum=SGD_MOMENTUM, weight_decay=SGD_WEIGHT_DECAY
+            params, lr=config.resolved_lr(), momentum=SGD_MOMENTUM, weight_decay=SGD_WEIGHT_DECAY
         )
     # The same Adam in one kernel instead of a loop over every tensor; fused Adam runs on CPU
     # and CUDA tensors only (torch >= 2.4).
     fused = bool(params) and {p.device.type for p in params} <= {"cpu", "cuda"}
-    return torch.optim.Adam(params, lr=config.lr, fused=fused or None)
+    return torch.optim.Adam(params, lr=config.resolved_lr(), fused=fused or None)
 
 
 # --- Data order that a checkpoint can reproduce; evaluation shards ---
