@@ -251,6 +251,8 @@ def load_checkpoint(
     Returns the whole checkpoint dict: ``"step"``, ``"train_config"``, ``"model_config"``,
     ``"history"``, ``"rng"``, ... ``restore_rng=True`` also restores the random-number
     generators (done when resuming, so that the continued run repeats the uninterrupted one).
+    A ``scaler`` keeps its fresh state when the checkpoint holds none (a run continued with
+    mixed precision recalibrates its scale), and saved scaler state is ignored without one.
     Taught in notebook 07.
 
     Raises:
@@ -268,6 +270,8 @@ def load_checkpoint(
     for name, target in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
         if target is None:
             continue
+        if name == "scaler" and payload.get(name) is None:
+            continue  # a run saved without mixed precision: a fresh scaler finds its own scale
         if payload.get(name) is None:
             raise CheckpointError(
                 f"checkpoint {path} holds no {name} state, so it cannot resume training; "
