@@ -414,6 +414,12 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
+def _model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters (or buffers) are; the CPU for a model with neither."""
+    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
 def _mean_over_processes(loss: torch.Tensor) -> float:
     value = loss.detach().float().clone()
     if _is_distributed():  # every rank sees the same mean loss, so all stop together on a NaN
@@ -591,8 +597,9 @@ def evaluate(
     """Validation metrics of ``model`` over ``loader`` (summed over DDP processes).
 
     ``num_classes`` defaults to the logits' channel count (2 for a one-channel binary model,
-    which predicts ``logit > 0``). A DDP-wrapped model is evaluated through its ``.module``, so
-    processes with different numbers of batches never wait for each other.
+    which predicts ``logit > 0``); ``device`` to the model's own (that of its parameters). A
+    DDP-wrapped model is evaluated through its ``.module``, so processes with different numbers
+    of batches never wait for each other.
 
     Batches are ``(images (B, 3, h, w), masks)``. Masks ``(B, H, W)`` of the images' size are
     scored as they are; a list of masks at each picture's original size ``(H_i, W_i)``
@@ -606,8 +613,8 @@ def evaluate(
     """
     from .evaluation import pairs_at_mask_size
 
-    device = pick_device(device)
     model = _unwrap(model)
+    device = _model_device(model) if device is None else pick_device(device)
     was_training = model.training
     model.eval()
     metrics = None
@@ -636,8 +643,7 @@ def confusion_matrix(
     :func:`evaluate`'s core, for the loop notebook 08 writes by hand (eval mode, no gradients,
     the model's device, argmax, targets of 255 left out). Taught in notebook 08.
     """
-    device = next(model.parameters()).device  # where the model is: the batches go there
-    return torch.tensor(evaluate(model, loader, num_classes, device=device)["confusion_matrix"])
+    return torch.tensor(evaluate(model, loader, num_classes)["confusion_matrix"])
 
 
 # --- fit: the whole run ---

@@ -513,3 +513,13 @@ def test_checkpoint_records_the_learning_rate_and_warmup_the_run_used(tmp_path):
     fit(new_model(), loader, config=config, loss_fn=ce_loss, checkpoint_path=path, progress=False)
     saved = read_train_config(path)
     assert (saved["lr"], saved["warmup_steps"]) == (0.01, 2)
+
+
+def test_evaluate_runs_where_the_model_is(monkeypatch):
+    """On a machine with a GPU, a CPU model is evaluated on the CPU (its parameters' device),
+    not sent batches on CUDA; the result equals an explicit device="cpu"."""
+    model = new_model().eval()
+    loader = make_loader(tiny_dataset(6), batch_size=3, shuffle=False)
+    expected = evaluate(model, loader, NUM_CLASSES, device="cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine
+    assert evaluate(model, loader, NUM_CLASSES) == expected
