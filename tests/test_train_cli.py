@@ -394,3 +394,16 @@ def test_resume_keeps_the_runs_steps_and_warmup(one_step_run, monkeypatch):
     assert TINY[:2] == ["--steps", "3"]
     assert main([*TINY[2:], "--out", str(one_step_run), "--resume"]) == 130
     assert (seen["config"].steps, seen["config"].warmup_steps) == (2, 0)
+
+
+def test_iou_table_without_labelled_pixels_says_why(capsys):
+    """A validation with no labelled pixel (every IoU, mIoU and accuracy None, NaN in the
+    metrics) prints "n/a" with the reason instead of failing on a format."""
+    from deeplab_utils.train import _print_iou_table
+
+    metrics = {"iou": [None, None], "miou": None, "pixel_accuracy": None}
+    _print_iou_table(metrics, ("background", "pet"))
+    text = capsys.readouterr().out
+    assert re.search(r"^mIoU\s+n/a \(no labelled validation pixels\)$", text, re.MULTILINE)
+    assert re.search(r"^pixel acc\.\s+n/a", text, re.MULTILINE)
+    assert re.search(r"^pet\s+n/a$", text, re.MULTILINE)
