@@ -18,11 +18,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .aspp import check_rates, scaled_aspp_rates
+from .backbone import load_backbone_weights
 from .checkpoint import CheckpointError, read_checkpoint_info
 from .data import DATASET_NAMES, PETS_MODES, build_dataset, collate_original_size
 from .losses import DiceCELoss
 from .model import ModelConfig, build_model
-from .pretrained import load_backbone_weights
 from .training import History, TrainConfig, fit, make_loader
 
 __all__ = [

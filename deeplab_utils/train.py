@@ -29,9 +29,10 @@ import torch.distributed as dist
 from torch import nn
 
 from .aspp import check_rates
+from .backbone import IMAGENET, backbone_state_dict
 from .checkpoint import CheckpointError, read_train_config
+from .figures import prediction_grid_png
 from .files import atomic_write
-from .pretrained import IMAGENET, backbone_state_dict
 from .run import Run, RunConfig, build_run, check_resume, preview_batch, train_run
 from .runtime import DEVICE_CHOICES, pick_device
 from .training import DEFAULT_LR, History, NonFiniteLossError, TrainConfig, _autocast
@@ -402,8 +403,6 @@ def _print_iou_table(metrics: dict[str, Any], class_names: tuple[str, ...] | lis
 @torch.no_grad()
 def _save_predictions(run: Run, model: nn.Module, path: Path, device: torch.device) -> None:
     """Image | ground truth | prediction for the first validation images, with a legend."""
-    from .figures import prediction_grid_png
-
     images, masks = preview_batch(run, PREDICTION_ROWS)  # (N, 3, H, W), (N, H, W)
     model.eval()
     with _autocast(device, bool(run.config.train.amp)):  # the precision the run trained in

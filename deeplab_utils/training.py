@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .evaluation import pairs_at_mask_size
 from .metrics import IGNORE_INDEX, SegmentationMetrics
 from .runtime import amp_is_fast, pick_device, seed_everything
 
@@ -611,8 +612,6 @@ def evaluate(
     lists/floats (NaN -> None): ``"pixel_accuracy"``, ``"iou"`` (C,), ``"miou"``, ``"dice"``
     (C,), ``"mean_dice"``, ``"confusion_matrix"`` (C, C). Taught in notebook 08.
     """
-    from .evaluation import pairs_at_mask_size
-
     model = _unwrap(model)
     device = _model_device(model) if device is None else pick_device(device)
     was_training = model.training
