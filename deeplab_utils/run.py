@@ -7,6 +7,7 @@ checkpoint so that :func:`check_resume` can refuse other settings. Taught in not
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import pickle
 from dataclasses import dataclass, field
@@ -20,7 +21,13 @@ from torch.utils.data import DataLoader, Dataset
 from .aspp import check_rates, scaled_aspp_rates
 from .backbone import load_backbone_weights
 from .checkpoint import CheckpointError, read_checkpoint_info
-from .data import DATASET_NAMES, PETS_MODES, build_dataset, collate_original_size
+from .data import (
+    DATASET_NAMES,
+    PETS_MODES,
+    build_dataset,
+    collate_original_size,
+    eval_transforms,
+)
 from .losses import DiceCELoss
 from .model import ModelConfig, build_model
 from .training import History, TrainConfig, fit, make_loader
@@ -126,9 +133,9 @@ class Run:
     checkpoint: Path | None  # where train_run saves; None: nowhere
 
 
-def _datasets(config: RunConfig, *, original_size: bool = True) -> tuple[Dataset, Dataset]:
+def _datasets(config: RunConfig) -> tuple[Dataset, Dataset]:
     """Training and validation sets; real datasets' val masks keep their original size (the
-    standard protocol scores every pixel of the original annotation) unless told otherwise."""
+    standard protocol scores every pixel of the original annotation)."""
     common = {
         "root": config.data_dir, "image_size": config.image_size, "seed": config.train.seed,
         "pets_mode": config.pets_mode,
@@ -139,7 +146,7 @@ def _datasets(config: RunConfig, *, original_size: bool = True) -> tuple[Dataset
     )  # fmt: skip
     val = build_dataset(
         config.dataset, split="val", num_samples=config.val_samples,
-        original_size_masks=original_size and config.dataset != "shapes", **common,
+        original_size_masks=config.dataset != "shapes", **common,
     )  # fmt: skip
     if len(train) < config.train.batch_size:
         raise ValueError(
@@ -203,11 +210,13 @@ def preview_batch(run: Run, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``n`` validation images ``(n, 3, S, S)`` and their masks ``(n, S, S)``.
 
     The masks at the model's input size, to draw beside the images: a real dataset's
-    validation masks keep their original size for scoring, so they are read again resized.
+    validation masks keep their original size for scoring, so they are read again resized,
+    from the run's own validation set (its file list is not scanned again).
     """
     shown = run.val_set
     if run.config.dataset != "shapes":
-        shown = _datasets(run.config, original_size=False)[1]
+        shown = copy.copy(run.val_set)  # the same files; masks resized with the images
+        shown.transform = eval_transforms(run.config.image_size)
     n = min(n, len(shown))
     samples = [shown[i] for i in range(n)]
     return torch.stack([s[0] for s in samples]), torch.stack([s[1] for s in samples])
