@@ -2,8 +2,8 @@
 
 A plain loop to read beside notebook 07, for any model mapping ``(B, 3, H, W)`` to logits
 ``(B, C, H, W)``, any ``loss_fn(logits, masks)`` and any dataset of ``(image, mask)``.
-With a loader from :func:`make_loader` (``workers=0``) a CPU run resumed from its checkpoint
-ends with exactly the weights of an uninterrupted one: the data order is a function of
+With a loader from :func:`make_loader` (``workers=0``) a one-process CPU run resumed from its
+checkpoint ends with exactly the weights of an uninterrupted one: the data order is a function of
 ``(seed, epoch)`` alone and the checkpoint carries every state, RNGs included. (On a GPU,
 non-deterministic kernels make it only statistically the same.)
 """
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -679,7 +680,10 @@ def fit(
     ``model`` maps ``(B, 3, H, W)`` to logits ``(B, C, H, W)`` and may be DDP-wrapped (rank 0
     alone then shows progress and writes). ``num_classes`` defaults as in :func:`evaluate`.
     ``resume`` continues from ``checkpoint_path`` (weights, optimiser, schedule, RNG, step,
-    history); ``run_config`` is stored in the checkpoint so that a resume can be checked.
+    history); ``run_config`` is stored in the checkpoint so that a resume can be checked. Under
+    DDP the checkpoint holds rank 0's random generators: rank 0 restores them and every other
+    rank ``r`` reseeds from ``(seed, r, step)``, so the ranks keep drawing their own
+    augmentation and dropout (reproducibly, though not as the uninterrupted run did).
     Without ``progress``, each validation prints one line (for logs). Taught in notebook 07.
 
     Raises:
@@ -707,9 +711,13 @@ def fit(
     history, step = History(), 0
     if resume:
         saved = load_checkpoint(
-            checkpoint_path, model=_unwrap(model), map_location=device, restore_rng=True, **states
-        )
+            checkpoint_path, model=_unwrap(model), map_location=device, restore_rng=rank == 0,
+            **states,
+        )  # fmt: skip
         history, step = History.from_dict(saved["history"]), saved["step"]
+        if rank > 0:  # rank 0's saved generators would give every rank the same numbers
+            entropy = np.random.SeedSequence([config.seed, rank, step])
+            seed_everything(int(entropy.generate_state(1, np.uint64)[0]) % 2**63)
     batches = _batches(train_loader, seed=config.seed, start_step=step)
     # Wall time for mIoU-vs-minutes curves; a resumed run continues from its last validation.
     started = time.perf_counter() - (history.eval_seconds[-1] if history.eval_seconds else 0.0)
