@@ -30,7 +30,7 @@ from .data import (
 )
 from .losses import DiceCELoss
 from .model import ModelConfig, build_model
-from .training import History, TrainConfig, fit, make_loader
+from .training import History, TrainConfig, evaluate, fit, make_loader
 
 __all__ = [
     "Run",
@@ -38,6 +38,7 @@ __all__ = [
     "ResumeError",
     "build_run",
     "check_resume",
+    "evaluate_test_split",
     "preview_batch",
     "train_run",
 ]
@@ -220,6 +221,48 @@ def preview_batch(run: Run, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     n = min(n, len(shown))
     samples = [shown[i] for i in range(n)]
     return torch.stack([s[0] for s in samples]), torch.stack([s[1] for s in samples])
+
+
+def evaluate_test_split(
+    run: Run,
+    *,
+    model: nn.Module | None = None,
+    device: torch.device | str | None = None,
+    workers: int = 0,
+    num_replicas: int = 1,
+    rank: int = 0,
+) -> dict[str, Any]:
+    """The final score on the dataset's test split, once training and model choice are done.
+
+    Only Oxford-IIIT Pet has a labelled test split; the run never reads it otherwise (its
+    validation set is a held-out part of trainval), so choose models and settings on validation
+    and call this once. Every test image is scored at its original size, as validation is.
+
+    Args:
+        model: the model to score instead of ``run.model`` (e.g. DDP-wrapped: then every
+            process calls this with its ``num_replicas`` and ``rank``).
+
+    Returns:
+        :func:`~deeplab_utils.training.evaluate`'s metrics, with ``"split": "test"`` and
+        ``"images"``: the number of test images.
+
+    Raises:
+        ValueError: the dataset has no labelled test split (shapes, VOC).
+    """
+    config = run.config
+    test_set = build_dataset(
+        config.dataset, split="test", root=config.data_dir, image_size=config.image_size,
+        pets_mode=config.pets_mode, original_size_masks=True,
+    )  # fmt: skip
+    loader = make_loader(
+        test_set, batch_size=config.train.batch_size, shuffle=False, workers=workers,
+        num_replicas=num_replicas, rank=rank, collate_fn=collate_original_size,
+    )  # fmt: skip
+    metrics = evaluate(
+        run.model if model is None else model, loader, test_set.num_classes, device=device,
+        amp=bool(config.train.amp), channels_last=bool(config.train.channels_last),
+    )  # fmt: skip
+    return {"split": "test", "images": len(test_set), **metrics}
 
 
 def _flat(config: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,15 @@ from .backbone import IMAGENET, backbone_state_dict
 from .checkpoint import CheckpointError, read_train_config
 from .figures import prediction_grid_png
 from .files import atomic_write
-from .run import Run, RunConfig, build_run, check_resume, preview_batch, train_run
+from .run import (
+    Run,
+    RunConfig,
+    build_run,
+    check_resume,
+    evaluate_test_split,
+    preview_batch,
+    train_run,
+)
 from .runtime import DEVICE_CHOICES, pick_device
 from .training import DEFAULT_LR, History, NonFiniteLossError, TrainConfig, _autocast
 
@@ -215,6 +223,13 @@ def _add_job_options(add: Any) -> None:
         action="store_true",
         help="continue from <out>/checkpoint.pt with the same settings (--steps may grow)",
     )
+    add(
+        "--final-test",
+        action="store_true",
+        help="after training, score the final model once on the test split and report it as "
+        "such (pets only: validation is a held-out tenth of trainval, so the test images are "
+        "otherwise never read)",
+    )
     add("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
 
 
@@ -279,6 +294,11 @@ def _check_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     weights = args.backbone_weights
     if weights not in (None, IMAGENET) and not Path(weights).is_file():
         parser.error(f"--backbone-weights: no file at {weights!r} (nor 'imagenet')")
+    if args.final_test and args.dataset != "pets":
+        parser.error(
+            "--final-test: only pets has a labelled test split (VOC's test labels are not "
+            f"public, shapes has none); got --dataset {args.dataset}"
+        )
     if args.resume and not (Path(args.out) / CHECKPOINT_NAME).is_file():
         parser.error(f"--resume: no checkpoint at {Path(args.out) / CHECKPOINT_NAME}")
 
@@ -422,16 +442,33 @@ def _peak_memory_mb() -> float | None:
     return peak / 1024 if sys.platform != "darwin" else peak / 2**20  # KiB on Linux, B on macOS
 
 
-def _report(run: Run, history: History, out: Path, device: torch.device, seconds: float) -> None:
-    """Rank 0's summary: the IoU table, then history.json and predictions.png (atomically)."""
+def _report(
+    run: Run,
+    history: History,
+    out: Path,
+    device: torch.device,
+    seconds: float,
+    test: dict[str, Any] | None = None,
+) -> None:
+    """Rank 0's summary: the IoU tables (validation; the test split when scored), then
+    history.json and predictions.png (atomically)."""
     if history.val:
+        print(f"\nvalidation ({len(run.val_set)} images) after step {history.eval_step[-1]}:")
         _print_iou_table(history.val[-1], run.train_set.class_names)
+    if test is not None:
+        print(
+            f"\nTEST split ({test['images']} images), scored once after training; validation "
+            "never saw it:"
+        )
+        _print_iou_table(test, run.train_set.class_names)
     summary = {
         "class_names": list(run.train_set.class_names),
         "run_config": run.config.to_dict(),
         "train_config": run.config.train.to_dict(),
         **history.to_dict(),
     }
+    if test is not None:
+        summary["test"] = test
     with atomic_write(out / HISTORY_NAME, "w", encoding="utf-8") as file:
         json.dump(summary, file, indent=1)
     _save_predictions(run, run.model, out / PREDICTIONS_NAME, device)
@@ -477,8 +514,15 @@ def _train(args: argparse.Namespace, run: Run, device: torch.device, world: _Wor
         progress=world.main and not args.no_progress,
     )  # fmt: skip
     agree = _weights_agree(model, world)
+    seconds = time.perf_counter() - started
+    test = None
+    if args.final_test:  # every process scores its share of the test images
+        test = evaluate_test_split(
+            run, model=model, device=device, workers=args.workers, num_replicas=world.size,
+            rank=world.rank,
+        )  # fmt: skip
     if world.main:
-        _report(run, history, Path(args.out), device, time.perf_counter() - started)
+        _report(run, history, Path(args.out), device, seconds, test)
         if world.distributed:
             print(
                 f"DDP: weights identical on all {world.size} processes"
