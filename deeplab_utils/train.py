@@ -412,7 +412,7 @@ def _weights_agree(model: nn.Module, world: _World) -> bool:
 def _print_iou_table(metrics: dict[str, Any], class_names: tuple[str, ...] | list[str]) -> None:
     """Per-class IoU, mIoU and pixel accuracy; "n/a" where a score is undefined (None)."""
     width = max(len(name) for name in [*class_names, "pixel acc."])
-    none = "n/a (no labelled validation pixels)"  # every pixel was 255 = ignore
+    none = "n/a (no labelled pixels)"  # every pixel was 255 = ignore
     print(f"\n{'class':<{width}}  IoU")
     for name, iou in zip(class_names, metrics["iou"], strict=False):
         print(f"{name:<{width}}  {'n/a' if iou is None else f'{iou:.3f}'}")

@@ -404,6 +404,6 @@ def test_iou_table_without_labelled_pixels_says_why(capsys):
     metrics = {"iou": [None, None], "miou": None, "pixel_accuracy": None}
     _print_iou_table(metrics, ("background", "pet"))
     text = capsys.readouterr().out
-    assert re.search(r"^mIoU\s+n/a \(no labelled validation pixels\)$", text, re.MULTILINE)
+    assert re.search(r"^mIoU\s+n/a \(no labelled pixels\)$", text, re.MULTILINE)
     assert re.search(r"^pixel acc\.\s+n/a", text, re.MULTILINE)
     assert re.search(r"^pet\s+n/a$", text, re.MULTILINE)
