@@ -11,18 +11,19 @@ from .runtime import amp_is_fast, environment_report, pick_device, seed_everythi
 # --- model layer (notebooks 01-04) ---
 from .aspp import ASPP, ASPPConv, ASPPPooling, aspp_rates, scaled_aspp_rates
 from .atrous import atrous_conv2d, receptive_field, receptive_fields
-from .backbone import Bottleneck, ResNet50Backbone
-from .complexity import count_macs, count_parameters, macs_by_module
-from .decoder import LOW_LEVEL_CHANNELS, Decoder
-from .model import DeepLabV3, DeepLabV3Plus, Deeplabv3Plus, ModelConfig, build_model
-from .pretrained import (
+from .backbone import (
     IMAGENET,
+    Bottleneck,
+    ResNet50Backbone,
     WeightsNotFoundError,
     backbone_state_dict,
     imagenet_cache_path,
     load_backbone_weights,
     weights_normalization,
 )
+from .complexity import count_macs, count_parameters, macs_by_module
+from .decoder import LOW_LEVEL_CHANNELS, Decoder
+from .model import DeepLabV3, DeepLabV3Plus, Deeplabv3Plus, ModelConfig, build_model
 from .separable import SeparableConv2d
 
 # --- objectives (notebook 05) ---

@@ -22,7 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .aspp import aspp_rates
 from .files import atomic_write
+from .model import ModelConfig, build_model
 
 __all__ = [
     "CheckpointError",
@@ -181,9 +183,7 @@ def _read(path: str | Path, map_location: Any, *, mmap: bool = False) -> dict[st
 def _setting(config: dict[str, Any], name: str) -> Any:
     """A model-config field as loaded from a checkpoint, with ASPP's rates resolved."""
     value = config.get(name)  # a field newer than the checkpoint had its default, None
-    if name == "aspp_rates" and value is None:
-        from .aspp import aspp_rates  # layer 1: None means the paper's rates for the stride
-
+    if name == "aspp_rates" and value is None:  # None: the paper's rates for the stride
         value = aspp_rates(config.get("output_stride", 16))
     return tuple(value) if isinstance(value, list) else value
 
@@ -251,6 +251,8 @@ def load_checkpoint(
     Returns the whole checkpoint dict: ``"step"``, ``"train_config"``, ``"model_config"``,
     ``"history"``, ``"rng"``, ... ``restore_rng=True`` also restores the random-number
     generators (done when resuming, so that the continued run repeats the uninterrupted one).
+    A ``scaler`` keeps its fresh state when the checkpoint holds none (a run continued with
+    mixed precision recalibrates its scale), and saved scaler state is ignored without one.
     Taught in notebook 07.
 
     Raises:
@@ -268,6 +270,8 @@ def load_checkpoint(
     for name, target in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
         if target is None:
             continue
+        if name == "scaler" and payload.get(name) is None:
+            continue  # a run saved without mixed precision: a fresh scaler finds its own scale
         if payload.get(name) is None:
             raise CheckpointError(
                 f"checkpoint {path} holds no {name} state, so it cannot resume training; "
@@ -288,9 +292,6 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn
         CheckpointError: the checkpoint has no model config (then build the model yourself and
             use :func:`load_checkpoint`).
     """
-    # Imported here so that checkpoints of generic models are read without the model layer.
-    from .model import ModelConfig, build_model
-
     payload = _read(path, map_location)
     saved = payload.get("model_config")
     if not saved:

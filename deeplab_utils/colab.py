@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from .runtime import environment_report
+
 DRIVE_FOLDER = "deeplab-course"  # under "My Drive": checkpoints and datasets survive a disconnect
 COLAB_CONTENT = Path("/content")  # Colab's working folder
 WORKDIR_ENV = "DEEPLAB_WORKDIR"  # outside Colab, a working folder other than the repository
@@ -41,8 +43,6 @@ def setup_notebook(*, mount_drive: bool = False) -> Path:
     ``/content/deeplab-course``, or ``My Drive/deeplab-course`` when ``mount_drive`` is True (so
     checkpoints and datasets survive a disconnect).
     """
-    from .runtime import environment_report
-
     print(environment_report())
     if not is_colab():
         if os.environ.get(WORKDIR_ENV):  # e.g. the tests' second, AVX2-only run of 07 and 08

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .backbone import IMAGENET
 from .checkpoint import load_checkpoint
-from .pretrained import IMAGENET
 from .run import ResumeError, Run, RunConfig, build_run, check_resume, train_run
 from .runtime import RunSizes
 from .training import History, TrainConfig

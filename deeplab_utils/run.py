@@ -7,6 +7,7 @@ checkpoint so that :func:`check_resume` can refuse other settings. Taught in not
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import pickle
 from dataclasses import dataclass, field
@@ -18,12 +19,18 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .aspp import check_rates, scaled_aspp_rates
+from .backbone import load_backbone_weights
 from .checkpoint import CheckpointError, read_checkpoint_info
-from .data import DATASET_NAMES, PETS_MODES, build_dataset, collate_original_size
+from .data import (
+    DATASET_NAMES,
+    PETS_MODES,
+    build_dataset,
+    collate_original_size,
+    eval_transforms,
+)
 from .losses import DiceCELoss
 from .model import ModelConfig, build_model
-from .pretrained import load_backbone_weights
-from .training import History, TrainConfig, fit, make_loader
+from .training import History, TrainConfig, evaluate, fit, make_loader
 
 __all__ = [
     "Run",
@@ -31,6 +38,7 @@ __all__ = [
     "ResumeError",
     "build_run",
     "check_resume",
+    "evaluate_test_split",
     "preview_batch",
     "train_run",
 ]
@@ -107,8 +115,9 @@ class RunConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain dict of primitives (the ``train`` config nested), as stored in checkpoints."""
-        return dataclasses.asdict(self)
+        """A plain dict of primitives (the ``train`` config nested, its lr and warm-up
+        resolved), as stored in checkpoints and compared on resume."""
+        return dataclasses.asdict(self) | {"train": self.train.to_dict()}
 
 
 @dataclass
@@ -125,9 +134,9 @@ class Run:
     checkpoint: Path | None  # where train_run saves; None: nowhere
 
 
-def _datasets(config: RunConfig, *, original_size: bool = True) -> tuple[Dataset, Dataset]:
+def _datasets(config: RunConfig) -> tuple[Dataset, Dataset]:
     """Training and validation sets; real datasets' val masks keep their original size (the
-    standard protocol scores every pixel of the original annotation) unless told otherwise."""
+    standard protocol scores every pixel of the original annotation)."""
     common = {
         "root": config.data_dir, "image_size": config.image_size, "seed": config.train.seed,
         "pets_mode": config.pets_mode,
@@ -138,7 +147,7 @@ def _datasets(config: RunConfig, *, original_size: bool = True) -> tuple[Dataset
     )  # fmt: skip
     val = build_dataset(
         config.dataset, split="val", num_samples=config.val_samples,
-        original_size_masks=original_size and config.dataset != "shapes", **common,
+        original_size_masks=config.dataset != "shapes", **common,
     )  # fmt: skip
     if len(train) < config.train.batch_size:
         raise ValueError(
@@ -202,14 +211,58 @@ def preview_batch(run: Run, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``n`` validation images ``(n, 3, S, S)`` and their masks ``(n, S, S)``.
 
     The masks at the model's input size, to draw beside the images: a real dataset's
-    validation masks keep their original size for scoring, so they are read again resized.
+    validation masks keep their original size for scoring, so they are read again resized,
+    from the run's own validation set (its file list is not scanned again).
     """
     shown = run.val_set
     if run.config.dataset != "shapes":
-        shown = _datasets(run.config, original_size=False)[1]
+        shown = copy.copy(run.val_set)  # the same files; masks resized with the images
+        shown.transform = eval_transforms(run.config.image_size)
     n = min(n, len(shown))
     samples = [shown[i] for i in range(n)]
     return torch.stack([s[0] for s in samples]), torch.stack([s[1] for s in samples])
+
+
+def evaluate_test_split(
+    run: Run,
+    *,
+    model: nn.Module | None = None,
+    device: torch.device | str | None = None,
+    workers: int = 0,
+    num_replicas: int = 1,
+    rank: int = 0,
+) -> dict[str, Any]:
+    """The final score on the dataset's test split, once training and model choice are done.
+
+    Only Oxford-IIIT Pet has a labelled test split; the run never reads it otherwise (its
+    validation set is a held-out part of trainval), so choose models and settings on validation
+    and call this once. Every test image is scored at its original size, as validation is.
+
+    Args:
+        model: the model to score instead of ``run.model`` (e.g. DDP-wrapped: then every
+            process calls this with its ``num_replicas`` and ``rank``).
+
+    Returns:
+        :func:`~deeplab_utils.training.evaluate`'s metrics, with ``"split": "test"`` and
+        ``"images"``: the number of test images.
+
+    Raises:
+        ValueError: the dataset has no labelled test split (shapes, VOC).
+    """
+    config = run.config
+    test_set = build_dataset(
+        config.dataset, split="test", root=config.data_dir, image_size=config.image_size,
+        pets_mode=config.pets_mode, original_size_masks=True,
+    )  # fmt: skip
+    loader = make_loader(
+        test_set, batch_size=config.train.batch_size, shuffle=False, workers=workers,
+        num_replicas=num_replicas, rank=rank, collate_fn=collate_original_size,
+    )  # fmt: skip
+    metrics = evaluate(
+        run.model if model is None else model, loader, test_set.num_classes, device=device,
+        amp=bool(config.train.amp), channels_last=bool(config.train.channels_last),
+    )  # fmt: skip
+    return {"split": "test", "images": len(test_set), **metrics}
 
 
 def _flat(config: dict[str, Any]) -> dict[str, Any]:
@@ -220,7 +273,8 @@ def _flat(config: dict[str, Any]) -> dict[str, Any]:
 def check_resume(config: RunConfig, path: str | Path) -> RunConfig:
     """The config to continue the run saved at ``path`` with, or a :class:`ResumeError`.
 
-    Every setting must equal the saved one, except those in ``FREE_ON_RESUME`` and ``steps``,
+    Every setting must equal the saved one (``lr`` and ``warmup_steps`` compared as the runs
+    use them, defaults resolved), except those in ``FREE_ON_RESUME`` and ``steps``,
     which may grow (the poly schedule is recomputed for the new total: the learning rate rises
     again, then decays to 0 at the new end). ``amp`` and ``channels_last`` left as None take
     the saved run's values, so a resumed run keeps its precision on any machine.

@@ -29,10 +29,19 @@ import torch.distributed as dist
 from torch import nn
 
 from .aspp import check_rates
+from .backbone import IMAGENET, backbone_state_dict
 from .checkpoint import CheckpointError, read_train_config
+from .figures import prediction_grid_png
 from .files import atomic_write
-from .pretrained import IMAGENET, backbone_state_dict
-from .run import Run, RunConfig, build_run, check_resume, preview_batch, train_run
+from .run import (
+    Run,
+    RunConfig,
+    build_run,
+    check_resume,
+    evaluate_test_split,
+    preview_batch,
+    train_run,
+)
 from .runtime import DEVICE_CHOICES, pick_device
 from .training import DEFAULT_LR, History, NonFiniteLossError, TrainConfig, _autocast
 
@@ -214,6 +223,13 @@ def _add_job_options(add: Any) -> None:
         action="store_true",
         help="continue from <out>/checkpoint.pt with the same settings (--steps may grow)",
     )
+    add(
+        "--final-test",
+        action="store_true",
+        help="after training, score the final model once on the test split and report it as "
+        "such (pets only: validation is a held-out tenth of trainval, so the test images are "
+        "otherwise never read)",
+    )
     add("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
 
 
@@ -278,6 +294,11 @@ def _check_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     weights = args.backbone_weights
     if weights not in (None, IMAGENET) and not Path(weights).is_file():
         parser.error(f"--backbone-weights: no file at {weights!r} (nor 'imagenet')")
+    if args.final_test and args.dataset != "pets":
+        parser.error(
+            "--final-test: only pets has a labelled test split (VOC's test labels are not "
+            f"public, shapes has none); got --dataset {args.dataset}"
+        )
     if args.resume and not (Path(args.out) / CHECKPOINT_NAME).is_file():
         parser.error(f"--resume: no checkpoint at {Path(args.out) / CHECKPOINT_NAME}")
 
@@ -389,19 +410,19 @@ def _weights_agree(model: nn.Module, world: _World) -> bool:
 
 
 def _print_iou_table(metrics: dict[str, Any], class_names: tuple[str, ...] | list[str]) -> None:
+    """Per-class IoU, mIoU and pixel accuracy; "n/a" where a score is undefined (None)."""
     width = max(len(name) for name in [*class_names, "pixel acc."])
+    none = "n/a (no labelled pixels)"  # every pixel was 255 = ignore
     print(f"\n{'class':<{width}}  IoU")
     for name, iou in zip(class_names, metrics["iou"], strict=False):
         print(f"{name:<{width}}  {'n/a' if iou is None else f'{iou:.3f}'}")
-    print(f"{'mIoU':<{width}}  {metrics['miou']:.3f}")
-    print(f"{'pixel acc.':<{width}}  {metrics['pixel_accuracy']:.3f}")
+    for name, key in (("mIoU", "miou"), ("pixel acc.", "pixel_accuracy")):
+        print(f"{name:<{width}}  {none if metrics[key] is None else f'{metrics[key]:.3f}'}")
 
 
 @torch.no_grad()
 def _save_predictions(run: Run, model: nn.Module, path: Path, device: torch.device) -> None:
     """Image | ground truth | prediction for the first validation images, with a legend."""
-    from .figures import prediction_grid_png
-
     images, masks = preview_batch(run, PREDICTION_ROWS)  # (N, 3, H, W), (N, H, W)
     model.eval()
     with _autocast(device, bool(run.config.train.amp)):  # the precision the run trained in
@@ -421,16 +442,33 @@ def _peak_memory_mb() -> float | None:
     return peak / 1024 if sys.platform != "darwin" else peak / 2**20  # KiB on Linux, B on macOS
 
 
-def _report(run: Run, history: History, out: Path, device: torch.device, seconds: float) -> None:
-    """Rank 0's summary: the IoU table, then history.json and predictions.png (atomically)."""
+def _report(
+    run: Run,
+    history: History,
+    out: Path,
+    device: torch.device,
+    seconds: float,
+    test: dict[str, Any] | None = None,
+) -> None:
+    """Rank 0's summary: the IoU tables (validation; the test split when scored), then
+    history.json and predictions.png (atomically)."""
     if history.val:
+        print(f"\nvalidation ({len(run.val_set)} images) after step {history.eval_step[-1]}:")
         _print_iou_table(history.val[-1], run.train_set.class_names)
+    if test is not None:
+        print(
+            f"\nTEST split ({test['images']} images), scored once after training; validation "
+            "never saw it:"
+        )
+        _print_iou_table(test, run.train_set.class_names)
     summary = {
         "class_names": list(run.train_set.class_names),
         "run_config": run.config.to_dict(),
         "train_config": run.config.train.to_dict(),
         **history.to_dict(),
     }
+    if test is not None:
+        summary["test"] = test
     with atomic_write(out / HISTORY_NAME, "w", encoding="utf-8") as file:
         json.dump(summary, file, indent=1)
     _save_predictions(run, run.model, out / PREDICTIONS_NAME, device)
@@ -476,8 +514,15 @@ def _train(args: argparse.Namespace, run: Run, device: torch.device, world: _Wor
         progress=world.main and not args.no_progress,
     )  # fmt: skip
     agree = _weights_agree(model, world)
+    seconds = time.perf_counter() - started
+    test = None
+    if args.final_test:  # every process scores its share of the test images
+        test = evaluate_test_split(
+            run, model=model, device=device, workers=args.workers, num_replicas=world.size,
+            rank=world.rank,
+        )  # fmt: skip
     if world.main:
-        _report(run, history, Path(args.out), device, time.perf_counter() - started)
+        _report(run, history, Path(args.out), device, seconds, test)
         if world.distributed:
             print(
                 f"DDP: weights identical on all {world.size} processes"

@@ -2,8 +2,8 @@
 
 A plain loop to read beside notebook 07, for any model mapping ``(B, 3, H, W)`` to logits
 ``(B, C, H, W)``, any ``loss_fn(logits, masks)`` and any dataset of ``(image, mask)``.
-With a loader from :func:`make_loader` (``workers=0``) a CPU run resumed from its checkpoint
-ends with exactly the weights of an uninterrupted one: the data order is a function of
+With a loader from :func:`make_loader` (``workers=0``) a one-process CPU run resumed from its
+checkpoint ends with exactly the weights of an uninterrupted one: the data order is a function of
 ``(seed, epoch)`` alone and the checkpoint carries every state, RNGs included. (On a GPU,
 non-deterministic kernels make it only statistically the same.)
 """
@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .evaluation import pairs_at_mask_size
 from .metrics import IGNORE_INDEX, SegmentationMetrics
 from .runtime import amp_is_fast, pick_device, seed_everything
 
@@ -81,14 +83,16 @@ class TrainConfig:
     """How a model is trained (not which model, nor on which data): the course's one recipe.
 
     The main job and the notebooks share it and differ only in ``steps`` and ``batch_size``.
-    ``None`` fields are decided for you: ``lr`` and ``warmup_steps`` when the config is made,
-    ``amp`` and ``channels_last`` by :func:`fit` for its device. Taught in notebook 07.
+    ``None`` fields are decided for you: ``lr`` and ``warmup_steps`` where they are used
+    (:meth:`resolved_lr`, :meth:`resolved_warmup_steps`), so ``dataclasses.replace(config,
+    optimizer="sgd")`` gets SGD's rate; ``amp`` and ``channels_last`` by :func:`fit` for its
+    device. Taught in notebook 07.
     """
 
     steps: int = 850  # total optimiser steps; the paper's poly schedule counts iterations
     batch_size: int = 16  # images per step (per process under DDP); read by make_loader
     optimizer: Literal["sgd", "adam"] = "adam"  # "sgd" = paper's recipe; "adam" = the seed's
-    lr: float | None = None  # peak learning rate; None: DEFAULT_LR[optimizer]
+    lr: float | None = None  # peak learning rate; None: DEFAULT_LR[optimizer] (resolved_lr)
     warmup_steps: int | None = None  # linear warm-up before the poly decay; None: steps // 10
     poly_power: float = POLY_POWER  # exponent of the poly decay; 0 keeps lr constant
     grad_clip: float | None = None  # max global gradient norm, or None for no clipping
@@ -104,17 +108,16 @@ class TrainConfig:
         _check_int(self, ("eval_every", "checkpoint_every", "seed", "log_every"), 0)
         if self.optimizer not in DEFAULT_LR:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if self.lr is None:
-            object.__setattr__(self, "lr", DEFAULT_LR[self.optimizer])
-        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if self.warmup_steps is None:
-            object.__setattr__(self, "warmup_steps", self.steps // 10)
-        _check_int(self, ("warmup_steps",), 0)
-        if self.warmup_steps >= self.steps:
-            raise ValueError(
-                f"warmup_steps must be smaller than steps ({self.steps}), got {self.warmup_steps}"
-            )
+        lr = self.lr
+        if lr is not None and not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        if self.warmup_steps is not None:
+            _check_int(self, ("warmup_steps",), 0)
+            if self.warmup_steps >= self.steps:
+                raise ValueError(
+                    f"warmup_steps must be smaller than steps ({self.steps}), "
+                    f"got {self.warmup_steps}"
+                )
         if not (isinstance(self.poly_power, int | float) and self.poly_power >= 0):
             raise ValueError(f"poly_power must be a number >= 0, got {self.poly_power!r}")
         if self.grad_clip is not None and not (
@@ -125,6 +128,14 @@ class TrainConfig:
             if getattr(self, name) not in (None, True, False):
                 raise ValueError(f"{name} must be None, True or False, got {getattr(self, name)!r}")
 
+    def resolved_lr(self) -> float:
+        """The peak learning rate: ``lr``, or the optimiser's default when it is None."""
+        return DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
+
+    def resolved_warmup_steps(self) -> int:
+        """The warm-up: ``warmup_steps``, or a tenth of ``steps`` when it is None."""
+        return self.steps // 10 if self.warmup_steps is None else self.warmup_steps
+
     def for_device(self, device: torch.device) -> TrainConfig:
         """This config with ``amp`` and ``channels_last`` decided for ``device`` where None."""
         amp = amp_is_fast(device) if self.amp is None else self.amp
@@ -132,8 +143,10 @@ class TrainConfig:
         return dataclasses.replace(self, amp=amp, channels_last=channels_last)
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain dict of primitives (JSON-able, and loadable with ``weights_only=True``)."""
-        return dataclasses.asdict(self)
+        """A plain dict of primitives (JSON-able, and loadable with ``weights_only=True``), with
+        ``lr`` and ``warmup_steps`` as the run uses them: what checkpoints record."""
+        used = {"lr": self.resolved_lr(), "warmup_steps": self.resolved_warmup_steps()}
+        return dataclasses.asdict(self) | used
 
 
 @dataclass
@@ -210,7 +223,7 @@ def build_scheduler(
         poly_lr_lambda,
         total_steps=config.steps,
         power=config.poly_power,
-        warmup_steps=config.warmup_steps,
+        warmup_steps=config.resolved_warmup_steps(),
     )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
@@ -223,12 +236,12 @@ def build_optimizer(model: nn.Module, *, config: TrainConfig) -> torch.optim.Opt
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=config.lr, momentum=SGD_MOMENTUM, weight_decay=SGD_WEIGHT_DECAY
+            params, lr=config.resolved_lr(), momentum=SGD_MOMENTUM, weight_decay=SGD_WEIGHT_DECAY
         )
     # The same Adam in one kernel instead of a loop over every tensor; fused Adam runs on CPU
     # and CUDA tensors only (torch >= 2.4).
     fused = bool(params) and {p.device.type for p in params} <= {"cpu", "cuda"}
-    return torch.optim.Adam(params, lr=config.lr, fused=fused or None)
+    return torch.optim.Adam(params, lr=config.resolved_lr(), fused=fused or None)
 
 
 # --- Data order that a checkpoint can reproduce; evaluation shards ---
@@ -401,6 +414,12 @@ def _rank() -> int:
 def _unwrap(model: nn.Module) -> nn.Module:
     # DistributedDataParallel keeps the real model in .module; checkpoints hold the real one.
     return getattr(model, "module", model)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters (or buffers) are; the CPU for a model with neither."""
+    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
 
 
 def _mean_over_processes(loss: torch.Tensor) -> float:
@@ -580,8 +599,9 @@ def evaluate(
     """Validation metrics of ``model`` over ``loader`` (summed over DDP processes).
 
     ``num_classes`` defaults to the logits' channel count (2 for a one-channel binary model,
-    which predicts ``logit > 0``). A DDP-wrapped model is evaluated through its ``.module``, so
-    processes with different numbers of batches never wait for each other.
+    which predicts ``logit > 0``); ``device`` to the model's own (that of its parameters). A
+    DDP-wrapped model is evaluated through its ``.module``, so processes with different numbers
+    of batches never wait for each other.
 
     Batches are ``(images (B, 3, h, w), masks)``. Masks ``(B, H, W)`` of the images' size are
     scored as they are; a list of masks at each picture's original size ``(H_i, W_i)``
@@ -593,10 +613,8 @@ def evaluate(
     lists/floats (NaN -> None): ``"pixel_accuracy"``, ``"iou"`` (C,), ``"miou"``, ``"dice"``
     (C,), ``"mean_dice"``, ``"confusion_matrix"`` (C, C). Taught in notebook 08.
     """
-    from .evaluation import pairs_at_mask_size
-
-    device = pick_device(device)
     model = _unwrap(model)
+    device = _model_device(model) if device is None else pick_device(device)
     was_training = model.training
     model.eval()
     metrics = None
@@ -625,8 +643,7 @@ def confusion_matrix(
     :func:`evaluate`'s core, for the loop notebook 08 writes by hand (eval mode, no gradients,
     the model's device, argmax, targets of 255 left out). Taught in notebook 08.
     """
-    device = next(model.parameters()).device  # where the model is: the batches go there
-    return torch.tensor(evaluate(model, loader, num_classes, device=device)["confusion_matrix"])
+    return torch.tensor(evaluate(model, loader, num_classes)["confusion_matrix"])
 
 
 # --- fit: the whole run ---
@@ -663,7 +680,10 @@ def fit(
     ``model`` maps ``(B, 3, H, W)`` to logits ``(B, C, H, W)`` and may be DDP-wrapped (rank 0
     alone then shows progress and writes). ``num_classes`` defaults as in :func:`evaluate`.
     ``resume`` continues from ``checkpoint_path`` (weights, optimiser, schedule, RNG, step,
-    history); ``run_config`` is stored in the checkpoint so that a resume can be checked.
+    history); ``run_config`` is stored in the checkpoint so that a resume can be checked. Under
+    DDP the checkpoint holds rank 0's random generators: rank 0 restores them and every other
+    rank ``r`` reseeds from ``(seed, r, step)``, so the ranks keep drawing their own
+    augmentation and dropout (reproducibly, though not as the uninterrupted run did).
     Without ``progress``, each validation prints one line (for logs). Taught in notebook 07.
 
     Raises:
@@ -691,9 +711,13 @@ def fit(
     history, step = History(), 0
     if resume:
         saved = load_checkpoint(
-            checkpoint_path, model=_unwrap(model), map_location=device, restore_rng=True, **states
-        )
+            checkpoint_path, model=_unwrap(model), map_location=device, restore_rng=rank == 0,
+            **states,
+        )  # fmt: skip
         history, step = History.from_dict(saved["history"]), saved["step"]
+        if rank > 0:  # rank 0's saved generators would give every rank the same numbers
+            entropy = np.random.SeedSequence([config.seed, rank, step])
+            seed_everything(int(entropy.generate_state(1, np.uint64)[0]) % 2**63)
     batches = _batches(train_loader, seed=config.seed, start_step=step)
     # Wall time for mIoU-vs-minutes curves; a resumed run continues from its last validation.
     started = time.perf_counter() - (history.eval_seconds[-1] if history.eval_seconds else 0.0)

@@ -303,3 +303,34 @@ def test_paper_rates_spelled_out_load_a_checkpoint_of_the_papers(tmp_path):
     other = model_mod.ModelConfig(num_classes=2, aspp_rates=(6, 12, 24))
     with pytest.raises(CheckpointError, match="aspp_rates=None but the model has"):
         load_checkpoint(path, model=model_mod.build_model(other))
+
+
+def test_a_scaler_without_saved_state_starts_fresh(tmp_path):
+    """Resuming with mixed precision from a checkpoint saved without a GradScaler (a CPU run
+    continued on CUDA, or --resume --amp) loads everything else and leaves the scaler fresh."""
+    model, opt, sched, _, config = trained_objects(steps=1)
+    path = save_checkpoint(
+        tmp_path / "c.pt", model=model, optimizer=opt, scheduler=sched, step=1,
+        config=config.to_dict(),
+    )  # fmt: skip
+    fresh = torch.amp.GradScaler("cpu", init_scale=512.0)
+    new_model = TinyNet()
+    new_opt = build_optimizer(new_model, config=config)
+    new_sched = build_scheduler(new_opt, config=config)
+    load_checkpoint(path, model=new_model, optimizer=new_opt, scheduler=new_sched, scaler=fresh)
+    assert fresh.get_scale() == 512.0  # its own initial scale: it recalibrates as it goes
+    assert_state_equal(new_opt.state_dict(), opt.state_dict())
+    assert_state_equal(new_model.state_dict(), model.state_dict())
+
+
+def test_saved_scaler_state_is_ignored_without_a_scaler(tmp_path):
+    """A checkpoint with GradScaler state resumes without one (e.g. --no-amp) just as well."""
+    model, opt, sched, scaler, config = trained_objects(steps=1)
+    path = save_checkpoint(
+        tmp_path / "c.pt", model=model, optimizer=opt, scheduler=sched, scaler=scaler, step=1,
+        config=config.to_dict(),
+    )  # fmt: skip
+    new_model = TinyNet()
+    new_opt = build_optimizer(new_model, config=config)
+    load_checkpoint(path, model=new_model, optimizer=new_opt)
+    assert_state_equal(new_opt.state_dict(), opt.state_dict())

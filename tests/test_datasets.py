@@ -1,6 +1,7 @@
 """Tests for deeplab_utils.data.datasets: Pets and VOC adapters on fake on-disk datasets, and
 build_dataset. The fakes use the real layout that torchvision's classes read (no download)."""
 
+import math
 import sys
 from pathlib import Path
 
@@ -142,8 +143,8 @@ def test_incomplete_voc_names_the_missing_split_file(tmp_path):
 
 def test_bad_split_and_mode_raise(tmp_path):
     """Unknown splits and modes raise ValueErrors naming them."""
-    with pytest.raises(ValueError, match="split must be 'trainval' or 'test', got 'train'"):
-        OxfordPetSegmentation(tmp_path, split="train")
+    with pytest.raises(ValueError, match=r"split must be one of \(.*'test'\), got 'valid'"):
+        OxfordPetSegmentation(tmp_path, split="valid")
     with pytest.raises(ValueError, match="mode must be 'trimap' or 'binary', got 'rgb'"):
         OxfordPetSegmentation(tmp_path, mode="rgb")
     with pytest.raises(ValueError, match="split must be 'train' or 'val', got 'test'"):
@@ -154,7 +155,7 @@ def test_bad_split_and_mode_raise(tmp_path):
 @pytest.mark.parametrize("name", ["shapes", "pets", "voc"])
 def test_build_dataset_returns_square_normalised_samples(tmp_path, name, split):
     """Every dataset/split from build_dataset yields float (3, S, S) + int64 (S, S) and metadata."""
-    _make_pets(tmp_path)
+    _make_pets(tmp_path, names=tuple(f"Abyssinian_{i}" for i in range(1, 21)))  # 2 held out
     _make_voc(tmp_path)
     ds = build_dataset(name, split=split, root=tmp_path, image_size=16, num_samples=2)
     image, mask = ds[1]
@@ -183,8 +184,8 @@ def test_build_dataset_rejects_unknown_names():
     """An unknown dataset name or split raises a ValueError listing the choices."""
     with pytest.raises(ValueError, match=r"name must be one of .*got 'coco'"):
         build_dataset("coco", split="train")
-    with pytest.raises(ValueError, match="split must be 'train' or 'val', got 'test'"):
-        build_dataset("shapes", split="test")
+    with pytest.raises(ValueError, match="split must be 'train', 'val' or 'test', got 'dev'"):
+        build_dataset("shapes", split="dev")
 
 
 def test_shapes_fast_path_equals_eval_transforms():
@@ -215,7 +216,7 @@ def test_pets_modes_at_original_size(tmp_path, mode, classes):
         "pets", split="val", root=tmp_path, image_size=24, pets_mode=mode, original_size_masks=True
     )
     assert (ds.num_classes, len(ds.class_names), len(ds)) == (classes, classes, 2)
-    for i, image_id in enumerate(pets.splits["test"]):
+    for i, image_id in enumerate(ds.image_ids):
         image, mask = ds[i]
         assert image.shape == (3, 24, 24)
         np.testing.assert_array_equal(mask.numpy(), _pets_labels(pets.trimaps[image_id], mode))
@@ -223,11 +224,55 @@ def test_pets_modes_at_original_size(tmp_path, mode, classes):
     assert values == ({0, 1, 255} if mode == "binary" else {0, 1, 2})
 
 
-def test_pets_train_split_is_trainval_in_binary_mode(tmp_path):
-    """split='train' reads trainval.txt; in binary mode no crop holds the border class 2."""
+def test_pets_validation_is_a_fixed_held_out_tenth_of_trainval(tmp_path):
+    """split="val" holds out a tenth of trainval (rounded up) and "train" is the rest: disjoint,
+    together all of trainval, never a test image; the same whatever the run's seed or the list's
+    order; each sample is the picture its id names."""
     pets = write_fake_pets(tmp_path)
+    trainval = pets.splits["trainval"]
+    train = build_dataset("pets", split="train", root=tmp_path, image_size=16, seed=0)
+    val = build_dataset("pets", split="val", root=tmp_path, image_size=16, seed=0)
+    assert len(val) == math.ceil(len(trainval) / 10) and len(train) == len(trainval) - len(val)
+    assert set(train.image_ids).isdisjoint(val.image_ids)
+    assert set(train.image_ids) | set(val.image_ids) == set(trainval)
+    assert [i for i in trainval if i in train.image_ids] == train.image_ids  # in list order
+    listing = tmp_path / "oxford-iiit-pet" / "annotations" / "trainval.txt"
+    listing.write_text("\n".join(reversed(listing.read_text().splitlines())) + "\n")
+    again = build_dataset("pets", split="val", root=tmp_path, image_size=16, seed=7)
+    assert sorted(again.image_ids) == sorted(val.image_ids)  # the same images, by name
+    # Pinned: a change of the rule would silently move every Pets run's validation images.
+    assert val.image_ids == ["american_bulldog_10", "British_Shorthair_2"]
+    scored = build_dataset("pets", split="val", root=tmp_path, original_size_masks=True)
+    for i, image_id in enumerate(scored.image_ids):
+        expected = _pets_labels(pets.trimaps[image_id], "trimap")
+        np.testing.assert_array_equal(scored[i][1].numpy(), expected)
+
+
+def test_pets_test_split_only_when_asked(tmp_path):
+    """split="test" reads test.txt, in its order; train and val never need that file."""
+    pets = write_fake_pets(tmp_path)
+    test = build_dataset("pets", split="test", root=tmp_path, original_size_masks=True)
+    assert test.image_ids == list(pets.splits["test"])
+    for i, image_id in enumerate(test.image_ids):
+        expected = _pets_labels(pets.trimaps[image_id], "trimap")
+        np.testing.assert_array_equal(test[i][1].numpy(), expected)
+    (tmp_path / "oxford-iiit-pet" / "annotations" / "test.txt").unlink()
+    for split in ("train", "val"):
+        assert len(build_dataset("pets", split=split, root=tmp_path)) > 0
+
+
+@pytest.mark.parametrize("name", ["shapes", "voc"])
+def test_only_pets_has_a_test_split(tmp_path, name):
+    """split="test" elsewhere is a ValueError that says why (VOC's test labels are not public)."""
+    with pytest.raises(ValueError, match="split='test' exists for pets only"):
+        build_dataset(name, split="test", root=tmp_path)
+
+
+def test_pets_train_split_in_binary_mode_has_no_border_class(tmp_path):
+    """split='train' is the rest of trainval; in binary mode no crop holds the border class 2."""
+    write_fake_pets(tmp_path)
     ds = build_dataset("pets", split="train", root=tmp_path, image_size=16, pets_mode="binary")
-    assert len(ds) == len(pets.splits["trainval"]) == 4
+    assert len(ds) == 10
     labels = torch.cat([ds[i][1].flatten() for i in range(len(ds))])
     assert set(labels.unique().tolist()) <= {0, 1, 255}
 

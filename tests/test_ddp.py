@@ -157,3 +157,55 @@ def test_barrier_only_after_a_successful_run(monkeypatch, tmp_path, fails):
     code = train.main(["--out", str(tmp_path), "--device", "cpu"])
     assert code == (1 if fails else 0)
     assert calls == (["destroy"] if fails else ["barrier", "destroy"])
+
+
+RESUME_SCRIPT = """
+import json, sys
+import torch, torch.distributed as dist, torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+from deeplab_utils.training import TrainConfig, fit, make_loader
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+g = torch.Generator().manual_seed(0)
+images = torch.randn(8, 3, 4, 4, generator=g)
+draws = []
+
+
+def loss_fn(logits, target):
+    draws.append(torch.rand(()).item())  # what augmentation or dropout would draw
+    return F.cross_entropy(logits, target)
+
+
+torch.manual_seed(0)
+model = nn.parallel.DistributedDataParallel(nn.Conv2d(3, 3, 1))
+train = make_loader(TensorDataset(images, images.argmax(dim=1)), batch_size=2, shuffle=True,
+                    num_replicas=2, rank=rank)
+path = sys.argv[1] + "/checkpoint.pt"
+for steps, resume in ((2, False), (4, True)):  # stop after 2 steps, then resume to 4
+    draws.clear()
+    fit(model, train, config=TrainConfig(steps=steps, amp=False), loss_fn=loss_fn,
+        checkpoint_path=path, resume=resume, device="cpu", progress=False)
+with open(sys.argv[1] + f"/rank{rank}.json", "w") as f:
+    json.dump({"draws": draws}, f)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="this torch build has no torch.distributed")
+def test_ranks_draw_their_own_numbers_after_a_resume(tmp_path):
+    """After a DDP run is resumed from its checkpoint, the two ranks still draw different random
+    numbers (not both rank 0's saved generator state)."""
+    script = tmp_path / "resume.py"
+    script.write_text(RESUME_SCRIPT, encoding="utf-8")
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        str(script), str(tmp_path),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text(encoding="utf-8")) for r in (0, 1)]
+    assert len(ranks[0]["draws"]) == len(ranks[1]["draws"]) == 2  # steps 3 and 4
+    assert ranks[0]["draws"] != ranks[1]["draws"]

@@ -101,6 +101,6 @@ def test_evaluate_deeplab_on_pets_binary_at_original_size(tmp_path):
     )
     loader = DataLoader(ds, batch_size=2, collate_fn=collate_original_size)
     result = evaluate(DeepLabV3Plus(ds.num_classes), loader, ds.num_classes, device="cpu")
-    trimaps = np.concatenate([pets.trimaps[i].ravel() for i in pets.splits["test"]])
+    trimaps = np.concatenate([pets.trimaps[i].ravel() for i in ds.image_ids])
     assert len(result["iou"]) == 2
     assert np.sum(result["confusion_matrix"]) == np.sum(trimaps != 3)  # border band ignored

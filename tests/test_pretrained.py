@@ -1,4 +1,4 @@
-"""Tests for deeplab_utils.pretrained: "imagenet" or a path, offline, never a real download.
+"""Tests for the ImageNet weights of deeplab_utils.backbone: "imagenet" or a path, offline.
 
 Every test runs with TORCH_HOME in a temporary folder and torch.hub's downloader replaced by
 one that fails, so a test that tried to reach the network would fail instead.
@@ -14,15 +14,15 @@ from fake_datasets import write_fake_imagenet_weights
 from torchvision.models import ResNet50_Weights, resnet50
 
 from deeplab_utils import DeepLabV3Plus
-from deeplab_utils.backbone import ResNet50Backbone
-from deeplab_utils.data import IMAGENET_MEAN, IMAGENET_STD
-from deeplab_utils.pretrained import (
+from deeplab_utils.backbone import (
+    ResNet50Backbone,
     WeightsNotFoundError,
     backbone_state_dict,
     imagenet_cache_path,
     load_backbone_weights,
     weights_normalization,
 )
+from deeplab_utils.data import IMAGENET_MEAN, IMAGENET_STD
 
 V1_URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth"  # torchvision's resnet.py
 

@@ -121,7 +121,7 @@ def _config_of(argv, monkeypatch, tmp_path):
 )
 def test_warmup_defaults_to_a_tenth_of_the_run(argv, warmup, monkeypatch, tmp_path):
     """Without --warmup-steps, warm-up is a tenth of the run's steps."""
-    assert _config_of(argv, monkeypatch, tmp_path).warmup_steps == warmup
+    assert _config_of(argv, monkeypatch, tmp_path).resolved_warmup_steps() == warmup
 
 
 @pytest.mark.parametrize("fast", [False, True])
@@ -201,6 +201,21 @@ def test_resume_refuses_changed_settings(one_step_run, change, setting, capsys):
     name = setting.split("=")[0]
     assert f"trained with {setting}" in last and f"now {name}=" in last
     assert torch.load(one_step_run / "checkpoint.pt", weights_only=True)["step"] == 2
+
+
+def test_resume_accepts_the_defaults_spelled_out(one_step_run, monkeypatch):
+    """--resume with --lr and --warmup-steps repeating the values the run derived is accepted:
+    settings are compared as the run used them."""
+    seen = {}
+
+    def fake_fit(model, train_loader, val_loader, *, config, **kwargs):
+        seen["config"] = config
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("deeplab_utils.run.fit", fake_fit)
+    spelled = ["--lr", "0.005", "--warmup-steps", "0"]
+    assert main([*TINY, "--steps", "3", "--out", str(one_step_run), "--resume", *spelled]) == 130
+    assert (seen["config"].resolved_lr(), seen["config"].resolved_warmup_steps()) == (0.005, 0)
 
 
 def test_resume_refuses_fewer_steps_than_done(one_step_run, capsys):
@@ -379,3 +394,16 @@ def test_resume_keeps_the_runs_steps_and_warmup(one_step_run, monkeypatch):
     assert TINY[:2] == ["--steps", "3"]
     assert main([*TINY[2:], "--out", str(one_step_run), "--resume"]) == 130
     assert (seen["config"].steps, seen["config"].warmup_steps) == (2, 0)
+
+
+def test_iou_table_without_labelled_pixels_says_why(capsys):
+    """A validation with no labelled pixel (every IoU, mIoU and accuracy None, NaN in the
+    metrics) prints "n/a" with the reason instead of failing on a format."""
+    from deeplab_utils.train import _print_iou_table
+
+    metrics = {"iou": [None, None], "miou": None, "pixel_accuracy": None}
+    _print_iou_table(metrics, ("background", "pet"))
+    text = capsys.readouterr().out
+    assert re.search(r"^mIoU\s+n/a \(no labelled pixels\)$", text, re.MULTILINE)
+    assert re.search(r"^pixel acc\.\s+n/a", text, re.MULTILINE)
+    assert re.search(r"^pet\s+n/a$", text, re.MULTILINE)

@@ -14,6 +14,7 @@ from fake_datasets import (
     write_fake_voc,
 )
 
+from deeplab_utils.data import build_dataset
 from deeplab_utils.train import main
 
 SMALL = [
@@ -36,10 +37,16 @@ def _run(argv, tmp_path):
     return json.loads((out / "history.json").read_text(encoding="utf-8")), out
 
 
+def _scored_pixels(pets, ids, mode):
+    """Pixels a Pets evaluation counts over ``ids``: all, or all but the border band (3)."""
+    trimaps = [pets.trimaps[i] for i in ids]
+    return sum(t.size if mode == "trimap" else int((t != 3).sum()) for t in trimaps)
+
+
 @pytest.mark.parametrize(("mode", "classes"), [("binary", 2), ("trimap", 3)])
 def test_pets_trains_and_scores_every_original_pixel(data, tmp_path, mode, classes):
-    """Two steps on Pets; validation counts each test picture's pixels at its original size
-    (the border band ignored in binary mode)."""
+    """Two steps on Pets; validation counts each held-out trainval picture's pixels at its
+    original size (the border band ignored in binary mode), and no test picture's."""
     history, out = _run(["--dataset", "pets", "--data-dir", str(data["root"]),
                          "--pets-mode", mode], tmp_path)  # fmt: skip
     assert (
@@ -47,10 +54,40 @@ def test_pets_trains_and_scores_every_original_pixel(data, tmp_path, mode, class
         and len(history["class_names"]) == classes
     )
     counted = torch.tensor(history["val"][-1]["confusion_matrix"]).sum().item()
-    trimaps = [data["pets"].trimaps[i] for i in data["pets"].splits["test"]]
-    expected = sum(t.size if mode == "trimap" else int((t != 3).sum()) for t in trimaps)
-    assert counted == expected
+    val_ids = build_dataset("pets", split="val", root=data["root"]).image_ids
+    assert set(val_ids) <= set(data["pets"].splits["trainval"])
+    assert counted == _scored_pixels(data["pets"], val_ids, mode)
+    assert "test" not in history
     assert (out / "predictions.png").stat().st_size > 0
+
+
+def test_pets_never_reads_the_test_split_unless_asked(tmp_path):
+    """Without --final-test a Pets run trains and validates with test.txt gone."""
+    write_fake_pets(tmp_path / "data")
+    (tmp_path / "data" / "oxford-iiit-pet" / "annotations" / "test.txt").unlink()
+    history, _ = _run(["--dataset", "pets", "--data-dir", str(tmp_path / "data")], tmp_path)
+    assert history["eval_step"] == [2]
+
+
+def test_final_test_scores_the_test_split_once_and_says_so(data, tmp_path, capsys):
+    """--final-test scores every test picture once, after training; the report names the test
+    split, and history.json keeps it apart from the validation curve."""
+    history, _ = _run(["--dataset", "pets", "--data-dir", str(data["root"]), "--final-test"],
+                      tmp_path)  # fmt: skip
+    test = history["test"]
+    assert (test["split"], test["images"]) == ("test", len(data["pets"].splits["test"]))
+    counted = torch.tensor(test["confusion_matrix"]).sum().item()
+    assert counted == _scored_pixels(data["pets"], data["pets"].splits["test"], "binary")
+    out = capsys.readouterr().out
+    assert "TEST split" in out and out.count("\nmIoU") == 2  # validation's table, then test's
+
+
+def test_final_test_needs_a_dataset_with_a_test_split(tmp_path, capsys):
+    """--final-test on shapes (or VOC, whose test labels are not public) exits 2 saying why."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([*SMALL, "--final-test", "--out", str(tmp_path / "run")])
+    assert exit_info.value.code == 2
+    assert "--final-test: only pets has a labelled test split" in capsys.readouterr().err
 
 
 def test_voc_trains_and_scores_at_original_size(data, tmp_path):

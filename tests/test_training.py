@@ -482,3 +482,44 @@ def test_fit_moves_the_loss_to_the_device():
     )  # fmt: skip
     assert math.isfinite(history.loss[0])
     assert moves == [torch.device("cpu")]
+
+
+# --- derived defaults ---------------------------------------------------------------------------
+
+
+def test_replace_gives_the_defaults_of_the_new_optimizer_and_steps():
+    """dataclasses.replace re-derives what was left as None: SGD's rate for optimizer="sgd"
+    (0.01, not Adam's 5e-3), and a tenth of the new steps as warm-up."""
+    import dataclasses
+
+    recipe = TrainConfig(steps=100)
+    sgd = dataclasses.replace(recipe, optimizer="sgd")
+    assert build_optimizer(nn.Linear(2, 2), config=sgd).param_groups[0]["lr"] == 0.01
+    longer = dataclasses.replace(recipe, steps=200)  # warm-up: 20 steps, not the old 10
+    opt = build_optimizer(nn.Linear(2, 2), config=longer)
+    build_scheduler(opt, config=longer)
+    assert opt.param_groups[0]["lr"] == pytest.approx(5e-3 / 20, rel=1e-12)  # step 0: 1/20
+    explicit = dataclasses.replace(TrainConfig(lr=0.3, warmup_steps=4), optimizer="sgd")
+    assert (explicit.resolved_lr(), explicit.resolved_warmup_steps()) == (0.3, 4)
+
+
+def test_checkpoint_records_the_learning_rate_and_warmup_the_run_used(tmp_path):
+    """A checkpoint's train_config holds the resolved lr and warm-up, not None."""
+    from deeplab_utils.checkpoint import read_train_config
+
+    path = tmp_path / "c.pt"
+    loader = make_loader(tiny_dataset(8), batch_size=4, shuffle=True)
+    config = TrainConfig(steps=20, optimizer="sgd", log_every=0)
+    fit(new_model(), loader, config=config, loss_fn=ce_loss, checkpoint_path=path, progress=False)
+    saved = read_train_config(path)
+    assert (saved["lr"], saved["warmup_steps"]) == (0.01, 2)
+
+
+def test_evaluate_runs_where_the_model_is(monkeypatch):
+    """On a machine with a GPU, a CPU model is evaluated on the CPU (its parameters' device),
+    not sent batches on CUDA; the result equals an explicit device="cpu"."""
+    model = new_model().eval()
+    loader = make_loader(tiny_dataset(6), batch_size=3, shuffle=False)
+    expected = evaluate(model, loader, NUM_CLASSES, device="cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine
+    assert evaluate(model, loader, NUM_CLASSES) == expected

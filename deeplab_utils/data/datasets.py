@@ -10,6 +10,8 @@ with ImageNet statistics, mask int64 (H, W))`` with 255 = ignore, and has ``num_
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -59,6 +61,12 @@ SBD_LAYOUT = """\
   SBD_ROOT/benchmark_RELEASE/dataset/train.txt, val.txt
   (or img/, cls/, train.txt, val.txt directly in SBD_ROOT, as torchvision's SBDataset
   leaves them)"""
+
+# Oxford-IIIT Pet has no validation list: the course holds out this fraction of trainval, the
+# same images on every run (368 of 3680), chosen by a seeded hash of their names (_pets_val_ids).
+PETS_VAL_FRACTION = 0.1
+PETS_VAL_SEED = 0
+PETS_SPLITS: tuple[str, ...] = ("train", "val", "trainval", "test")
 
 # ShapesDataset sizes chosen by build_dataset: samples are free, validation costs model time.
 SHAPES_TRAIN_SAMPLES = 5000
@@ -123,20 +131,38 @@ class _LimitedDataset(Dataset):
         return index % self._length
 
 
+def _pets_val_ids(image_ids: Sequence[str]) -> set[str]:
+    """The held-out validation images of Pets' trainval: ``ceil(PETS_VAL_FRACTION * n)`` of them,
+    those whose names hash lowest with ``PETS_VAL_SEED`` (so neither the list's order nor a
+    library's random-number stream can change them)."""
+    count = math.ceil(PETS_VAL_FRACTION * len(image_ids))
+
+    def rank(image_id: str) -> bytes:
+        return hashlib.sha256(f"{PETS_VAL_SEED}/{image_id}".encode()).digest()
+
+    return set(sorted(image_ids, key=rank)[:count])
+
+
 class OxfordPetSegmentation(_LimitedDataset):
     """Oxford-IIIT Pet segmentation (37 cat and dog breeds, trimap masks). Taught in notebook 06.
 
     Wraps ``torchvision.datasets.OxfordIIITPet(target_types="segmentation")``; the expected
-    layout under ``root`` is ``PETS_LAYOUT``.
+    layout under ``root`` is ``PETS_LAYOUT``. Pets publishes ``trainval`` and ``test`` lists
+    only, so the course trains on ``"train"`` and validates (and selects models) on ``"val"``, a
+    fixed held-out tenth of trainval; ``"test"`` is for one final score.
 
     Args:
         root: folder holding ``oxford-iiit-pet/``.
-        split: ``"trainval"`` (3680 images) or ``"test"`` (3669).
+        split: ``"train"`` (3312 images) and ``"val"`` (368, ``PETS_VAL_FRACTION``): disjoint
+            parts of ``"trainval"`` (3680), each in list order; ``"test"`` (3669).
         mode: ``"trimap"``: 3 classes, background 0, pet 1, border 2; ``"binary"``: background 0,
             pet 1, and the border band 255 = ignore (it is ambiguous by design).
         transform: joint transform on ``(Image uint8, Mask int64)``; ``None`` only normalises.
         download: download (~800 MB) into ``root`` if missing.
         num_samples: keep only the first ``num_samples`` images.
+
+    Attributes:
+        image_ids: the image names, in the dataset's order (``Abyssinian_1``, ...).
 
     Licence: CC BY-SA 4.0 (Parkhi et al., 2012).
     """
@@ -145,30 +171,37 @@ class OxfordPetSegmentation(_LimitedDataset):
         self,
         root: str | Path = "data",
         *,
-        split: Literal["trainval", "test"] = "trainval",
+        split: Literal["train", "val", "trainval", "test"] = "trainval",
         mode: Literal["trimap", "binary"] = "trimap",
         transform: Callable | None = None,
         download: bool = False,
         num_samples: int | None = None,
     ) -> None:
-        if split not in ("trainval", "test"):
-            raise ValueError(f"split must be 'trainval' or 'test', got {split!r}")
+        if split not in PETS_SPLITS:
+            raise ValueError(f"split must be one of {PETS_SPLITS}, got {split!r}")
         if mode not in _PETS_LUT:
             raise ValueError(f"mode must be 'trimap' or 'binary', got {mode!r}")
         root = Path(root)
+        listed = "test" if split == "test" else "trainval"  # the list torchvision reads
+        annotations = root / "oxford-iiit-pet" / "annotations"
         if not download:
-            base = root / "oxford-iiit-pet"
-            annotations = base / "annotations"
+            images = root / "oxford-iiit-pet" / "images"
             _require(
-                root,
-                _PETS_SOURCE,
-                base / "images",
-                annotations / "trimaps",
-                annotations / f"{split}.txt",
+                root, _PETS_SOURCE, images, annotations / "trimaps", annotations / f"{listed}.txt"
             )
         self._base = datasets.OxfordIIITPet(
-            root, split=split, target_types="segmentation", download=download
+            root, split=listed, target_types="segmentation", download=download
         )
+        # torchvision keeps the names in its list's order: the first word of each line.
+        names = [
+            line.split()[0]
+            for line in (annotations / f"{listed}.txt").read_text().splitlines()
+            if line.strip()
+        ]
+        self._indices = list(range(len(names)))
+        if split in ("train", "val"):  # val: the held-out names; train: all the others
+            held_out = _pets_val_ids(names)
+            self._indices = [i for i in self._indices if (names[i] in held_out) == (split == "val")]
         self.mode = mode
         self.transform = transform
         self.class_names = PETS_TRIMAP_CLASSES if mode == "trimap" else PETS_BINARY_CLASSES
@@ -177,11 +210,13 @@ class OxfordPetSegmentation(_LimitedDataset):
         self._lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)  # trimap value -> class label
         for value, label in _PETS_LUT[mode].items():
             self._lut[value] = label
-        self._set_length(len(self._base), num_samples)
+        self._set_length(len(self._indices), num_samples)
+        self._indices = self._indices[: self._length]
+        self.image_ids: list[str] = [names[i] for i in self._indices]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(image float32 (3, H, W), mask int64 (H, W))`` after the transform."""
-        index = self._position(index)
+        index = self._indices[self._position(index)]
         image, trimap = self._base[index]
         mask = self._lut[np.asarray(trimap, dtype=np.uint8)]
         segs = getattr(self._base, "_segs", None)  # torchvision's private list of mask paths
@@ -364,7 +399,7 @@ PETS_MODES: tuple[str, ...] = ("trimap", "binary")
 def build_dataset(
     name: DatasetName,
     *,
-    split: Literal["train", "val"],
+    split: Literal["train", "val", "test"],
     root: str | Path = "data",
     image_size: int = 128,
     download: bool = False,
@@ -377,8 +412,11 @@ def build_dataset(
 ) -> Dataset:
     """Build a dataset with the course's transforms, for the trainer. Taught in notebook 06.
 
-    For the real datasets, ``"train"`` gets ``train_transforms(image_size)`` and ``"val"``
-    ``eval_transforms(image_size)``; Pets maps train/val to trainval/test. ShapesDataset is
+    For the real datasets, ``"train"`` gets ``train_transforms(image_size)``, ``"val"`` and
+    ``"test"`` ``eval_transforms(image_size)``. Pets' ``"train"`` and ``"val"`` are a fixed
+    partition of its trainval list (a tenth held out for validation, see
+    :class:`OxfordPetSegmentation`); its ``"test"`` list is read only for ``split="test"``, the
+    final score (VOC's test labels are not public, shapes needs none). ShapesDataset is
     generated at ``image_size`` with no augmentation for either split: every scene is already
     drawn at a random position, size, rotation and colour (and the shapes are mirror-symmetric),
     so scaling and cropping would only add ignore borders and cut shapes. Its val split uses
@@ -386,7 +424,7 @@ def build_dataset(
 
     Args:
         name: ``"shapes"``, ``"pets"`` or ``"voc"``.
-        split: ``"train"`` or ``"val"``.
+        split: ``"train"``, ``"val"``, or (Pets only) ``"test"``.
         root: folder of the real datasets (ignored for shapes).
         image_size: side of the square samples.
         download: allow downloading a real dataset into ``root`` (VOC, never SBD).
@@ -397,9 +435,9 @@ def build_dataset(
         voc_trainaug: VOC only: train on VOC train + SBD (10,582 images, VOC val excluded)
             instead of VOC train (1,464); needs SBD and scipy. Ignored for ``split="val"``.
         sbd_root: where SBD is (see :class:`VOCTrainAugDataset`); ``None`` = ``root``.
-        original_size_masks: val only: keep each real mask at its original size (the standard
-            VOC protocol, see :func:`original_size_eval_transforms`); batch such a dataset with
-            :func:`collate_original_size`. Ignored for shapes.
+        original_size_masks: val and test only: keep each real mask at its original size (the
+            standard VOC protocol, see :func:`original_size_eval_transforms`); batch such a
+            dataset with :func:`collate_original_size`. Ignored for shapes.
 
     Returns:
         A Dataset of ``(image float32 (3, S, S), mask int64 (S, S))`` (mask ``(H, W)`` of the
@@ -414,16 +452,21 @@ def build_dataset(
     """
     if name not in DATASET_NAMES:
         raise ValueError(f"name must be one of {DATASET_NAMES}, got {name!r}")
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    if split == "test" and name != "pets":
+        raise ValueError(
+            f"split='test' exists for pets only (VOC's test labels are not public, shapes has "
+            f"no test split): score {name!r} on split='val'"
+        )
     if pets_mode not in PETS_MODES:
         raise ValueError(f"pets_mode must be one of {PETS_MODES}, got {pets_mode!r}")
     if voc_trainaug and name != "voc":
         raise ValueError(f"voc_trainaug=True needs name='voc', got name={name!r}")
-    if original_size_masks and split != "val":
+    if original_size_masks and split == "train":
         raise ValueError(
-            "original_size_masks=True is for split='val' (training crops need masks aligned "
-            f"with the images), got split={split!r}"
+            "original_size_masks=True is for split='val' or 'test' (training crops need masks "
+            f"aligned with the images), got split={split!r}"
         )
     train = split == "train"
     if name == "shapes":
@@ -442,7 +485,6 @@ def build_dataset(
         transform = eval_transforms(image_size)
     common = {"transform": transform, "download": download, "num_samples": num_samples}
     if name == "pets":
-        split = "trainval" if train else "test"
         return OxfordPetSegmentation(root, split=split, mode=pets_mode, **common)
     if train and voc_trainaug:
         return VOCTrainAugDataset(root, sbd_root=sbd_root, **common)
