@@ -740,9 +740,10 @@ def fit(
                     channels_last=config.channels_last,
                 )  # fmt: skip
                 history.record_eval(step, metrics, time.perf_counter() - started)
-                bar.set_postfix(loss=f"{loss:.4f}", val_miou=f"{metrics['miou'] or 0:.3f}")
+                miou = "n/a" if metrics["miou"] is None else f"{metrics['miou']:.3f}"
+                bar.set_postfix(loss=f"{loss:.4f}", val_miou=miou)
                 if bar.disable and rank == 0:
-                    print(f"step {step}/{config.steps}: val mIoU {metrics['miou'] or 0:.3f}")
+                    print(f"step {step}/{config.steps}: val mIoU {miou}")
             if checkpoint_path is not None and _due(step, config.checkpoint_every, config.steps):
                 _save(
                     Path(checkpoint_path), model=model, step=step, history=history,

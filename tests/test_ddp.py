@@ -21,8 +21,8 @@ def test_two_process_gloo_run(tmp_path):
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
         "-m", "deeplab_utils.train",
         "--steps", "2", "--image-size", "32", "--batch-size", "2", "--train-samples", "8",
-        "--val-samples", "4", "--checkpoint-every", "0", "--device", "cpu", "--no-progress",
-        "--out", str(out),
+        "--val-samples", "4", "--checkpoint-every", "0", "--device", "cpu", "--no-amp",
+        "--no-progress", "--out", str(out),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     try:

@@ -523,3 +523,16 @@ def test_evaluate_runs_where_the_model_is(monkeypatch):
     expected = evaluate(model, loader, NUM_CLASSES, device="cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine
     assert evaluate(model, loader, NUM_CLASSES) == expected
+
+
+def test_a_validation_without_labelled_pixels_logs_n_a(capsys):
+    """A validation set whose masks are all ignore (255) has no mIoU: the log line says "n/a"
+    rather than printing 0.000, a score the model did not get."""
+    train = make_loader(tiny_dataset(8), batch_size=4, shuffle=True)
+    images = torch.randn(4, 3, 8, 8)
+    unlabelled = TensorDataset(images, torch.full((4, 8, 8), 255, dtype=torch.long))
+    val = make_loader(unlabelled, batch_size=2, shuffle=False)
+    config = TrainConfig(steps=2, eval_every=2, amp=False)
+    history = fit(new_model(), train, val, config=config, loss_fn=ce_loss, progress=False)
+    assert history.val[-1]["miou"] is None
+    assert "step 2/2: val mIoU n/a" in capsys.readouterr().out
