@@ -161,7 +161,8 @@ def _report(totals, kinds, eval_seconds, val_images, amp, args) -> None:
             "phases_s": totals, "step_s": step, "operators_s": kinds,
             "eval_s": eval_seconds, "val_images": val_images,
         }  # fmt: skip
-        atomic_write(args.out, json.dumps(result, indent=1))
+        with atomic_write(args.out, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
 
 
 if __name__ == "__main__":
