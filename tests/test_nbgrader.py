@@ -33,6 +33,12 @@ STICKY_EVAL = """\
         y = relu(bn(conv(pool(x))))
         return F.interpolate(y, size=size, mode="bilinear", align_corners=False)"""
 STICKY_CASE = "train mode, batch 1, 13x9"  # the case of check_aspp_pooling it fails
+# An instructor's hidden test, added to 01's receptive_fields check cell in the course's source.
+HIDDEN = """
+### BEGIN HIDDEN TESTS
+assert my_receptive_fields([(3, 2, 1), (3, 1, 2)]) == [3, 11]
+print("hidden test passed")
+### END HIDDEN TESTS"""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,16 +71,24 @@ def _submit(course: Path, student: str, assignment: str, notebook: dict) -> None
     (folder / f"{assignment}.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
 
 
+def _cell(notebook: dict, grade_id: str) -> dict:
+    """The cell of ``notebook`` with that nbgrader grade id."""
+    cells = [
+        c
+        for c in notebook["cells"]
+        if c["metadata"].get("nbgrader", {}).get("grade_id") == grade_id
+    ]
+    assert len(cells) == 1, f"no cell {grade_id!r}"
+    return cells[0]
+
+
 def _with_sticky_eval(solved: dict) -> dict:
     """The solved notebook 02 with MyASPPPooling's forward replaced by the sticky eval."""
-    for cell in solved["cells"]:
-        if cell["metadata"].get("nbgrader", {}).get("grade_id") == "aspp_pooling_solution":
-            source = "".join(cell["source"])
-            head, rest = source.split(BEGIN + "\n")
-            _, tail = rest.split(END)
-            cell["source"] = f"{head}{BEGIN}\n{STICKY_EVAL}\n        {END}{tail}"
-            return solved
-    raise AssertionError("no aspp_pooling_solution cell in 02")
+    cell = _cell(solved, "aspp_pooling_solution")
+    head, rest = "".join(cell["source"]).split(BEGIN + "\n")
+    _, tail = rest.split(END)
+    cell["source"] = f"{head}{BEGIN}\n{STICKY_EVAL}\n        {END}{tail}"
+    return solved
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +98,11 @@ def course(tmp_path_factory) -> Path:
     one wrong answer)."""
     course = tmp_path_factory.mktemp("course")
     assert main(["course", str(course), "--notebooks", str(NOTEBOOKS)]) == 0
+    source_01 = course / "source" / GRADED[0] / f"{GRADED[0]}.ipynb"
+    nb = json.loads(source_01.read_text())
+    cell = _cell(nb, "receptive_fields")
+    cell["source"] = "".join(cell["source"]) + HIDDEN
+    source_01.write_text(json.dumps(nb))
     _nbgrader(course, "generate_assignment", "*")
     for assignment in GRADED:
         solved = json.loads((course / "source" / assignment / f"{assignment}.ipynb").read_text())
@@ -133,7 +152,7 @@ def _errors(course: Path, assignment: str, student: str) -> dict[str, list[str]]
 
 def test_released_notebooks_are_the_student_notebooks(course):
     """nbgrader's generate_assignment releases exactly notebooks/student/ (byte for byte), with
-    no solution markers left in any of them."""
+    no solution markers left in any of them (and no trace of the instructor's hidden test)."""
     for path in solved_notebooks(NOTEBOOKS):
         released = course / "release" / path.stem / path.name
         if path.name.startswith("00"):
@@ -197,3 +216,13 @@ def test_grades_export(course):
         assert float(rows["solved", assignment]["score"]) == top > 0
         assert float(rows["blank", assignment]["score"]) == 0
     assert float(rows["wrong", "02_aspp"]["score"]) == 1
+
+
+def test_hidden_test_runs_when_grading(course):
+    """The hidden test, absent from the release, ran on the solved submission's code after its
+    check passed, and not on the blank one, whose check had stopped the cell."""
+    for student, ran in (("solved", True), ("blank", False)):
+        path = course / "autograded" / student / GRADED[0] / f"{GRADED[0]}.ipynb"
+        cell = _cell(json.loads(path.read_text()), "receptive_fields")
+        text = "".join("".join(o["text"]) for o in cell["outputs"] if o["output_type"] == "stream")
+        assert ("hidden test passed" in text) == ran, student
