@@ -151,8 +151,9 @@ def _errors(course: Path, assignment: str, student: str) -> dict[str, list[str]]
 
 
 def test_released_notebooks_are_the_student_notebooks(course):
-    """nbgrader's generate_assignment releases exactly notebooks/student/ (byte for byte), with
-    no solution markers left in any of them (and no trace of the instructor's hidden test)."""
+    """nbgrader's generate_assignment releases exactly notebooks/student/ (byte for byte, so
+    tests/test_student_notebooks.py's proof that no solution line is left holds for them), with
+    no solution marker left (and no trace of the instructor's hidden test)."""
     for path in solved_notebooks(NOTEBOOKS):
         released = course / "release" / path.stem / path.name
         if path.name.startswith("00"):
