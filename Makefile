@@ -5,12 +5,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The unit tests and the notebooks that train, run again with torch's CPU kernels limited to AVX2
 # and bf16 off: what a laptop without AVX-512 computes (every test and the scores the notebooks
-# print must hold there too). The unit tests leave out the two files that run whole notebooks
-# (every student notebook; 07/08 on fake real-data layouts): long, and the notebooks that
-# train are run directly instead.
+# print must hold there too). The unit tests leave out the files that run whole notebooks
+# (every student notebook; 07/08 on fake real-data layouts; the nbgrader round trip): long, and
+# the notebooks that train are run directly instead; and the website's browser test, which
+# computes nothing with torch.
 AVX2 := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
 TRAINING_NOTEBOOKS := notebooks/07_training.ipynb notebooks/08_evaluation_and_inference.ipynb
-UNIT_TESTS := tests --ignore=tests/test_student_notebooks.py --ignore=tests/test_notebooks_real_data.py
+NOT_UNIT := test_student_notebooks test_notebooks_real_data test_nbgrader test_site
+UNIT_TESTS := tests $(foreach f,$(NOT_UNIT),--ignore=tests/$(f).py)
 
 .PHONY: lab test test-avx2 clean site
 

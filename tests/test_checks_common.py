@@ -1,6 +1,6 @@
 """What every self-check shares (deeplab_utils.checks._common.exercise_check): an unwritten
 exercise hands back the package's version after one line, code that is or uses the reference
-is refused, and hints come in two steps."""
+is refused, hints come in two steps, and under nbgrader every failure raises."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import deeplab_utils
 from deeplab_utils import checks
 from deeplab_utils.backbone import block_settings
 from deeplab_utils.checks import CheckFailed
+from deeplab_utils.checks._common import GRADING_ENV
 from deeplab_utils.data import random_scale_crop_flip
 from deeplab_utils.inference import predict
 from deeplab_utils.metrics import SegmentationMetrics, mean_iou
@@ -24,6 +25,12 @@ from deeplab_utils.training import (
 )
 
 STUB = "Exercise: write this part, then run the check below."
+
+
+@pytest.fixture(autouse=True)
+def _not_graded(monkeypatch):
+    """A learner's own run: nbgrader's variable is unset (tests that grade set it)."""
+    monkeypatch.delenv(GRADING_ENV, raising=False)
 
 
 class StubModule(nn.Module):
@@ -297,3 +304,63 @@ def test_a_decorated_learner_function_is_not_mistaken_for_the_reference(capsys) 
 
     assert checks.check_flip_tta(flip_tta) is flip_tta
     assert capsys.readouterr().out.startswith("✓ check_flip_tta")
+
+
+def _good_receptive_fields(layers):
+    field, jump, fields = 1, 1, []
+    for kernel, stride, rate in layers:
+        field += rate * (kernel - 1) * jump
+        jump *= stride
+        fields.append(field)
+    return fields
+
+
+def _graded_cell(monkeypatch, impl):
+    """Run the cell `my_fields = check_receptive_fields(my_fields)` as nbgrader's autograde
+    does; return the cell's namespace afterwards and the check's error (None if it passed)."""
+    monkeypatch.setenv(GRADING_ENV, "autograde")
+    namespace = {"check_receptive_fields": checks.check_receptive_fields, "my_fields": impl}
+    namespace["alias"] = impl  # a second name for the learner's function
+    try:
+        exec("my_fields = check_receptive_fields(my_fields)", namespace)
+    except CheckFailed as exc:
+        return namespace, exc
+    return namespace, None
+
+
+@pytest.mark.parametrize(
+    ("impl", "line"),
+    [
+        (stub_function, "✗ check_receptive_fields: not implemented yet — "),
+        (_forgets_rate, "✗ check_receptive_fields: case "),
+    ],
+    ids=["unwritten", "wrong"],
+)
+def test_graded_failure_raises_and_hands_on_the_package_version(monkeypatch, capsys, impl, line):
+    """Under nbgrader an unwritten or wrong exercise raises (its test cell scores 0) with the
+    ✗ line, naming what the rest of the notebook uses, and the cell's names for the learner's
+    code now mean the package's version, so later cells and exercises run on it."""
+    namespace, error = _graded_cell(monkeypatch, impl)
+    assert error is not None and str(error).startswith(line)
+    assert str(error).endswith(f"— {checks.FALLBACK} (deeplab_utils.receptive_fields)")
+    assert namespace["my_fields"] is deeplab_utils.receptive_fields
+    assert namespace["alias"] is deeplab_utils.receptive_fields
+    assert capsys.readouterr().out == ""
+
+
+def test_graded_pass_keeps_the_learners_code(monkeypatch, capsys):
+    """Under nbgrader a right answer passes as in a learner's run: ✓, and the code is kept."""
+    namespace, error = _graded_cell(monkeypatch, _good_receptive_fields)
+    assert error is None and namespace["my_fields"] is _good_receptive_fields
+    assert capsys.readouterr().out.startswith("✓ check_receptive_fields")
+
+
+def test_learners_run_is_not_graded(capsys):
+    """Without nbgrader's variable an unwritten exercise prints its ✗ line and raises nothing,
+    and a wrong one raises the case without the fallback note."""
+    assert checks.check_receptive_fields(stub_function) is deeplab_utils.receptive_fields
+    assert capsys.readouterr().out.startswith("✗ check_receptive_fields: not implemented yet")
+    with pytest.raises(CheckFailed) as wrong:
+        checks.check_receptive_fields(_forgets_rate)
+    assert str(wrong.value).startswith("check_receptive_fields: case ")
+    assert checks.FALLBACK not in str(wrong.value)

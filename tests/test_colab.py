@@ -4,6 +4,7 @@
 import json
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,12 +12,15 @@ import torch
 from deeplab_utils import colab
 from tools import notebooks as tool
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def _notebook(title="# Title", setup=None):
-    cells = [{"cell_type": "markdown", "metadata": {}, "source": [title]}]
+    cells = [{"cell_type": "markdown", "id": "title", "metadata": {}, "source": [title]}]
     cells.append(
         {
             "cell_type": "code",
+            "id": "setup",
             "metadata": {},
             "outputs": [],
             "execution_count": None,
@@ -61,17 +65,22 @@ def test_render_notebook_adds_then_replaces_badge():
     assert "".join(nb["cells"][1]["source"]) == tool.setup_cell_source(repo="b/two")
 
 
-def test_set_repo_rewrites_module_notebooks_and_readme(tmp_path):
-    """set-repo changes REPO in the tool, every notebook's badge and setup cell, and the README."""
+def test_set_repo_rewrites_pyproject_notebooks_and_readme_never_the_tool(tmp_path):
+    """set-repo changes the Repository line of pyproject.toml, every notebook's badge and setup
+    cell (the student copies built again), and the README; the tool's own code stays as it is."""
     (tmp_path / "tools").mkdir()
-    module_text = f'"""doc"""\nREPO = "{tool.REPO}"  # comment\n'
-    (tmp_path / "tools" / "notebooks.py").write_text(module_text)
-    (tmp_path / "notebooks" / "student").mkdir(parents=True)
-    for rel in ("notebooks/01_x.ipynb", "notebooks/student/01_x.ipynb"):
-        (tmp_path / rel).write_text(json.dumps(_notebook()))
+    module = tmp_path / "tools" / "notebooks.py"
+    module.write_text(Path(tool.__file__).read_text(encoding="utf-8"), encoding="utf-8")
+    url = f"https://github.com/{tool.REPO}"
+    (tmp_path / "pyproject.toml").write_text(f'[project.urls]\nRepository = "{url}"\n')
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "01_x.ipynb").write_text(json.dumps(_notebook()))
     (tmp_path / "README.md").write_text(f"see https://github.com/{tool.REPO} and pytorch/vision")
     assert tool.main(["set-repo", "me/fork", "--root", str(tmp_path)]) == 0
-    assert 'REPO = "me/fork"  # comment' in (tmp_path / "tools" / "notebooks.py").read_text()
+    assert module.read_text(encoding="utf-8") == Path(tool.__file__).read_text(encoding="utf-8")
+    assert tool.read_repo(tmp_path) == "me/fork"
+    solved = (tmp_path / "notebooks/01_x.ipynb").read_text()
+    assert "github/me/fork/blob/main/notebooks/01_x.ipynb" in solved
     student = (tmp_path / "notebooks/student/01_x.ipynb").read_text()
     assert "github/me/fork/blob/main/notebooks/student/01_x.ipynb" in student
     assert "git+https://github.com/me/fork" in student
@@ -79,14 +88,20 @@ def test_set_repo_rewrites_module_notebooks_and_readme(tmp_path):
     assert readme == "see https://github.com/me/fork and pytorch/vision"
 
 
-def test_set_repo_without_a_repo_line_exits_with_message(tmp_path, capsys):
-    """A tool whose REPO line was removed is a one-line error saying what is missing."""
-    (tmp_path / "tools").mkdir()
-    (tmp_path / "tools" / "notebooks.py").write_text('"""doc"""\n', encoding="utf-8")
+def test_the_repository_is_named_in_pyproject():
+    """The tool reads the repository from pyproject.toml's [project.urls], not from its code."""
+    assert tool.REPO == tool.read_repo(ROOT) == "deeplab-course/deeplabv3plus-from-scratch"
+    assert f'REPO = "{tool.REPO}"' not in Path(tool.__file__).read_text(encoding="utf-8")
+
+
+def test_set_repo_without_a_repository_line_exits_with_message(tmp_path, capsys):
+    """A pyproject.toml whose Repository line was removed is a one-line error saying what is
+    missing."""
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n', encoding="utf-8")
     with pytest.raises(SystemExit) as exit_info:
         tool.main(["set-repo", "me/fork", "--root", str(tmp_path)])
     assert exit_info.value.code == 2
-    assert 'no line REPO = "OWNER/REPO"' in capsys.readouterr().err
+    assert 'no line Repository = "https://github.com/OWNER/REPO"' in capsys.readouterr().err
 
 
 def test_set_repo_outside_the_repository_exits_with_message(tmp_path, capsys):

@@ -4,7 +4,8 @@ Teaching-aid layer, one module per notebook (``atrous``: 01, ``aspp``: 02, ``bac
 ``decoder``: 04, ``objectives``: 05, ``data``: 06, ``training``: 07, ``evaluation``: 08). A
 notebook keeps what a check returns, ``my_fn = check_fn(my_fn)``: the learner's code after one
 ``✓`` line, or the package's version after one ``✗ ... not implemented yet`` line; wrong code
-raises :class:`CheckFailed` naming the case, with a hint (see :func:`exercise_check`).
+raises :class:`CheckFailed` naming the case, with a hint. While nbgrader grades the notebook,
+every failure raises, the unwritten exercise's too (see :func:`exercise_check`).
 """
 
 from ._common import FALLBACK, NOT_IMPLEMENTED, CheckFailed, Hint, exercise_check

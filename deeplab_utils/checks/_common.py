@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -29,6 +30,8 @@ class CheckFailed(AssertionError):
 
 NOT_IMPLEMENTED = "not implemented yet"
 FALLBACK = "the rest of this notebook uses deeplab_utils' version"
+# Set by nbgrader ("autograde" or "validate") while it executes a notebook to grade it.
+GRADING_ENV = "NBGRADER_EXECUTION"
 
 
 class _NotImplementedYet(CheckFailed):
@@ -267,6 +270,10 @@ def exercise_check(
     the reference after one ``✗`` line when ``impl`` is not written yet, so "Run all" goes on. A
     failing case's hint is short, and the full answer on its second failure or with ``hint=True``.
 
+    While nbgrader grades the notebook (:data:`GRADING_ENV` is set), any failure, an unwritten
+    exercise included, raises :class:`CheckFailed` with the ``✗`` line, so the exercise's test
+    cell scores 0, and the caller's names for ``impl`` are bound to the reference first.
+
     Args:
         reference: ``"module:name"`` of the package's version, e.g. ``"aspp:ASPPPooling"``.
         also_watch: more ``"module:name"`` whose calls count as using the reference.
@@ -284,9 +291,8 @@ def exercise_check(
             finally:
                 _CONTEXT.reset(token)
 
-        @functools.wraps(body)
-        def check(impl: Any, *, hint: bool = False) -> Any:
-            ref, ref_name = _resolve(reference)
+        def judge(impl: Any, ref: Any, ref_name: str, hint: bool) -> None:
+            """Raise :class:`CheckFailed` unless ``impl`` is the learner's own and passes."""
             watched: dict[CodeType, str] = {}
             for path in (reference, *also_watch):
                 obj, obj_name = _resolve(path)
@@ -302,12 +308,32 @@ def exercise_check(
                     "with. The exercise is to implement it yourself: subclass nn.Module (or "
                     "nn.Sequential) instead."
                 )
+            unguarded(impl, _Context(name, reveal=bool(hint), watched=watched))
+
+        @functools.wraps(body)
+        def check(impl: Any, *, hint: bool = False) -> Any:
+            ref, ref_name = _resolve(reference)
+            grading = bool(os.environ.get(GRADING_ENV))
             try:
-                unguarded(impl, _Context(name, reveal=bool(hint), watched=watched))
+                judge(impl, ref, ref_name, hint)
+                return impl
             except _NotImplementedYet:
-                print(f"✗ {name}: {NOT_IMPLEMENTED} — {FALLBACK} ({ref_name})")
-                return ref
-            return impl
+                if not grading:
+                    print(f"✗ {name}: {NOT_IMPLEMENTED} — {FALLBACK} ({ref_name})")
+                    return ref
+                failure = f"{name}: {NOT_IMPLEMENTED}"
+            except CheckFailed as exc:
+                if not grading:
+                    raise
+                failure = str(exc)
+            # Graded: raise, so the exercise scores 0. The raise leaves `x = check_x(x)` without
+            # binding x, so bind the caller's names for impl to the reference, as Run-all would:
+            # later cells, and exercises built on this one, run on the package's version.
+            namespace = sys._getframe(1).f_globals  # a notebook cell's: the kernel's namespace
+            for key, value in list(namespace.items()):
+                if value is impl:
+                    namespace[key] = ref
+            raise CheckFailed(f"✗ {failure} — {FALLBACK} ({ref_name})")
 
         check.__wrapped__ = unguarded  # the check without its guard
         return check
