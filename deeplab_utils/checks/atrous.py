@@ -6,8 +6,23 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from ._common import Hint, _compare, _fail, _passed, _run, exercise_check
+
+
+class _Convolutions(TorchFunctionMode):
+    """Records the names of PyTorch's convolutions called while it is on (F.conv2d, nn.Conv2d
+    and torch.conv2d all reach one of these)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.called: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in (torch.conv1d, torch.conv2d, torch.conv3d, torch.convolution):
+            self.called.append(func.__name__)
+        return func(*args, **(kwargs or {}))
 
 
 @exercise_check("atrous:atrous_conv2d")
@@ -15,7 +30,8 @@ def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``fn(x, weight, bias=None, dilation=1, padding=0)`` against ``F.conv2d``.
 
     Cases: rates 1 to 3, odd sizes, batch 1 and 2, 1x1, 3x3 and non-square kernels, with and
-    without bias and padding. Taught in notebook 01.
+    without bias and padding. "From scratch": ``fn`` may not call PyTorch's convolution (with or
+    without dilation). Taught in notebook 01.
     """
     gen = torch.Generator().manual_seed(0)
     cases = [
@@ -45,7 +61,15 @@ def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
         w = torch.randn(c_out, c_in, *kernel, generator=gen)
         bias = torch.randn(c_out, generator=gen) if use_bias else None
         expected = F.conv2d(x, w, bias, padding=p, dilation=d)
-        got = _run(name, fn, x, w, bias, dilation=d, padding=p)
+        with _Convolutions() as convolutions:
+            got = _run(name, fn, x, w, bias, dilation=d, padding=p)
+        if convolutions.called:
+            raise _fail(
+                name,
+                f"your code calls torch.{convolutions.called[0]}, PyTorch's own convolution; "
+                "the exercise is to write it from scratch",
+                value_hint,
+            )
         _compare(name, got, expected, hint=value_hint, shape_hint=shape_hint, atol=1e-4)
     _passed(len(cases), "your atrous convolution equals F.conv2d(..., dilation=r).")
 
