@@ -136,7 +136,17 @@ def _analyse(
             "the image is flipped upside down",
             Hint("the paper's flip is left-right: .flip(-1), the last (width) dimension."),
         )
-    scale = 1 / slope_r
+    scale, scale_cols = 1 / slope_r, 1 / abs(slope_c)
+    if abs(scale - scale_cols) > 1 / height + 1 / width:  # more than rounding to whole pixels
+        raise _fail(
+            case,
+            f"the image's rows are scaled by {scale:.2f} but the columns by {scale_cols:.2f}",
+            Hint(
+                "draw one factor and scale the height and the width by it: two factors stretch "
+                "every object (a circle becomes an ellipse), which scale augmentation must not.",
+                _FULL,
+            ),
+        )
     _check_alignment(case, mask, out_mask[content], (rows, cols), (src_row, src_col), scale)
     # Where the crop sits in the scaled image, as a fraction of where it could sit (0: top or
     # left edge, 1: bottom or right edge); None where the scaled image is no larger.
@@ -256,7 +266,8 @@ def check_random_scale_crop_flip(fn: Callable[..., tuple[torch.Tensor, torch.Ten
     """Check ``fn(image, mask, size, scale_range, generator) -> (image, mask)``.
 
     ``image`` is float ``(3, H, W)``, ``mask`` int64 ``(H, W)``; the result is ``(3, size, size)``
-    and ``(size, size)``, same dtypes. Every output must keep the mask where the image is, labels
+    and ``(size, size)``, same dtypes. Every output must be scaled by one factor (rows and columns
+    alike), keep the mask where the image is, labels
     as labels, and padding (0 in the image, 255 in the mask) only where the scaled image is smaller
     than the crop; over many draws the scale must cover ``scale_range``, both flips happen and the
     crop move; the seeded ``generator`` alone must decide. Taught in notebook 06.
