@@ -40,6 +40,10 @@ def _learner_twin(
         )
     ours, theirs = learner.state_dict(), reference.state_dict()
     missing, unexpected, _ = state_dict_differences(theirs, ours)
+    # A conv's bias where a BN follows is harmless (BN removes a constant shift): set to 0, the
+    # learner's module computes the reference's function.
+    harmless = [k for k in unexpected if _bias_before_bn(k, theirs)]
+    unexpected = [k for k in unexpected if k not in harmless]
     if missing or unexpected:
         raise _fail(
             "parameter names",
@@ -56,8 +60,19 @@ def _learner_twin(
                 f"{tuple(value.shape)}",
                 names_hint,
             )
-    learner.load_state_dict(theirs)
+    learner.load_state_dict(theirs, strict=False)
+    with torch.no_grad():
+        for key in harmless:
+            learner.get_parameter(key).zero_()
     return learner
+
+
+def _bias_before_bn(key: str, reference_keys: Any) -> bool:
+    """Whether ``key`` is ``"...i.bias"`` and the reference has a BN at ``"...i+1"``."""
+    prefix, _, index = key.removesuffix(".bias").rpartition(".")
+    if not (key.endswith(".bias") and index.isdigit()):
+        return False
+    return f"{prefix}.{int(index) + 1}.running_mean".lstrip(".") in reference_keys
 
 
 _POOLING_HINT = Hint(
@@ -162,8 +177,8 @@ def check_aspp(cls: Any) -> None:
     names_hint = Hint(
         "self.convs is an nn.ModuleList of the branches in the order 1x1, one MyASPPConv per "
         "rate, MyASPPPooling; self.project an nn.Sequential of a 1x1 conv, BN, ReLU and "
-        "dropout. Convs followed by a BN have no bias; the projection's input is every "
-        "branch's channels together, however many rates there are.",
+        "dropout. The projection's input is every branch's channels together, however many "
+        "rates there are.",
         "self.convs = nn.ModuleList([nn.Sequential(nn.Conv2d(C_in, C_out, 1, bias=False), "
         "nn.BatchNorm2d(C_out), nn.ReLU()), *[MyASPPConv(C_in, C_out, r) for r in rates], "
         "MyASPPPooling(C_in, C_out)]); self.project = nn.Sequential(nn.Conv2d(len(self.convs) "
