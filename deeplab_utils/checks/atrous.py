@@ -47,14 +47,16 @@ def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
     shape_hint = Hint(
         "the rows and the columns each lose dilation*(k - 1) to the kernel's span, with the k "
         "of their own dimension (a kernel need not be square).",
-        "H_out = H + 2*padding - dilation*(kH - 1) and W_out = W + 2*padding - dilation*(kW - 1), "
-        "with kH, kW = weight.shape[2:].",
+        "the output has H + 2*padding - dilation*(kH - 1) rows and W + 2*padding - "
+        "dilation*(kW - 1) columns, kH and kW being the kernel's own height and width.",
     )
     value_hint = Hint(
         "each tap (m, n) of the kernel reads the padded input shifted by (m*dilation, "
         "n*dilation); sum those shifted slices, each mixed over channels by weight[:, :, m, n].",
-        "out = sum over m < kH, n < kW of einsum('bchw,oc->bohw', x_pad[:, :, m*r : m*r + H_out, "
-        "n*r : n*r + W_out], weight[:, :, m, n]), plus bias.view(1, -1, 1, 1).",
+        "the output is a sum of kH*kW terms, one per tap: the window of the padded input that "
+        "starts dilation*m rows and dilation*n columns in, as large as the output, mixed over the "
+        "input channels by that tap's (C_out, C_in) weights (section 2's einsum); then the bias, "
+        "one per output channel.",
     )
     for name, b, c_in, c_out, size, kernel, d, p, use_bias in cases:
         x = torch.randn(b, c_in, *size, generator=gen)
@@ -109,8 +111,9 @@ def check_receptive_fields(fn: Callable[[list[tuple[int, int, int]]], list[int]]
         "a layer's kernel spans dilation*(kernel - 1) + 1 positions of its own input, and "
         "neighbouring positions of that input are J image pixels apart, J being the product of "
         "the strides of the layers *before* it (its own stride only matters to the next ones).",
-        "R_l = R_{l-1} + dilation_l * (kernel_l - 1) * J_{l-1}, J_l = J_{l-1} * stride_l, "
-        "R_0 = J_0 = 1; return [R_1, ..., R_L].",
+        "walk the layers keeping two numbers, the field so far and the jump (both 1 at the "
+        "image): a layer first widens the field by its dilated span minus one, in units of the "
+        "jump so far, and only then multiplies the jump by its stride.",
     )
     for name, layers in cases:
         expected = _measured_fields(layers)

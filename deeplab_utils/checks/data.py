@@ -18,11 +18,10 @@ import torch.nn.functional as F
 from ._common import Hint, _compare, _fail, _passed, _run, exercise_check
 
 _FULL = (
-    "s = low + (high - low) * torch.rand((), generator=generator).item(); resize the image "
-    "(bilinear) and the mask (nearest) to round(H*s) x round(W*s); pad both at the bottom and "
-    "right up to size (image 0, mask 255); top = torch.randint(0, H' - size + 1, (), "
-    "generator=generator), the same for left; crop both at [top:top+size, left:left+size]; if "
-    "torch.rand((), generator=generator) < 0.5: flip both with .flip(-1)."
+    "one set of random numbers for the pair, every one from the generator: a factor uniform in "
+    "scale_range for both sides, a top and a left corner where a size x size window fits, a "
+    "coin for the flip; the image and the mask then go through the same resize (bilinear for "
+    "the image, nearest for the mask), padding (0 and 255), window and flip."
 )
 _HINT_SHAPE = Hint("return (image (C, size, size), mask (size, size)), keeping the dtypes.", _FULL)
 
@@ -113,7 +112,8 @@ def _check_padding(
             f"{sorted(known)} does not have",
             Hint(
                 "resize the mask with nearest neighbour: interpolating labels 1 and 3 invents a 2.",
-                "F.interpolate(mask[None, None].float(), size, mode='nearest').",
+                "F.interpolate needs a (1, 1, H, W) float tensor: add two dimensions to the mask, "
+                "resize with mode='nearest', and turn the result back into int64 labels.",
             ),
         )
     return content

@@ -27,10 +27,9 @@ _DECODER_NAMES_HINT = Hint(
     "three submodules: reduce (a 1x1 conv down to LOW_LEVEL_CHANNELS, BN, ReLU), refine (an "
     "nn.Sequential of two conv-BN-ReLU units, DECODER_CHANNELS wide; the first one takes the "
     "concatenation) and classifier (a 1x1 conv with a bias, as no BN follows it).",
-    "reduce = conv_bn_relu(nn.Conv2d(low_level_channels, 48, 1, bias=False)); refine = "
-    "nn.Sequential(conv_bn_relu(nn.Conv2d(aspp_channels + 48, 256, 3, padding=1, bias=False)), "
-    "conv_bn_relu(nn.Conv2d(256, 256, 3, padding=1, bias=False))); "
-    "classifier = nn.Conv2d(256, num_classes, 1).",
+    "the names follow the positions: reduce.0 is reduce's conv, refine.0.0 the first refining "
+    "conv (it takes aspp_channels + LOW_LEVEL_CHANNELS inputs), refine.1.0 the second; the "
+    "classifier is a bare nn.Conv2d to num_classes.",
 )
 
 
@@ -65,9 +64,8 @@ def check_decoder(cls: Any) -> None:
         "the logits come out at the low-level features' size, whatever the image size: "
         "upsample the ASPP output to exactly that size (scale_factor=4 is wrong for odd sizes), "
         "and keep every 3x3 conv's output the size of its input.",
-        "low = self.reduce(low_level); x = F.interpolate(aspp_out, size=low.shape[-2:], "
-        "mode='bilinear', align_corners=False); "
-        "return self.classifier(self.refine(torch.cat([x, low], dim=1))).",
+        "F.interpolate takes a target size= as well as a scale_factor=: ask for the reduced "
+        "low-level features' own (H/4, W/4), then concatenate, refine and classify.",
     )
     hint_values = Hint(
         "the shapes are right but not the values: reduce the low-level features (not the ASPP "
@@ -149,9 +147,8 @@ def check_deeplabv3plus_forward(fn: Any) -> None:
         ("train mode, 33x47 images, OS 16, batch 2", 16, 2, (33, 47), True),
     ]
     full = (
-        "features = self.backbone(x); logits = self.decoder(self.aspp(features['out']), "
-        "features['low_level']); return F.interpolate(logits, size=x.shape[-2:], "
-        "mode='bilinear', align_corners=False)."
+        "the features go image -> backbone -> ASPP (the 'out' features) -> decoder (with the "
+        "'low_level' features) -> logits at H/4 x W/4, which are resized to the input's own size."
     )
     shape_hint = Hint(
         "the logits must come back at the input's exact size (scale_factor=4 is wrong for odd "

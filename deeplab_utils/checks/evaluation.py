@@ -103,9 +103,9 @@ class _Probe(nn.Module):
 
 
 _COUNTING = (
-    "model.eval(); with torch.no_grad(): for each (images, masks): pred = model(images)"
-    ".argmax(dim=1); keep = masks != 255; M += torch.bincount(masks[keep] * C + "
-    "pred[keep], minlength=C * C).reshape(C, C)."
+    "evaluation is eval mode and no gradients around the whole loop; a pixel's prediction is "
+    "its most likely class; every pixel not ignored adds 1 at row target, column prediction "
+    "(torch.bincount counts target * C + prediction pairs in one call)."
 )
 _EVAL_MODE_HINT = Hint(
     "evaluate in eval mode (model.eval()): BatchNorm then uses its running statistics and "
@@ -237,10 +237,9 @@ def check_tta(fn: Callable[..., torch.Tensor]) -> None:
         ("scales 0.75, 1.25 and flips, 11x7", "stack", 2, 5, 11, 7, (0.75, 1.25), True),
     ]
     full = (
-        "for each scale s: xs = F.interpolate(images, size=(round(s*H), round(s*W)), "
-        "mode='bilinear', align_corners=False); for each of xs (and xs.flip(-1), whose logits "
-        "you flip(-1) back): resize the logits to (H, W) the same way, softmax(dim=1); return "
-        "the mean of all these probability maps."
+        "every scale, and with flip its mirror image, is one run; each run's logits come back "
+        "to the images' own H x W (mirrored back first), become probabilities, and the result "
+        "is the mean over the runs."
     )
     for i, (name, kind, b, c, h, w, scales, flip) in enumerate(cases):
         model = _flip_tta_model(kind, c, seed=i)

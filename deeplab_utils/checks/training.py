@@ -41,8 +41,8 @@ def _step_hint(before: dict, after: dict, weights: list[str], step: int) -> str:
             "unless you call optimizer.zero_grad() before loss.backward()."
         )
     return (
-        "one step is: optimizer.zero_grad(), logits = model(images) (once), "
-        "loss = loss_fn(logits, masks), loss.backward(), optimizer.step()."
+        "one step clears the gradients, runs the model once on the batch, computes the loss, "
+        "back-propagates it and then moves the weights with the optimizer."
     )
 
 
@@ -258,9 +258,9 @@ def _wrong_loop(mistake: str) -> Callable[..., list[float]]:
 
 _LOOP_HINT = Hint(
     "each step: zero_grad, forward, loss, backward, optimizer.step(), scheduler.step().",
-    "model.train(), then for each batch (again and again until `steps`): "
-    "optimizer.zero_grad(); loss = loss_fn(model(images), masks); loss.backward(); "
-    "optimizer.step(); scheduler.step(); keep loss.item().",
+    "train mode first; then the step of section 2 for every batch, the loader started again "
+    "whenever it runs out, the scheduler moved after every optimiser step, a float loss kept "
+    "per step, and a stop after exactly `steps` steps.",
 )
 
 
