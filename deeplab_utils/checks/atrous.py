@@ -12,17 +12,21 @@ from ._common import Hint, _compare, _fail, _passed, _run, exercise_check
 
 
 class _Convolutions(TorchFunctionMode):
-    """Records the names of PyTorch's convolutions called while it is on (F.conv2d, nn.Conv2d
-    and torch.conv2d all reach one of these)."""
+    """Records the names of PyTorch's convolutions with a kernel wider than 1x1 called while it
+    is on (F.conv2d, nn.Conv2d and torch.conv2d all reach one of these). A 1x1 one only mixes
+    channels, as each tap of notebook 01's sum does."""
 
     def __init__(self) -> None:
         super().__init__()
         self.called: list[str] = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
         if func in (torch.conv1d, torch.conv2d, torch.conv3d, torch.convolution):
-            self.called.append(func.__name__)
-        return func(*args, **(kwargs or {}))
+            weight = args[1] if len(args) > 1 else kwargs.get("weight")
+            if not isinstance(weight, torch.Tensor) or weight.shape[2:].numel() > 1:
+                self.called.append(func.__name__)
+        return func(*args, **kwargs)
 
 
 @exercise_check("atrous:atrous_conv2d")
@@ -30,8 +34,8 @@ def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``fn(x, weight, bias=None, dilation=1, padding=0)`` against ``F.conv2d``.
 
     Cases: rates 1 to 3, odd sizes, batch 1 and 2, 1x1, 3x3 and non-square kernels, with and
-    without bias and padding. "From scratch": ``fn`` may not call PyTorch's convolution (with or
-    without dilation). Taught in notebook 01.
+    without bias and padding. "From scratch": ``fn`` may not leave the kernel's taps to PyTorch's
+    convolution (with or without dilation; a 1x1 one per tap is allowed). Taught in notebook 01.
     """
     gen = torch.Generator().manual_seed(0)
     cases = [
