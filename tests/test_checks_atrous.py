@@ -37,18 +37,65 @@ def square_kernels_only(x, weight, bias=None, dilation=1, padding=0):
     return out if bias is None else out + bias.view(1, -1, 1, 1)
 
 
+def unfolded(x, weight, bias=None, dilation=1, padding=0):
+    """A correct atrous convolution with unfold (im2col) and one matrix product."""
+    k_h, k_w = weight.shape[2:]
+    h_out = x.shape[2] + 2 * padding - dilation * (k_h - 1)
+    w_out = x.shape[3] + 2 * padding - dilation * (k_w - 1)
+    cols = F.unfold(x, (k_h, k_w), dilation=dilation, padding=padding)  # (B, C_in*kH*kW, L)
+    out = (weight.flatten(1) @ cols).view(x.shape[0], -1, h_out, w_out)
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
+def one_by_one_per_tap(x, weight, bias=None, dilation=1, padding=0):
+    """Shifted slices, each tap's channel mixing written as a 1x1 F.conv2d (notebook 01 calls
+    it a 1x1 convolution)."""
+    x = F.pad(x, (padding,) * 4)
+    k_h, k_w = weight.shape[2:]
+    h_out, w_out = x.shape[2] - dilation * (k_h - 1), x.shape[3] - dilation * (k_w - 1)
+    out = 0
+    for m in range(k_h):
+        for n in range(k_w):
+            top, left = dilation * m, dilation * n
+            patch = x[:, :, top : top + h_out, left : left + w_out]
+            out = out + F.conv2d(patch, weight[:, :, m : m + 1, n : n + 1])
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
 def ignores_dilation(x, weight, bias=None, dilation=1, padding=0):
-    return F.conv2d(x, weight, bias, padding=padding)
+    return shifted_slices(x, weight, bias, 1, padding)
 
 
 def forgets_bias(x, weight, bias=None, dilation=1, padding=0):
-    return F.conv2d(x, weight, None, padding=padding, dilation=dilation)
+    return shifted_slices(x, weight, None, dilation, padding)
 
 
 def always_same_padding(x, weight, bias=None, dilation=1, padding=0):
     """Pads dilation * (k - 1) // 2 whatever `padding` says."""
-    same = dilation * (weight.shape[-1] - 1) // 2
-    return F.conv2d(x, weight, bias, padding=same, dilation=dilation)
+    return shifted_slices(x, weight, bias, dilation, dilation * (weight.shape[-1] - 1) // 2)
+
+
+def one_line_conv2d(x, weight, bias=None, dilation=1, padding=0):
+    """Delegates to PyTorch's own dilated convolution."""
+    return F.conv2d(x, weight, bias, padding=padding, dilation=dilation)
+
+
+def through_nn_conv2d(x, weight, bias=None, dilation=1, padding=0):
+    """Delegates through a module: nn.Conv2d with the given weights."""
+    c_out, c_in, k_h, k_w = weight.shape
+    conv = torch.nn.Conv2d(c_in, c_out, (k_h, k_w), padding=padding, dilation=dilation)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        conv.bias.copy_(bias if bias is not None else torch.zeros(c_out))
+    return conv(x)
+
+
+def spread_kernel_conv2d(x, weight, bias=None, dilation=1, padding=0):
+    """Spreads the kernel with zeros, then calls the builtin convolution (no dilation)."""
+    c_out, c_in, k_h, k_w = weight.shape
+    spread = weight.new_zeros(c_out, c_in, dilation * (k_h - 1) + 1, dilation * (k_w - 1) + 1)
+    spread[:, :, ::dilation, ::dilation] = weight
+    return torch.nn.functional.conv2d(x, spread, bias, padding=padding)
 
 
 def good_receptive_fields(layers):
@@ -77,9 +124,10 @@ def last_field_only(layers):
     return good_receptive_fields(layers)[-1]
 
 
-@pytest.mark.parametrize("fn", [shifted_slices, F.conv2d])
+@pytest.mark.parametrize("fn", [shifted_slices, unfolded, one_by_one_per_tap])
 def test_atrous_check_passes_on_correct_versions(fn, capsys):
-    """The shifted-slices version and F.conv2d itself pass with one ✓ line and come back."""
+    """The shifted-slices version (its channel mixing by einsum or by a 1x1 convolution) and an
+    unfold + matmul version pass with one ✓ line and come back."""
     assert check_atrous_conv2d(fn) is fn
     assert capsys.readouterr().out.startswith("✓ check_atrous_conv2d: all 7 cases")
 
@@ -97,6 +145,16 @@ def test_atrous_check_catches_wrong_versions(fn, case):
     """Ignoring the rate, forgetting the bias, ignoring `padding` and assuming square kernels
     each fail on the case that targets them."""
     with pytest.raises(CheckFailed, match=case):
+        check_atrous_conv2d(fn)
+
+
+@pytest.mark.parametrize(
+    "fn", [F.conv2d, torch.conv2d, one_line_conv2d, through_nn_conv2d, spread_kernel_conv2d]
+)
+def test_atrous_check_refuses_torch_convolution(fn):
+    """An exercise "from scratch" refuses PyTorch's own convolution, however it is reached
+    (F.conv2d, torch.conv2d, nn.Conv2d, the builtin on a zero-spread kernel), naming the case."""
+    with pytest.raises(CheckFailed, match=r"case 'plain 3x3.*PyTorch's own convolution"):
         check_atrous_conv2d(fn)
 
 

@@ -4,6 +4,10 @@ is refused, hints come in two steps, and under nbgrader every failure raises."""
 
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -275,21 +279,22 @@ def _forgets_rate(layers):
     return fields
 
 
-def test_hint_is_short_first_and_full_on_the_second_failure() -> None:
-    """The first failure of a case gives the short hint and says how to get the full one;
-    the second failure of the same case gives the formula."""
+def test_hint_is_short_first_and_more_on_the_second_failure() -> None:
+    """The first failure of a case gives the short hint and says how to get more; the second
+    failure of the same case says more about the idea, without the recurrence itself."""
     with pytest.raises(CheckFailed) as first:
         checks.check_receptive_fields(_forgets_rate)
     assert "dilation*(kernel - 1) + 1 positions" in str(first.value)
-    assert "In full" not in str(first.value) and "hint=True" in str(first.value)
+    assert "More:" not in str(first.value) and "hint=True" in str(first.value)
     with pytest.raises(CheckFailed) as second:
         checks.check_receptive_fields(_forgets_rate)
-    assert "In full: R_l = R_{l-1} + dilation_l * (kernel_l - 1) * J_{l-1}" in str(second.value)
+    assert "More: walk the layers keeping two numbers" in str(second.value)
+    assert "R_l =" not in str(second.value)
 
 
-def test_hint_true_gives_the_full_hint_at_once() -> None:
-    """check_x(impl, hint=True) shows the full answer on the very first failure."""
-    with pytest.raises(CheckFailed, match=r"In full: R_l = R_\{l-1\}"):
+def test_hint_true_gives_the_second_hint_at_once() -> None:
+    """check_x(impl, hint=True) shows the second hint on the very first failure."""
+    with pytest.raises(CheckFailed, match=r"More: walk the layers"):
         checks.check_receptive_fields(_forgets_rate, hint=True)
 
 
@@ -364,3 +369,32 @@ def test_learners_run_is_not_graded(capsys):
         checks.check_receptive_fields(_forgets_rate)
     assert str(wrong.value).startswith("check_receptive_fields: case ")
     assert checks.FALLBACK not in str(wrong.value)
+
+
+# A Python statement inside a hint: an assignment (`x = ...`, `M += ...`) or a comprehension.
+_CODE = re.compile(r"\b\w+(\[[^\]]*\])? [-+*/]?= (?!=)|\[[^\]]* for \w+ in ")
+
+
+def _literals(path: Path) -> list[tuple[int, str]]:
+    """The string literals of a module, without docstrings and f-string pieces."""
+    tree = ast.parse(path.read_text())
+    skip = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            skip.add(id(body[0].value))
+        if isinstance(node, ast.JoinedStr):
+            skip.update(id(value) for value in node.values)
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip
+    ]
+
+
+@pytest.mark.parametrize("module", sorted(Path(checks.__file__).parent.glob("*.py")), ids=str)
+def test_no_hint_prints_solution_code(module: Path) -> None:
+    """Hints, the second step included, point at the idea and never print solution code (the
+    solved notebooks hold the solutions): no message of a check is a Python statement."""
+    code = [f"line {line}: {text}" for line, text in _literals(module) if _CODE.search(text)]
+    assert not code, "\n".join(code)

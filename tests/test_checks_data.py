@@ -23,6 +23,7 @@ def make_transform(
     fixed_scale=None,
     centre_crop=False,
     vertical=False,
+    two_factors=False,
 ):
     """A joint random scale, crop and flip written with F.interpolate; the keywords inject the
     mistakes (and the harmless variants) the tests below try."""
@@ -33,7 +34,8 @@ def make_transform(
         scale = low + (high - low) * torch.rand((), generator=g).item()
         scale = fixed_scale or scale
         h, w = image.shape[-2:]
-        new = (max(1, round(h * scale)), max(1, round(w * scale)))
+        scale_w = low + (high - low) * torch.rand((), generator=g).item() if two_factors else scale
+        new = (max(1, round(h * scale)), max(1, round(w * scale_w)))
         image = F.interpolate(
             image[None], new, mode="bilinear", align_corners=False, antialias=antialias
         )[0]
@@ -138,6 +140,10 @@ def test_check_passes_on_correct_implementations(fn, capsys):
         (make_transform(fixed_scale=1.0), r"the scale only went from 1\.00 to 1\.00"),
         (make_transform(centre_crop=True), r"the crop.s top edge stayed at 0\.4"),
         (make_transform(vertical=True), "flipped upside down"),
+        (
+            make_transform(two_factors=True),
+            r"draw 1'.*rows are scaled by 0\.97 but the columns by 1\.43",
+        ),
     ],
     ids=[
         "image flipped, not the mask",
@@ -150,12 +156,14 @@ def test_check_passes_on_correct_implementations(fn, capsys):
         "no scaling",
         "centre crop",
         "vertical flip",
+        "one factor for the height, another for the width",
     ],
 )
 def test_check_catches_wrong_implementations(fn, message):
     """A misaligned image and mask (flip or crop of one only, labels interpolated), a mask
-    padded as background, ignoring the generator, a fixed flip or scale, a fixed crop and an
-    upside-down flip each fail with a message saying what went wrong."""
+    padded as background, ignoring the generator, a fixed flip or scale, a fixed crop, an
+    upside-down flip and two scale factors (rows and columns stretched differently) each fail
+    with a message saying what went wrong."""
     with pytest.raises(CheckFailed, match=message):
         check_random_scale_crop_flip(fn)
 

@@ -128,8 +128,17 @@ def test_check_confusion_matrix_rejects_known_mistakes(mistake, hint):
 # --- multi-scale + flip TTA (check_tta) --------------------------------------------------------
 
 
-def _tta(*, probs=True, unflip=True, align_corners=False, resize_back=True):
-    """Multi-scale + flip TTA, right by default, with one plausible mistake switched on."""
+def _tta(
+    *,
+    probs=True,
+    unflip=True,
+    align_corners=False,
+    resize_back=True,
+    by_factor=False,
+    softmax_first=False,
+):
+    """Multi-scale + flip TTA, right by default, with one plausible mistake (or a valid
+    variant: resizing by scale_factor, softmax before resizing back) switched on."""
     import torch.nn.functional as F
 
     def run(model, images, scales=(1.0,), flip=False):
@@ -138,23 +147,35 @@ def _tta(*, probs=True, unflip=True, align_corners=False, resize_back=True):
         maps = []
         with torch.no_grad():
             for s in scales:
-                size = (round(s * h), round(s * w))
-                x = images if size == (h, w) else F.interpolate(images, size=size, **resize)
+                if by_factor:
+                    x = images if s == 1 else F.interpolate(images, scale_factor=s, **resize)
+                else:
+                    size = (round(s * h), round(s * w))
+                    x = images if size == (h, w) else F.interpolate(images, size=size, **resize)
                 for mirrored in (False, True) if flip else (False,):
                     logits = model(x.flip(-1) if mirrored else x)
                     if mirrored and unflip:
                         logits = logits.flip(-1)
+                    if softmax_first:
+                        logits = logits.softmax(1)
                     if resize_back:
                         logits = F.interpolate(logits, size=(h, w), **resize)
-                    maps.append(logits.softmax(1) if probs else logits)
+                    maps.append(logits if softmax_first or not probs else logits.softmax(1))
         mean = torch.stack(maps).mean(0)
         return mean if probs else mean.softmax(1)
 
     return run
 
 
-def test_check_tta_passes_a_correct_tta(capsys):
-    tta = _tta()
+@pytest.mark.parametrize(
+    "variant",
+    [{}, {"by_factor": True}, {"softmax_first": True}, {"by_factor": True, "softmax_first": True}],
+    ids=["size=", "scale_factor=", "softmax, then resize", "both"],
+)
+def test_check_tta_passes_a_correct_tta(variant, capsys):
+    """The paper's TTA passes, whether the input is resized by size= or scale_factor= and
+    whether each run's softmax comes before or after resizing it back."""
+    tta = _tta(**variant)
     assert check_tta(tta) is tta
     assert "✓ check_tta" in capsys.readouterr().out
 

@@ -230,6 +230,30 @@ def test_check_train_loop_rejects_known_mistakes(mistake, hint):
         check_train_loop(_loop(**mistake))
 
 
+def cycling_loop(model, loader, loss_fn, optimizer, scheduler, steps):
+    """Replays the first epoch with itertools.cycle instead of iterating the loader again."""
+    import itertools
+
+    model.train()
+    losses = []
+    for images, masks in itertools.islice(itertools.cycle(loader), steps):
+        optimizer.zero_grad()
+        loss = loss_fn(model(images), masks)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_check_train_loop_rejects_replaying_the_first_epoch():
+    """itertools.cycle over a loader replays its first epoch (no reshuffling, the same
+    augmentations, every batch kept in memory): the check's loader reshuffles, so it fails on
+    the first case longer than an epoch, with a hint at iterating the loader again."""
+    with pytest.raises(CheckFailed, match=r"case '10 steps over epochs.*iterate the loader again"):
+        check_train_loop(cycling_loop)
+
+
 def test_converted_checks_hand_back_the_reference_when_not_written(capsys):
     """An unwritten step or schedule prints one line and hands back the package's version."""
     from deeplab_utils.training import poly_lr_lambda, train_step

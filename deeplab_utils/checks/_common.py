@@ -44,7 +44,7 @@ class _Delegates(CheckFailed):
 
 @dataclass(frozen=True)
 class Hint:
-    """A hint in two steps: ``short`` on the first failure, ``full`` (the answer) after that."""
+    """A hint in two steps: ``short`` on the first failure, ``full`` (more on the idea) after."""
 
     short: str
     full: str = ""
@@ -80,9 +80,9 @@ def _hint_text(case: str, hint: str | Hint | None) -> str:
     _FAILURES[(check, case)] += 1
     text = f" Hint: {hint.short}"
     if hint.full and (context.reveal or _FAILURES[(check, case)] >= 2):
-        text += f" In full: {hint.full}"
+        text += f" More: {hint.full}"
     elif hint.full:
-        text += f" (Fail this case again, or call {check}(..., hint=True), for the full answer.)"
+        text += f" (Fail this case again, or call {check}(..., hint=True), for more.)"
     return text
 
 

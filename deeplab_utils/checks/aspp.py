@@ -40,6 +40,10 @@ def _learner_twin(
         )
     ours, theirs = learner.state_dict(), reference.state_dict()
     missing, unexpected, _ = state_dict_differences(theirs, ours)
+    # A conv's bias where a BN follows is harmless (BN removes a constant shift): set to 0, the
+    # learner's module computes the reference's function.
+    harmless = [k for k in unexpected if _bias_before_bn(k, theirs)]
+    unexpected = [k for k in unexpected if k not in harmless]
     if missing or unexpected:
         raise _fail(
             "parameter names",
@@ -56,27 +60,40 @@ def _learner_twin(
                 f"{tuple(value.shape)}",
                 names_hint,
             )
-    learner.load_state_dict(theirs)
+    learner.load_state_dict(theirs, strict=False)
+    with torch.no_grad():
+        for key in harmless:
+            learner.get_parameter(key).zero_()
     return learner
+
+
+def _bias_before_bn(key: str, reference_keys: Any) -> bool:
+    """Whether ``key`` is ``"...i.bias"`` and the reference has a BN at ``"...i+1"``."""
+    prefix, _, index = key.removesuffix(".bias").rpartition(".")
+    if not (key.endswith(".bias") and index.isdigit()):
+        return False
+    return f"{prefix}.{int(index) + 1}.running_mean".lstrip(".") in reference_keys
 
 
 _POOLING_HINT = Hint(
     "remember the size (H, W) first; then pool to 1x1, conv, BN, ReLU, and bilinearly "
     "upsample back to exactly (H, W) (align_corners=False).",
-    "size = x.shape[-2:]; y = relu(bn(conv(pool(x)))); "
-    "return F.interpolate(y, size=size, mode='bilinear', align_corners=False).",
+    "the output is (B, C_out, H, W) for the input's own H and W, even when they differ: the "
+    "1x1 map that leaves the ReLU is resized bilinearly to the size you kept.",
 )
 _BATCH_ONE_HINT = Hint(
     "with a batch of one in train mode the BN sees one value per channel: normalise with its "
     "running statistics and leave them unchanged, and do not switch the module to eval mode "
     "(the next call may have a batch of several images).",
-    "if self.training and y.shape[0] == 1: y = F.batch_norm(y, bn.running_mean, "
-    "bn.running_var, bn.weight, bn.bias, training=False, eps=bn.eps); else: y = bn(y).",
+    "F.batch_norm takes the statistics as arguments: in train mode with one image, hand it the "
+    "BN's running mean and variance, weight, bias and eps, with training=False; any other "
+    "batch goes through the BN module itself.",
 )
 _BATCH_MANY_HINT = Hint(
     "in train mode with a batch of several images, call the BN module itself, in train mode, "
     "so it normalises with the batch's statistics and updates its running ones.",
-    "y = bn(y) whenever the batch has more than one image; never call bn.eval() or self.eval().",
+    "a mode set inside forward stays set: a module switched to eval mode for one call "
+    "normalises every later batch with the running statistics too.",
 )
 
 
@@ -96,8 +113,8 @@ def check_aspp_pooling(cls: Any) -> None:
     gen = torch.Generator().manual_seed(0)
     names_hint = Hint(
         "subclass nn.Sequential and pass the four modules to super().__init__ in order.",
-        "super().__init__(nn.AdaptiveAvgPool2d(1), nn.Conv2d(C_in, C_out, 1, bias=False), "
-        "nn.BatchNorm2d(C_out), nn.ReLU()).",
+        "nn.Sequential names its modules 0 to 3 in the order given: the average pool to 1x1, "
+        "the 1x1 conv from C_in to C_out channels, the BN of C_out channels, the ReLU.",
     )
     cases = [
         # (name: "train mode" or "eval mode" first, [batch of each call], c_in, c_out, (H, W))
@@ -162,18 +179,18 @@ def check_aspp(cls: Any) -> None:
     names_hint = Hint(
         "self.convs is an nn.ModuleList of the branches in the order 1x1, one MyASPPConv per "
         "rate, MyASPPPooling; self.project an nn.Sequential of a 1x1 conv, BN, ReLU and "
-        "dropout. Convs followed by a BN have no bias; the projection's input is every "
-        "branch's channels together, however many rates there are.",
-        "self.convs = nn.ModuleList([nn.Sequential(nn.Conv2d(C_in, C_out, 1, bias=False), "
-        "nn.BatchNorm2d(C_out), nn.ReLU()), *[MyASPPConv(C_in, C_out, r) for r in rates], "
-        "MyASPPPooling(C_in, C_out)]); self.project = nn.Sequential(nn.Conv2d(len(self.convs) "
-        "* C_out, C_out, 1, bias=False), nn.BatchNorm2d(C_out), nn.ReLU(), nn.Dropout(dropout)).",
+        "dropout. The projection's input is every branch's channels together, however many "
+        "rates there are.",
+        "every branch maps C_in to C_out channels, so the projection's 1x1 conv takes "
+        "len(self.convs) * C_out of them; names come from positions (convs.0 the 1x1 branch, "
+        "convs.1 the first rate, ..., the pooling branch last; project.0 to project.3).",
     )
     forward_hint = Hint(
         "every branch sees the same input and must return (B, C_out, H, W) (a 3x3 conv at "
         "rate r keeps the size with padding r); concatenate them along the channels, in the "
         "order of self.convs, then project.",
-        "return self.project(torch.cat([conv(x) for conv in self.convs], dim=1)).",
+        "the projection's input is the outputs of all the branches of self.convs, run on the "
+        "same x and concatenated along the channels (dimension 1) in their order.",
     )
     for name, b, c_in, c_out, rates, size, dropout in cases:
         train = name.startswith("train mode")

@@ -6,8 +6,27 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from ._common import Hint, _compare, _fail, _passed, _run, exercise_check
+
+
+class _Convolutions(TorchFunctionMode):
+    """Records the names of PyTorch's convolutions with a kernel wider than 1x1 called while it
+    is on (F.conv2d, nn.Conv2d and torch.conv2d all reach one of these). A 1x1 one only mixes
+    channels, as each tap of notebook 01's sum does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.called: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in (torch.conv1d, torch.conv2d, torch.conv3d, torch.convolution):
+            weight = args[1] if len(args) > 1 else kwargs.get("weight")
+            if not isinstance(weight, torch.Tensor) or weight.shape[2:].numel() > 1:
+                self.called.append(func.__name__)
+        return func(*args, **kwargs)
 
 
 @exercise_check("atrous:atrous_conv2d")
@@ -15,7 +34,8 @@ def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``fn(x, weight, bias=None, dilation=1, padding=0)`` against ``F.conv2d``.
 
     Cases: rates 1 to 3, odd sizes, batch 1 and 2, 1x1, 3x3 and non-square kernels, with and
-    without bias and padding. Taught in notebook 01.
+    without bias and padding. "From scratch": ``fn`` may not leave the kernel's taps to PyTorch's
+    convolution (with or without dilation; a 1x1 one per tap is allowed). Taught in notebook 01.
     """
     gen = torch.Generator().manual_seed(0)
     cases = [
@@ -31,21 +51,31 @@ def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
     shape_hint = Hint(
         "the rows and the columns each lose dilation*(k - 1) to the kernel's span, with the k "
         "of their own dimension (a kernel need not be square).",
-        "H_out = H + 2*padding - dilation*(kH - 1) and W_out = W + 2*padding - dilation*(kW - 1), "
-        "with kH, kW = weight.shape[2:].",
+        "the output has H + 2*padding - dilation*(kH - 1) rows and W + 2*padding - "
+        "dilation*(kW - 1) columns, kH and kW being the kernel's own height and width.",
     )
     value_hint = Hint(
         "each tap (m, n) of the kernel reads the padded input shifted by (m*dilation, "
         "n*dilation); sum those shifted slices, each mixed over channels by weight[:, :, m, n].",
-        "out = sum over m < kH, n < kW of einsum('bchw,oc->bohw', x_pad[:, :, m*r : m*r + H_out, "
-        "n*r : n*r + W_out], weight[:, :, m, n]), plus bias.view(1, -1, 1, 1).",
+        "the output is a sum of kH*kW terms, one per tap: the window of the padded input that "
+        "starts dilation*m rows and dilation*n columns in, as large as the output, mixed over the "
+        "input channels by that tap's (C_out, C_in) weights (section 2's einsum); then the bias, "
+        "one per output channel.",
     )
     for name, b, c_in, c_out, size, kernel, d, p, use_bias in cases:
         x = torch.randn(b, c_in, *size, generator=gen)
         w = torch.randn(c_out, c_in, *kernel, generator=gen)
         bias = torch.randn(c_out, generator=gen) if use_bias else None
         expected = F.conv2d(x, w, bias, padding=p, dilation=d)
-        got = _run(name, fn, x, w, bias, dilation=d, padding=p)
+        with _Convolutions() as convolutions:
+            got = _run(name, fn, x, w, bias, dilation=d, padding=p)
+        if convolutions.called:
+            raise _fail(
+                name,
+                f"your code calls torch.{convolutions.called[0]}, PyTorch's own convolution; "
+                "the exercise is to write it from scratch",
+                value_hint,
+            )
         _compare(name, got, expected, hint=value_hint, shape_hint=shape_hint, atol=1e-4)
     _passed(len(cases), "your atrous convolution equals F.conv2d(..., dilation=r).")
 
@@ -85,8 +115,9 @@ def check_receptive_fields(fn: Callable[[list[tuple[int, int, int]]], list[int]]
         "a layer's kernel spans dilation*(kernel - 1) + 1 positions of its own input, and "
         "neighbouring positions of that input are J image pixels apart, J being the product of "
         "the strides of the layers *before* it (its own stride only matters to the next ones).",
-        "R_l = R_{l-1} + dilation_l * (kernel_l - 1) * J_{l-1}, J_l = J_{l-1} * stride_l, "
-        "R_0 = J_0 = 1; return [R_1, ..., R_L].",
+        "walk the layers keeping two numbers, the field so far and the jump (both 1 at the "
+        "image): a layer first widens the field by its dilated span minus one, in units of the "
+        "jump so far, and only then multiplies the jump by its stride.",
     )
     for name, layers in cases:
         expected = _measured_fields(layers)

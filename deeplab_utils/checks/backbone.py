@@ -25,9 +25,9 @@ from ._common import (
 _NAMES_HINT = Hint(
     "use torchvision's names: conv1, bn1, conv2, bn2, conv3, bn3 (and relu), and keep the "
     "shortcut module you are given as self.downsample; convs followed by a BN have no bias.",
-    "conv1 = Conv2d(in_channels, planes, 1, bias=False); conv2 = Conv2d(planes, planes, 3, "
-    "stride=stride, padding=dilation, dilation=dilation, bias=False); conv3 = Conv2d(planes, "
-    "4 * planes, 1, bias=False); bn1, bn2 = BatchNorm2d(planes); bn3 = BatchNorm2d(4 * planes).",
+    "the block is 1x1 (in_channels to planes), 3x3 (planes to planes, with the stride and the "
+    "dilation), 1x1 (planes to 4 * planes), each with its BN; compare your names with "
+    "torchvision's Bottleneck, whose state dict these are.",
 )
 
 
@@ -89,14 +89,14 @@ def check_bottleneck(cls: Any) -> None:
         "the output has 4 * planes channels and ceil(H / stride) rows: the 3x3 conv carries the "
         "stride, and its padding must keep a dilated kernel's output the size of its input; "
         "the shortcut is downsample(x) when there is one.",
-        "conv2 = Conv2d(planes, planes, 3, stride=stride, padding=dilation, dilation=dilation, "
-        "bias=False); shortcut = x if self.downsample is None else self.downsample(x).",
+        "a 3x3 kernel at rate d spans 2d + 1 pixels, so padding d keeps the size at stride 1 "
+        "and gives ceil(H / stride) rows at stride 2; the shortcut must have the same shape.",
     )
     value_hint = Hint(
         "the order is conv -> BN -> ReLU for the first two convs, conv -> BN for the third; the "
         "shortcut is added before the last ReLU, not after it.",
-        "out = relu(bn1(conv1(x))); out = relu(bn2(conv2(out))); out = bn3(conv3(out)); "
-        "return relu(out + shortcut).",
+        "the residual branch ends with bn3, without a ReLU; the block's one ReLU after the "
+        "addition acts on the sum of that branch and the shortcut (x, or downsample(x)).",
     )
     for name, b, c_in, planes, stride, dilation, shortcut, size in cases:
         c_out = planes * Bottleneck.expansion
@@ -160,20 +160,22 @@ def check_block_settings(fn: Callable[..., list[list[tuple[int, int]]]]) -> None
             "walk the stages' usual strides (1, 2, 2, 2) after the stem's 4x; only a stage's "
             "first block may have a stride; once a stride would take the output stride past "
             "the target, the stage keeps stride 1 and multiplies the rate by that stride.",
-            "for each stage: previous = rate; if current * stride > output_stride: rate *= stride; "
-            "stride = 1; current *= stride; blocks = [(stride, previous)] + [(1, rate)] * (n - 1).",
+            "keep the output stride reached so far and the current rate as you go through the "
+            "stages: a stride that would overshoot the target becomes a rate instead (stride 1, "
+            "rate times that stride), and the stride reached stays where it is.",
         ),
         "first": Hint(
             "the first block of a stage keeps the previous stage's rate: it is the block that "
             "held the stride, and its input is still on the previous grid; the later blocks get "
             "the new rate.",
-            "[(stride, previous_rate)] + [(1, rate)] * (blocks - 1) for each stage.",
+            "a stage's list is its first block (its stride, the rate before this stage) "
+            "followed by the other blocks (stride 1, the stage's own rate).",
         ),
         "grid": Hint(
             "with multi_grid every block of layer4, the first one included, gets layer4's rate "
             "times its own unit rate; the other stages do not change.",
-            "layer4 = [(stride, rate * unit) for (stride, _), unit in zip(layer4, multi_grid)]; "
-            "at output stride 16, (1, 2, 4) gives rates (2, 4, 8).",
+            "multi_grid holds one unit rate per block of layer4; at output stride 16 layer4's "
+            "rate is 2, so (1, 2, 4) gives its three blocks the rates (2, 4, 8).",
         ),
     }
     for name, output_stride, multi_grid in cases:

@@ -18,11 +18,10 @@ import torch.nn.functional as F
 from ._common import Hint, _compare, _fail, _passed, _run, exercise_check
 
 _FULL = (
-    "s = low + (high - low) * torch.rand((), generator=generator).item(); resize the image "
-    "(bilinear) and the mask (nearest) to round(H*s) x round(W*s); pad both at the bottom and "
-    "right up to size (image 0, mask 255); top = torch.randint(0, H' - size + 1, (), "
-    "generator=generator), the same for left; crop both at [top:top+size, left:left+size]; if "
-    "torch.rand((), generator=generator) < 0.5: flip both with .flip(-1)."
+    "one set of random numbers for the pair, every one from the generator: a factor uniform in "
+    "scale_range for both sides, a top and a left corner where a size x size window fits, a "
+    "coin for the flip; the image and the mask then go through the same resize (bilinear for "
+    "the image, nearest for the mask), padding (0 and 255), window and flip."
 )
 _HINT_SHAPE = Hint("return (image (C, size, size), mask (size, size)), keeping the dtypes.", _FULL)
 
@@ -113,7 +112,8 @@ def _check_padding(
             f"{sorted(known)} does not have",
             Hint(
                 "resize the mask with nearest neighbour: interpolating labels 1 and 3 invents a 2.",
-                "F.interpolate(mask[None, None].float(), size, mode='nearest').",
+                "F.interpolate needs a (1, 1, H, W) float tensor: add two dimensions to the mask, "
+                "resize with mode='nearest', and turn the result back into int64 labels.",
             ),
         )
     return content
@@ -136,7 +136,17 @@ def _analyse(
             "the image is flipped upside down",
             Hint("the paper's flip is left-right: .flip(-1), the last (width) dimension."),
         )
-    scale = 1 / slope_r
+    scale, scale_cols = 1 / slope_r, 1 / abs(slope_c)
+    if abs(scale - scale_cols) > 1 / height + 1 / width:  # more than rounding to whole pixels
+        raise _fail(
+            case,
+            f"the image's rows are scaled by {scale:.2f} but the columns by {scale_cols:.2f}",
+            Hint(
+                "draw one factor and scale the height and the width by it: two factors stretch "
+                "every object (a circle becomes an ellipse), which scale augmentation must not.",
+                _FULL,
+            ),
+        )
     _check_alignment(case, mask, out_mask[content], (rows, cols), (src_row, src_col), scale)
     # Where the crop sits in the scaled image, as a fraction of where it could sit (0: top or
     # left edge, 1: bottom or right edge); None where the scaled image is no larger.
@@ -256,7 +266,8 @@ def check_random_scale_crop_flip(fn: Callable[..., tuple[torch.Tensor, torch.Ten
     """Check ``fn(image, mask, size, scale_range, generator) -> (image, mask)``.
 
     ``image`` is float ``(3, H, W)``, ``mask`` int64 ``(H, W)``; the result is ``(3, size, size)``
-    and ``(size, size)``, same dtypes. Every output must keep the mask where the image is, labels
+    and ``(size, size)``, same dtypes. Every output must be scaled by one factor (rows and columns
+    alike), keep the mask where the image is, labels
     as labels, and padding (0 in the image, 255 in the mask) only where the scaled image is smaller
     than the crop; over many draws the scale must cover ``scale_range``, both flips happen and the
     crop move; the seeded ``generator`` alone must decide. Taught in notebook 06.

@@ -103,9 +103,9 @@ class _Probe(nn.Module):
 
 
 _COUNTING = (
-    "model.eval(); with torch.no_grad(): for each (images, masks): pred = model(images)"
-    ".argmax(dim=1); keep = masks != 255; M += torch.bincount(masks[keep] * C + "
-    "pred[keep], minlength=C * C).reshape(C, C)."
+    "evaluation is eval mode and no gradients around the whole loop; a pixel's prediction is "
+    "its most likely class; every pixel not ignored adds 1 at row target, column prediction "
+    "(torch.bincount counts target * C + prediction pairs in one call)."
 )
 _EVAL_MODE_HINT = Hint(
     "evaluate in eval mode (model.eval()): BatchNorm then uses its running statistics and "
@@ -165,35 +165,57 @@ def check_confusion_matrix(fn: Callable[..., torch.Tensor]) -> None:
     _passed(len(cases), "your loop counts exactly as deeplab_utils.training.evaluate.")
 
 
-def _tta_mistakes(model: nn.Module, x: torch.Tensor, scales: tuple, flip: bool) -> dict:
-    """What plausible wrong TTAs return, each under the hint that names its mistake."""
-
-    def runs(resize: dict, unflip: bool) -> list[torch.Tensor]:
-        size, out = x.shape[-2:], []
+def _tta(
+    model: nn.Module,
+    x: torch.Tensor,
+    scales: tuple,
+    flip: bool,
+    *,
+    align_corners: bool = False,
+    unflip: bool = True,
+    by_factor: bool = False,
+    softmax_first: bool = False,
+    logits: bool = False,
+) -> torch.Tensor:
+    """A TTA written with these choices: resize by ``size=`` or ``scale_factor=``, the softmax
+    before or after resizing back; and these mistakes: ``align_corners=True``, the flipped run
+    not mirrored back, the logits averaged."""
+    size, bilinear, maps = x.shape[-2:], {"mode": "bilinear", "align_corners": align_corners}, []
+    with torch.no_grad():
         for s in scales:
             scaled = (max(1, round(s * size[0])), max(1, round(s * size[1])))
-            xs = x if scaled == tuple(size) else F.interpolate(x, size=scaled, **resize)
+            if s == 1 or (scaled == tuple(size) and not by_factor):
+                xs = x
+            else:
+                resize = {"scale_factor": s} if by_factor else {"size": scaled}
+                xs = F.interpolate(x, **resize, **bilinear)
             for mirrored in (False, True) if flip else (False,):
-                logits = model(xs.flip(-1) if mirrored else xs)
-                if mirrored and unflip:
-                    logits = logits.flip(-1)
-                out.append(F.interpolate(logits, size=size, **resize))
-        return out
+                out = model(xs.flip(-1) if mirrored else xs)
+                out = out.flip(-1) if mirrored and unflip else out
+                out = out.softmax(1) if softmax_first else out
+                out = F.interpolate(out, size=size, **bilinear)
+                maps.append(out if softmax_first or logits else out.softmax(1))
+    mean = torch.stack(maps).mean(0)
+    return mean.softmax(1) if logits else mean
 
-    def mean_probs(logits: list[torch.Tensor]) -> torch.Tensor:
-        return torch.stack([r.softmax(1) for r in logits]).mean(0)
 
-    bilinear = {"mode": "bilinear", "align_corners": False}
-    with torch.no_grad():
-        return {
-            "average the probabilities (softmax each run, then the mean), as the paper does, "
-            "not the logits.": torch.stack(runs(bilinear, True)).mean(0).softmax(1),
-            "mirror the flipped run's output back (flip(-1)) before averaging.": mean_probs(
-                runs(bilinear, False)
-            ),
-            "resize with bilinear interpolation and align_corners=False, as the model's own "
-            "upsampling does.": mean_probs(runs({**bilinear, "align_corners": True}, True)),
-        }
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return torch.allclose(a.detach().double(), b.double(), atol=1e-5)
+
+
+_TTA_MISTAKES = {
+    "average the probabilities (softmax each run, then the mean), as the paper does, not the "
+    "logits.": {"logits": True},
+    "mirror the flipped run's output back (flip(-1)) before averaging.": {"unflip": False},
+    "resize with bilinear interpolation and align_corners=False, as the model's own "
+    "upsampling does.": {"align_corners": True},
+}
+# Right too: the input resized by scale_factor=s, the softmax taken before resizing back.
+_TTA_VARIANTS = (
+    {"by_factor": True},
+    {"softmax_first": True},
+    {"by_factor": True, "softmax_first": True},
+)
 
 
 @exercise_check("inference:predict")
@@ -202,7 +224,8 @@ def check_tta(fn: Callable[..., torch.Tensor]) -> None:
 
     The reference is :func:`deeplab_utils.inference.predict`: the softmax of every run (each scale,
     and its mirror with ``flip``, resized bilinearly with ``align_corners=False`` and back to
-    ``H x W``) averaged (DeepLabv3 Sec. 4.3; DeepLabv3+ Table 3's "MS" and "Flip"). Recognised
+    ``H x W``) averaged (DeepLabv3 Sec. 4.3; DeepLabv3+ Table 3's "MS" and "Flip"); resizing the
+    input by ``scale_factor=`` and the softmax before resizing back are right too. Recognised
     mistakes: logits averaged, the flip not undone, ``align_corners=True``, the result at the
     scaled size. Taught in notebook 08.
     """
@@ -214,10 +237,9 @@ def check_tta(fn: Callable[..., torch.Tensor]) -> None:
         ("scales 0.75, 1.25 and flips, 11x7", "stack", 2, 5, 11, 7, (0.75, 1.25), True),
     ]
     full = (
-        "for each scale s: xs = F.interpolate(images, size=(round(s*H), round(s*W)), "
-        "mode='bilinear', align_corners=False); for each of xs (and xs.flip(-1), whose logits "
-        "you flip(-1) back): resize the logits to (H, W) the same way, softmax(dim=1); return "
-        "the mean of all these probability maps."
+        "every scale, and with flip its mirror image, is one run; each run's logits come back "
+        "to the images' own H x W (mirrored back first), become probabilities, and the result "
+        "is the mean over the runs."
     )
     for i, (name, kind, b, c, h, w, scales, flip) in enumerate(cases):
         model = _flip_tta_model(kind, c, seed=i)
@@ -226,9 +248,12 @@ def check_tta(fn: Callable[..., torch.Tensor]) -> None:
         got = _run(name, fn, model, x.clone(), scales=scales, flip=flip)
         hint: str | Hint = Hint("resize, run, resize back, softmax, average.", full)
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
-            for mistake, wrong in _tta_mistakes(model, x, scales, flip).items():
-                close = torch.allclose(got.detach().double(), wrong.double(), atol=1e-5)
-                if close and not torch.allclose(wrong.double(), expected.double(), atol=1e-5):
+            for variant in _TTA_VARIANTS:
+                if _close(got, right := _tta(model, x, scales, flip, **variant)):
+                    expected = right
+            for mistake, choices in _TTA_MISTAKES.items():
+                wrong = _tta(model, x, scales, flip, **choices)
+                if _close(got, wrong) and not _close(wrong, expected):
                     hint = mistake
                     break
         elif isinstance(got, torch.Tensor) and got.shape[:2] == expected.shape[:2]:

@@ -62,19 +62,19 @@ def _binary_loss_cases(ignore: bool) -> list[tuple[str, torch.Tensor, torch.Tens
 _IGNORE_HINT = Hint(
     "pixels whose target is ignore_index (255) must count nowhere in the loss: take them out of "
     "the soft sums and average the cross-entropy over the valid pixels only.",
-    "valid = (target != self.ignore_index).float(); target = target * valid; multiply the "
-    "probabilities by valid before summing; bce = (bce_per_pixel * valid).sum() / valid.sum().",
+    "a 0/1 map of the valid pixels does it: multiply the probabilities and the targets by it "
+    "before the sums, and divide the per-pixel cross-entropy's sum over it by its own sum.",
 )
 _CONFIDENT_HINT = Hint(
     "a confidently wrong pixel: sigmoid(30) is exactly 1.0 in float32, so log(1 - p) is log(0); "
     "F.binary_cross_entropy clamps it at -100 and gives that pixel no gradient at all. Compute "
     "the cross-entropy from the logits, never from the probabilities.",
-    "bce = F.binary_cross_entropy_with_logits(logits, target, reduction='none') (it uses "
-    "log(sigmoid(x)) = -softplus(-x)), then its mean over the valid pixels.",
+    "F.binary_cross_entropy_with_logits works from the logits (through softplus, which never "
+    "takes log(0)); with reduction='none' you can then average it over the valid pixels.",
 )
 _SMOOTH_HINT = Hint(
     "the loss was built with smooth=0.5: use self.smooth, not the constant 1.",
-    "dice = (2 * sum(p*g) + self.smooth) / (sum(p) + sum(g) + self.smooth).",
+    "the smoothing term is added to both the numerator and the denominator of the Dice.",
 )
 
 
@@ -139,8 +139,9 @@ def check_dice_bce_loss(cls: Any) -> None:
         Hint(
             "the loss is the mean binary cross-entropy (from the logits) plus 1 - the soft Dice, "
             "whose sums run over the whole batch; mind the factor 2 of the Dice.",
-            "loss = mean BCE-with-logits over valid pixels + 1 - (2*sum(p*g) + s) / (sum(p) + "
-            "sum(g) + s), p = sigmoid(logits), s = self.smooth, sums over the whole batch.",
+            "the soft Dice is twice the overlap of the probabilities and the target over their "
+            "total, both smoothed by self.smooth, with every sum over the whole batch; the "
+            "cross-entropy is a mean over the valid pixels.",
         ),
     )
 
@@ -158,8 +159,8 @@ def check_iou_loss(cls: Any) -> None:
         "your loss equals deeplab_utils.IoULoss (value and gradient).",
         Hint(
             "the union is what prediction and target cover together: count their overlap once.",
-            "loss = 1 - (sum(p*g) + s) / (sum(p) + sum(g) - sum(p*g) + s), p = sigmoid(logits), "
-            "s = self.smooth, sums over the whole batch.",
+            "the union is the total of the probabilities and the target minus their overlap; "
+            "smooth both the overlap and the union by self.smooth, and sum over the whole batch.",
         ),
     )
 
@@ -215,9 +216,9 @@ def check_dice_ce_loss(cls: Any) -> None:
             "cross-entropy from log_softmax, averaged over the valid pixels; soft Dice per class "
             "from softmax and the one-hot target, sums over the whole batch (every image and "
             "pixel), then the mean over all C classes, absent ones included.",
-            "p = softmax(logits, 1) * valid; g = one_hot(clean_target, C).permute(0, 3, 1, 2) * "
-            "valid; dice_c = (2 * (p*g).sum((0, 2, 3)) + s) / (p.sum((0, 2, 3)) + "
-            "g.sum((0, 2, 3)) + s); loss = ce + 1 - dice_c.mean().",
+            "one-hot the target (with the ignored pixels first set to any class, then masked "
+            "out) into the layout of the probabilities, (B, C, H, W); the Dice of class c "
+            "sums over every dimension but the class one.",
         ),
     )
 
@@ -255,7 +256,7 @@ def check_miou(fn: Callable[..., float]) -> None:
     example_t = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [0, 2, 2, 255], [0, 2, 2, 2]])
     example_p = torch.tensor([[0, 0, 1, 0], [0, 1, 1, 1], [0, 2, 1, 2], [0, 0, 2, 2]])
     # the hint names the case's trap; the formula's hint for the other cases
-    formula = "IoU_c = TP / (TP + FP + FN) from the confusion matrix (rows = target)."
+    formula = "IoU_c is TP / (TP + FP + FN) from the confusion matrix (rows: the target)."
     cases = [
         # (name, pred (B, H, W), target (B, H, W), num_classes, hint)
         ("one 5x6 mask, nothing ignored", mostly_right(one_t), one_t, 3, formula),

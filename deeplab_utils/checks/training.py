@@ -41,8 +41,8 @@ def _step_hint(before: dict, after: dict, weights: list[str], step: int) -> str:
             "unless you call optimizer.zero_grad() before loss.backward()."
         )
     return (
-        "one step is: optimizer.zero_grad(), logits = model(images) (once), "
-        "loss = loss_fn(logits, masks), loss.backward(), optimizer.step()."
+        "one step clears the gradients, runs the model once on the batch, computes the loss, "
+        "back-propagates it and then moves the weights with the optimizer."
     )
 
 
@@ -185,9 +185,26 @@ def check_poly_lr(fn: Callable[..., float]) -> None:
     _passed(len(cases), "your schedule equals deeplab_utils.training.poly_lr_lambda.")
 
 
+class _Shuffled:
+    """A stand-in for ``DataLoader(shuffle=True)``: every pass over it gives the batches in a
+    new order (a real loader also draws new augmentations), and ``passes`` counts the passes."""
+
+    def __init__(self, batches: list) -> None:
+        self.batches, self.passes = batches, 0
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(self.passes))
+        self.passes += 1
+        return iter([self.batches[i] for i in order])
+
+
 def _run_loop(fn: Callable[..., object], batches: list, steps: int, *, eval_first: bool) -> tuple:
-    """Run loop ``fn`` on a fresh copy of the check's model, dropout seeded; return
-    ``(what fn returned, the model's state after, the scheduler's step count)``."""
+    """Run loop ``fn`` on a fresh copy of the check's model, dropout seeded, over a shuffling
+    loader of ``batches``; return ``(what fn returned, the model's state after, the scheduler's
+    step count, the passes over the loader)``."""
     with _seeded(7):
         model = _segmenter(3, dropout=0.3)  # train and eval mode give other results
     if eval_first:
@@ -196,9 +213,10 @@ def _run_loop(fn: Callable[..., object], batches: list, steps: int, *, eval_firs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: poly_lr_lambda(step, steps, warmup_steps=2)
     )
+    loader = _Shuffled(batches)
     with _seeded(0):  # the same dropout masks for every loop compared
-        out = fn(model, batches, torch.nn.CrossEntropyLoss(), optimizer, scheduler, steps)
-    return out, _state(model), scheduler.last_epoch
+        out = fn(model, loader, torch.nn.CrossEntropyLoss(), optimizer, scheduler, steps)
+    return out, _state(model), scheduler.last_epoch, loader.passes
 
 
 # Plausible mistakes, each under the hint that names it (matched on the weights they give).
@@ -240,9 +258,9 @@ def _wrong_loop(mistake: str) -> Callable[..., list[float]]:
 
 _LOOP_HINT = Hint(
     "each step: zero_grad, forward, loss, backward, optimizer.step(), scheduler.step().",
-    "model.train(), then for each batch (again and again until `steps`): "
-    "optimizer.zero_grad(); loss = loss_fn(model(images), masks); loss.backward(); "
-    "optimizer.step(); scheduler.step(); keep loss.item().",
+    "train mode first; then the step of section 2 for every batch, the loader started again "
+    "whenever it runs out, the scheduler moved after every optimiser step, a float loss kept "
+    "per step, and a stop after exactly `steps` steps.",
 )
 
 
@@ -255,8 +273,9 @@ def check_train_loop(fn: Callable[..., list[float]]) -> None:
 
     The reference is :func:`deeplab_utils.training.train_steps`: ``steps`` optimiser steps through
     the loader as many times as needed, in train mode, the schedule moved once per step. Weights,
-    BN statistics, scheduler count and losses must agree. Recognised mistakes: no ``zero_grad``,
-    the schedule stepped per epoch, eval mode kept, losses kept as tensors, one epoch only.
+    BN statistics, scheduler count and losses must agree, over a loader that reshuffles at every
+    pass. Recognised mistakes: no ``zero_grad``, the schedule stepped per epoch, eval mode kept,
+    losses kept as tensors, one epoch only, the first epoch replayed (``itertools.cycle``).
     Taught in notebook 07.
     """
     gen = torch.Generator().manual_seed(0)
@@ -272,10 +291,10 @@ def check_train_loop(fn: Callable[..., list[float]]) -> None:
             (torch.randn(2, 3, 5, 6, generator=gen), torch.randint(0, 3, (2, 5, 6), generator=gen))
             for _ in range(n_batches)
         ]
-        expected, expected_state, expected_count = _run_loop(
+        expected, expected_state, expected_count, expected_passes = _run_loop(
             train_steps, batches, steps, eval_first=eval_first
         )
-        got, state, count = _run(name, _run_loop, fn, batches, steps, eval_first=eval_first)
+        got, state, count, passes = _run(name, _run_loop, fn, batches, steps, eval_first=eval_first)
         if not isinstance(got, list | tuple) or len(got) != steps:
             length = len(got) if isinstance(got, list | tuple) else type(got).__name__
             raise _fail(
@@ -293,9 +312,19 @@ def check_train_loop(fn: Callable[..., list[float]]) -> None:
                 "keep loss.item(), a Python float: a list of loss tensors keeps every step's "
                 "autograd graph alive.",
             )
+        if passes < expected_passes:
+            raise _fail(
+                name,
+                f"{steps} steps over {n_batches} batches need {expected_passes} passes over the "
+                f"loader, your loop made {passes}",
+                "iterate the loader again for every epoch: a DataLoader reshuffles (and draws "
+                "new augmentations) only when a new pass starts, so replaying the first pass's "
+                "batches (itertools.cycle, a list) repeats them in one order and keeps them all "
+                "in memory.",
+            )
         hint: str | Hint = _LOOP_HINT
         for mistake, text in _LOOP_MISTAKES.items():
-            _, wrong_state, _ = _run_loop(
+            _, wrong_state, _, _ = _run_loop(
                 _wrong_loop(mistake), batches, steps, eval_first=eval_first
             )
             if all(torch.allclose(state[k], wrong_state[k]) for k in state) and not all(
