@@ -268,7 +268,8 @@ def exercise_check(
     The decorated ``check(impl, *, hint=False)`` refuses an ``impl`` that is, subclasses or (while
     it runs) calls ``reference`` or anything in ``also_watch``; returns ``impl`` when it passes, or
     the reference after one ``✗`` line when ``impl`` is not written yet, so "Run all" goes on. A
-    failing case's hint is short, and the full answer on its second failure or with ``hint=True``.
+    failing case's hint is short; its second failure (or ``hint=True``) says more on the idea,
+    never the code.
 
     While nbgrader grades the notebook (:data:`GRADING_ENV` is set), any failure, an unwritten
     exercise included, raises :class:`CheckFailed` with the ``✗`` line, so the exercise's test
