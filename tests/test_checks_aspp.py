@@ -284,3 +284,19 @@ def test_check_aspp_fails_on_wrong_code(cls: type, match: str) -> None:
     a fixed dropout, no projection, or branches out of order is caught."""
     with pytest.raises(CheckFailed, match=match):
         check_aspp(cls)
+
+
+@pytest.mark.parametrize("cls", [GoodASPP, BiasASPP], ids=["no-bias", "bias-before-BN"])
+def test_load_reference_weights_makes_an_accepted_aspp_equal_the_package(cls) -> None:
+    """Notebook 02's last cell loads the package's ASPP weights into the learner's with
+    load_reference_weights: a bias kept before BN (which the check accepts) is set to 0, so the
+    outputs match in eval mode too, where BN's running statistics would not remove it."""
+    from deeplab_utils import ASPP
+    from deeplab_utils.checks import load_reference_weights
+
+    reference = ASPP(16, 8, (1, 2, 3))
+    x = torch.randn(2, 16, 9, 11)
+    reference(x)  # update BN's running statistics, so BN is not the identity in eval mode
+    mine = load_reference_weights(cls(16, 8, (1, 2, 3)).eval(), reference.eval())
+    with torch.no_grad():
+        torch.testing.assert_close(mine(x), reference(x))

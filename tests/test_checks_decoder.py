@@ -205,3 +205,24 @@ def test_check_forward_rejects_non_callable() -> None:
     """Passing something that is not a function or class says what to pass."""
     with pytest.raises(CheckFailed, match="pass your forward function or class"):
         check_deeplabv3plus_forward(42)
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [GoodDecoder, _BiasBeforeBN, type("LowFirst", (GoodDecoder,), {"forward": _swapped_concat})],
+    ids=["reference-like", "bias-before-BN", "low-level-first"],
+)
+def test_load_reference_weights_makes_every_accepted_decoder_equal_the_package(cls) -> None:
+    """The cell after the check (notebook 04) loads the package's weights with
+    load_reference_weights: every decoder the check accepts then computes the package's
+    output, in eval and train mode, so the notebook's comparison holds for each choice."""
+    from deeplab_utils import Decoder
+    from deeplab_utils.checks import load_reference_weights
+
+    gen = torch.Generator().manual_seed(0)
+    aspp_out, low = torch.randn(2, 256, 7, 9, generator=gen), torch.randn(2, 256, 25, 33)
+    for train in (False, True):
+        reference = Decoder(5).train(train)
+        mine = load_reference_weights(cls(5).train(train), reference, aspp_out, low)
+        with torch.no_grad():
+            torch.testing.assert_close(mine(aspp_out, low), reference(aspp_out, low))

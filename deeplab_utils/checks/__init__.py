@@ -9,7 +9,7 @@ every failure raises, the unwritten exercise's too (see :func:`exercise_check`).
 """
 
 from ._common import FALLBACK, NOT_IMPLEMENTED, CheckFailed, Hint, exercise_check
-from .aspp import check_aspp, check_aspp_pooling
+from .aspp import check_aspp, check_aspp_pooling, load_reference_weights
 from .atrous import check_atrous_conv2d, check_receptive_fields
 from .backbone import check_block_settings, check_bottleneck
 from .data import check_random_scale_crop_flip
@@ -43,4 +43,5 @@ __all__ = [
     "check_train_step",
     "check_tta",
     "exercise_check",
+    "load_reference_weights",
 ]
