@@ -398,3 +398,18 @@ def test_no_hint_prints_solution_code(module: Path) -> None:
     solved notebooks hold the solutions): no message of a check is a Python statement."""
     code = [f"line {line}: {text}" for line, text in _literals(module) if _CODE.search(text)]
     assert not code, "\n".join(code)
+
+
+def test_a_failure_shows_its_message_alone_in_short_lines():
+    """IPython, nbgrader's feedback and `nbgrader validate` (which cuts lines at 90 characters)
+    show a failed check as its message, every word kept, in lines of at most 86 characters, a
+    quoted case name never split; not as a traceback into the checks."""
+    message = (
+        "✗ check_aspp_pooling: case 'eval mode, batch 2, 9x9': values differ from the "
+        "reference's (max |difference| 0.52 at (0, 3, 4, 4)). Hint: remember the size (H, W) "
+        "first; then pool to 1x1, conv, BN, ReLU, and upsample back to exactly (H, W)."
+    )
+    lines = CheckFailed(message)._render_traceback_()
+    assert all(len(line) <= 86 for line in lines) and len(lines) > 2
+    assert " ".join(lines) == f"CheckFailed: {message}"
+    assert any("'eval mode, batch 2, 9x9'" in line for line in lines)

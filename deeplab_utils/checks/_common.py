@@ -12,6 +12,7 @@ import functools
 import importlib
 import inspect
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -26,6 +27,17 @@ import torch
 
 class CheckFailed(AssertionError):
     """The learner's code disagrees with the reference (or is not written yet)."""
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for it, and so nbgrader's feedback and ``validate``: the message
+        alone, not a traceback into the checks, in lines of at most 86 characters (``validate``
+        cuts longer ones) with every quoted case name kept on one line."""
+        lines = [""]
+        for word in re.findall(r"'[^']*'\S*|\S+", f"{type(self).__name__}: {self}"):
+            if lines[-1] and len(lines[-1]) + 1 + len(word) > 86:
+                lines.append("")
+            lines[-1] = f"{lines[-1]} {word}".lstrip()
+        return lines
 
 
 NOT_IMPLEMENTED = "not implemented yet"
