@@ -22,6 +22,7 @@ c.ClearSolutions.code_stub = {
 c.ClearSolutions.text_stub = "*Your answer here.*"
 
 # The most seconds one cell may run in `nbgrader autograde` and `validate` (nbgrader's default,
-# 30, stops notebook 04 on a slow CPU and 07's training cell anywhere): 07 trains in one cell for
-# about 5 minutes on a 2-core CPU, and 08 trains the same model when it finds no checkpoint.
+# 30, leaves little room for the slowest cells of 03 and 04, 13-18 s on a 2-core CPU, and stops
+# 07's training cell anywhere): 07 trains in one cell for about 5 minutes on a 2-core CPU, and
+# 08 trains the same model when it finds no checkpoint.
 c.Execute.timeout = 1200
