@@ -250,6 +250,8 @@ def test_page_renders_in_a_browser(
         assert [b["link"] for b in badges] == [colab_url(f"notebooks/{notebook.name}")]
         downloads = [link for link in report["links"] if link["download"]]
         assert [d["href"] for d in downloads] == [served + notebook.name]
+        exercises = [link for link in report["links"] if link["text"].startswith("Do the ex")]
+        assert [e["href"] for e in exercises] == [colab_url(f"notebooks/student/{notebook.name}")]
     else:
         assert [b["link"] for b in badges] == [colab_url(f"notebooks/{n.name}") for n in NOTEBOOKS]
 

@@ -43,6 +43,7 @@ MathJax.Hub.Config({
 MathJax.Ajax.loadComplete("[MathJax]/config/local/course.js");
 """
 
+_REPOSITORY = re.compile(r'^Repository = "https://github\.com/([^"/]+/[^"/]+)"', re.M)
 _COLAB_LINK = re.compile(r"colab\.research\.google\.com/github/([^/\s]+/[^/\s]+)/blob/([^/\s]+)/")
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 _HEADING = re.compile(r'<h([1-6])\b[^>]*\bid="([^"]+)"[^>]*>(.*?)</h\1>', flags=re.DOTALL)
@@ -102,6 +103,18 @@ def _mathjax_files(config: MkDocsConfig) -> list[File]:
         File.generated(config, f"{MATHJAX_DIR}/config/local/course.js", content=MATHJAX_CONFIG)
     )
     return files
+
+
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    """Give the pages the address of the student notebooks on Colab (the exercises), from the
+    repository ``pyproject.toml`` names (``python tools/notebooks.py set-repo`` changes it)."""
+    pyproject = Path(config.config_file_path).parent / "pyproject.toml"
+    found = _REPOSITORY.search(pyproject.read_text(encoding="utf-8"))
+    if found is None:
+        raise ValueError('pyproject.toml names no Repository = "https://github.com/OWNER/REPO"')
+    colab = "https://colab.research.google.com/github"
+    config.extra["exercises"] = f"{colab}/{found.group(1)}/blob/main/notebooks/student/"
+    return config
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
