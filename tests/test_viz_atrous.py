@@ -56,7 +56,7 @@ def test_architecture_is_one_axes_with_all_blocks():
     fig = draw_architecture()
     assert len(fig.axes) == 1
     text = " ".join(t.get_text() for t in fig.axes[0].texts)
-    for word in ("ResNet-50", "ASPP", "48 channels", "OS 16", "OS 4", "mask"):
+    for word in ("ResNet-50", "ASPP", "48 channels", "OS 16", "OS 4", "classifier", "K", "mask"):
         assert word in text
 
 
@@ -108,6 +108,16 @@ def test_receptive_field_maps_panels(counts, n_axes):
     fig = plot_receptive_field_maps(maps, ["a", "b"], counts=counts)
     assert len(fig.axes) == n_axes
     assert fig.axes[0].get_title() == "a"
+
+
+def test_receptive_field_counts_show_one_path_apart_from_none():
+    """On the counts' colour scale a one-path pixel is coloured and an unseen one white."""
+    counts = np.zeros((5, 5))
+    counts[2, 2], counts[0, 0] = 400.0, 1.0
+    fig = plot_receptive_field_maps([counts], ["a"], counts=True)
+    rgba = fig.axes[0].images[0].to_rgba(fig.axes[0].images[0].get_array())
+    assert tuple(rgba[0, 1]) == (1.0, 1.0, 1.0, 1.0)  # no path: white
+    assert rgba[0, 0, :3].max() < 0.9  # one path: a clear colour, not white
 
 
 def test_receptive_field_maps_rejects_mismatched_titles():

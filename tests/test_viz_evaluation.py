@@ -43,6 +43,19 @@ def test_plot_inference_speed_one_line_per_setting():
         viz.plot_inference_speed([64, 128], {"plain": [1.0]})
 
 
+def test_plot_inference_speed_labels_several_ticks_within_a_decade():
+    """Times within one decade (16 to 140 ms) still get several labelled ticks on the log axis."""
+    fig = viz.plot_inference_speed(
+        [64, 128, 256], {"plain": [16.0, 26.0, 70.0], "flip": [30, 50, 140]}
+    )
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    low, high = ax.get_ylim()
+    shown = [t.get_text() for t in ax.get_yticklabels() if low <= t.get_position()[1] <= high]
+    assert shown == ["20", "50", "100"]
+    plt.close(fig)
+
+
 def test_show_segmented_image_panels():
     """Image, colourised labels and outlines are shown; (H, W, 3) and (3, H, W) agree."""
     rgb = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)

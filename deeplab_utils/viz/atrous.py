@@ -6,7 +6,9 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..figures import _hide_ticks
 from ._common import Array, _line_chart, _to_numpy
@@ -101,8 +103,9 @@ def plot_receptive_field_maps(
 
     Each map is ``(H, W)``, typically the gradient of one output pixel with respect to the
     input: non-zero where the output looks. With ``counts=True`` the values are a heat map with
-    a colour bar (how many paths lead to each input pixel: the gridding effect); otherwise
-    seen / not seen. The centre pixel is marked. Taught in notebook 01.
+    a colour bar (how many paths lead to each input pixel: the gridding effect), on a log scale
+    from 1 path up with unseen pixels white; otherwise seen / not seen. The centre pixel is
+    marked. Taught in notebook 01.
     """
     if len(maps) != len(titles) or not maps:
         raise ValueError(
@@ -115,8 +118,16 @@ def plot_receptive_field_maps(
         if values.ndim != 2:
             raise ValueError(f"each map must be 2-D (H, W), got shape {values.shape}")
         if counts:
-            image = ax.imshow(values, cmap="magma", vmin=0)
-            fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+            # log colours from 1 path up, unseen pixels white: a one-path pixel must not look
+            # like a hole beside a centre reached by hundreds
+            cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+            norm = LogNorm(vmin=1, vmax=max(values.max(), 2.0))
+            image = ax.imshow(np.ma.masked_equal(values, 0), cmap=cmap, norm=norm)
+            bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+            bar.set_label("paths (log scale); white: none", fontsize=8)
+            bar.ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda t, _: f"{t:g}"))
+            bar.ax.yaxis.set_minor_formatter(NullFormatter())
         else:
             ax.imshow(values != 0, cmap="Blues", vmin=0, vmax=1.3)
         if max(values.shape) <= 41:  # finer grids would be all lines

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator
 
 from ..figures import Palette, _class_legend, _hide_ticks, _mask_rgb, display_image
 from ._common import Array, Values, _line_chart, _to_numpy
@@ -85,6 +86,9 @@ def plot_inference_speed(
     ax.set_yscale("log")
     ax.set_xticks(list(sizes), labels=[f"{s}²" for s in sizes])
     ax.minorticks_off()
+    # 1-2-5 ticks with plain labels: a decade's single tick would leave the axis unreadable
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda t, _: f"{t:g}"))
     fig.tight_layout()
     return fig
 

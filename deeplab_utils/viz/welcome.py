@@ -54,7 +54,8 @@ def draw_architecture() -> Figure:
     """Block diagram of DeepLabv3+ (paper, Fig. 2), annotated with output strides (OS).
 
     Encoder (top row): DeepLabv3, an atrous ResNet-50 ending at OS 16, then ASPP. Decoder:
-    upsample by 4, join the backbone's OS-4 features, refine, upsample by 4. Taught in notebook 00.
+    upsample by 4, join the backbone's OS-4 features, refine, a 1×1 classifier to K logits,
+    upsample by 4. Taught in notebook 00.
     """
     blue, green, grey = "#cfe2f3", "#d9ead3", "#eeeeee"
     boxes = [
@@ -63,21 +64,23 @@ def draw_architecture() -> Figure:
         (7.6, 4.5, "ASPP\n1×1 conv, 3×3 convs at\nrates 6, 12, 18, image pooling", blue),
         (11.6, 4.5, "1×1 conv\n256 channels", blue),
         (3.6, 1.5, "1×1 conv\n48 channels", green),
-        (7.6, 1.5, "concat\n+ two 3×3 convs", green),
-        (10.6, 1.5, "upsample ×4", green),
-        (13.1, 1.5, "mask\nH × W", grey),
+        (7.0, 1.5, "concat\n+ two 3×3 convs\n256 channels", green),
+        (10.1, 1.5, "1×1 classifier\nK channels", green),
+        (12.4, 1.5, "upsample ×4", green),
+        (15.1, 1.5, "logits H × W × K\nargmax: mask H × W", grey),
     ]
     arrows = [
         ((1.6, 4.5), (2.3, 4.5)),
         ((4.95, 4.5), (5.65, 4.5), "OS 16"),
         ((9.55, 4.5), (10.65, 4.5)),
         ((3.6, 3.95), (3.6, 2.05), "low-level features, OS 4"),
-        ((4.5, 1.5), (6.5, 1.5)),
-        ((11.6, 3.95), (8.4, 2.05), "upsample ×4: OS 16 → 4"),
-        ((8.75, 1.5), (9.7, 1.5), "OS 4"),
-        ((11.5, 1.5), (12.5, 1.5), "OS 1"),
+        ((4.5, 1.5), (5.9, 1.5)),
+        ((11.6, 3.95), (7.8, 2.2), "upsample ×4: OS 16 → 4"),
+        ((8.1, 1.5), (9.1, 1.5)),
+        ((11.1, 1.5), (11.65, 1.5), "OS 4"),
+        ((13.15, 1.5), (14.0, 1.5), "OS 1"),
     ]
-    fig, ax = _diagram((12, 4.5), (14, 6), boxes, arrows)
+    fig, ax = _diagram((13.5, 4.5), (16.3, 6), boxes, arrows)
     ax.text(0.2, 5.7, "Encoder (DeepLabv3)", fontsize=11, weight="bold", color="#3d6fa5")
     ax.text(0.2, 0.3, "Decoder (the '+')", fontsize=11, weight="bold", color="#4d8a3a")
     return fig
