@@ -28,6 +28,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+# The text bar, not tqdm.auto's widget: the same in a terminal, Jupyter, Colab and a stored
+# notebook (a widget's stored text is its first state, 0 %).
+from tqdm import tqdm
+
 from .checkpoint import load_checkpoint, save_checkpoint
 from .evaluation import pairs_at_mask_size
 from .metrics import IGNORE_INDEX, SegmentationMetrics
@@ -690,10 +694,6 @@ def fit(
         NonFiniteLossError: the loss became NaN/inf (the hint names --lr and --amp).
         FileNotFoundError: ``resume=True`` but there is no checkpoint yet.
     """
-    with warnings.catch_warnings():  # Jupyter without ipywidgets: tqdm falls back to text
-        warnings.filterwarnings("ignore", message="IProgress not found")
-        from tqdm.auto import tqdm
-
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs a checkpoint_path to resume from")
     device, rank = pick_device(device), _rank()
