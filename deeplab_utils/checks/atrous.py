@@ -13,8 +13,9 @@ from ._common import Hint, _compare, _fail, _passed, _run, exercise_check
 
 class _Convolutions(TorchFunctionMode):
     """Records the names of PyTorch's convolutions with a kernel wider than 1x1 called while it
-    is on (F.conv2d, nn.Conv2d and torch.conv2d all reach one of these). A 1x1 one only mixes
-    channels, as each tap of notebook 01's sum does."""
+    is on (F.conv2d, nn.Conv2d and torch.conv2d all reach one of these), and of F.unfold with
+    such a kernel (it places the dilated taps itself). A 1x1 convolution only mixes channels, as
+    each tap of notebook 01's sum does."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -25,7 +26,11 @@ class _Convolutions(TorchFunctionMode):
         if func in (torch.conv1d, torch.conv2d, torch.conv3d, torch.convolution):
             weight = args[1] if len(args) > 1 else kwargs.get("weight")
             if not isinstance(weight, torch.Tensor) or weight.shape[2:].numel() > 1:
-                self.called.append(func.__name__)
+                self.called.append(f"torch.{func.__name__}")
+        elif func is F.unfold:  # im2col: it places the dilated taps, the exercise's point
+            size = args[1] if len(args) > 1 else kwargs.get("kernel_size")
+            if torch.Size(size if isinstance(size, tuple | list) else (size,)).numel() > 1:
+                self.called.append("F.unfold")
         return func(*args, **kwargs)
 
 
@@ -72,8 +77,9 @@ def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
         if convolutions.called:
             raise _fail(
                 name,
-                f"your code calls torch.{convolutions.called[0]}, PyTorch's own convolution; "
-                "the exercise is to write it from scratch",
+                f"your code calls {convolutions.called[0]}, PyTorch's own convolution (or its "
+                "im2col, which places the dilated taps for you); the exercise is to write it from "
+                "scratch",
                 value_hint,
             )
         _compare(name, got, expected, hint=value_hint, shape_hint=shape_hint, atol=1e-4)

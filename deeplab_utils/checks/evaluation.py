@@ -75,7 +75,10 @@ def check_flip_tta(fn: Callable[[nn.Module, torch.Tensor], torch.Tensor]) -> Non
                 "logits returned": (logits + mirror.flip(-1)) / 2,
                 "no flip": probs,
             }
-        hint = "average softmax(model(x)) and softmax(model(x.flip(-1)).flip(-1))."
+        hint = (
+            "average two probability maps: the model's on the image, and its prediction on the "
+            "mirrored image, mirrored back so that each pixel lines up with its own."
+        )
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
             for mistake, wrong in wrong_answers.items():
                 if torch.allclose(got.detach().double(), wrong.double(), atol=1e-5, rtol=1e-4):

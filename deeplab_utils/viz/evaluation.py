@@ -75,11 +75,15 @@ def plot_inference_speed(
                 f"setting {name!r} has {len(times)} times for {len(sizes)} sizes; give one each"
             )
     lines = [(name, sizes, times, {"marker": "o"}) for name, times in times_ms.items()]
+    # What the work would predict: x4 per doubling of the side, from the first setting's first time
+    first = next(iter(times_ms.values()))[0]
+    work = [first * (s / sizes[0]) ** 2 for s in sizes]
+    lines.append(("x4 per doubling (the work)", sizes, work, {"linestyle": "--", "color": "gray"}))
     fig, ax = _line_chart(
         (5, 3.4),
         lines,
         xlabel="image size (pixels)",
-        ylabel="time per image (ms)",
+        ylabel="time per image (ms, log scale)",
         title=title or "inference time (batch 1, median)",
     )
     ax.set_xscale("log", base=2)
