@@ -55,6 +55,24 @@ def test_figures_are_png(path):
     assert kinds <= {"image/png"}, f"{path.name} stores {sorted(kinds)}"
 
 
+@pytest.mark.parametrize(
+    "path", [*NOTEBOOKS, *NOTEBOOKS[0].parent.glob("student/*.ipynb")], ids=str
+)
+def test_no_widget_state_is_stored(path):
+    """No notebook stores ipywidgets' state or views (a kernel with ipywidgets gives tqdm.auto a
+    widget): a widget's stored text is its first frame, and the website's page would fetch the
+    widgets' script from a CDN."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    assert "widgets" not in nb["metadata"], f"{path.name}: metadata.widgets"
+    views = [
+        index
+        for index, cell in enumerate(nb["cells"])
+        for output in cell.get("outputs", [])
+        if "application/vnd.jupyter.widget-view+json" in output.get("data", {})
+    ]
+    assert views == [], f"{path.name}: widget outputs in cells {views}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_streams_stored_as_shown(path):
     assert stream_problems(_code_cells(path)) == []
