@@ -24,6 +24,7 @@ def make_transform(
     centre_crop=False,
     vertical=False,
     two_factors=False,
+    two_coins=False,
 ):
     """A joint random scale, crop and flip written with F.interpolate; the keywords inject the
     mistakes (and the harmless variants) the tests below try."""
@@ -58,7 +59,10 @@ def make_transform(
         (top, left), (mtop, mleft) = (corner(),) * 2 if same_crop else (corner(), corner())
         image = image[:, top : top + size, left : left + size]
         mask = mask[mtop : mtop + size, mleft : mleft + size]
-        if torch.rand((), generator=g) < flip_p:
+        if two_coins:  # a coin for the image and another for the mask
+            image = image.flip(-1) if torch.rand((), generator=g) < flip_p else image
+            mask = mask.flip(-1) if torch.rand((), generator=g) < flip_p else mask
+        elif torch.rand((), generator=g) < flip_p:
             dim = -2 if vertical else -1
             image, mask = image.flip(dim), mask.flip(dim) if flip_mask else mask
         return image, mask
@@ -144,6 +148,7 @@ def test_check_passes_on_correct_implementations(fn, capsys):
             make_transform(two_factors=True),
             r"draw 1'.*rows are scaled by 0\.97 but the columns by 1\.43",
         ),
+        (make_transform(two_coins=True), "the mask is mirrored left-right but the image is not"),
     ],
     ids=[
         "image flipped, not the mask",
@@ -157,6 +162,7 @@ def test_check_passes_on_correct_implementations(fn, capsys):
         "centre crop",
         "vertical flip",
         "one factor for the height, another for the width",
+        "a flip coin for the image and another for the mask",
     ],
 )
 def test_check_catches_wrong_implementations(fn, message):

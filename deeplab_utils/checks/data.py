@@ -79,6 +79,15 @@ def _check_padding(
             Hint("pad after scaling, so the padding is never interpolated into the image.", _FULL),
         )
     content = ones > 0.5
+    mirrored = out_mask.flip(-1) != 255
+    if bool((content != (out_mask != 255)).any()) and torch.equal(mirrored, content):
+        raise _fail(  # the padding lines up once the mask is mirrored: two flip draws
+            case,
+            "the mask is mirrored left-right but the image is not (or the other way round)",
+            Hint(
+                "draw the flip once and apply that one decision to the image and the mask.", _FULL
+            ),
+        )
     if bool((out_mask[~content] != 255).any()):
         i, j = (~content & (out_mask != 255)).nonzero()[0].tolist()
         raise _fail(
