@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import longer_side_size, normalize
-from .runtime import pick_device
+from .runtime import model_device, pick_device
 
 __all__ = [
     "PAPER_SCALES",
@@ -196,8 +196,7 @@ def segment_image(
         raise ValueError(f"size must be a positive int or None, got {size!r}")
     rgb = _load_rgb(image)  # (H, W, 3) uint8
     if device is None:
-        param = next(model.parameters(), None)
-        run_on = param.device if param is not None else torch.device("cpu")
+        run_on = model_device(model)
     else:
         run_on = pick_device(device)
         model.to(run_on)

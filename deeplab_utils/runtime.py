@@ -5,6 +5,7 @@ Depends on torch alone, so that every layer (training included) may use it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 from dataclasses import dataclass
@@ -58,6 +59,12 @@ def bf16_is_fast(capability: str, avx512_bf16: bool, amx: bool) -> bool:
     plays a laptop) emulates bf16 slowly. A pure function, so the tests decide every input.
     """
     return capability in ("AVX512", "AMX") and bool(avx512_bf16 or amx)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where ``model``'s parameters (or buffers) are; the CPU for a model with neither."""
+    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
 
 
 def amp_is_fast(device: str | torch.device) -> bool:

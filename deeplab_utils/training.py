@@ -35,7 +35,7 @@ from tqdm import tqdm
 from .checkpoint import load_checkpoint, save_checkpoint
 from .evaluation import pairs_at_mask_size
 from .metrics import IGNORE_INDEX, SegmentationMetrics
-from .runtime import amp_is_fast, pick_device, seed_everything
+from .runtime import amp_is_fast, model_device, pick_device, seed_everything
 
 __all__ = [
     "DEFAULT_LR",
@@ -420,12 +420,6 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    """Where ``model``'s parameters (or buffers) are; the CPU for a model with neither."""
-    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
-    return tensor.device if tensor is not None else torch.device("cpu")
-
-
 def _mean_over_processes(loss: torch.Tensor) -> float:
     value = loss.detach().float().clone()
     if _is_distributed():  # every rank sees the same mean loss, so all stop together on a NaN
@@ -618,7 +612,7 @@ def evaluate(
     (C,), ``"mean_dice"``, ``"confusion_matrix"`` (C, C). Taught in notebook 08.
     """
     model = _unwrap(model)
-    device = _model_device(model) if device is None else pick_device(device)
+    device = model_device(model) if device is None else pick_device(device)
     was_training = model.training
     model.eval()
     metrics = None

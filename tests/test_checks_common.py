@@ -27,6 +27,7 @@ from deeplab_utils.training import (
     train_step,
     train_steps,
 )
+from tests.test_checks_atrous import good_receptive_fields
 
 STUB = "Exercise: write this part, then run the check below."
 
@@ -311,15 +312,6 @@ def test_a_decorated_learner_function_is_not_mistaken_for_the_reference(capsys) 
     assert capsys.readouterr().out.startswith("✓ check_flip_tta")
 
 
-def _good_receptive_fields(layers):
-    field, jump, fields = 1, 1, []
-    for kernel, stride, rate in layers:
-        field += rate * (kernel - 1) * jump
-        jump *= stride
-        fields.append(field)
-    return fields
-
-
 def _graded_cell(monkeypatch, impl):
     """Run the cell `my_fields = check_receptive_fields(my_fields)` as nbgrader's autograde
     does; return the cell's namespace afterwards and the check's error (None if it passed)."""
@@ -355,8 +347,8 @@ def test_graded_failure_raises_and_hands_on_the_package_version(monkeypatch, cap
 
 def test_graded_pass_keeps_the_learners_code(monkeypatch, capsys):
     """Under nbgrader a right answer passes as in a learner's run: ✓, and the code is kept."""
-    namespace, error = _graded_cell(monkeypatch, _good_receptive_fields)
-    assert error is None and namespace["my_fields"] is _good_receptive_fields
+    namespace, error = _graded_cell(monkeypatch, good_receptive_fields)
+    assert error is None and namespace["my_fields"] is good_receptive_fields
     assert capsys.readouterr().out.startswith("✓ check_receptive_fields")
 
 

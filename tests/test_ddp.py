@@ -103,9 +103,11 @@ dist.destroy_process_group()
 """
 
 
-def _torchrun_ranks(tmp_path, name):
-    script, out = tmp_path / "ranks.py", tmp_path / name
-    script.write_text(RANK_SCRIPT, encoding="utf-8")
+def _torchrun_ranks(tmp_path, name, source=None):
+    """Run ``source`` (default: RANK_SCRIPT) on 2 CPU processes with the folder ``tmp_path /
+    name`` as its argument; return what each rank wrote to its ``rank{r}.json`` there."""
+    script, out = tmp_path / f"{name}.py", tmp_path / name
+    script.write_text(source or RANK_SCRIPT, encoding="utf-8")
     out.mkdir()
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -197,15 +199,6 @@ dist.destroy_process_group()
 def test_ranks_draw_their_own_numbers_after_a_resume(tmp_path):
     """After a DDP run is resumed from its checkpoint, the two ranks still draw different random
     numbers (not both rank 0's saved generator state)."""
-    script = tmp_path / "resume.py"
-    script.write_text(RESUME_SCRIPT, encoding="utf-8")
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        str(script), str(tmp_path),
-    ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text(encoding="utf-8")) for r in (0, 1)]
+    ranks = _torchrun_ranks(tmp_path, "resume", RESUME_SCRIPT)
     assert len(ranks[0]["draws"]) == len(ranks[1]["draws"]) == 2  # steps 3 and 4
     assert ranks[0]["draws"] != ranks[1]["draws"]
