@@ -33,7 +33,11 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from deeplab_utils.checkpoint import save_checkpoint
 from deeplab_utils.colab import local_workdir
+from deeplab_utils.course import course_config
+from deeplab_utils.run import build_run
+from deeplab_utils.training import History, build_optimizer
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -61,24 +65,16 @@ def write_stand_in(workdir: Path | None = None) -> Path:
 
     ``workdir`` defaults to the notebooks' own (``setup_notebook``'s outside Colab).
     """
-    from deeplab_utils.checkpoint import save_checkpoint
-    from deeplab_utils.course import prepare_run
-    from deeplab_utils.runtime import run_sizes
-    from deeplab_utils.training import History
-
-    run = prepare_run(run_sizes(full=True), workdir or local_workdir(NOTEBOOKS))
+    run = build_run(course_config(workdir or local_workdir(NOTEBOOKS), full=True))
     if run.checkpoint.exists():
         sys.exit(f"{run.checkpoint} exists; --stand-in would replace it (move it away first)")
-    steps = run.config.train.steps
-    return save_checkpoint(
-        run.checkpoint,
-        model=run.model,
-        step=steps,
-        config=run.config.train.to_dict(),
-        run_config=run.config.to_dict(),
-        # No curves: notebook 08 reads only the history's last step.
-        history=History(step=[steps]).to_dict(),
-    )
+    steps = run.config.steps
+    save_checkpoint(
+        run.checkpoint, model=run.model, step=steps, config=run.config,
+        optimizer=build_optimizer(run.model, run.config),
+        history=History(step=[steps]),  # no curves: notebook 08 reads only the last step
+    )  # fmt: skip
+    return run.checkpoint
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,8 @@ training, teaching aids. See the README for the course map.
 """
 
 # --- runtime (device, seeding) ---
-from .runtime import amp_is_fast, environment_report, pick_device, seed_everything
+from .runtime import amp_is_fast, pick_device, seed_everything
+from .colab import environment_report
 
 # --- model layer (notebooks 01-04) ---
 from .aspp import ASPP, ASPPConv, ASPPPooling, aspp_rates, scaled_aspp_rates
@@ -61,17 +62,10 @@ from .inference import (
     save_exported,
     segment_image,
 )
-from .evaluation import restore_original_size
+from .evaluation import confusion_matrix, eval_loader, evaluate, restore_original_size
 from .checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
-from .training import (
-    History,
-    NonFiniteLossError,
-    TrainConfig,
-    evaluate,
-    fit,
-    make_loader,
-    poly_lr_lambda,
-    train_one_epoch,
-)
+from .config import RunConfig
+from .training import History, NonFiniteLossError, StepSampler, fit, poly_lr_lambda, train_loader
+from .run import Run, build_run
 
 __version__ = "0.1.0"

@@ -1,103 +1,96 @@
-"""The course's own trained model: notebook 07 trains it, notebook 08 reuses it.
+"""The notebooks' run: the main job's recipe at a laptop's or a GPU's size, trained once.
 
-Teaching-aid layer. Both notebooks build their run with :func:`prepare_run`, which hands the
-sizes of :func:`~deeplab_utils.runtime.run_sizes` to the main job's own builder,
-:func:`~deeplab_utils.run.build_run`: the same recipe, smaller. So notebook 08 loads what
-notebook 07 saved or, run on its own, trains the very same model.
+Teaching-aid layer. Notebook 07 trains it, notebook 08 reuses it: both build their config with
+:func:`course_config` (an instance of the main job's :class:`~deeplab_utils.config.RunConfig`,
+smaller) and their run with :func:`~deeplab_utils.run.build_run`, as the main job does. So
+notebook 08 loads what notebook 07 saved or, run on its own, trains the very same model.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from .backbone import IMAGENET
-from .checkpoint import load_checkpoint
-from .run import ResumeError, Run, RunConfig, build_run, check_resume, train_run
-from .runtime import RunSizes
-from .training import History, TrainConfig
+from .checkpoint import read_checkpoint
+from .config import ResumeError, RunConfig, resumed
+from .run import Run, build_run
+from .training import History, fit
 
-CourseRun = Run  # the name notebooks and earlier versions use
-
-
-def run_config(sizes: RunSizes, workdir: str | Path, *, seed: int = 0) -> RunConfig:
-    """The main job's recipe (:class:`~deeplab_utils.run.RunConfig`'s defaults) at ``sizes``.
-
-    Real photographs (``sizes.dataset`` "pets" or "voc", files under ``workdir/data``) start
-    from ImageNet weights and train with the paper's SGD; the built-in shapes train from
-    scratch with the recipe's Adam.
-    """
-    real = sizes.dataset != "shapes"
-    fine_tune = {"optimizer": "sgd"} if real else {}  # from ImageNet weights: the paper's SGD
-    return RunConfig(
-        dataset=sizes.dataset,
-        data_dir=str(Path(workdir) / "data"),
-        image_size=sizes.image_size,
-        train_samples=sizes.train_samples,
-        val_samples=sizes.val_samples,
-        backbone_weights=IMAGENET if real else None,
-        train=TrainConfig(
-            steps=sizes.steps,
-            batch_size=sizes.batch_size,
-            **fine_tune,
-            eval_every=sizes.eval_every,
-            checkpoint_every=sizes.eval_every,
-            seed=seed,
-        ),
+# The short run is for a 2-core laptop CPU and CI (notebook 07 trains it in about 5 minutes);
+# the full one for a GPU such as Colab's T4. Real photographs need a GPU: they fine-tune from
+# ImageNet weights with the paper's SGD, batch 16 and 513-pixel crops for VOC (Sec. 4), 384 for
+# the smaller Pets pictures, on shortened schedules; their short runs only try the code path.
+SHORT_RUN = RunConfig(steps=400, train_samples=5000, val_samples=256)
+FULL_RUN = replace(
+    SHORT_RUN, image_size=128, steps=3000, train_samples=8000, val_every=250, checkpoint_every=250
+)
+_REAL = replace(RunConfig(), backbone_weights=IMAGENET, optimizer="sgd")
+REAL_RUNS = {
+    ("pets", True): replace(
+        _REAL, dataset="pets", image_size=384, steps=2000, val_every=500, checkpoint_every=500
+    ),
+    ("voc", True): replace(
+        _REAL, dataset="voc", image_size=513, steps=10_000, val_every=1000, checkpoint_every=1000
+    ),
+}
+for _name in ("pets", "voc"):
+    REAL_RUNS[_name, False] = replace(
+        _REAL,
+        dataset=_name,
+        image_size=128,
+        batch_size=4,
+        steps=20,
+        train_samples=64,
+        val_samples=16,
+        val_every=20,
+        checkpoint_every=20,
     )
 
 
-def prepare_run(sizes: RunSizes, workdir: str | Path, *, seed: int = 0) -> Run:
-    """Build the model, data, loaders and loss of the course's run at ``sizes``.
+def course_config(workdir: str | Path, *, full: bool = False, dataset: str = "shapes") -> RunConfig:
+    """The notebooks' run: short (a laptop, CI) or ``full`` (a GPU), on ``dataset``.
 
-    Args:
-        sizes: from :func:`~deeplab_utils.runtime.run_sizes`.
-        workdir: folder holding ``data/`` and ``runs/`` (the ``WORKDIR`` of the notebooks'
-            setup cell); the checkpoint goes to ``runs/course-short/`` or ``runs/course-full/``
-            (``runs/course-pets-full/`` etc. for real data).
-        seed: seeds the weights, the data and its order.
+    The device is not consulted (the full run works on a CPU too, only slowly), so a notebook
+    does the same wherever it runs. Real datasets are read from ``workdir/data``; the run is
+    saved in ``workdir/runs/course-short`` (``course-full``, ``course-pets-full``, ...).
     """
-    name = f"course-{'' if sizes.dataset == 'shapes' else sizes.dataset + '-'}"
-    name += "full" if sizes.full else "short"
-    checkpoint = Path(workdir) / "runs" / name / "checkpoint.pt"
-    return build_run(run_config(sizes, workdir, seed=seed), checkpoint=checkpoint)
+    if not isinstance(full, bool):
+        raise ValueError(f"full must be True or False, got {full!r}")
+    if dataset != "shapes" and (dataset, full) not in REAL_RUNS:
+        raise ValueError(f"dataset must be 'shapes', 'pets' or 'voc', got {dataset!r}")
+    preset = (FULL_RUN if full else SHORT_RUN) if dataset == "shapes" else REAL_RUNS[dataset, full]
+    name = f"course-{'' if dataset == 'shapes' else dataset + '-'}{'full' if full else 'short'}"
+    return replace(
+        preset, data_dir=str(Path(workdir) / "data"), out=str(Path(workdir) / "runs" / name)
+    )
 
 
-def _resumable(run: Run) -> bool:
-    if run.checkpoint is None or not run.checkpoint.exists():
+def _continued(run: Run) -> bool:
+    """Whether ``run`` continues its checkpoint (then ``run.config`` takes the run's values)."""
+    if run.checkpoint is None or not run.checkpoint.is_file():
         return False
+    saved = read_checkpoint(run.checkpoint)
     try:
-        run.config = check_resume(run.config, run.checkpoint)
+        run.config = resumed(run.config, saved.get("config") or {}, saved["step"])
     except ResumeError:
-        return False  # another configuration's run: replaced by this one
+        return False  # another configuration's run: this one replaces it
     return True
 
 
 def train(run: Run, *, progress: bool = True) -> History:
-    """Train ``run.model``, continuing a stopped run of the same configuration.
+    """Train ``run.model`` with :func:`~deeplab_utils.training.fit`, evaluating as it goes.
 
-    A checkpoint of the same configuration that stopped early (say, Colab disconnected) is
-    continued, and a finished one is returned at once; one of another configuration is
-    replaced.
+    A stopped run of the same configuration (say, Colab disconnected) is continued, and a
+    finished one returned at once; one of another configuration is replaced.
     """
-    return train_run(run, resume=_resumable(run), progress=progress)
+    return fit(run, resume=_continued(run), progress=progress)
 
 
-def load_or_train(
-    sizes: RunSizes, workdir: str | Path, *, seed: int = 0, progress: bool = True
-) -> tuple[Run, History]:
-    """The course's trained model: loaded if a finished run is on disk, else trained now.
-
-    Returns:
-        The run (``run.model`` on the CPU, in eval mode, whether loaded or trained on a GPU) and
-        its training history.
-    """
-    run = prepare_run(sizes, workdir, seed=seed)
-    if _resumable(run):
-        state = load_checkpoint(run.checkpoint, model=run.model)
-        if state["step"] == run.config.train.steps:
-            run.model.eval()
-            return run, History.from_dict(state["history"])
-        run = prepare_run(sizes, workdir, seed=seed)  # fresh objects; train() resumes the run
+def load_or_train(config: RunConfig, *, progress: bool = True) -> tuple[Run, History]:
+    """The trained run of ``config``: loaded if it finished before, else trained (or finished)
+    now by :func:`train`. Its model ends on the CPU, in eval mode, either way."""
+    run = build_run(config)
     history = train(run, progress=progress)
-    run.model.cpu().eval()  # where a loaded model is: the same device either way
+    run.model.cpu().eval()
     return run, history

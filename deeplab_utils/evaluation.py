@@ -1,57 +1,36 @@
-"""Scoring at each picture's original resolution: logits mapped back to the annotation's size.
+"""Evaluation: a model's metrics over a validation set, each pixel scored at its annotation's size.
 
-Training layer (4): uses the data layer's resize rule. Taught in notebook 08.
+Training layer (4). Taught in notebook 08.
 
 The PASCAL VOC protocol scores every pixel of the original annotation. When the model sees a
 resized picture (``original_size_eval_transforms``: longer side resized to ``S``, padded
 bottom/right to ``S x S``), its logits are cropped to the picture and resized to the
-annotation's ``H x W`` before the argmax. Scoring masks resized to the model's input
-(``eval_transforms``) is cheaper but not the protocol: nearest-neighbour shrinking drops thin
-structures and border pixels.
+annotation's ``H x W`` before the argmax. Scoring masks resized to the model's input is cheaper
+but not the protocol: nearest-neighbour shrinking drops thin structures and border pixels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from .data import longer_side_size
-
-__all__ = ["pairs_at_mask_size", "restore_original_size"]
+from .data import collate_original_size, longer_side_size
+from .metrics import SegmentationMetrics
+from .runtime import autocast, model_device, pick_device, rank_and_world, unwrap
 
 
 def restore_original_size(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Map logits of a resized-and-padded input back to the original picture's ``size``.
-
-    The input must hold the picture top-left, resized so that its longer side is the input's
-    (:func:`~deeplab_utils.data.longer_side_size`), padding after it, as the eval transforms
-    make it. The logits are cropped to the picture and resized bilinearly, in float32 whatever
-    the autocast dtype. Taught in notebook 08.
-
-    Args:
-        logits: ``(B, C, h, w)`` at the model's input size (``C`` may be 1 for a binary model).
-        size: the original ``(H, W)``.
-
-    Returns:
-        Float32 logits ``(B, C, H, W)``.
-
-    Raises:
-        ValueError: if ``logits`` is not 4-D or the picture's region does not fit in them.
-    """
-    if logits.ndim != 4:
-        raise ValueError(f"logits must be (B, C, h, w), got shape {tuple(logits.shape)}")
+    """Logits ``(B, C, S, S)`` of a resized-and-padded picture -> float32 ``(B, C, H, W)`` at
+    its original ``size``: cropped to the picture (resized so its longer side is ``S``, at the
+    top left, as the eval transforms put it), then resized bilinearly."""
     height, width = (int(s) for s in size)
-    side = max(logits.shape[-2:])
-    h, w = longer_side_size(height, width, side)
-    if h > logits.shape[-2] or w > logits.shape[-1]:
-        raise ValueError(
-            f"a {height}x{width} picture resized to longer side {side} is {h}x{w}, which does "
-            f"not fit in logits of size {logits.shape[-2]}x{logits.shape[-1]}; pad the input "
-            "to a square (as original_size_eval_transforms does)"
-        )
-    content = logits[..., :h, :w].float()  # (B, C, h', w'): the picture, without padding
+    h, w = longer_side_size(height, width, max(logits.shape[-2:]))
+    content = logits[..., :h, :w].float()  # (B, C, h, w): the picture, without padding
     if (h, w) == (height, width):
         return content
     return F.interpolate(content, size=(height, width), mode="bilinear", align_corners=False)
@@ -60,25 +39,88 @@ def restore_original_size(logits: torch.Tensor, size: Sequence[int]) -> torch.Te
 def pairs_at_mask_size(
     logits: torch.Tensor, masks: torch.Tensor | Sequence[torch.Tensor]
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Pair logits with their masks for scoring, each at the mask's own size.
+    """``(logits, masks)`` to score, each at the mask's own size, on the logits' device.
 
-    Masks of the logits' size (``(B, H, W)`` or ``(B, 1, H, W)``) are yielded once, as they
-    are; otherwise (a list of ``(H_i, W_i)`` masks from
-    :func:`~deeplab_utils.data.collate_original_size`, or a batch of another size) each image's
-    logits go through :func:`restore_original_size`. Masks are moved to the logits' device.
-    Taught in notebook 08.
-
-    Yields:
-        ``(logits (b, C, H, W), masks (b, H, W))``: the whole batch, or one image at a time.
-
-    Raises:
-        ValueError: if the number of masks differs from the batch size.
+    Masks ``(B, H, W)`` of the logits' size come out once, as they are; a list of masks at each
+    picture's original size (:func:`~deeplab_utils.data.collate_original_size`) one image at a
+    time, its logits through :func:`restore_original_size`.
     """
     if isinstance(masks, torch.Tensor) and masks.shape[-2:] == logits.shape[-2:]:
         yield logits, masks.to(logits.device, non_blocking=True)
         return
-    if len(masks) != logits.shape[0]:
-        raise ValueError(f"got {len(masks)} masks for a batch of {logits.shape[0]} logits")
     for logit, mask in zip(logits, masks, strict=True):
-        restored = restore_original_size(logit[None], mask.shape[-2:])  # (1, C, H, W)
-        yield restored, mask[None].to(logits.device, non_blocking=True)  # (1, H, W)
+        yield restore_original_size(logit[None], mask.shape[-2:]), mask[None].to(logits.device)
+
+
+def eval_loader(dataset: Dataset, config: Any) -> DataLoader:
+    """Batches of ``config.batch_size`` in order; under torchrun process ``r`` takes samples
+    ``r, r + world, ...``, so over all processes each is scored exactly once (a
+    ``DistributedSampler`` would pad the shards with repeats)."""
+    rank, world = rank_and_world()
+    shard = dataset if world == 1 else Subset(dataset, range(rank, len(dataset), world))
+    return DataLoader(
+        shard,
+        batch_size=config.batch_size,
+        num_workers=config.workers,
+        collate_fn=collate_original_size,
+    )
+
+
+def _labels(logits: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` -> ``(B, H, W)``: the argmax, or ``logit > 0`` for a one-channel model."""
+    return (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(dim=1)
+
+
+def _plain(value: Any) -> Any:
+    """Metrics as JSON-able numbers and lists; an undefined score (NaN) becomes None."""
+    if isinstance(value, torch.Tensor):
+        value = value.tolist()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return None if value != value else value
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: Any,
+    num_classes: int | None = None,
+    *,
+    device: torch.device | str | None = None,
+    amp: bool = False,
+) -> dict[str, Any]:
+    """Validation metrics of ``model`` over ``loader`` (summed over torchrun's processes).
+
+    Batches are ``(images (B, 3, h, w), masks)``: masks ``(B, h, w)`` of the images' size, or a
+    list of each picture's original-size mask, scored by the VOC protocol (above).
+    ``num_classes`` defaults to the logits' channels (2 for a one-channel model, which predicts
+    ``logit > 0``); ``device`` to the model's. Returns
+    :meth:`~deeplab_utils.metrics.SegmentationMetrics.compute`'s dict as plain numbers
+    (``"miou"``, ``"iou"`` per class, ``"confusion_matrix"`` (C, C), ...; None where undefined).
+    """
+    model = unwrap(model)  # each process scores its own share, without waiting for the others
+    device = model_device(model) if device is None else pick_device(device)
+    was_training, metrics = model.training, None
+    model.eval()
+    for images, masks in loader:
+        with autocast(device, amp):
+            logits = model(images.to(device))  # (B, C, h, w)
+        metrics = metrics or SegmentationMetrics(num_classes or max(logits.shape[1], 2))
+        for batch_logits, batch_masks in pairs_at_mask_size(logits, masks):
+            if batch_masks.ndim == 4:  # (B, 1, H, W): the binary losses' layout
+                batch_masks = batch_masks[:, 0]
+            metrics.update(_labels(batch_logits), batch_masks.long())
+    model.train(was_training)
+    if metrics is None:
+        raise ValueError("the evaluation loader yields no batch: the dataset is empty")
+    metrics.sync()
+    return {key: _plain(value) for key, value in metrics.compute().items()}
+
+
+def confusion_matrix(model: nn.Module, loader: Any, num_classes: int) -> torch.Tensor:
+    """``(C, C)`` int64 pixel counts over ``loader``: row = target class, column = prediction.
+
+    :func:`evaluate`'s core, the loop notebook 08 has the learner write (eval mode, no
+    gradients, the model's device, argmax, targets of 255 left out).
+    """
+    return torch.tensor(evaluate(model, loader, num_classes)["confusion_matrix"])

@@ -4,12 +4,10 @@
     deeplab-train --dataset pets --data-dir data --amp --steps 5000
     torchrun --nproc_per_node=2 -m deeplab_utils.train --steps 400   # DistributedDataParallel
 
-Writes under ``--out`` (default ``runs/<dataset>``) ``checkpoint.pt`` (resumable with
-``--resume``), ``history.json`` (per-step loss and LR, validation metrics) and
-``predictions.png`` (image | ground truth | prediction), and prints a per-class IoU table.
-:func:`resolve_args` turns the command line into a :class:`~deeplab_utils.run.RunConfig`,
-``build_run`` (shared with the notebooks) makes the run, :func:`_train` trains it (under
-DistributedDataParallel with torchrun) and :func:`_report` writes the results.
+Its options are :class:`~deeplab_utils.config.RunConfig`'s fields, with their help text and
+defaults, plus ``--resume``, ``--final-test`` and ``--no-progress``. It writes to ``--out``
+(default ``runs/<dataset>``) ``checkpoint.pt`` (continued by ``--resume``), ``history.json``
+and ``predictions.png`` (image | ground truth | prediction), and prints a per-class IoU table.
 """
 
 from __future__ import annotations
@@ -20,559 +18,293 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from .aspp import check_rates
 from .backbone import IMAGENET, backbone_state_dict
-from .checkpoint import CheckpointError, read_train_config
+from .checkpoint import CheckpointError, read_checkpoint
+from .config import FREE_ON_RESUME, ResumeError, RunConfig, resumed, settle
+from .data import DatasetNotFoundError
 from .figures import prediction_grid_png
 from .files import atomic_write
-from .run import (
-    Run,
-    RunConfig,
-    build_run,
-    check_resume,
-    evaluate_test_split,
-    preview_batch,
-    train_run,
+from .run import CHECKPOINT, Run, build_run, evaluate_test_split, preview_batch
+from .runtime import autocast, pick_device, rank_and_world, unwrap
+from .training import History, NonFiniteLossError, fit
+
+try:
+    import resource  # peak memory, on Linux and macOS
+except ImportError:  # Windows
+    resource = None
+
+JOB_FLAGS = {
+    "resume": "continue <out>/checkpoint.pt: options left out keep the run's values, --steps may "
+    "grow, and another value of a setting that defines the run is refused",
+    "final_test": "after training, score the model once on the test split and report it as such "
+    "(pets only: validation is a held-out tenth of trainval, so test images are otherwise unread)",
+    "no_progress": "no progress bar (for logs): one line per validation instead",
+}
+
+
+def _rates(text: str) -> str | tuple[int, ...]:
+    """``--aspp-rates``: a word, or integers separated by commas."""
+    try:
+        return text if text in ("scaled", "paper") else tuple(int(r) for r in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be 'scaled', 'paper' or integers such as 2,4,6; got {text!r}"
+        ) from None
+
+
+# Options whose values are lists: "--aspp-rates 2,4,6" (or a word), "--multi-grid 1 2 4".
+_LISTS = {
+    "aspp_rates": {"type": _rates},
+    "multi_grid": {"nargs": 3, "type": int, "metavar": ("R1", "R2", "R3")},
+}
+OOM_HINT = (
+    "the GPU ran out of memory. Lower, in this order: --batch-size, --image-size, use "
+    "--output-stride 16 (not 8), and turn on --amp."
 )
-from .runtime import DEVICE_CHOICES, pick_device
-from .training import DEFAULT_LR, History, NonFiniteLossError, TrainConfig, _autocast
-
-__all__ = ["DEFAULTS", "CliDefaults", "build_parser", "main", "resolve_args"]
-
-CHECKPOINT_NAME = "checkpoint.pt"
-HISTORY_NAME = "history.json"
-PREDICTIONS_NAME = "predictions.png"
-PREDICTION_ROWS = 4  # validation images shown in predictions.png
-
-
-@dataclass(frozen=True)
-class CliDefaults:
-    """What only the command line decides; the recipe's defaults are RunConfig's and
-    TrainConfig's (``deeplab_utils.run``, ``deeplab_utils.training``)."""
-
-    # Steps of the main job: where mixed precision is fast (a GPU, a CPU with native bf16) a
-    # step costs less, so the same time buys more of them (benchmarks/README.md).
-    steps: int = RunConfig().train.steps
-    steps_with_amp: int = 1200
-    workers: int = 0  # DataLoader worker processes; 0 keeps resumed runs exactly reproducible
-    device: str = "auto"
-    val_every: int = 200  # steps between validations (the curve in history.json)
-    checkpoint_every: int = 200  # steps between checkpoints
-
-
-DEFAULTS = CliDefaults()
-RECIPE = RunConfig()  # the main job's data, model and training defaults
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Appends "(default: X)" to each option's help, except where the default is None: those
+    """Adds "(default: X)" to each option's help, except where the default is None: those
     options say in their own words what happens without them."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None:
-            return action.help
-        return super()._get_help_string(action)
+        return action.help if action.default is None else super()._get_help_string(action)
 
 
-def _add_data_options(add: Any) -> None:
-    add(
-        "--dataset",
-        choices=["shapes", "pets", "voc"],
-        default=RECIPE.dataset,
-        help="shapes is built in; pets (Oxford-IIIT Pet) and voc (PASCAL VOC 2012) need files",
-    )
-    add("--data-dir", default=RECIPE.data_dir, help="folder holding the pets / voc files")
-    add("--image-size", type=int, default=RECIPE.image_size, help="side of the square crops (px)")
-    add(
-        "--train-samples",
-        type=int,
-        help="limit the training set to this many samples (default: all)",
-    )
-    add(
-        "--val-samples",
-        type=int,
-        help="limit the validation set to this many samples (default: all)",
-    )
-    add(
-        "--pets-mode",
-        choices=["binary", "trimap"],
-        default=RECIPE.pets_mode,
-        help="pets: pet/background with the border band ignored (the usual IoU), or the "
-        "3-class trimap",
-    )
-    add(
-        "--voc-trainaug",
-        action="store_true",
-        help="voc: train on VOC train + SBD (10,582 images, VOC val excluded), as the paper "
-        "does; needs SBD (see --sbd-dir) and scipy",
-    )
-    add("--sbd-dir", help="folder holding SBD's benchmark_RELEASE/ (default: --data-dir)")
-
-
-def _add_model_options(add: Any) -> None:
-    add(
-        "--output-stride",
-        type=int,
-        choices=[8, 16],
-        default=RECIPE.output_stride,
-        help="input size / feature size; 8 is more accurate and much slower",
-    )
-    add(
-        "--separable",
-        action=argparse.BooleanOptionalAction,
-        default=RECIPE.separable,
-        help="atrous separable convolutions in ASPP and decoder (paper, Sec. 3.1)",
-    )
-    add(
-        "--aspp-rates",
-        default=RECIPE.aspp_rates,
-        help="atrous rates of ASPP's 3x3 branches: 'paper' (6,12,18 at output stride 16, "
-        "doubled at 8), 'scaled' (the paper's times image-size/513, never more) or a list "
-        "such as 2,4,6",
-    )
-    add(
-        "--multi-grid",
-        type=int,
-        nargs=3,
-        metavar=("R1", "R2", "R3"),
-        help="unit rates of layer4's three blocks (DeepLabv3 Sec. 3.2): 1 2 4 gives rates 2 4 8 "
-        "at --output-stride 16 (default: torchvision's one rate for the whole stage)",
-    )
-    add(
-        "--backbone-weights",
-        metavar="imagenet|PATH",
-        help="start the backbone from torchvision's ImageNet ResNet-50: 'imagenet' downloads "
-        "it once (about 100 MB, cached where torchvision caches), or PATH to a state dict "
-        "(.pth) you have (default: random initialisation)",
-    )
-
-
-def _add_training_options(add: Any) -> None:
-    t = RECIPE.train
-    add(
-        "--steps",
-        type=int,
-        help=f"optimiser steps in total (default: {DEFAULTS.steps}, or "
-        f"{DEFAULTS.steps_with_amp} where mixed precision is on)",
-    )
-    add(
-        "--batch-size",
-        type=int,
-        default=t.batch_size,
-        help="images per step (per process under torchrun)",
-    )
-    add(
-        "--optimizer",
-        choices=["sgd", "adam"],
-        default=t.optimizer,
-        help="sgd = paper's recipe (momentum 0.9, weight decay 1e-4); adam = the seed's",
-    )
-    add(
-        "--lr",
-        type=float,
-        help=f"peak learning rate, poly-decayed (default: {DEFAULT_LR['adam']} for adam, "
-        f"{DEFAULT_LR['sgd']} for sgd)",
-    )
-    add(
-        "--warmup-steps",
-        type=int,
-        help="steps of linear learning-rate warm-up before the poly decay (default: a tenth "
-        "of --steps; --resume keeps the run's)",
-    )
-    add(
-        "--amp",
-        action=argparse.BooleanOptionalAction,
-        help="mixed precision: fp16 on CUDA, bf16 on CPU (default: on where it is faster: "
-        "CUDA, and CPUs with native bf16 such as AVX512-BF16 or AMX; --resume keeps the run's)",
-    )
-    add(
-        "--channels-last",
-        action=argparse.BooleanOptionalAction,
-        help="NHWC memory layout for the convolutions (default: on for a CPU, off elsewhere; "
-        "--resume keeps the run's)",
-    )
-    add("--seed", type=int, default=t.seed, help="seed of initialisation, data order, augmentation")
-
-
-def _add_job_options(add: Any) -> None:
-    add("--workers", type=int, default=DEFAULTS.workers, help="DataLoader worker processes")
-    add("--device", default=DEFAULTS.device, help=f"one of {DEVICE_CHOICES}, or e.g. cuda:1")
-    add("--out", help="output folder (default: runs/<dataset>)")
-    add(
-        "--checkpoint-every",
-        type=int,
-        default=DEFAULTS.checkpoint_every,
-        help="steps between checkpoints (0 = only at the end)",
-    )
-    add(
-        "--val-every",
-        type=int,
-        default=DEFAULTS.val_every,
-        help="steps between validations (0 = only at the end)",
-    )
-    add(
-        "--resume",
-        action="store_true",
-        help="continue from <out>/checkpoint.pt with the same settings (--steps may grow)",
-    )
-    add(
-        "--final-test",
-        action="store_true",
-        help="after training, score the final model once on the test split and report it as "
-        "such (pets only: validation is a held-out tenth of trainval, so the test images are "
-        "otherwise never read)",
-    )
-    add("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
+def _option(name: str, hint: Any) -> dict[str, Any]:
+    """argparse's settings for a RunConfig field of type ``hint``."""
+    if name in _LISTS:
+        return _LISTS[name]
+    kinds = [k for k in typing.get_args(hint) if k is not type(None)] or [hint]
+    if bool in kinds:
+        return {"action": argparse.BooleanOptionalAction}
+    if typing.get_origin(hint) is Literal:
+        return {"choices": kinds, "type": type(kinds[0])}
+    return {"type": kinds[0]}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m deeplab_utils.train`` (every option has a default)."""
+    """The options of ``python -m deeplab_utils.train``: one per RunConfig field, and the job's."""
     parser = argparse.ArgumentParser(
         prog="deeplab-train",
+        formatter_class=_HelpFormatter,
         description="Train DeepLabV3+ (Chen et al. 2018) on a segmentation dataset.",
         epilog="Multi-GPU / multi-process: torchrun --nproc_per_node=N -m deeplab_utils.train ...",
-        formatter_class=_HelpFormatter,
     )
-    for add_options in (
-        _add_data_options,
-        _add_model_options,
-        _add_training_options,
-        _add_job_options,
-    ):
-        add_options(parser.add_argument)
+    hints = typing.get_type_hints(RunConfig)
+    for f in dataclasses.fields(RunConfig):
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            default=f.default,
+            help=f.metadata["help"],
+            **_option(f.name, hints[f.name]),
+        )
+    for name, text in JOB_FLAGS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=text)
     return parser
 
 
-# --- 1. Argument resolution ---
-
-
-def _check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Reject out-of-range numbers with argparse's one-line error (exit code 2)."""
-    for name in ("steps", "batch_size", "image_size", "train_samples", "val_samples"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-    for name in ("workers", "checkpoint_every", "val_every", "seed"):
-        if getattr(args, name) < 0:
-            parser.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    if args.warmup_steps is not None and not 0 <= args.warmup_steps < args.steps:
-        parser.error(
-            f"--warmup-steps must be >= 0 and smaller than --steps ({args.steps}), "
-            f"got {args.warmup_steps}"
-        )
-    if args.lr is not None and not args.lr > 0:
-        parser.error(f"--lr must be a positive number, got {args.lr}")
-
-
-def _aspp_rates(parser: argparse.ArgumentParser, value: str) -> str | tuple[int, ...]:
-    value = str(value).strip()
-    if value in ("paper", "scaled"):
-        return value
-    try:  # the same check as RunConfig's, with the command line's wording
-        return check_rates([int(part) for part in value.split(",")])
-    except ValueError:
-        parser.error(
-            "--aspp-rates must be 'paper', 'scaled' or positive integers such as 2,4,6; "
-            f"got {value!r}"
-        )
-
-
-def _check_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.dataset != "shapes" and not Path(args.data_dir).is_dir():
-        parser.error(
-            f"--data-dir {args.data_dir!r} does not exist; put the {args.dataset} files there "
-            "(see notebook 06) or pass --data-dir"
-        )
-    weights = args.backbone_weights
-    if weights not in (None, IMAGENET) and not Path(weights).is_file():
-        parser.error(f"--backbone-weights: no file at {weights!r} (nor 'imagenet')")
-    if args.final_test and args.dataset != "pets":
-        parser.error(
-            "--final-test: only pets has a labelled test split (VOC's test labels are not "
-            f"public, shapes has none); got --dataset {args.dataset}"
-        )
-    if args.resume and not (Path(args.out) / CHECKPOINT_NAME).is_file():
-        parser.error(f"--resume: no checkpoint at {Path(args.out) / CHECKPOINT_NAME}")
-
-
-def resolve_args(
-    parser: argparse.ArgumentParser, args: argparse.Namespace
-) -> tuple[RunConfig, torch.device]:
-    """The run the command line asks for, and its device; bad values exit 2 (one line).
-
-    Raises:
-        CheckpointError: ``--resume`` with a corrupt checkpoint, or one of other settings.
-    """
-    args.out = args.out or f"runs/{args.dataset}"
+def _config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RunConfig:
+    values = {k: v for k, v in vars(args).items() if k not in JOB_FLAGS}
+    values["out"] = values["out"] or f"runs/{values['dataset']}"
     try:
-        device = pick_device(args.device)
-    except ValueError as exc:
-        parser.error(f"--device: {exc}")
-    _check_paths(parser, args)
-    checkpoint = Path(args.out) / CHECKPOINT_NAME
-    saved = read_train_config(checkpoint) if args.resume else {}  # a resumed run keeps its own
-    if args.steps is None:
-        amp = TrainConfig(amp=args.amp).for_device(device).amp  # the rule fit applies
-        args.steps = saved.get("steps", DEFAULTS.steps_with_amp if amp else DEFAULTS.steps)
-    if args.warmup_steps is None and "warmup_steps" in saved:
-        args.warmup_steps = saved["warmup_steps"]  # a tenth of the old total, not the new one
-    _check_ranges(parser, args)
-    train = {"steps": args.steps, "batch_size": args.batch_size, "optimizer": args.optimizer}
-    train |= {"lr": args.lr, "warmup_steps": args.warmup_steps, "amp": args.amp, "seed": args.seed}
-    train |= {"channels_last": args.channels_last, "eval_every": args.val_every}
-    train["checkpoint_every"] = args.checkpoint_every
-    try:
-        config = RunConfig(
-            dataset=args.dataset, data_dir=args.data_dir, image_size=args.image_size,
-            train_samples=args.train_samples, val_samples=args.val_samples,
-            output_stride=args.output_stride, separable=args.separable,
-            aspp_rates=_aspp_rates(parser, args.aspp_rates),
-            multi_grid=tuple(args.multi_grid) if args.multi_grid else None,
-            backbone_weights=args.backbone_weights, pets_mode=args.pets_mode,
-            voc_trainaug=args.voc_trainaug, sbd_dir=args.sbd_dir, train=TrainConfig(**train),
-        )  # fmt: skip
+        config = RunConfig(**values)
+        pick_device(config.device)
     except ValueError as exc:
         parser.error(str(exc))
+    return config
+
+
+def parse(argv: list[str] | None = None) -> tuple[RunConfig, argparse.Namespace]:
+    """The run the command line asks for, and its job flags; a bad value exits 2 (one line).
+
+    With ``--resume`` the options left out take the saved run's values. Raises CheckpointError
+    (a corrupt checkpoint) and ResumeError (a setting that differs from the run's).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config = _config(parser, args)
+    if args.final_test and config.dataset != "pets":
+        parser.error(
+            "--final-test: only pets has a labelled test split (VOC's test labels are "
+            f"not public, shapes has none); got --dataset {config.dataset}"
+        )
     if args.resume:
-        config = check_resume(config, checkpoint)
-    return dataclasses.replace(config, train=config.train.for_device(device)), device
+        path = Path(config.out) / CHECKPOINT
+        if not path.is_file():
+            parser.error(f"--resume: no checkpoint at {path}")
+        saved = read_checkpoint(path)
+        if not saved.get("config"):
+            raise ResumeError(f"{path} does not record its run's settings; start a new run")
+        parser.set_defaults(**{k: v for k, v in saved["config"].items() if k not in FREE_ON_RESUME})
+        config = resumed(_config(parser, parser.parse_args(argv)), saved["config"], saved["step"])
+    return config, args
 
 
-# --- 2. Processes: DistributedDataParallel under torchrun ---
-
-
-@dataclass(frozen=True)
-class _World:
-    size: int = 1
-    rank: int = 0
-    local_rank: int = 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.size > 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_world(device: torch.device) -> _World:
-    # torchrun sets these; a plain `python -m` run has none and stays single-process.
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size <= 1:
-        return _World()
-    world = _World(size, int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")))
-    # By the device asked for, not by what the machine has: `--device cpu` on a GPU machine
-    # trains on CPU tensors, which NCCL cannot reduce.
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if backend == "nccl":
-        torch.cuda.set_device(world.local_rank)
-    dist.init_process_group(backend=backend)
-    return world
-
-
-def _wrap(model: nn.Module, device: torch.device, world: _World, channels_last: bool) -> nn.Module:
-    """``model`` ready to train: NHWC if asked, in DistributedDataParallel under torchrun."""
-    if channels_last:  # before DDP wraps the model: it registers the parameters as they are
-        model.to(memory_format=torch.channels_last)
-    if not world.distributed:
-        return model
+def _start_processes(config: RunConfig) -> RunConfig:
+    """Under torchrun, join the process group; each GPU process gets its own GPU."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return config
+    device = pick_device(config.device)
+    # By the device asked for, not the machine: NCCL cannot reduce `--device cpu`'s tensors.
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
-        # BatchNorm statistics over the whole global batch, not each process's slice.
-        # (PyTorch's SyncBatchNorm runs on GPUs only; CPU processes keep their own.)
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if config.backbone_weights == IMAGENET and int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        backbone_state_dict(IMAGENET)  # one download per machine; the others read the cache
+    dist.barrier()
+    return dataclasses.replace(config, device=str(device))
+
+
+def _wrap(model: nn.Module, config: RunConfig) -> nn.Module:
+    """``model`` on its device in its layout; under torchrun in DistributedDataParallel."""
+    device = pick_device(config.device)
+    model.to(device, memory_format=torch.channels_last if config.channels_last else None)
+    if rank_and_world()[1] == 1:
+        return model
+    if device.type == "cuda":  # BatchNorm over the global batch (SyncBatchNorm: GPUs only)
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model.to(device)
     return nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None
     )
 
 
-def _weights_agree(model: nn.Module, world: _World) -> bool:
-    """True when every rank ends with the same weights (DDP's promise), checked by a checksum."""
-    if not world.distributed:
+def _weights_agree(model: nn.Module) -> bool:
+    """True when every process ends with the same weights (DDP's promise), by a checksum."""
+    if rank_and_world()[1] == 1:
         return True
     with torch.no_grad():
         total = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum()
-    gathered = [torch.zeros_like(total) for _ in range(world.size)]
+    gathered = [torch.zeros_like(total) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, total)
     return all(torch.equal(g, gathered[0]) for g in gathered)
 
 
-# --- 3. The report: IoU table, history.json, predictions.png ---
-
-
-def _print_iou_table(metrics: dict[str, Any], class_names: tuple[str, ...] | list[str]) -> None:
+def _iou_table(title: str, metrics: dict[str, Any], class_names: list[str]) -> None:
     """Per-class IoU, mIoU and pixel accuracy; "n/a" where a score is undefined (None)."""
     width = max(len(name) for name in [*class_names, "pixel acc."])
-    none = "n/a (no labelled pixels)"  # every pixel was 255 = ignore
-    print(f"\n{'class':<{width}}  IoU")
-    for name, iou in zip(class_names, metrics["iou"], strict=False):
-        print(f"{name:<{width}}  {'n/a' if iou is None else f'{iou:.3f}'}")
-    for name, key in (("mIoU", "miou"), ("pixel acc.", "pixel_accuracy")):
-        print(f"{name:<{width}}  {none if metrics[key] is None else f'{metrics[key]:.3f}'}")
+    print(f"\n{title}\n{'class':<{width}}  IoU")
+    rows = [
+        *zip(class_names, metrics["iou"], strict=True),
+        ("mIoU", metrics["miou"]),
+        ("pixel acc.", metrics["pixel_accuracy"]),
+    ]
+    for name, score in rows:
+        undefined = "n/a" if name in class_names else "n/a (no labelled pixels)"
+        print(f"{name:<{width}}  {undefined if score is None else f'{score:.3f}'}")
 
 
 @torch.no_grad()
-def _save_predictions(run: Run, model: nn.Module, path: Path, device: torch.device) -> None:
+def _predictions_png(run: Run) -> bytes:
     """Image | ground truth | prediction for the first validation images, with a legend."""
-    images, masks = preview_batch(run, PREDICTION_ROWS)  # (N, 3, H, W), (N, H, W)
+    images, masks = preview_batch(run, 4)  # (N, 3, H, W), (N, H, W)
+    device, model = pick_device(run.config.device), unwrap(run.model)  # rank 0 alone: no DDP
     model.eval()
-    with _autocast(device, bool(run.config.train.amp)):  # the precision the run trained in
-        preds = model(images.to(device)).argmax(dim=1).cpu()  # (N, C, H, W) -> (N, H, W)
+    with autocast(device, bool(run.config.amp)):  # the precision the run trained in
+        preds = model(images.to(device)).argmax(dim=1).cpu()  # (N, H, W)
     columns = {"ground truth": masks, "prediction": preds}
-    png = prediction_grid_png(images, columns, run.val_set.palette, run.val_set.class_names)
-    with atomic_write(path) as file:
-        file.write(png)
+    return prediction_grid_png(images, columns, run.val_set.palette, run.val_set.class_names)
 
 
-def _peak_memory_mb() -> float | None:
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024 if sys.platform != "darwin" else peak / 2**20  # KiB on Linux, B on macOS
-
-
-def _report(
-    run: Run,
-    history: History,
-    out: Path,
-    device: torch.device,
-    seconds: float,
-    test: dict[str, Any] | None = None,
-) -> None:
-    """Rank 0's summary: the IoU tables (validation; the test split when scored), then
-    history.json and predictions.png (atomically)."""
+def _report(run: Run, history: History, seconds: float, test: dict[str, Any] | None) -> None:
+    """The IoU tables, then history.json and predictions.png, each written atomically."""
+    names = list(run.train_set.class_names)
     if history.val:
-        print(f"\nvalidation ({len(run.val_set)} images) after step {history.eval_step[-1]}:")
-        _print_iou_table(history.val[-1], run.train_set.class_names)
+        title = f"validation ({len(run.val_set)} images) after step {history.eval_step[-1]}:"
+        _iou_table(title, history.val[-1], names)
     if test is not None:
-        print(
-            f"\nTEST split ({test['images']} images), scored once after training; validation "
-            "never saw it:"
-        )
-        _print_iou_table(test, run.train_set.class_names)
+        title = f"TEST split ({test['images']} images), scored once after training; validation "
+        _iou_table(title + "never saw it:", test, names)
     summary = {
-        "class_names": list(run.train_set.class_names),
-        "run_config": run.config.to_dict(),
-        "train_config": run.config.train.to_dict(),
+        "class_names": names,
+        "config": dataclasses.asdict(run.config),
         **history.to_dict(),
+        **({"test": test} if test else {}),
     }
-    if test is not None:
-        summary["test"] = test
-    with atomic_write(out / HISTORY_NAME, "w", encoding="utf-8") as file:
+    with atomic_write(Path(run.config.out) / "history.json", "w", encoding="utf-8") as file:
         json.dump(summary, file, indent=1)
-    _save_predictions(run, run.model, out / PREDICTIONS_NAME, device)
-    peak = _peak_memory_mb()
+    with atomic_write(Path(run.config.out) / "predictions.png") as file:
+        file.write(_predictions_png(run))
+    peak = "" if resource is None else f", peak memory {_peak_memory_mb():.0f} MB"
     print(
-        f"\ndone in {seconds:.0f} s{f', peak memory {peak:.0f} MB' if peak is not None else ''}; "
-        f"wrote {out / CHECKPOINT_NAME}, {out / HISTORY_NAME}, {out / PREDICTIONS_NAME}"
+        f"\ndone in {seconds:.0f} s{peak}; wrote {run.checkpoint}, history.json and "
+        "predictions.png beside it"
     )
 
 
-# --- main ---
+def _peak_memory_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, else KiB
 
 
-def _build(args: argparse.Namespace, config: RunConfig, device: torch.device, world: _World) -> Run:
-    if world.distributed and config.backbone_weights == IMAGENET:
-        try:
-            if world.local_rank == 0:  # one download per machine; the other ranks read the cache
-                backbone_state_dict(IMAGENET)
-        finally:
-            dist.barrier()  # a failed download fails on every rank, none waits for ever
-    return build_run(
-        config, checkpoint=Path(args.out) / CHECKPOINT_NAME, workers=args.workers,
-        num_replicas=world.size, rank=world.rank, pin_memory=device.type == "cuda",
-    )  # fmt: skip
-
-
-def _train(args: argparse.Namespace, run: Run, device: torch.device, world: _World) -> int:
-    """Train ``run`` on this process (DDP-wrapped under torchrun), report; return the exit code."""
-    t = run.config.train
-    model = _wrap(run.model, device, world, bool(t.channels_last))
-    if world.main:
-        print(
-            f"DeepLabV3+ on {run.config.dataset} ({len(run.train_set)} train / "
-            f"{len(run.val_set)} val, {run.train_set.num_classes} classes), {t.steps} steps of "
-            f"batch {t.batch_size}{f' x {world.size} processes' if world.distributed else ''} "
-            f"on {device}{' with mixed precision' if t.amp else ''}"
-            f"{' (resuming)' if args.resume else ''}",
-            flush=True,
-        )
-    started = time.perf_counter()
-    history = train_run(
-        run, resume=args.resume, model=model, device=device,
-        progress=world.main and not args.no_progress,
-    )  # fmt: skip
-    agree = _weights_agree(model, world)
-    seconds = time.perf_counter() - started
-    test = None
-    if args.final_test:  # every process scores its share of the test images
-        test = evaluate_test_split(
-            run, model=model, device=device, workers=args.workers, num_replicas=world.size,
-            rank=world.rank,
-        )  # fmt: skip
-    if world.main:
-        _report(run, history, Path(args.out), device, seconds, test)
-        if world.distributed:
-            print(
-                f"DDP: weights identical on all {world.size} processes"
-                if agree
-                else f"DDP: WARNING, weights differ between the {world.size} processes"
-            )
-    return 0 if agree else 1
+def _announce(run: Run, resume: bool) -> None:
+    c, world = run.config, rank_and_world()[1]
+    processes = f" x {world} processes" if world > 1 else ""
+    print(
+        f"DeepLabV3+ on {c.dataset} ({len(run.train_set)} train / {len(run.val_set)} val, "
+        f"{run.train_set.num_classes} classes), {c.steps} steps of batch {c.batch_size}"
+        f"{processes} on {c.device}{' with mixed precision' if c.amp else ''}"
+        f"{' (resuming)' if resume else ''}",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the main job; return the exit code (0 on success). Taught in notebook 07.
+    """Run the main job; return the exit code. Taught in notebook 07.
 
-    Bad arguments and missing dataset files exit with code 2 and argparse's message (for a
-    dataset: where it was expected and its layout); a training failure (NaN loss, GPU out of
-    memory, a checkpoint that cannot be resumed) prints a one-line error and returns 1; an
-    interruption (Ctrl-C) returns 130 and says how to resume.
+    Bad options and missing dataset files exit 2 with argparse's one-line message; a failure
+    while training (NaN loss, GPU out of memory, a checkpoint that cannot be resumed) prints one
+    line and returns 1; Ctrl-C returns 130 and says how to resume.
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        config, device = resolve_args(parser, args)
-    except CheckpointError as exc:
-        print(f"deeplab-train: error: {exc}", file=sys.stderr)
+        config, args = parse(argv)
+    except (CheckpointError, ResumeError) as exc:
+        print(f"deeplab-train: error: cannot resume: {exc}", file=sys.stderr)
         return 1
-    world = _init_world(device)
-    if world.distributed and device.type == "cuda":
-        device = torch.device("cuda", world.local_rank)
-    succeeded = False
+    config = _start_processes(config)
+    config = settle(config, pick_device(config.device))
+    rank, succeeded = rank_and_world()[0], False
     try:
         try:
-            run = _build(args, config, device, world)
-        except (FileNotFoundError, ValueError) as exc:  # a dataset's files, or a setting
-            parser.error(str(exc))
-        code = _train(args, run, device, world)
+            run = build_run(config)
+        except (DatasetNotFoundError, ValueError) as exc:  # a dataset's files, or a setting
+            build_parser().error(str(exc))
+        if rank == 0:
+            _announce(run, args.resume)
+        run.model, started = _wrap(run.model, config), time.perf_counter()
+        history = fit(run, resume=args.resume, progress=rank == 0 and not args.no_progress)
+        seconds, agree = time.perf_counter() - started, _weights_agree(run.model)
+        test = evaluate_test_split(run) if args.final_test else None
+        if rank == 0:
+            _report(run, history, seconds, test)
+            if not agree:
+                print("DDP: WARNING, the weights differ between the processes", file=sys.stderr)
         succeeded = True
-        return code
-    except (NonFiniteLossError, torch.OutOfMemoryError, CheckpointError) as exc:
-        print(f"deeplab-train: error: {exc}", file=sys.stderr)
+        return 0 if agree else 1
+    except (NonFiniteLossError, CheckpointError, torch.OutOfMemoryError) as exc:
+        hint = OOM_HINT if isinstance(exc, torch.OutOfMemoryError) else ""
+        print(f"deeplab-train: error: {hint}{exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        if world.main:
+        if rank == 0:
             print(
-                "\ninterrupted; continue with the same command plus --resume "
-                f"(last checkpoint: {Path(args.out) / CHECKPOINT_NAME})",
+                f"\ninterrupted; continue with the same command plus --resume (last "
+                f"checkpoint: {Path(config.out) / CHECKPOINT})",
                 file=sys.stderr,
             )
         return 130
     finally:
-        if world.distributed:
-            if succeeded:  # a failed rank must not wait here while its peers wait elsewhere
+        if rank_and_world()[1] > 1:
+            if succeeded:  # a failed process must not wait here while its peers wait elsewhere
                 dist.barrier()
             dist.destroy_process_group()
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deeplab_utils import course
-from deeplab_utils.runtime import run_sizes
+from deeplab_utils import course, training
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_notebooks.py"
 
@@ -26,15 +25,15 @@ def bench():
 def test_stand_in_is_loaded_as_finished(bench, tmp_path, monkeypatch):
     """load_or_train, as notebook 08 calls it, loads the stand-in and trains nothing."""
     path = bench.write_stand_in(tmp_path)
-    sizes = run_sizes(full=True)
+    config = course.course_config(tmp_path, full=True)
     assert path == tmp_path / "runs" / "course-full" / "checkpoint.pt"
 
-    def no_training(*args, **kwargs):
+    def no_step(*args):
         raise AssertionError("load_or_train trained instead of loading the stand-in")
 
-    monkeypatch.setattr(course, "train", no_training)
-    run, history = course.load_or_train(sizes, tmp_path, progress=False)
-    assert history.step[-1] == sizes.steps
+    monkeypatch.setattr(training, "poly_lr_lambda", no_step)  # what every step calls first
+    run, history = course.load_or_train(config, progress=False)
+    assert history.step[-1] == config.steps
     assert not run.model.training
 
 

@@ -36,7 +36,7 @@ def test_two_process_gloo_run(tmp_path):
     assert result.stdout.count("step 2/2: val mIoU") == 1
     assert len(re.findall(r"^mIoU\s", result.stdout, flags=re.MULTILINE)) == 1
     assert result.stdout.count("\ndone in ") == 1
-    assert "DDP: weights identical on all 2 processes" in result.stdout
+    assert "DDP: WARNING" not in result.stderr  # the ranks ended with the same weights
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["step"] == 2
     assert not any(key.startswith("module.") for key in state["model"])  # unwrapped from DDP
@@ -47,17 +47,21 @@ def test_two_process_gloo_run(tmp_path):
 
 @pytest.mark.parametrize(("device", "backend"), [("cpu", "gloo"), ("cuda", "nccl")])
 def test_backend_follows_the_device_asked_for(monkeypatch, device, backend):
-    """`--device cpu` on a GPU machine uses gloo: NCCL cannot reduce CPU tensors."""
+    """`--device cpu` on a GPU machine uses gloo: NCCL cannot reduce CPU tensors; a GPU
+    process trains on the GPU of its local rank."""
     from deeplab_utils import train
+    from deeplab_utils.config import RunConfig
 
     chosen = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine
     monkeypatch.setattr(torch.cuda, "set_device", lambda index: None)
     monkeypatch.setattr(train.dist, "init_process_group", lambda backend: chosen.append(backend))
+    monkeypatch.setattr(train.dist, "barrier", lambda: None)
     monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("RANK", "0")
-    world = train._init_world(torch.device(device))
-    assert chosen == [backend] and world.size == 2 and world.main
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    config = train._start_processes(RunConfig(device=device))
+    assert chosen == [backend]
+    assert config.device == ("cpu" if device == "cpu" else "cuda:1")
 
 
 RANK_SCRIPT = """
@@ -65,7 +69,10 @@ import json, sys
 import torch, torch.distributed as dist, torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
-from deeplab_utils.training import TrainConfig, evaluate, fit, make_loader
+from deeplab_utils.config import RunConfig
+from deeplab_utils.evaluation import eval_loader, evaluate
+from deeplab_utils.run import Run
+from deeplab_utils.training import fit
 
 dist.init_process_group("gloo")
 rank = dist.get_rank()
@@ -79,8 +86,8 @@ class Oracle(nn.Module):
         return F.one_hot(x.argmax(dim=1), 3).permute(0, 3, 1, 2).float()
 
 
-val = make_loader(TensorDataset(images, masks), batch_size=2, shuffle=False,
-                  num_replicas=2, rank=rank)
+config = RunConfig(steps=2, batch_size=2, amp=False, device="cpu")
+val = eval_loader(TensorDataset(images, masks), config)
 cm = evaluate(Oracle(), val, 3, device="cpu")["confusion_matrix"]
 
 draws = []
@@ -92,11 +99,8 @@ def loss_fn(logits, target):
 
 
 torch.manual_seed(0)
-model = nn.Conv2d(3, 3, 1)
-train = make_loader(TensorDataset(images, masks), batch_size=2, shuffle=True,
-                    num_replicas=2, rank=rank)
-fit(nn.parallel.DistributedDataParallel(model), train, config=TrainConfig(steps=2, amp=False),
-    loss_fn=loss_fn, device="cpu", progress=False)
+model = nn.parallel.DistributedDataParallel(nn.Conv2d(3, 3, 1))
+fit(Run(config, model, TensorDataset(images, masks), None, loss_fn), progress=False)
 with open(sys.argv[1] + f"/rank{rank}.json", "w") as f:
     json.dump({"cm": cm, "draws": draws}, f)
 dist.destroy_process_group()
@@ -142,20 +146,29 @@ def test_barrier_only_after_a_successful_run(monkeypatch, tmp_path, fails):
     """Under torchrun a rank that failed (here: a NaN loss) leaves without waiting at the final
     barrier, where its peers, still in an all-reduce, would never join it."""
     from deeplab_utils import train
-    from deeplab_utils.training import NonFiniteLossError
+    from deeplab_utils.training import History, NonFiniteLossError
 
     calls = []
-    monkeypatch.setattr(train, "_init_world", lambda device: train._World(2, 0, 0))
-    monkeypatch.setattr(train, "_build", lambda *args: None)
+    monkeypatch.setattr(train, "rank_and_world", lambda: (0, 2))
+    monkeypatch.setattr(train, "_start_processes", lambda config: config)
+    monkeypatch.setattr(train, "build_run", lambda config: None)
+    monkeypatch.setattr(train, "_announce", lambda *args: None)
+    monkeypatch.setattr(train, "_wrap", lambda *args: None)
+    monkeypatch.setattr(train, "_weights_agree", lambda model: True)
+    monkeypatch.setattr(train, "_report", lambda *args: None)
     monkeypatch.setattr(train.dist, "barrier", lambda: calls.append("barrier"))
     monkeypatch.setattr(train.dist, "destroy_process_group", lambda: calls.append("destroy"))
 
-    def fake_train(*args):
-        if fails:
-            raise NonFiniteLossError("the loss became nan at step 3")
-        return 0
+    class FakeRun:
+        model = None
 
-    monkeypatch.setattr(train, "_train", fake_train)
+    def fake_fit(run, **kwargs):
+        if fails:
+            raise NonFiniteLossError(float("nan"), 3, 0.1)
+        return History()
+
+    monkeypatch.setattr(train, "build_run", lambda config: FakeRun())
+    monkeypatch.setattr(train, "fit", fake_fit)
     code = train.main(["--out", str(tmp_path), "--device", "cpu"])
     assert code == (1 if fails else 0)
     assert calls == (["destroy"] if fails else ["barrier", "destroy"])
@@ -166,39 +179,63 @@ import json, sys
 import torch, torch.distributed as dist, torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
-from deeplab_utils.training import TrainConfig, fit, make_loader
+from deeplab_utils.config import RunConfig
+from deeplab_utils.run import Run
+from deeplab_utils.training import fit
 
 dist.init_process_group("gloo")
 rank = dist.get_rank()
 g = torch.Generator().manual_seed(0)
 images = torch.randn(8, 3, 4, 4, generator=g)
+data = TensorDataset(images, images.argmax(dim=1))
 draws = []
 
 
 def loss_fn(logits, target):
     draws.append(torch.rand(()).item())  # what augmentation or dropout would draw
+    if len(draws) == stop_at:
+        raise KeyboardInterrupt  # the job is killed in step 3, after step 2's checkpoint
     return F.cross_entropy(logits, target)
 
 
-torch.manual_seed(0)
-model = nn.parallel.DistributedDataParallel(nn.Conv2d(3, 3, 1))
-train = make_loader(TensorDataset(images, images.argmax(dim=1)), batch_size=2, shuffle=True,
-                    num_replicas=2, rank=rank)
-path = sys.argv[1] + "/checkpoint.pt"
-for steps, resume in ((2, False), (4, True)):  # stop after 2 steps, then resume to 4
-    draws.clear()
-    fit(model, train, config=TrainConfig(steps=steps, amp=False), loss_fn=loss_fn,
-        checkpoint_path=path, resume=resume, device="cpu", progress=False)
+def run(out):
+    torch.manual_seed(0)
+    model = nn.parallel.DistributedDataParallel(nn.Conv2d(3, 3, 1))
+    config = RunConfig(steps=4, batch_size=2, amp=False, device="cpu", checkpoint_every=2,
+                       out=sys.argv[1] + out)
+    return Run(config, model, data, None, loss_fn)
+
+
+stop_at = None
+straight = run("/straight")
+fit(straight, progress=False)
+expected = draws[2:]
+draws.clear()
+stop_at = 3
+try:
+    fit(run("/stopped"), progress=False)
+except KeyboardInterrupt:
+    pass
+draws.clear()
+stop_at = None
+resumed = run("/stopped")
+fit(resumed, resume=True, progress=False)
+same = all(torch.equal(a, b) for a, b in zip(resumed.model.parameters(),
+                                              straight.model.parameters()))
 with open(sys.argv[1] + f"/rank{rank}.json", "w") as f:
-    json.dump({"draws": draws}, f)
+    json.dump({"draws": draws, "expected": expected, "same_weights": same}, f)
 dist.destroy_process_group()
 """
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="this torch build has no torch.distributed")
-def test_ranks_draw_their_own_numbers_after_a_resume(tmp_path):
-    """After a DDP run is resumed from its checkpoint, the two ranks still draw different random
-    numbers (not both rank 0's saved generator state)."""
+def test_a_resumed_ddp_run_repeats_each_ranks_numbers(tmp_path):
+    """A DDP run stopped after its step-2 checkpoint and resumed draws, on each rank, the
+    numbers of an uninterrupted run (each rank's generator is saved, not only rank 0's), the
+    two ranks draw different ones, and the resumed run ends with the uninterrupted weights."""
     ranks = _torchrun_ranks(tmp_path, "resume", RESUME_SCRIPT)
-    assert len(ranks[0]["draws"]) == len(ranks[1]["draws"]) == 2  # steps 3 and 4
+    for rank in ranks:
+        assert len(rank["draws"]) == 2  # steps 3 and 4
+        assert rank["draws"] == rank["expected"]
+        assert rank["same_weights"]
     assert ranks[0]["draws"] != ranks[1]["draws"]

@@ -89,15 +89,11 @@ def test_predict_restores_train_mode_and_needs_no_grad(tiny):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"images": torch.randn(3, 8, 8)}, ValueError, r"4-D.*\(3, 8, 8\)"),
-        ({"images": torch.zeros(1, 3, 8, 8, dtype=torch.uint8)}, TypeError, "torch.uint8"),
-        ({"images": np.zeros((1, 3, 8, 8))}, TypeError, "ndarray"),
-        ({"scales": (1.0, 0.0)}, ValueError, "positive number, got 0.0"),
-        ({"scales": (-0.5,)}, ValueError, "got -0.5"),
-        ({"scales": ()}, ValueError, "non-empty"),
-        ({"scales": 1.0}, ValueError, "non-empty sequence"),
-        # A tensor on another device (a GPU's, in real life) than the model's CPU weights.
-        ({"images": torch.randn(1, 3, 8, 8, device="meta")}, ValueError, "on meta but the model"),
+        ({"images": torch.randn(3, 8, 8)}, ValueError, r"float \(B, 3, H, W\).*\(3, 8, 8\)"),
+        ({"images": torch.zeros(1, 3, 8, 8, dtype=torch.uint8)}, ValueError, "segment_image"),
+        ({"scales": (1.0, 0.0)}, ValueError, r"positive numbers, got \(1.0, 0.0\)"),
+        ({"scales": (-0.5,)}, ValueError, r"got \(-0.5,\)"),
+        ({"scales": ()}, ValueError, "positive numbers"),
     ],
 )
 def test_predict_rejects_bad_input(tiny, kwargs, error, match):
@@ -155,14 +151,12 @@ def test_segment_image_errors(tiny, tmp_path):
     text.write_text("not an image")
     with pytest.raises(ValueError, match="notes.png is not an image"):
         segment_image(tiny, text)
-    with pytest.raises(TypeError, match="float64"):
+    with pytest.raises(ValueError, match="uint8 array .* got float64"):
         segment_image(tiny, np.zeros((4, 4, 3)))
     with pytest.raises(ValueError, match=r"\(4, 4, 2\)"):
         segment_image(tiny, np.zeros((4, 4, 2), dtype=np.uint8))
-    with pytest.raises(TypeError, match="list"):
+    with pytest.raises(ValueError, match="got int64"):
         segment_image(tiny, [[0, 1]])
-    with pytest.raises(ValueError, match="size must be a positive int or None, got 0"):
-        segment_image(tiny, np.zeros((4, 4, 3), dtype=np.uint8), size=0)
 
 
 def test_export_tiny_model_save_and_load(tiny, tmp_path):
@@ -187,12 +181,10 @@ def test_export_deeplabv3plus_parity_dynamic():
 
 
 def test_export_errors(tiny, tmp_path):
-    """Too small examples, non-programs and missing files raise clear errors."""
-    with pytest.raises(ValueError, match=r">= 32, got \(16, 40\)"):
-        export_model(tiny, torch.randn(1, 3, 16, 40))
-    with pytest.raises(ValueError, match=r"multiples of 16, got \(48, 40\)"):
+    """Sizes the exported graph cannot take and missing files raise clear errors."""
+    with pytest.raises(ValueError, match=r"at least 32; got \(16, 48\)"):
+        export_model(tiny, torch.randn(1, 3, 16, 48))
+    with pytest.raises(ValueError, match=r"multiples of 16, at least 32; got \(48, 40\)"):
         export_model(tiny, torch.randn(1, 3, 48, 40))
-    with pytest.raises(TypeError, match="TinySegmenter"):
-        save_exported(tiny, tmp_path / "x.pt2")
     with pytest.raises(FileNotFoundError, match="nothing.pt2"):
         load_exported(tmp_path / "nothing.pt2")

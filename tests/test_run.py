@@ -5,19 +5,16 @@ from __future__ import annotations
 import torch
 from fake_datasets import write_fake_pets
 
+from deeplab_utils.config import RunConfig
 from deeplab_utils.data import OxfordPetSegmentation, build_dataset
-from deeplab_utils.run import RunConfig, build_run, preview_batch
-from deeplab_utils.training import TrainConfig
+from deeplab_utils.run import build_run, preview_batch
 
 
 def test_preview_batch_reuses_the_runs_datasets(tmp_path, monkeypatch):
     """preview_batch builds no dataset (no file scan) however often it is called, and gives the
     validation images with their masks at the model's input size."""
     write_fake_pets(tmp_path)
-    config = RunConfig(
-        dataset="pets", data_dir=str(tmp_path), image_size=32,
-        train=TrainConfig(steps=1, batch_size=2),
-    )  # fmt: skip
+    config = RunConfig(dataset="pets", data_dir=str(tmp_path), image_size=32, batch_size=2)
     run = build_run(config)
     resized = build_dataset("pets", split="val", root=tmp_path, image_size=32, pets_mode="binary")
     built = []
@@ -37,3 +34,8 @@ def test_preview_batch_reuses_the_runs_datasets(tmp_path, monkeypatch):
         torch.testing.assert_close(images[i], resized[i][0], rtol=0, atol=0)
         torch.testing.assert_close(masks[i], resized[i][1], rtol=0, atol=0)
     assert run.val_set[0][1].shape != (32, 32)  # the run's own set still scores original sizes
+
+
+def test_a_run_without_out_has_no_checkpoint():
+    """Without an ``out`` folder a run has nowhere to save: fit then writes nothing."""
+    assert build_run(RunConfig(train_samples=16, val_samples=2)).checkpoint is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -9,9 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from deeplab_utils.run import RunConfig
+from deeplab_utils.config import MAIN_JOB_STEPS, RunConfig
 from deeplab_utils.train import build_parser, main
-from deeplab_utils.training import TrainConfig
 
 RECIPE = RunConfig()
 
@@ -20,49 +20,56 @@ TINY = [
     "--val-samples", "3", "--val-every", "2", "--checkpoint-every", "0", "--no-progress",
 ]  # fmt: skip
 
-OPTIONS = [
-    "--dataset", "--data-dir", "--image-size", "--steps", "--batch-size", "--optimizer", "--lr",
-    "--output-stride", "--amp", "--workers", "--device", "--out", "--checkpoint-every",
-    "--resume", "--seed", "--backbone-weights", "--val-every", "--separable", "--warmup-steps",
-    "--no-amp", "--no-separable", "--channels-last", "--no-channels-last",
-]  # fmt: skip
-
 
 def test_help_lists_every_option(capsys):
-    """--help exits 0 and documents every option of the brief."""
+    """--help exits 0 and lists one option per RunConfig field, and the job's own."""
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for option in OPTIONS:
+    for f in dataclasses.fields(RunConfig):
+        assert f"--{f.name.replace('_', '-')}" in text, f.name
+    for option in ("--resume", "--final-test", "--no-progress", "--no-amp", "--no-separable"):
         assert option in text, option
-    assert f"default: {RECIPE.train.steps}" in text
+    assert f"default: {MAIN_JOB_STEPS[False]}" in text
     assert "(default: None)" not in text  # such options explain their default in words
 
 
 def test_defaults_come_from_one_place():
-    """The parser's recipe defaults are RunConfig's and TrainConfig's, not a copy of them."""
-    args = build_parser().parse_args([])
-    recipe, train = RunConfig(), TrainConfig()
-    assert (args.image_size, args.output_stride, args.separable, args.aspp_rates) == (
-        recipe.image_size, recipe.output_stride, recipe.separable, recipe.aspp_rates,
-    )  # fmt: skip
-    assert (args.batch_size, args.optimizer, args.seed) == (
-        train.batch_size, train.optimizer, train.seed,
-    )  # fmt: skip
-    assert args.lr is None and args.warmup_steps is None  # TrainConfig decides them
-    assert args.steps is None  # decided by the machine: see the next test
+    """The parser's defaults are RunConfig's field defaults, not a copy of them."""
+    args = vars(build_parser().parse_args([]))
+    for f in dataclasses.fields(RunConfig):
+        assert args[f.name] == getattr(RECIPE, f.name), f.name
+    assert args["lr"] is None and args["warmup_steps"] is None and args["steps"] is None
 
 
-@pytest.mark.parametrize(("fast", "steps"), [(False, TrainConfig().steps), (True, 1200)])
+def _fit_call(argv, monkeypatch, tmp_path, small=True):
+    """The run main() hands to fit(), without training (fit is replaced); ``small``: on 16
+    training images."""
+    seen = {}
+
+    def fake_fit(run, **kwargs):
+        seen["run"] = run
+        raise KeyboardInterrupt  # stop before training; main reports it and returns 130
+
+    monkeypatch.setattr("deeplab_utils.train.fit", fake_fit)
+    sizes = ["--train-samples", str(RECIPE.batch_size), "--val-samples", "2"] if small else []
+    assert main([*argv, *sizes, "--out", str(tmp_path)]) == 130
+    return seen["run"]
+
+
+def _config_of(argv, monkeypatch, tmp_path, small=True):
+    """The config main() hands to fit(), without training."""
+    return _fit_call(argv, monkeypatch, tmp_path, small).config
+
+
+@pytest.mark.parametrize(("fast", "steps"), [(False, MAIN_JOB_STEPS[False]), (True, 1200)])
 def test_default_steps_follow_the_cost_of_a_step(fast, steps, monkeypatch, tmp_path):
-    """Where mixed precision makes a step cheaper the main job takes more of them; without
-    mixed precision, the recipe's (TrainConfig's) steps."""
-    monkeypatch.setattr("deeplab_utils.training.amp_is_fast", lambda device: fast)
+    """Where mixed precision makes a step cheaper the main job takes more of them."""
+    monkeypatch.setattr("deeplab_utils.config.amp_is_fast", lambda device: fast)
     assert _config_of(["--device", "cpu"], monkeypatch, tmp_path).steps == steps
-    assert _config_of(["--device", "cpu", "--no-amp"], monkeypatch, tmp_path).steps == (
-        TrainConfig().steps
-    )
+    no_amp = _config_of(["--device", "cpu", "--no-amp"], monkeypatch, tmp_path)
+    assert no_amp.steps == MAIN_JOB_STEPS[False]
 
 
 @pytest.mark.parametrize(
@@ -79,8 +86,7 @@ def test_default_steps_follow_the_cost_of_a_step(fast, steps, monkeypatch, tmp_p
 )
 def test_aspp_rates_of_the_model(argv, rates, monkeypatch, tmp_path):
     """--aspp-rates picks the dilations of the model's ASPP branches (read off the convs)."""
-    model, _ = _fit_call(argv, monkeypatch, tmp_path)
-    branches = model.aspp.convs[1:-1]  # between the 1x1 branch and image pooling
+    branches = _fit_call(argv, monkeypatch, tmp_path).model.aspp.convs[1:-1]
     # The 3x3 conv (depthwise when separable) carries the dilation; 1x1 convs have 1.
     dilations = tuple(
         max(m.dilation[0] for m in branch.modules() if isinstance(m, torch.nn.Conv2d))
@@ -89,39 +95,13 @@ def test_aspp_rates_of_the_model(argv, rates, monkeypatch, tmp_path):
     assert dilations == rates
 
 
-def _fit_call(argv, monkeypatch, tmp_path):
-    """The model and TrainConfig main() hands to fit(), without training (fit is replaced)."""
-    seen = {}
-
-    def fake_fit(model, train_loader, val_loader, *, config, **kwargs):
-        seen["model"], seen["config"] = model, config
-        raise KeyboardInterrupt  # stop before training; main reports it and returns 130
-
-    monkeypatch.setattr("deeplab_utils.run.fit", fake_fit)
-    small = [
-        "--train-samples",
-        str(RECIPE.train.batch_size),
-        "--val-samples",
-        "2",
-        "--out",
-        str(tmp_path),
-    ]
-    assert main([*argv, *small]) == 130
-    return seen["model"], seen["config"]
-
-
-def _config_of(argv, monkeypatch, tmp_path):
-    """The TrainConfig main() hands to fit(), without training."""
-    return _fit_call(argv, monkeypatch, tmp_path)[1]
-
-
 @pytest.mark.parametrize(
     ("argv", "warmup"),
     [(["--steps", "70"], 7), (["--steps", "50"], 5), (["--warmup-steps", "0"], 0)],
 )
 def test_warmup_defaults_to_a_tenth_of_the_run(argv, warmup, monkeypatch, tmp_path):
     """Without --warmup-steps, warm-up is a tenth of the run's steps."""
-    assert _config_of(argv, monkeypatch, tmp_path).resolved_warmup_steps() == warmup
+    assert _config_of(argv, monkeypatch, tmp_path).warmup_steps == warmup
 
 
 @pytest.mark.parametrize("fast", [False, True])
@@ -130,7 +110,7 @@ def test_warmup_defaults_to_a_tenth_of_the_run(argv, warmup, monkeypatch, tmp_pa
 )
 def test_amp_defaults_to_on_where_it_is_fast(argv, expected, fast, monkeypatch, tmp_path):
     """Without --amp/--no-amp, mixed precision is on exactly where amp_is_fast says so."""
-    monkeypatch.setattr("deeplab_utils.training.amp_is_fast", lambda device: fast)
+    monkeypatch.setattr("deeplab_utils.config.amp_is_fast", lambda device: fast)
     config = _config_of([*argv, "--device", "cpu"], monkeypatch, tmp_path)
     assert config.amp is (fast if expected is None else expected)
 
@@ -146,10 +126,10 @@ def test_amp_defaults_to_on_where_it_is_fast(argv, expected, fast, monkeypatch, 
 )
 def test_channels_last_defaults_to_on_for_a_cpu(argv, expected, monkeypatch, tmp_path):
     """--channels-last is on by default on a CPU only, and reaches the model and the config."""
-    monkeypatch.setattr("deeplab_utils.training.amp_is_fast", lambda device: False)
-    model, config = _fit_call(argv, monkeypatch, tmp_path)
-    assert config.channels_last is expected
-    weight = model.backbone.conv1.weight  # (64, 3, 7, 7): NHWC strides put channels last
+    monkeypatch.setattr("deeplab_utils.config.amp_is_fast", lambda device: False)
+    run = _fit_call(argv, monkeypatch, tmp_path)
+    assert run.config.channels_last is expected
+    weight = run.model.backbone.conv1.weight  # (64, 3, 7, 7): NHWC strides put channels last
     assert weight.is_contiguous(memory_format=torch.channels_last) is expected
 
 
@@ -158,17 +138,8 @@ def test_resume_keeps_the_runs_precision(saved_amp, monkeypatch, tmp_path):
     """--resume without --amp/--no-amp continues in the precision the run was started with."""
     amp = "--amp" if saved_amp else "--no-amp"
     assert main([*TINY, "--steps", "1", amp, "--out", str(tmp_path)]) == 0
-    monkeypatch.setattr("deeplab_utils.training.amp_is_fast", lambda device: not saved_amp)
-    resumed = [*TINY, "--steps", "2", "--resume", "--out", str(tmp_path)]
-    seen = {}
-
-    def fake_fit(model, train_loader, val_loader, *, config, **kwargs):
-        seen["config"] = config
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr("deeplab_utils.run.fit", fake_fit)
-    assert main(resumed) == 130
-    assert seen["config"].amp is saved_amp
+    monkeypatch.setattr("deeplab_utils.config.amp_is_fast", lambda device: not saved_amp)
+    assert _config_of(["--steps", "2", "--resume"], monkeypatch, tmp_path, False).amp is saved_amp
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +166,7 @@ def one_step_run(tmp_path_factory):
 )
 def test_resume_refuses_changed_settings(one_step_run, change, setting, capsys):
     """--resume with another recipe is a one-line error naming the setting and both values."""
-    assert main([*TINY, "--steps", "3", "--out", str(one_step_run), "--resume", *change]) == 1
+    assert main(["--steps", "3", "--out", str(one_step_run), "--resume", *change]) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("deeplab-train: error: cannot resume")
     name = setting.split("=")[0]
@@ -203,24 +174,28 @@ def test_resume_refuses_changed_settings(one_step_run, change, setting, capsys):
     assert torch.load(one_step_run / "checkpoint.pt", weights_only=True)["step"] == 2
 
 
-def test_resume_accepts_the_defaults_spelled_out(one_step_run, monkeypatch):
-    """--resume with --lr and --warmup-steps repeating the values the run derived is accepted:
+def test_resume_accepts_the_settings_spelled_out(one_step_run, monkeypatch):
+    """--resume repeating every setting, and the lr and warm-up the run derived, is accepted:
     settings are compared as the run used them."""
-    seen = {}
+    spelled = [*TINY, "--lr", "0.005", "--warmup-steps", "0", "--resume"]
+    config = _config_of(spelled, monkeypatch, one_step_run, small=False)
+    assert (config.lr, config.warmup_steps, config.steps) == (0.005, 0, 3)
 
-    def fake_fit(model, train_loader, val_loader, *, config, **kwargs):
-        seen["config"] = config
-        raise KeyboardInterrupt
 
-    monkeypatch.setattr("deeplab_utils.run.fit", fake_fit)
-    spelled = ["--lr", "0.005", "--warmup-steps", "0"]
-    assert main([*TINY, "--steps", "3", "--out", str(one_step_run), "--resume", *spelled]) == 130
-    assert (seen["config"].resolved_lr(), seen["config"].resolved_warmup_steps()) == (0.005, 0)
+def test_resume_keeps_the_runs_settings(one_step_run, monkeypatch):
+    """--resume alone continues the run with its own settings: its steps, warm-up, size."""
+    config = _config_of(["--resume"], monkeypatch, one_step_run, small=False)
+    assert (config.steps, config.warmup_steps, config.image_size, config.batch_size) == (
+        2,
+        0,
+        32,
+        2,
+    )
 
 
 def test_resume_refuses_fewer_steps_than_done(one_step_run, capsys):
     """--steps below the steps already done is refused, saying how many were done."""
-    assert main([*TINY, "--steps", "1", "--out", str(one_step_run), "--resume"]) == 1
+    assert main(["--steps", "1", "--out", str(one_step_run), "--resume"]) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert "trained with steps=2 (it has done 2 steps), now steps=1" in last
 
@@ -270,7 +245,7 @@ def test_tiny_run_prints_iou_table(tmp_path, capsys):
 def test_resume_continues_from_checkpoint(tiny_run):
     """--resume with --steps 5 continues the 3-step run to step 5, keeping its history."""
     code, out = tiny_run
-    assert main([*TINY, "--steps", "5", "--out", str(out), "--resume"]) == 0
+    assert main(["--steps", "5", "--out", str(out), "--resume", "--no-progress"]) == 0
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["step"] == 5
     history = json.loads((out / "history.json").read_text())
@@ -300,20 +275,20 @@ def test_backbone_weights_are_loaded(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--steps", "-3"], "--steps must be a positive integer, got -3"),
-        (["--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
+        (["--steps", "-3"], "steps must be an int >= 1, got -3"),
+        (["--batch-size", "0"], "batch_size must be an int >= 1, got 0"),
         (["--dataset", "mnist"], "invalid choice: 'mnist'"),
         (["--output-stride", "12"], "invalid choice: 12"),
-        (["--lr", "-1"], "--lr must be a positive number, got -1.0"),
-        (["--dataset", "voc", "--data-dir", "/nonexistent/voc"], "does not exist"),
-        (["--backbone-weights", "/nonexistent/r50.pth"], "no file at '/nonexistent/r50.pth'"),
+        (["--lr", "-1"], "lr must be a positive number, got -1.0"),
+        (["--backbone-weights", "/nonexistent/r50.pth"], "no file is there"),
         (["--resume", "--out", "/nonexistent/run"], "--resume: no checkpoint at"),
-        (["--device", "tpu"], "--device"),
+        (["--device", "tpu"], "device must be one of"),
         (["--steps", "ten"], "invalid int value: 'ten'"),
-        (["--steps", "5", "--warmup-steps", "5"], "--warmup-steps must be >= 0 and smaller"),
-        (["--warmup-steps", "-1"], "--warmup-steps must be >= 0 and smaller"),
-        (["--aspp-rates", "0,2"], "--aspp-rates must be 'paper', 'scaled' or positive"),
+        (["--steps", "5", "--warmup-steps", "5"], "warmup_steps must be below steps (5), got 5"),
+        (["--warmup-steps", "-1"], "warmup_steps must be an int >= 0, got -1"),
+        (["--aspp-rates", "0,2"], "aspp_rates must be 'scaled', 'paper' or positive ints"),
         (["--aspp-rates", "wide"], "got 'wide'"),
+        (["--final-test"], "--final-test: only pets has a labelled test split"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
@@ -356,14 +331,20 @@ def test_module_entry_point_runs(tmp_path):
     assert "--backbone-weights" in result.stdout
 
 
-def test_missing_dataset_files_show_the_expected_layout(tmp_path, capsys):
-    """An empty --data-dir for pets exits 2 and prints where each file was expected."""
+@pytest.mark.parametrize(
+    ("dataset", "name", "layout"),
+    [("pets", "Oxford-IIIT Pet", "oxford-iiit-pet/annotations/trimaps/"),
+     ("voc", "PASCAL VOC 2012", "VOCdevkit/VOC2012/SegmentationClass/")],
+)  # fmt: skip
+def test_missing_dataset_files_show_the_expected_layout(dataset, name, layout, tmp_path, capsys):
+    """An empty or missing --data-dir exits 2 and prints where each file was expected."""
+    data = ["--dataset", dataset, "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path)]
     with pytest.raises(SystemExit) as exit_info:
-        main([*TINY, "--dataset", "pets", "--data-dir", str(tmp_path), "--out", str(tmp_path)])
+        main([*TINY, *data])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "deeplab-train: error: Oxford-IIIT Pet not found" in err
-    assert "oxford-iiit-pet/annotations/trimaps/" in err and "Traceback" not in err
+    assert f"deeplab-train: error: {name} not found" in err
+    assert layout in err and "Traceback" not in err
 
 
 def test_history_survives_a_crash_while_it_is_written(tiny_run, monkeypatch):
@@ -377,32 +358,18 @@ def test_history_survives_a_crash_while_it_is_written(tiny_run, monkeypatch):
 
     monkeypatch.setattr("deeplab_utils.train.json.dump", dump_half_then_fail)
     with pytest.raises(OSError, match="disk full"):
-        main([*TINY, "--steps", "6", "--out", str(out), "--resume"])
+        main(["--steps", "6", "--out", str(out), "--resume", "--no-progress"])
     assert (out / "history.json").read_text(encoding="utf-8") == before
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
-
-
-def test_resume_keeps_the_runs_steps_and_warmup(one_step_run, monkeypatch):
-    """--resume without --steps continues to the run's own total, with its own warm-up."""
-    seen = {}
-
-    def fake_fit(model, train_loader, val_loader, *, config, **kwargs):
-        seen["config"] = config
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr("deeplab_utils.run.fit", fake_fit)
-    assert TINY[:2] == ["--steps", "3"]
-    assert main([*TINY[2:], "--out", str(one_step_run), "--resume"]) == 130
-    assert (seen["config"].steps, seen["config"].warmup_steps) == (2, 0)
 
 
 def test_iou_table_without_labelled_pixels_says_why(capsys):
     """A validation with no labelled pixel (every IoU, mIoU and accuracy None, NaN in the
     metrics) prints "n/a" with the reason instead of failing on a format."""
-    from deeplab_utils.train import _print_iou_table
+    from deeplab_utils.train import _iou_table
 
     metrics = {"iou": [None, None], "miou": None, "pixel_accuracy": None}
-    _print_iou_table(metrics, ("background", "pet"))
+    _iou_table("validation:", metrics, ["background", "pet"])
     text = capsys.readouterr().out
     assert re.search(r"^mIoU\s+n/a \(no labelled pixels\)$", text, re.MULTILINE)
     assert re.search(r"^pixel acc\.\s+n/a", text, re.MULTILINE)

@@ -114,7 +114,7 @@ def test_voc_trainaug_with_imagenet_weights(data, tmp_path, monkeypatch):
         state["model"]["backbone.layer2.0.conv2.weight"], weights["layer2.0.conv2.weight"],
         rtol=0, atol=1e-6,
     )  # fmt: skip
-    assert state["run_config"]["voc_trainaug"] is True
+    assert state["config"]["voc_trainaug"] is True
 
 
 def test_imagenet_weights_offline_are_a_clear_error(tmp_path, monkeypatch, capsys):

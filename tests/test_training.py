@@ -1,10 +1,10 @@
-"""Tests for deeplab_utils.training: schedule, loop, evaluation, resume, NaN and OOM handling."""
+"""Tests for deeplab_utils.training: the schedule, the optimiser, the data order and fit."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -13,21 +13,22 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from deeplab_utils.checkpoint import read_checkpoint
+from deeplab_utils.config import RunConfig, settle
+from deeplab_utils.losses import DiceCELoss
+from deeplab_utils.run import Run
 from deeplab_utils.training import (
     History,
     NonFiniteLossError,
-    ResumableSampler,
-    TrainConfig,
+    StepSampler,
     build_optimizer,
-    build_scheduler,
-    evaluate,
     fit,
-    make_loader,
     poly_lr_lambda,
-    train_one_epoch,
+    train_step,
 )
 
 NUM_CLASSES = 3
+CPU = torch.device("cpu")
 
 
 class TinySegNet(nn.Module):
@@ -66,7 +67,13 @@ def weights(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-# --- schedule -----------------------------------------------------------------------------------
+def tiny_run(model=None, train=None, val=None, loss_fn=ce_loss, **settings) -> Run:
+    """A Run of the tiny model and data; ``settings`` are RunConfig fields (CPU, fp32)."""
+    config = RunConfig(**{"device": "cpu", "amp": False, "batch_size": 4, **settings})
+    return Run(config, model or new_model(), train or tiny_dataset(), val, loss_fn)
+
+
+# --- schedule and optimiser ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -91,41 +98,22 @@ def test_poly_lr_lambda_matches_formula(step, total, power, warmup, expected):
     assert got == pytest.approx(expected, rel=1e-12, abs=0)
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"step": -1, "total_steps": 10}, "step must be >= 0, got -1"),
-        ({"step": 0, "total_steps": 0}, "total_steps must be >= 1, got 0"),
-        ({"step": 0, "total_steps": 10, "power": -1.0}, "power must be >= 0, got -1.0"),
-    ],
-)
-def test_poly_lr_lambda_rejects_bad_values(kwargs, match):
-    """Bad arguments raise ValueError naming the value."""
-    step = kwargs.pop("step")
-    with pytest.raises(ValueError, match=match):
-        poly_lr_lambda(step, **kwargs)
-
-
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_scheduler_sets_lr_of_each_step(optimizer):
-    """The optimiser's LR at step s is base_lr * (1 - s/T)^0.9 with warm-up, computed by hand."""
-    config = TrainConfig(steps=10, optimizer=optimizer, lr=0.5, warmup_steps=3)
-    opt = build_optimizer(nn.Linear(2, 2), config=config)
-    sched = build_scheduler(opt, config=config)
-    for s in range(10):
-        expected = 0.5 * (1 - s / 10) ** 0.9 * (min(s + 1, 3) / 3)
-        assert opt.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-12)
-        opt.step()
-        sched.step()
+def test_fit_uses_the_poly_rate_at_each_step(optimizer):
+    """Step s trains at lr * (1 - s/T)^0.9 * min(s+1, W)/W, computed by hand."""
+    run = tiny_run(steps=10, optimizer=optimizer, lr=0.5, warmup_steps=3)
+    history = fit(run, progress=False)
+    expected = [0.5 * (1 - s / 10) ** 0.9 * (min(s + 1, 3) / 3) for s in range(10)]
+    assert history.lr == pytest.approx(expected, rel=1e-12)
 
 
 def test_build_optimizer_uses_paper_sgd_recipe():
     """SGD gets momentum 0.9 and weight decay 1e-4 (paper Sec. 4); Adam gets the given lr."""
-    sgd = build_optimizer(nn.Linear(2, 2), config=TrainConfig(optimizer="sgd", lr=0.01))
+    sgd = build_optimizer(nn.Linear(2, 2), RunConfig(optimizer="sgd", lr=0.01))
     assert isinstance(sgd, torch.optim.SGD)
     assert sgd.param_groups[0]["momentum"] == 0.9
     assert sgd.param_groups[0]["weight_decay"] == 1e-4
-    adam = build_optimizer(nn.Linear(2, 2), config=TrainConfig(optimizer="adam", lr=0.002))
+    adam = build_optimizer(nn.Linear(2, 2), RunConfig(optimizer="adam", lr=0.002))
     assert isinstance(adam, torch.optim.Adam)
     assert adam.param_groups[0]["lr"] == 0.002
 
@@ -135,7 +123,7 @@ def test_fused_adam_follows_plain_adam():
     torch.manual_seed(0)
     ours_model, plain_model = nn.Linear(6, 4), nn.Linear(6, 4)
     plain_model.load_state_dict(ours_model.state_dict())
-    ours = build_optimizer(ours_model, config=TrainConfig(optimizer="adam", lr=0.01))
+    ours = build_optimizer(ours_model, RunConfig(optimizer="adam", lr=0.01))
     assert ours.defaults["fused"]  # the fast path is really taken on a CPU
     plain = torch.optim.Adam(plain_model.parameters(), lr=0.01, foreach=False)
     start = ours_model.weight.detach().clone()
@@ -150,77 +138,76 @@ def test_fused_adam_follows_plain_adam():
     assert not torch.allclose(ours_model.weight, start)  # the steps did move the weights
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"steps": 0}, "steps must be a positive int, got 0"),
-        ({"batch_size": -2}, "batch_size must be a positive int, got -2"),
-        ({"optimizer": "rmsprop"}, "optimizer must be 'sgd' or 'adam', got 'rmsprop'"),
-        ({"lr": 0.0}, "lr must be a positive number, got 0.0"),
-        ({"lr": float("nan")}, "lr must be a positive number, got nan"),
-        ({"steps": 5, "warmup_steps": 5}, r"warmup_steps must be smaller than steps \(5\), got 5"),
-        ({"grad_clip": -1.0}, "grad_clip must be None or a positive number, got -1.0"),
-        ({"eval_every": -1}, "eval_every must be a non-negative int, got -1"),
-    ],
-)
-def test_train_config_validates(kwargs, match):
-    """TrainConfig rejects bad values with a ValueError naming the field and value."""
-    with pytest.raises(ValueError, match=match):
-        TrainConfig(**kwargs)
+def test_replace_means_what_it_says():
+    """dataclasses.replace re-derives what was left as None: SGD's rate for optimizer="sgd"
+    (0.01, not Adam's 5e-3), a tenth of the new steps as warm-up; explicit values stay."""
+    recipe = RunConfig(steps=100)
+    assert settle(dataclasses.replace(recipe, optimizer="sgd"), CPU).lr == 0.01
+    sgd = build_optimizer(nn.Linear(2, 2), dataclasses.replace(recipe, optimizer="sgd"))
+    assert sgd.param_groups[0]["lr"] == 0.01
+    assert settle(dataclasses.replace(recipe, steps=200), CPU).warmup_steps == 20
+    explicit = dataclasses.replace(RunConfig(steps=100, lr=0.3, warmup_steps=4), optimizer="sgd")
+    assert (settle(explicit, CPU).lr, settle(explicit, CPU).warmup_steps) == (0.3, 4)
 
 
 # --- data order ---------------------------------------------------------------------------------
 
 
-def test_sampler_order_depends_on_seed_and_epoch_only():
-    """Same (seed, epoch) gives the same order, another epoch another; set_start skips a prefix."""
-    data = list(range(20))
-    a, b = ResumableSampler(data, seed=3), ResumableSampler(data, seed=3)
-    a.set_epoch(2)
-    b.set_epoch(1)
-    b.set_epoch(2)
-    order = list(a)
-    assert order == list(b)
-    assert sorted(order) == data
-    a.set_epoch(3)
-    assert list(a) != order
-    b.set_start(7)
-    assert list(b) == order[7:]
-    assert len(b) == 13
+def batches(size: int, start: int = 0, shard: tuple[int, int] = (0, 1), **config) -> list:
+    config = RunConfig(**{"batch_size": 3, "steps": 10, "seed": 7, **config})
+    return list(StepSampler(size, config, start, shard))
 
 
-# --- training loop ------------------------------------------------------------------------------
+def test_step_sampler_order_depends_on_seed_and_step_only():
+    """Each epoch is a permutation (a remainder dropped), drawn from (seed, epoch) alone: the
+    same seed repeats it, another seed or epoch does not, and a start at step k gives the tail."""
+    steps = batches(10)  # 3 batches of 3 per epoch: steps 0-2, 3-5, 6-8, 9
+    assert len(steps) == 10 and all(len(b) == 3 for b in steps)
+    first = [i for b in steps[:3] for i in b]
+    assert len(set(first)) == 9 and set(first) <= set(range(10))
+    assert steps == batches(10)
+    assert steps != batches(10, seed=8)
+    assert steps[:3] != steps[3:6]
+    assert batches(10, start=4) == steps[4:]
+    expected = np.random.default_rng([7, 1]).permutation(10)[:9].reshape(3, 3).tolist()
+    assert steps[3:6] == expected  # epoch 1 is exactly the permutation of (seed, 1)
 
 
-def test_loss_goes_down_on_a_fixed_batch():
-    """Twenty Adam steps on one repeated batch lower the loss of that batch."""
+def test_step_sampler_shards_each_global_batch():
+    """Under 2 processes each step's global batch of 2 x 3 is split in two disjoint halves, and
+    a rank that resumes at step k gets the same tail as one that did not stop."""
+    ranks = [batches(13, shard=(r, 2)) for r in (0, 1)]
+    for a, b in zip(*ranks, strict=True):
+        assert len(a) == len(b) == 3 and not set(a) & set(b)
+    epoch = [i for step in range(2) for r in (0, 1) for i in ranks[r][step]]
+    assert len(set(epoch)) == 12  # two global batches per epoch of 13: all distinct
+    assert batches(13, start=5, shard=(1, 2)) == ranks[1][5:]
+
+
+def test_a_dataset_smaller_than_a_batch_is_a_clear_error():
+    """A dataset smaller than one (global) batch raises a ValueError saying how to fix it."""
+    with pytest.raises(ValueError, match=r"batch_size 4 x 1 process\(es\) is larger than the"):
+        fit(tiny_run(train=tiny_dataset(3), steps=1), progress=False)
+
+
+# --- the loop -----------------------------------------------------------------------------------
+
+
+def test_train_step_lowers_the_loss_of_a_fixed_batch():
+    """Twenty Adam steps of train_step on one repeated batch lower the loss of that batch."""
     model = new_model()
     model.body[3].p = 0.0  # no dropout: the loss of a fixed batch is then comparable
     images, masks = tiny_dataset(4)[:]
-    config = TrainConfig(steps=20, lr=0.05)
-    opt = build_optimizer(model, config=config)
-    sched = build_scheduler(opt, config=config)
-    losses: list[float] = []
-    last = train_one_epoch(
-        model,
-        [(images, masks)] * 20,
-        loss_fn=ce_loss,
-        optimizer=opt,
-        scheduler=sched,
-        config=config,
-        device=torch.device("cpu"),
-        on_step=lambda step, loss, lr, logits, m: losses.append(loss),
-    )
-    assert last == 20
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    losses = [train_step(model, images, masks, optimizer, ce_loss) for _ in range(20)]
+    assert all(isinstance(loss, float) for loss in losses)
     assert losses[-1] < 0.5 * losses[0]
 
 
 def test_fit_records_history_and_evaluates():
     """fit runs exactly `steps` steps, logs each step's loss and LR and evaluates on schedule."""
-    train = make_loader(tiny_dataset(16), batch_size=4, shuffle=True)
-    val = make_loader(tiny_dataset(8, seed=1), batch_size=4, shuffle=False)
-    config = TrainConfig(steps=6, optimizer="sgd", lr=0.1, eval_every=4, log_every=2)
-    history = fit(new_model(), train, val, config=config, loss_fn=ce_loss, progress=False)
+    run = tiny_run(val=tiny_dataset(8, seed=1), steps=6, optimizer="sgd", lr=0.1, val_every=4)
+    history = fit(run, progress=False)
     assert history.step == [1, 2, 3, 4, 5, 6]
     assert all(math.isfinite(x) for x in history.loss)
     assert history.lr == pytest.approx([0.1 * (1 - s / 6) ** 0.9 for s in range(6)])
@@ -233,57 +220,56 @@ def test_fit_records_history_and_evaluates():
 
 def test_fit_with_bf16_autocast_and_channels_last_on_cpu():
     """amp=True on CPU (bf16 autocast) and channels_last train with finite losses."""
-    train = make_loader(tiny_dataset(8), batch_size=4, shuffle=True)
-    config = TrainConfig(steps=3, amp=True, channels_last=True, grad_clip=1.0)
-    history = fit(new_model(), train, config=config, loss_fn=ce_loss, progress=False)
+    run = tiny_run(steps=3, amp=True, channels_last=True, grad_clip=1.0)
+    history = fit(run, progress=False)
     assert len(history.loss) == 3
     assert all(math.isfinite(x) for x in history.loss)
+    assert run.model.head.weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_fit_binary_one_channel_model():
-    """A one-channel model with a BCE loss trains and is scored as 2 classes (logit > 0)."""
+    """A one-channel model with a BCE loss and (B, 1, H, W) float masks (the seed's layout)
+    trains and is scored as 2 classes (logit > 0)."""
     g = torch.Generator().manual_seed(0)
     images = torch.randn(8, 3, 8, 8, generator=g)
-    masks = (images[:, 0] > 0).float().unsqueeze(1)  # (B, 1, H, W) float, the seed's layout
-    loader = make_loader(TensorDataset(images, masks), batch_size=4, shuffle=True)
+    data = TensorDataset(images, (images[:, :1] > 0).float())  # (B, 1, H, W)
     torch.manual_seed(0)
-    model = nn.Conv2d(3, 1, 1)
-
-    def bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(logits, target)
-
-    config = TrainConfig(steps=2)
-    history = fit(model, loader, loader, config=config, loss_fn=bce, progress=False)
+    run = tiny_run(nn.Conv2d(3, 1, 1), data, data, F.binary_cross_entropy_with_logits, steps=2)
+    history = fit(run, progress=False)
     assert len(history.val[-1]["iou"]) == 2
 
 
-def test_evaluate_against_hand_computed_metrics():
-    """A perfect model scores mIoU 1; an always-background model's IoU matches NumPy."""
-    data = tiny_dataset(8)
-    images, masks = data[:]
+def test_fit_moves_the_loss_to_the_device():
+    """A loss holding tensors of its own (DiceCELoss's class weights) goes where the model goes.
 
-    class Oracle(nn.Module):
-        def forward(self, x):
-            return F.one_hot(x.argmax(dim=1), NUM_CLASSES).permute(0, 3, 1, 2).float()
+    (With only a CPU here, the move is observed, not a CUDA device-mismatch error.)
+    """
+    moves = []
 
-    class Background(nn.Module):
-        def forward(self, x):
-            out = torch.zeros(x.shape[0], NUM_CLASSES, *x.shape[2:])
-            out[:, 0] = 1.0
-            return out
+    class Watched(DiceCELoss):
+        def to(self, *args, **kwargs):
+            moves.append(torch.device(args[0] if args else kwargs["device"]))
+            return super().to(*args, **kwargs)
 
-    loader = make_loader(data, batch_size=3, shuffle=False)
-    perfect = evaluate(Oracle(), loader, NUM_CLASSES, device="cpu")
-    assert perfect["miou"] == 1.0
-    assert perfect["pixel_accuracy"] == 1.0
+    history = fit(tiny_run(loss_fn=Watched(class_weights=[1.0, 2.0, 1.0]), steps=1))
+    assert math.isfinite(history.loss[0])
+    assert moves == [CPU]
 
-    result = evaluate(Background(), loader, NUM_CLASSES, device="cpu")
-    m = masks.numpy()
-    valid = m != 255
-    iou0 = np.sum(m[valid] == 0) / np.sum(valid)  # TP / (TP + FP), FN = 0
-    assert result["iou"][0] == pytest.approx(iou0)
-    assert result["iou"][1] == 0.0 and result["iou"][2] == 0.0
-    assert result["miou"] == pytest.approx(iou0 / 3)
+
+def test_fit_without_out_writes_nothing(tmp_path, monkeypatch):
+    """A run without an ``out`` folder trains without writing a file anywhere."""
+    monkeypatch.chdir(tmp_path)
+    fit(tiny_run(steps=2, checkpoint_every=1), progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_validation_without_labelled_pixels_logs_n_a(capsys):
+    """A validation set whose masks are all ignore (255) has no mIoU: the log line says "n/a"
+    rather than printing 0.000, a score the model did not get."""
+    unlabelled = TensorDataset(torch.randn(4, 3, 8, 8), torch.full((4, 8, 8), 255))
+    history = fit(tiny_run(val=unlabelled, steps=2, val_every=2), progress=False)
+    assert history.val[-1]["miou"] is None
+    assert "step 2/2: val mIoU n/a" in capsys.readouterr().out
 
 
 # --- resume -------------------------------------------------------------------------------------
@@ -305,61 +291,39 @@ class StopAt:
 @pytest.mark.parametrize(("optimizer", "interrupt_at"), [("sgd", 3), ("adam", 4), ("adam", 6)])
 def test_resume_equals_uninterrupted(tmp_path, optimizer, interrupt_at):
     """A run stopped after a checkpoint and resumed ends with weights equal to a straight run."""
-    # 18 samples, batch 4, drop_last: 4 steps per epoch, so 10 steps cross two epoch boundaries.
-    config = TrainConfig(
-        steps=10, optimizer=optimizer, lr=0.05, warmup_steps=2, eval_every=3, checkpoint_every=2
-    )
+    # 18 samples, batch 4: 4 steps per epoch, so 10 steps cross two epoch boundaries.
+    settings = dict(steps=10, optimizer=optimizer, lr=0.05, warmup_steps=2, val_every=3)
 
-    def loaders():
-        return (
-            make_loader(tiny_dataset(18), batch_size=4, shuffle=True, seed=config.seed),
-            make_loader(tiny_dataset(6, seed=1), batch_size=4, shuffle=False),
-        )
+    def run(out, model=None, loss_fn=ce_loss) -> Run:
+        data = tiny_dataset(18), tiny_dataset(6, seed=1)
+        return tiny_run(model, *data, loss_fn, checkpoint_every=2, out=str(out), **settings)
 
-    straight = new_model()
-    expected = fit(straight, *loaders(), config=config, loss_fn=ce_loss, progress=False)
-
-    path = tmp_path / "ckpt.pt"
+    straight = run(tmp_path / "straight")
+    expected = fit(straight, progress=False)
     with pytest.raises(KeyboardInterrupt):
-        fit(
-            new_model(),
-            *loaders(),
-            config=config,
-            loss_fn=StopAt(interrupt_at + 1),
-            checkpoint_path=path,
-            progress=False,
-        )
-    # Fresh objects, as in a new process; a different initial seed, which the checkpoint overrides.
-    resumed = new_model(seed=123)
+        fit(run(tmp_path / "stopped", loss_fn=StopAt(interrupt_at + 1)), progress=False)
+    # Fresh objects, as in a new process; another initial seed, which the checkpoint overrides.
+    resumed = run(tmp_path / "stopped", new_model(seed=123))
     torch.manual_seed(999)
-    got = fit(
-        resumed,
-        *loaders(),
-        config=config,
-        loss_fn=ce_loss,
-        checkpoint_path=path,
-        resume=True,
-        progress=False,
-    )
-    for key, value in weights(straight).items():
-        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    got = fit(resumed, resume=True, progress=False)
+    for key, value in weights(straight.model).items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
     assert got.loss == expected.loss
     assert got.val == expected.val
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     """resume=True with no checkpoint file raises FileNotFoundError naming the path."""
-    loader = make_loader(tiny_dataset(8), batch_size=4, shuffle=True)
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
-        fit(
-            new_model(),
-            loader,
-            config=TrainConfig(steps=1),
-            loss_fn=ce_loss,
-            checkpoint_path=tmp_path / "missing.pt",
-            resume=True,
-            progress=False,
-        )
+        fit(tiny_run(steps=1, out=str(tmp_path)), resume=True, progress=False)
+
+
+def test_checkpoint_records_the_settled_config(tmp_path):
+    """A checkpoint's config holds what the run used (lr, warm-up, precision), not None."""
+    fit(tiny_run(steps=20, optimizer="sgd", amp=None, out=str(tmp_path)), progress=False)
+    saved = read_checkpoint(tmp_path / "checkpoint.pt")["config"]
+    assert (saved["lr"], saved["warmup_steps"], saved["amp"]) == (0.01, 2, False)
+    assert saved["channels_last"] is True  # on a CPU
 
 
 # --- failures -----------------------------------------------------------------------------------
@@ -379,160 +343,11 @@ class NanAt:
 
 def test_nan_loss_stops_before_the_weights_change():
     """A NaN loss at step 3 raises naming step 3, leaving the weights of step 2."""
-    config = TrainConfig(steps=5, lr=0.01)
-    ref = new_model()  # the same run, stopped cleanly before step 3
+    reference = tiny_run(loss_fn=StopAt(3), steps=5, lr=0.01)  # stopped cleanly before step 3
     with pytest.raises(KeyboardInterrupt):
-        fit(
-            ref,
-            make_loader(tiny_dataset(16), batch_size=4, shuffle=True),
-            config=config,
-            loss_fn=StopAt(3),
-            progress=False,
-        )
-    model = new_model()
+        fit(reference, progress=False)
+    run = tiny_run(loss_fn=NanAt(3), steps=5, lr=0.01)
     with pytest.raises(NonFiniteLossError, match=r"at step 3 .*--lr.*--amp"):
-        fit(
-            model,
-            make_loader(tiny_dataset(16), batch_size=4, shuffle=True),
-            config=config,
-            loss_fn=NanAt(3),
-            progress=False,
-        )
-    for key, value in weights(ref).items():
-        torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0, msg=key)
-
-
-def test_out_of_memory_names_the_settings_to_lower():
-    """A CUDA out-of-memory error in a step is re-raised naming batch size, image size and amp."""
-
-    class Hungry(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = nn.Conv2d(3, NUM_CLASSES, 1)
-
-        def forward(self, x):
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-
-    loader = make_loader(tiny_dataset(8), batch_size=4, shuffle=True)
-    with pytest.raises(torch.OutOfMemoryError, match=r"--batch-size.*--image-size.*--amp"):
-        fit(Hungry(), loader, config=TrainConfig(steps=1), loss_fn=ce_loss, progress=False)
-
-
-def test_too_small_dataset_is_a_clear_error():
-    """A dataset smaller than one batch (drop_last) raises a ValueError saying so."""
-    loader = make_loader(tiny_dataset(3), batch_size=4, shuffle=True)
-    with pytest.raises(ValueError, match="smaller than one batch"):
-        fit(new_model(), loader, config=TrainConfig(steps=1), loss_fn=ce_loss, progress=False)
-
-
-def test_a_step_the_grad_scaler_skips_raises_no_schedule_warning():
-    """fp16 training skips a step whose scaled gradients overflowed (always the first, while
-    GradScaler finds its scale); torch's "scheduler before optimiser" warning is not shown."""
-    from deeplab_utils.training import _train_step
-
-    class SkippingScaler:  # GradScaler's interface, skipping every step as on an overflow
-        def scale(self, loss):
-            return loss
-
-        def step(self, optimizer):
-            pass
-
-        def update(self):
-            pass
-
-    model = new_model()
-    config = TrainConfig(steps=4, lr=0.01)
-    optimizer = build_optimizer(model, config=config)
-    scheduler = build_scheduler(optimizer, config=config)
-    before = weights(model)
-    images, masks = tiny_dataset(4).tensors
-    kwargs = dict(loss_fn=ce_loss, optimizer=optimizer, scheduler=scheduler, config=config)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # any warning fails the test
-        for step in (1, 2):
-            _train_step(
-                model, (images, masks), scaler=SkippingScaler(), device=torch.device("cpu"),
-                step=step, **kwargs,
-            )  # fmt: skip
-    assert scheduler.last_epoch == 2  # the schedule moved on ...
-    for key, value in before.items():  # ... while the weights did not
-        if value.is_floating_point() and "running" not in key:
-            torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0, msg=key)
-
-
-def test_fit_moves_the_loss_to_the_device():
-    """A loss holding tensors of its own (DiceCELoss's class weights) goes where the model goes.
-
-    (With only a CPU here, the move is observed, not a CUDA device-mismatch error.)
-    """
-    from deeplab_utils.losses import DiceCELoss
-
-    moves = []
-
-    class Watched(DiceCELoss):
-        def to(self, *args, **kwargs):
-            moves.append(torch.device(args[0] if args else kwargs["device"]))
-            return super().to(*args, **kwargs)
-
-    loss = Watched(class_weights=[1.0, 2.0, 1.0])
-    loader = make_loader(tiny_dataset(8), batch_size=4, shuffle=True)
-    history = fit(
-        new_model(), loader, config=TrainConfig(steps=1), loss_fn=loss, device="cpu",
-        progress=False,
-    )  # fmt: skip
-    assert math.isfinite(history.loss[0])
-    assert moves == [torch.device("cpu")]
-
-
-# --- derived defaults ---------------------------------------------------------------------------
-
-
-def test_replace_gives_the_defaults_of_the_new_optimizer_and_steps():
-    """dataclasses.replace re-derives what was left as None: SGD's rate for optimizer="sgd"
-    (0.01, not Adam's 5e-3), and a tenth of the new steps as warm-up."""
-    import dataclasses
-
-    recipe = TrainConfig(steps=100)
-    sgd = dataclasses.replace(recipe, optimizer="sgd")
-    assert build_optimizer(nn.Linear(2, 2), config=sgd).param_groups[0]["lr"] == 0.01
-    longer = dataclasses.replace(recipe, steps=200)  # warm-up: 20 steps, not the old 10
-    opt = build_optimizer(nn.Linear(2, 2), config=longer)
-    build_scheduler(opt, config=longer)
-    assert opt.param_groups[0]["lr"] == pytest.approx(5e-3 / 20, rel=1e-12)  # step 0: 1/20
-    explicit = dataclasses.replace(TrainConfig(lr=0.3, warmup_steps=4), optimizer="sgd")
-    assert (explicit.resolved_lr(), explicit.resolved_warmup_steps()) == (0.3, 4)
-
-
-def test_checkpoint_records_the_learning_rate_and_warmup_the_run_used(tmp_path):
-    """A checkpoint's train_config holds the resolved lr and warm-up, not None."""
-    from deeplab_utils.checkpoint import read_train_config
-
-    path = tmp_path / "c.pt"
-    loader = make_loader(tiny_dataset(8), batch_size=4, shuffle=True)
-    config = TrainConfig(steps=20, optimizer="sgd", log_every=0)
-    fit(new_model(), loader, config=config, loss_fn=ce_loss, checkpoint_path=path, progress=False)
-    saved = read_train_config(path)
-    assert (saved["lr"], saved["warmup_steps"]) == (0.01, 2)
-
-
-def test_evaluate_runs_where_the_model_is(monkeypatch):
-    """On a machine with a GPU, a CPU model is evaluated on the CPU (its parameters' device),
-    not sent batches on CUDA; the result equals an explicit device="cpu"."""
-    model = new_model().eval()
-    loader = make_loader(tiny_dataset(6), batch_size=3, shuffle=False)
-    expected = evaluate(model, loader, NUM_CLASSES, device="cpu")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine
-    assert evaluate(model, loader, NUM_CLASSES) == expected
-
-
-def test_a_validation_without_labelled_pixels_logs_n_a(capsys):
-    """A validation set whose masks are all ignore (255) has no mIoU: the log line says "n/a"
-    rather than printing 0.000, a score the model did not get."""
-    train = make_loader(tiny_dataset(8), batch_size=4, shuffle=True)
-    images = torch.randn(4, 3, 8, 8)
-    unlabelled = TensorDataset(images, torch.full((4, 8, 8), 255, dtype=torch.long))
-    val = make_loader(unlabelled, batch_size=2, shuffle=False)
-    config = TrainConfig(steps=2, eval_every=2, amp=False)
-    history = fit(new_model(), train, val, config=config, loss_fn=ce_loss, progress=False)
-    assert history.val[-1]["miou"] is None
-    assert "step 2/2: val mIoU n/a" in capsys.readouterr().out
+        fit(run, progress=False)
+    for key, value in weights(reference.model).items():
+        torch.testing.assert_close(run.model.state_dict()[key], value, rtol=0, atol=0, msg=key)

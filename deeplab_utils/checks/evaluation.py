@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..inference import predict
-from ..training import confusion_matrix
+from ..evaluation import confusion_matrix
 from ._common import Hint, _compare, _fail, _passed, _run, _seeded, _segmenter, exercise_check
 
 
@@ -122,7 +122,7 @@ _NO_GRAD_HINT = Hint(
 )
 
 
-@exercise_check("training:confusion_matrix", also_watch=("training:evaluate",))
+@exercise_check("evaluation:confusion_matrix", also_watch=("evaluation:evaluate",))
 def check_confusion_matrix(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``fn(model, loader, num_classes) -> (C, C)`` counts: the evaluation loop.
 

@@ -48,7 +48,7 @@ def _step_hint(before: dict, after: dict, weights: list[str], step: int) -> str:
 
 @exercise_check(
     "training:train_step",
-    also_watch=("training:_train_step", "training:train_one_epoch", "training:fit"),
+    also_watch=("training:fit",),
 )
 def check_train_step(fn: Callable[..., float]) -> None:
     """Check ``fn(model, images, masks, optimizer, loss_fn) -> float``: one optimiser step.
@@ -266,7 +266,7 @@ _LOOP_HINT = Hint(
 
 @exercise_check(
     "training:train_steps",
-    also_watch=("training:train_step", "training:_train_step", "training:train_one_epoch"),
+    also_watch=("training:train_step",),
 )
 def check_train_loop(fn: Callable[..., list[float]]) -> None:
     """Check ``fn(model, loader, loss_fn, optimizer, scheduler, steps) -> list of losses``.

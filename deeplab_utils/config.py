@@ -1,0 +1,212 @@
+"""One run's settings: :class:`RunConfig`, the course's recipe as its defaults.
+
+Training layer (4). The main job (``python -m deeplab_utils.train``, whose options are this
+class's fields) and the notebooks (:mod:`deeplab_utils.course`, the same recipe at smaller
+sizes) build their runs from it. A field left as ``None`` is decided where it is used, by
+:func:`settle`, so ``dataclasses.replace(config, optimizer="sgd")`` gets SGD's learning rate.
+The model's own settings are :class:`~deeplab_utils.model.ModelConfig`, made by
+:meth:`RunConfig.model_config`. Taught in notebook 07.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from .aspp import check_rates, scaled_aspp_rates
+from .model import ModelConfig
+from .runtime import amp_is_fast
+
+# Peak learning rate per optimiser: Adam's tuned for this course's recipe (benchmarks/README.md),
+# SGD's near the paper's 0.007 (DeepLabv3, Sec. 4).
+DEFAULT_LR = {"adam": 5e-3, "sgd": 0.01}
+# Steps of the main job. Where mixed precision is fast (CUDA, a CPU with native bf16) a step costs
+# less, so the same ten minutes buy more of them (benchmarks/README.md).
+MAIN_JOB_STEPS = {False: 850, True: 1200}
+# Settings a resumed run may change: where things are, how often it reports and how fast it
+# runs. Any other change would make the continued run another experiment.
+FREE_ON_RESUME = frozenset(
+    {"data_dir", "sbd_dir", "out", "val_every", "checkpoint_every", "workers", "device", "amp"}
+    | {"channels_last"}
+)
+
+
+def option(default: Any, help: str) -> Any:
+    """A field with its command-line help: the option and its text are defined once, here."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a training run needs but the code: data, model, recipe, and where it runs.
+
+    The defaults are the main job's (the course's recipe); notebooks use smaller instances
+    (:func:`~deeplab_utils.course.course_config`). Raises a ValueError naming the field for a
+    bad value, so every layer below may trust it. Taught in notebook 07.
+    """
+
+    # --- data ---
+    dataset: Literal["shapes", "pets", "voc"] = option(
+        "shapes", "shapes is built in; pets (Oxford-IIIT Pet) and voc (PASCAL VOC 2012) need files"
+    )
+    data_dir: str = option("data", "folder holding the pets / voc files")
+    image_size: int = option(64, "side of the square training images (px)")
+    train_samples: int | None = option(None, "training images (default: all; shapes: 5000)")
+    val_samples: int | None = option(None, "validation images (default: all; shapes: 256)")
+    pets_mode: Literal["binary", "trimap"] = option(
+        "binary", "pets: pet/background with the border band ignored (the usual IoU), or trimap"
+    )
+    voc_trainaug: bool = option(
+        False, "voc: train on VOC train + SBD (10,582 images, VOC val left out) as the paper does"
+    )
+    sbd_dir: str | None = option(None, "folder holding SBD's benchmark_RELEASE/ (default: data)")
+    # --- model ---
+    output_stride: Literal[16, 8] = option(16, "input size / feature size (paper, Table 3)")
+    separable: bool = option(True, "atrous separable convolutions in ASPP and decoder (Sec. 3.1)")
+    aspp_rates: str | tuple[int, ...] = option(
+        "scaled", "ASPP's rates: 'scaled' to the image (notebook 02), 'paper' or e.g. 2,4,6"
+    )
+    multi_grid: tuple[int, int, int] | None = option(
+        None, "unit rates of layer4's blocks, e.g. 1 2 4 (DeepLabv3, Sec. 3.2; default: none)"
+    )
+    backbone_weights: str | None = option(
+        None, "'imagenet' (torchvision's, downloaded once) or a .pth file (default: random)"
+    )
+    # --- recipe ---
+    steps: int | None = option(None, "optimiser steps (default: 850, 1200 with mixed precision)")
+    batch_size: int = option(16, "images per step (per process under torchrun)")
+    optimizer: Literal["adam", "sgd"] = option(
+        "adam", "adam (the seed's; tuned here) or sgd (the paper's: momentum 0.9, decay 1e-4)"
+    )
+    lr: float | None = option(None, "peak learning rate (default: 5e-3 adam, 0.01 sgd)")
+    warmup_steps: int | None = option(None, "linear warm-up steps (default: a tenth of steps)")
+    poly_power: float = option(0.9, "exponent of the poly decay (DeepLabv3, Sec. 4)")
+    grad_clip: float | None = option(None, "largest global gradient norm (default: no clipping)")
+    seed: int = option(0, "seed of the initial weights, the data and its order")
+    # --- where and how it runs ---
+    amp: bool | None = option(None, "mixed precision (default: where fast: CUDA, CPUs with bf16)")
+    channels_last: bool | None = option(None, "NHWC convolutions (default: on a CPU)")
+    device: str = option("auto", "auto, cpu, cuda, cuda:1, mps")
+    workers: int = option(0, "DataLoader worker processes (0: a resume repeats the run exactly)")
+    val_every: int = option(200, "steps between validations (0: only at the end)")
+    checkpoint_every: int = option(200, "steps between checkpoints (0: only at the end)")
+    out: str | None = option(
+        None, "folder of checkpoint.pt, history.json, predictions.png (default: runs/<dataset>)"
+    )
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _check_field(f.name, getattr(self, f.name))
+        if self.steps is not None and (self.warmup_steps or 0) >= self.steps:
+            raise ValueError(
+                f"warmup_steps must be below steps ({self.steps}), got {self.warmup_steps}"
+            )
+        if self.voc_trainaug and self.dataset != "voc":
+            raise ValueError(f"voc_trainaug needs dataset='voc', got {self.dataset!r}")
+        if self.aspp_rates not in ("scaled", "paper"):
+            rates = check_rates(self.aspp_rates, "aspp_rates", "'scaled', 'paper' or positive ints")
+            object.__setattr__(self, "aspp_rates", rates)  # a list (from JSON) becomes a tuple
+        if self.multi_grid is not None:
+            object.__setattr__(self, "multi_grid", tuple(self.multi_grid))
+        self.model_config(2)  # the model's own checks (multi_grid)
+
+    def model_config(self, num_classes: int) -> ModelConfig:
+        """The :class:`~deeplab_utils.model.ModelConfig` of this run's network."""
+        rates = self.aspp_rates
+        if rates == "scaled":
+            rates = scaled_aspp_rates(self.output_stride, self.image_size)
+        return ModelConfig(
+            num_classes=num_classes,
+            output_stride=self.output_stride,
+            separable=self.separable,
+            aspp_rates=None if rates == "paper" else rates,
+            multi_grid=self.multi_grid,
+        )
+
+
+_HINTS = typing.get_type_hints(RunConfig)
+# The smallest value of each integer field.
+_LOWEST = {"image_size": 1, "train_samples": 1, "val_samples": 1, "steps": 1, "batch_size": 1}
+_LOWEST |= {"warmup_steps": 0, "seed": 0, "workers": 0, "val_every": 0, "checkpoint_every": 0}
+
+
+def _check_field(name: str, value: Any) -> None:
+    """A ValueError naming the field unless ``value`` fits its annotation (and its range)."""
+    kind = _HINTS[name]
+    allowed = typing.get_args(kind) if typing.get_origin(kind) is Literal else None
+    if value is None and type(None) in typing.get_args(kind):
+        return
+    if allowed is not None and value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    if bool in (kind, *typing.get_args(kind)) and not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    if name in _LOWEST and (type(value) is not int or value < _LOWEST[name]):
+        raise ValueError(f"{name} must be an int >= {_LOWEST[name]}, got {value!r}")
+    if name in ("lr", "grad_clip", "poly_power") and not (
+        type(value) in (int, float)
+        and 0 <= value < math.inf
+        and (value > 0 or name == "poly_power")
+    ):
+        at_least = "a number >= 0" if name == "poly_power" else "a positive number"
+        raise ValueError(f"{name} must be {at_least}, got {value!r}")
+
+
+def peak_lr(config: RunConfig) -> float:
+    """The learning rate at the top of the schedule: ``config.lr``, or the optimiser's own."""
+    return DEFAULT_LR[config.optimizer] if config.lr is None else config.lr
+
+
+def settle(config: RunConfig, device: torch.device) -> RunConfig:
+    """``config`` with every ``None`` (and ``"auto"``) decided for ``device``: what the run uses.
+
+    Mixed precision where it is fast (:func:`~deeplab_utils.runtime.amp_is_fast`), NHWC on a
+    CPU, the main job's steps for that precision, the optimiser's learning rate, a tenth of the
+    steps as warm-up. Called where a run starts, never stored in place of the user's config.
+    """
+    amp = amp_is_fast(device) if config.amp is None else config.amp
+    steps = MAIN_JOB_STEPS[amp] if config.steps is None else config.steps
+    return dataclasses.replace(
+        config,
+        device=str(device),
+        amp=amp,
+        steps=steps,
+        channels_last=device.type == "cpu"
+        if config.channels_last is None
+        else config.channels_last,
+        lr=peak_lr(config),
+        warmup_steps=steps // 10 if config.warmup_steps is None else config.warmup_steps,
+    )
+
+
+class ResumeError(ValueError):
+    """A run cannot continue with these settings; the message names the setting and values."""
+
+
+def resumed(config: RunConfig, saved: dict[str, Any], done: int) -> RunConfig:
+    """``config`` continuing a run saved with ``saved`` (its settled config) after ``done`` steps.
+
+    A field left as ``None`` takes the run's value (so a resumed run keeps its precision, its
+    steps and its warm-up); a field in ``FREE_ON_RESUME`` may change; ``steps`` may grow (the
+    poly schedule then stretches to the new total). Any other difference raises
+    :class:`ResumeError`.
+    """
+    kept = {}
+    for f in dataclasses.fields(config):
+        new, old = getattr(config, f.name), saved.get(f.name)
+        old = tuple(old) if isinstance(old, list) else old
+        if new is None:
+            kept[f.name] = old
+        elif (
+            new != old and f.name not in FREE_ON_RESUME and not (f.name == "steps" and new >= done)
+        ):
+            hint = f" (it has done {done} steps)" if f.name == "steps" else ""
+            raise ResumeError(
+                f"it was trained with {f.name}={old!r}{hint}, now {f.name}={new!r}; "
+                "use the run's setting, or start a new run in another folder"
+            )
+    return dataclasses.replace(config, **kept)
