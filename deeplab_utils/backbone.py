@@ -7,7 +7,6 @@ import os
 import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -261,20 +260,3 @@ def load_backbone_weights(
             f"model must be a ResNet50Backbone or have one as .backbone, got {type(model).__name__}"
         )
     backbone.load_torchvision_state_dict(backbone_state_dict(weights, progress=progress))
-
-
-class Normalization(NamedTuple):
-    """Per-channel RGB statistics, applied as ``(x - mean) / std``. Taught in notebook 06."""
-
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-
-def weights_normalization(weights: str | os.PathLike[str] = IMAGENET) -> Normalization:
-    """The input statistics that belong with ``weights``: torchvision's preprocessing of its
-    ImageNet weights (a ``.pth`` path is taken to be those too; nothing is read). The data
-    layer's default normalisation equals them. Taught in notebook 06."""
-    preset = IMAGENET_WEIGHTS.transforms()
-    return Normalization(
-        mean=tuple(float(m) for m in preset.mean), std=tuple(float(s) for s in preset.std)
-    )
