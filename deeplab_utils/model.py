@@ -1,22 +1,17 @@
-"""The assembled networks: DeepLabV3 (arXiv 1706.05587) and DeepLabV3+ (arXiv 1802.02611).
-
-``DeepLabV3`` is the same network as torchvision's ``deeplabv3_resnet50`` (without the auxiliary
-head) and loads its weights; ``DeepLabV3Plus`` adds the decoder of the DeepLabv3+ paper.
-"""
+"""The assembled networks: DeepLabV3 (arXiv 1706.05587) and DeepLabV3+ (arXiv 1802.02611)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .aspp import ASPP, aspp_rates, check_rates
-from .backbone import ResNet50Backbone, check_multi_grid
+from .aspp import ASPP, ASPP_RATES, check_rates
+from .backbone import RESNET50_LAYERS, ResNet50Backbone
 from .decoder import Decoder
-from .separable import _check_bool, _check_positive_int
 
 ASPP_CHANNELS = 256  # DeepLabv3 paper, Sec. 3.3: every ASPP branch has 256 filters
 # Dropout after ASPP's projection. DeepLabV3 keeps torchvision's 0.5 (its weights load here);
@@ -26,11 +21,8 @@ PLUS_ASPP_DROPOUT = 0.1
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything needed to rebuild a model; stored in checkpoints. Taught in notebook 04.
-
-    Raises:
-        ValueError: naming the bad field and value.
-    """
+    """Everything needed to rebuild a model, stored in checkpoints and checked once, here: a bad
+    field raises a ValueError naming it and its value. Taught in notebook 04."""
 
     num_classes: int  # classes predicted per pixel, background included
     output_stride: Literal[8, 16] = 16  # input size / backbone output size (paper, Sec. 3.1)
@@ -44,53 +36,39 @@ class ModelConfig:
     multi_grid: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        _check_positive_int("num_classes", self.num_classes)
+        classes = self.num_classes
+        if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {classes!r}")
         if isinstance(self.output_stride, bool) or self.output_stride not in (8, 16):
             raise ValueError(f"output_stride must be 8 or 16, got {self.output_stride!r}")
-        _check_bool("separable", self.separable)
-        _check_bool("decoder", self.decoder)
+        for name in ("separable", "decoder"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.separable and not self.decoder:
-            raise ValueError(
-                "separable=True is only available with decoder=True (DeepLabV3Plus); "
-                "got decoder=False"
-            )
+            raise ValueError("separable=True needs decoder=True (DeepLabV3Plus), got decoder=False")
+        # Lists (read from JSON) become tuples.
         if self.aspp_rates is not None:
-            rates = check_rates(
-                self.aspp_rates, "aspp_rates", "None or a non-empty tuple of positive ints"
-            )
-            object.__setattr__(self, "aspp_rates", rates)  # a list from JSON -> tuple
-        object.__setattr__(self, "multi_grid", check_multi_grid(self.multi_grid))
-
-
-def _rates(config: ModelConfig) -> tuple[int, ...]:
-    return config.aspp_rates if config.aspp_rates is not None else aspp_rates(config.output_stride)
+            allowed = "None or a non-empty tuple of positive ints"
+            rates = check_rates(self.aspp_rates, "aspp_rates", allowed)
+            object.__setattr__(self, "aspp_rates", rates)
+        if self.multi_grid is not None:
+            blocks = RESNET50_LAYERS[-1]
+            allowed = f"None or {blocks} positive ints (one unit rate per block of layer4)"
+            grid = check_rates(self.multi_grid, "multi_grid", allowed, blocks)
+            object.__setattr__(self, "multi_grid", grid)
 
 
 def build_model(config: ModelConfig, *, zero_init_residual: bool = False) -> nn.Module:
-    """Build the model a :class:`ModelConfig` describes, freshly initialised.
-
-    ``zero_init_residual`` is passed to the backbone (see :class:`ResNet50Backbone`): it only
-    changes the initial weights, so it is not part of the config. Taught in notebook 04.
-
-    Raises:
-        TypeError: if ``config`` is not a ModelConfig.
-    """
-    if not isinstance(config, ModelConfig):
-        raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
-    common: dict[str, Any] = {
-        "output_stride": config.output_stride,
-        "aspp_rates": config.aspp_rates,
-        "multi_grid": config.multi_grid,
-        "zero_init_residual": zero_init_residual,
-    }
-    if config.decoder:
-        return DeepLabV3Plus(config.num_classes, separable=config.separable, **common)
-    return DeepLabV3(config.num_classes, **common)
+    """The model ``config`` describes, freshly initialised; ``zero_init_residual`` only changes
+    the initial weights (see :class:`ResNet50Backbone`). Taught in notebook 04."""
+    settings = asdict(config)  # the constructors' arguments, and ``decoder`` to pick one
+    if settings.pop("decoder"):
+        return DeepLabV3Plus(**settings, zero_init_residual=zero_init_residual)
+    del settings["separable"]  # False: ModelConfig allows it only with the decoder
+    return DeepLabV3(**settings, zero_init_residual=zero_init_residual)
 
 
-def _check_image_batch(x: Any) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"expected a torch.Tensor of shape (B, 3, H, W), got {type(x).__name__}")
+def _check_image_batch(x: torch.Tensor) -> None:
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"expected input of shape (B, 3, H, W), got {tuple(x.shape)}")
 
@@ -111,16 +89,9 @@ class _DeepLab(nn.Module):
 class DeepLabV3(_DeepLab):
     """DeepLabv3: ResNet-50 with atrous convolution, ASPP, and a 3x3 + 1x1 head.
 
-    ``(B, 3, H, W)`` -> logits ``(B, num_classes, H, W)`` (bilinear upsampling of the head's
-    output by the output stride). The head is torchvision's ``DeepLabHead``, so weights load from
-    torchvision with :meth:`from_torchvision`; unlike the paper's (DeepLabv3, Sec. 3.3), it has a
-    3x3 conv + BN + ReLU between ASPP's projection and the 1x1 classifier. Taught in notebook 04.
-
-    Args:
-        output_stride: 8 or 16; ASPP rates follow it (:func:`aspp_rates`).
-        aspp_rates: ASPP's atrous rates instead of the paper's (see :class:`ModelConfig`).
-        multi_grid: layer4's unit rates, e.g. ``(1, 2, 4)`` (see :class:`ModelConfig`).
-        zero_init_residual: see :class:`~deeplab_utils.backbone.ResNet50Backbone`.
+    Torchvision's ``deeplabv3_resnet50`` without its auxiliary head (:meth:`from_torchvision`),
+    whose head has a 3x3 conv + BN + ReLU that the paper's lacks (DeepLabv3, Sec. 3.3). Keyword
+    arguments: see :class:`ModelConfig` and :class:`ResNet50Backbone`. Taught in notebook 04.
     """
 
     def __init__(
@@ -136,8 +107,9 @@ class DeepLabV3(_DeepLab):
             num_classes, output_stride, decoder=False, aspp_rates=aspp_rates, multi_grid=multi_grid
         )
         super().__init__(config, zero_init_residual)
+        rates = aspp_rates or ASPP_RATES[output_stride]
         self.classifier = nn.Sequential(
-            ASPP(self.backbone.out_channels, ASPP_CHANNELS, _rates(self.config)),
+            ASPP(self.backbone.out_channels, ASPP_CHANNELS, rates),
             nn.Conv2d(ASPP_CHANNELS, ASPP_CHANNELS, 3, padding=1, bias=False),
             nn.BatchNorm2d(ASPP_CHANNELS),
             nn.ReLU(inplace=True),
@@ -145,7 +117,7 @@ class DeepLabV3(_DeepLab):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, H, W)`` -> ``(B, num_classes, H, W)``."""
+        """``(B, 3, H, W)`` -> logits ``(B, num_classes, H, W)``."""
         _check_image_batch(x)
         features = self.backbone(x)["out"]  # (B, 2048, H/OS, W/OS)
         logits = self.classifier(features)  # (B, num_classes, H/OS, W/OS)
@@ -153,61 +125,27 @@ class DeepLabV3(_DeepLab):
 
     @classmethod
     def from_torchvision(cls, model: nn.Module) -> DeepLabV3:
-        """Copy a torchvision ``deeplabv3_resnet50`` into a new :class:`DeepLabV3`.
-
-        ``num_classes`` and the output stride (8 for torchvision's factory) are read from
-        ``model``. Its auxiliary classifier, if any, is ignored: it only adds a training loss on
-        layer3 and does not change ``model(x)["out"]``. Taught in notebook 04.
-
-        Raises:
-            TypeError: if ``model`` has no ``backbone`` and ``classifier``.
-            ValueError: if its weights do not fit (e.g. a resnet101 or MobileNet backbone).
-        """
-        if not (hasattr(model, "backbone") and hasattr(model, "classifier")):
-            raise TypeError(
-                "model must be a torchvision DeepLabV3 (from deeplabv3_resnet50), "
-                f"got {type(model).__name__}"
-            )
-        state = {k: v for k, v in model.state_dict().items() if not k.startswith("aux_classifier.")}
-        if "classifier.4.weight" not in state or "backbone.layer3.0.conv2.weight" not in state:
-            raise ValueError(
-                f"model must be a torchvision deeplabv3_resnet50, got {type(model).__name__} "
-                "without its classifier.4 or backbone.layer3 weights"
-            )
-        num_classes = state["classifier.4.weight"].shape[0]
+        """A copy of a torchvision ``deeplabv3_resnet50``: its classes, output stride (8 from
+        torchvision's factory), ASPP rates and weights. Its auxiliary classifier is left out: it
+        only adds a training loss on layer3. Taught in notebook 04."""
         # A stage dilated instead of strided has stride 1 on its first 3x3 conv.
         output_stride = 8 if model.backbone.layer3[0].conv2.stride == (1, 1) else 16
-        ours = cls(num_classes, output_stride=output_stride)
-        rates = tuple(b[0].dilation[0] for b in model.classifier[0].convs[1:-1])
-        if rates != aspp_rates(output_stride):
-            raise ValueError(
-                f"model's ASPP rates {rates} differ from the paper's {aspp_rates(output_stride)} "
-                f"at output stride {output_stride}"
-            )
-        result = ours.load_state_dict(state, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            raise ValueError(
-                "model's weights do not fit a ResNet-50 DeepLabV3: "
-                f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}"
-            )
+        rates = tuple(branch[0].dilation[0] for branch in model.classifier[0].convs[1:-1])
+        ours = cls(
+            model.classifier[-1].out_channels,
+            output_stride=output_stride,
+            aspp_rates=None if rates == ASPP_RATES[output_stride] else rates,
+        )
+        state = {k: v for k, v in model.state_dict().items() if not k.startswith("aux_classifier.")}
+        ours.load_state_dict(state)  # strict: another backbone's weights are refused by name
         return ours
 
 
 class DeepLabV3Plus(_DeepLab):
     """DeepLabv3+: ResNet-50 backbone, ASPP, and the decoder of Sec. 3.1.
 
-    ``(B, 3, H, W)`` -> logits ``(B, num_classes, H, W)``, for any H x W and any batch size,
-    including one image in train mode (if larger than 16x16 at output stride 16; see
-    :class:`~deeplab_utils.aspp.ASPP`). Taught in notebook 04.
-
-    Args:
-        output_stride: 16 (paper's default for training) or 8 (denser, slower).
-        separable: atrous separable convolutions in ASPP and decoder (paper, Sec. 3.1).
-        aspp_rates: ASPP's atrous rates instead of the paper's (see :class:`ModelConfig`).
-        multi_grid: layer4's unit rates, e.g. ``(1, 2, 4)`` (see :class:`ModelConfig`).
-        zero_init_residual: see :class:`~deeplab_utils.backbone.ResNet50Backbone`.
-
-    ASPP's dropout is ``PLUS_ASPP_DROPOUT`` (0.1, the official code's), not torchvision's 0.5.
+    Any image size and batch size, one image in train mode included (see :class:`ASPP`). Keyword
+    arguments: see :class:`ModelConfig` and :class:`ResNet50Backbone`. Taught in notebook 04.
     """
 
     def __init__(
@@ -221,20 +159,11 @@ class DeepLabV3Plus(_DeepLab):
         zero_init_residual: bool = False,
     ) -> None:
         config = ModelConfig(
-            num_classes,
-            output_stride,
-            separable=separable,
-            aspp_rates=aspp_rates,
-            multi_grid=multi_grid,
+            num_classes, output_stride, separable, aspp_rates=aspp_rates, multi_grid=multi_grid
         )
         super().__init__(config, zero_init_residual)
-        self.aspp = ASPP(
-            self.backbone.out_channels,
-            ASPP_CHANNELS,
-            _rates(self.config),
-            separable,
-            dropout=PLUS_ASPP_DROPOUT,
-        )
+        channels, rates = self.backbone.out_channels, aspp_rates or ASPP_RATES[output_stride]
+        self.aspp = ASPP(channels, ASPP_CHANNELS, rates, separable, dropout=PLUS_ASPP_DROPOUT)
         self.decoder = Decoder(
             num_classes,
             low_level_channels=self.backbone.low_level_channels,
@@ -243,7 +172,7 @@ class DeepLabV3Plus(_DeepLab):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, H, W)`` -> ``(B, num_classes, H, W)``."""
+        """``(B, 3, H, W)`` -> logits ``(B, num_classes, H, W)``."""
         _check_image_batch(x)
         features = self.backbone(x)
         aspp_out = self.aspp(features["out"])  # (B, 256, H/OS, W/OS)

