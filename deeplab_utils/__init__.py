@@ -20,7 +20,6 @@ from .backbone import (
     backbone_state_dict,
     imagenet_cache_path,
     load_backbone_weights,
-    weights_normalization,
 )
 from .complexity import count_macs, count_parameters, macs_by_module
 from .decoder import LOW_LEVEL_CHANNELS, Decoder

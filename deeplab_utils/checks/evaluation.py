@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..inference import predict
 from ..evaluation import confusion_matrix
+from ..inference import predict
 from ._common import Hint, _compare, _fail, _passed, _run, _seeded, _segmenter, exercise_check
 
 
