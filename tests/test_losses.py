@@ -243,3 +243,25 @@ def test_bad_dtypes_and_options_raise():
         DiceCELoss(class_weights=[1.0, -1.0])
     with pytest.raises(ValueError, match="2 entries.*3 classes"):
         DiceCELoss(class_weights=[1.0, 1.0])(torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 4).long())
+
+
+def test_loss_values_are_pinned():
+    """Seeded logits and targets (with ignored pixels) give the values recorded from the
+    implementation of issue 19, to float32 precision across hosts."""
+    g = torch.Generator().manual_seed(0)
+    binary_logits = torch.randn(2, 1, 6, 7, generator=g) * 3
+    binary_target = (torch.rand(2, 1, 6, 7, generator=g) > 0.6).float()
+    binary_target[0, 0, 0] = 255
+    logits = torch.randn(2, 3, 6, 7, generator=g) * 2
+    target = torch.randint(0, 3, (2, 6, 7), generator=g)
+    target[:, 0, :3] = 255
+    weighted = DiceCELoss(0.5, dice_weight=0.3, class_weights=[0.5, 2.0, 1.0])
+    values = {
+        "DiceBCELoss": (DiceBCELoss()(binary_logits, binary_target), 1.8407135009765625),
+        "IoULoss binary": (IoULoss()(binary_logits, binary_target), 0.6775368452072144),
+        "IoULoss 3 classes": (IoULoss()(logits, target), 0.8071931004524231),
+        "DiceCELoss": (DiceCELoss()(logits, target), 2.705756664276123),
+        "DiceCELoss weighted": (weighted(logits, target), 2.222637891769409),
+    }
+    for name, (value, pinned) in values.items():
+        assert value.item() == pytest.approx(pinned, rel=1e-5), name

@@ -184,3 +184,52 @@ def test_normalize_refuses_images_that_are_not_rgb(shape):
     """A grey (1-channel) image is an error naming its shape, not broadcast to 3 channels."""
     with pytest.raises(ValueError, match=r"RGB.*" + re.escape(str(shape))):
         normalize(torch.rand(shape))
+
+
+def _label_counts(mask: torch.Tensor) -> list[int]:
+    return mask.flatten().bincount(minlength=256)[[0, 1, 2, 3, 4, 255]].tolist()
+
+
+@pytest.mark.parametrize(
+    ("seed", "scale_range", "counts", "total"),
+    [
+        (0, (0.5, 2.0), [1691, 0, 538, 75, 0, 0], 5631.885),
+        (1, (0.5, 2.0), [1724, 0, 451, 129, 0, 0], 4362.17),
+        (2, (0.5, 2.0), [1880, 0, 325, 99, 0, 0], -1609.141),
+        (1, (0.5, 0.7), [738, 0, 204, 19, 0, 1343], 2949.065),
+    ],
+)
+def test_train_transforms_draws_are_pinned(seed, scale_range, counts, total):
+    """The same torch seed gives the augmentations recorded from the implementation of issue 19:
+    exact labels per crop (nearest resize, crop and flip are index operations), image sum to
+    1e-4 (host rounding)."""
+    from deeplab_utils.data import ShapesDataset
+
+    raw, mask = ShapesDataset(2, image_size=64, seed=3).render(1)
+    torch.manual_seed(seed)
+    transform = train_transforms(48, scale_range=scale_range)
+    image, out = transform(tv_tensors.Image(raw), tv_tensors.Mask(mask))
+    assert _label_counts(out) == counts
+    assert image.sum().item() == pytest.approx(total, rel=1e-4)
+
+
+def test_random_scale_crop_flip_draws_are_pinned():
+    """One generator's successive draws give the crops recorded from the implementation of
+    issue 19 (labels exact, image sum to 1e-4)."""
+    from deeplab_utils.data import ShapesDataset, random_scale_crop_flip
+
+    image, mask = ShapesDataset(2, image_size=64, seed=3)[1]
+    generator = torch.Generator().manual_seed(0)
+    expected = [
+        ([2006, 0, 179, 119, 0, 0], 1982.207),
+        ([1707, 0, 522, 75, 0, 0], 1894.653),
+        ([1618, 0, 559, 127, 0, 0], 1965.108),
+    ]
+    for counts, total in expected:
+        out_image, out_mask = random_scale_crop_flip(image, mask, 48, generator=generator)
+        assert _label_counts(out_mask) == counts
+        assert out_image.sum().item() == pytest.approx(total, rel=1e-4)
+    generator = torch.Generator().manual_seed(1)
+    out_image, out_mask = random_scale_crop_flip(image, mask, 48, (0.5, 0.7), generator=generator)
+    assert _label_counts(out_mask) == [1372, 0, 358, 34, 0, 540]
+    assert out_image.sum().item() == pytest.approx(1655.322, rel=1e-4)
