@@ -1,78 +1,62 @@
-"""Segmentation targets: the ignore label, and the one check every loss and metric applies.
-
-Objectives layer: depends on torch alone. Taught in notebook 05.
-"""
+"""Segmentation targets: the ignore label, and the checks every loss and metric applies, where a
+learner's mistake (a float or ``(B, 1, H, W)`` mask for a multi-class loss, a label past the last
+class) becomes a one-line error. Objectives layer: torch alone. Taught in notebook 05."""
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["IGNORE_INDEX", "check_target"]
+__all__ = ["IGNORE_INDEX", "check_logits", "check_target"]
 
 # Target value of pixels that count for nothing (no loss, no gradient, no metric): the course's
 # convention, and the value of the "void" border in PASCAL VOC's masks.
 IGNORE_INDEX = 255
 
 
+def check_logits(logits: torch.Tensor) -> None:
+    """Refuse logits that are not ``(B, C, H, W)`` (a squeezed one-class model's output, say)."""
+    if logits.ndim != 4:
+        raise ValueError(f"logits must have shape (B, C, H, W), got {tuple(logits.shape)}")
+
+
 def check_target(
     target: torch.Tensor,
     prediction_shape: tuple[int, ...],
     *,
-    num_classes: int,
     ignore_index: int = IGNORE_INDEX,
-    binary: bool = False,
-    of: str = "logits",
+    num_classes: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check a target against the prediction it is scored with; return it and its valid pixels.
-
-    By default the target holds class indices: an integer tensor ``(B, H, W)`` (the
-    prediction's shape without its class dimension) with values in ``[0, num_classes)`` or
-    ``ignore_index``; it is returned as int64. With ``binary=True`` (a one-channel prediction
-    ``(B, 1, H, W)``) it holds foreground probabilities: float, int or bool, ``(B, 1, H, W)`` or
-    ``(B, H, W)``, values in ``[0, 1]`` or ``ignore_index``; it is returned as float
-    ``(B, 1, H, W)``.
-
-    Args:
-        prediction_shape: the logits' ``(B, C, H, W)`` or the predicted labels' ``(B, H, W)``.
-        of: what the prediction is called in messages.
-
-    Returns:
-        ``(target, valid)``: the target with ignored pixels set to 0, and the boolean mask of
-        the pixels that are not ignored, both of the returned target's shape.
-
-    Raises:
-        TypeError: for a non-tensor, a complex target, or a non-integer class-index target.
-        ValueError: for a shape that does not match, or a value out of range (naming it).
+    """Check a target against the logits ``(B, C, H, W)`` or predicted labels ``(B, H, W)`` it is
+    scored with; return ``(target with ignored pixels set to 0, boolean mask of valid pixels)``.
+    For one-channel logits (binary) the target holds foreground probabilities in ``[0, 1]``, any
+    dtype, ``(B, 1, H, W)`` or ``(B, H, W)``: returned float ``(B, 1, H, W)``. Otherwise it holds
+    class indices in ``[0, num_classes)`` (default: the logits' ``C``), integer ``(B, H, W)``:
+    returned int64. ``ignore_index`` is allowed everywhere.
     """
+    shape = tuple(prediction_shape)
+    of = "logits" if len(shape) == 4 else "prediction"
+    binary = of == "logits" and shape[1] == 1
     layout = "(B, 1, H, W) or (B, H, W)" if binary else "(B, H, W)"
     if not isinstance(target, torch.Tensor):
-        raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
-    if target.is_complex() or (
-        not binary and (target.is_floating_point() or target.dtype == torch.bool)
-    ):
-        kind = "a real (float, int or bool) tensor" if binary else "an integer tensor"
-        raise TypeError(f"target must be {kind} {layout}, got dtype {target.dtype}")
-    given = tuple(target.shape)
-    expected = tuple(prediction_shape)
-    if len(expected) == 4 and not binary:
-        expected = (expected[0], *expected[2:])  # (B, C, H, W) -> (B, H, W)
-    if binary and target.ndim == 3:
-        target = target.unsqueeze(1)  # (B, H, W) -> (B, 1, H, W)
-    if tuple(target.shape) != expected:
+        raise TypeError(f"target must be a torch.Tensor {layout}, got {type(target).__name__}")
+    if not binary and (target.is_floating_point() or target.dtype == torch.bool):
+        raise TypeError(f"target must be an integer tensor {layout}, got dtype {target.dtype}")
+    expected = shape if binary else (shape[0], *shape[-2:])
+    checked = target.unsqueeze(1) if binary and target.ndim == 3 else target
+    if tuple(checked.shape) != expected:
         raise ValueError(
-            f"target shape {given} does not match {of} shape {tuple(prediction_shape)}; "
+            f"target shape {tuple(target.shape)} does not match {of} shape {shape}; "
             f"expected {layout if binary else f'target shape {expected}'}"
         )
-    target = target.float() if binary else target.long()
-    valid = target != ignore_index
-    bad = valid & ((target < 0) | (target > (1 if binary else num_classes - 1)))
+    checked = checked.float() if binary else checked.long()
+    valid = checked != ignore_index
+    high = 1 if binary else (num_classes or shape[1]) - 1
+    bad = valid & ((checked < 0) | (checked > high))
     if bool(bad.any()):
         allowed = (
-            "values must lie in [0, 1]"
-            if binary
-            else f"class indices must lie in [0, {num_classes})"
+            "values must lie in [0, 1]" if binary else f"class indices must lie in [0, {high + 1})"
         )
         raise ValueError(
-            f"target {allowed} or equal ignore_index={ignore_index}, got {target[bad][0].item():g}"
+            f"target {allowed} or equal ignore_index={ignore_index}, got {checked[bad][0].item():g}"
         )
-    return torch.where(valid, target, torch.zeros_like(target)), valid
+    return torch.where(valid, checked, torch.zeros_like(checked)), valid

@@ -101,20 +101,14 @@ def test_ignored_pixels_are_skipped():
     assert metrics.compute()["miou"] == 1.0
 
 
-def test_reset_and_merge():
-    """reset() empties the counts (metrics become NaN); merge() adds another's counts."""
-    target = torch.randint(0, 3, (2, 5, 5))
-    pred = torch.randint(0, 3, (2, 5, 5))
-    whole, half_a, half_b = (SegmentationMetrics(3) for _ in range(3))
-    whole.update(pred, target)
-    half_a.update(pred[:1], target[:1])
-    half_b.update(pred[1:], target[1:])
-    half_a.merge(half_b)
-    assert torch.equal(half_a.confusion_matrix, whole.confusion_matrix)
-    whole.reset()
-    result = whole.compute()
+def test_no_pixels_counted_gives_nan():
+    """Before any update (or with every target ignored) the scores are NaN, not 0 or 1."""
+    result = SegmentationMetrics(3).compute()
     assert result["confusion_matrix"].sum() == 0
     assert math.isnan(result["miou"]) and math.isnan(result["pixel_accuracy"])
+    metrics = SegmentationMetrics(3)
+    metrics.update(torch.zeros(1, 2, 2, dtype=torch.long), torch.full((1, 2, 2), 255))
+    assert math.isnan(metrics.compute()["mean_dice"])
 
 
 def test_sync_is_noop_without_distributed():
@@ -130,8 +124,10 @@ def test_bad_inputs_raise():
     """Bad shapes, channel counts, dtypes and labels raise errors naming the bad value."""
     metrics = SegmentationMetrics(3)
     target = torch.zeros(1, 4, 4, dtype=torch.long)
-    with pytest.raises(ValueError, match="4 channels.*num_classes=3"):
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\).*shape \(1, 4, 4, 4\)"):
         metrics.update(torch.randn(1, 4, 4, 4), target)
+    with pytest.raises(ValueError, match=r"integer labels \(B, H, W\), got dtype torch.float32"):
+        metrics.update(torch.zeros(1, 4, 4), target)
     with pytest.raises(ValueError, match=r"\(1, 4, 5\)"):
         metrics.update(torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 5, dtype=torch.long))
     with pytest.raises(TypeError, match="float32"):

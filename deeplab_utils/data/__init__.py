@@ -1,15 +1,10 @@
 """Data layer (layer 3): the built-in ShapesDataset, real datasets, joint transforms, palettes.
-
-Depends on torch, torchvision, NumPy and Pillow only (and scipy, lazily, for VOC + SBD
-"trainaug"); never on the model, losses or training.
-Taught in notebook 06.
-"""
+Depends on torch, torchvision, NumPy, Pillow (scipy for VOC + SBD), never on the model or the
+losses. Taught in notebook 06."""
 
 from .datasets import (
     DATASET_NAMES,
-    PETS_BINARY_CLASSES,
     PETS_MODES,
-    PETS_TRIMAP_CLASSES,
     VOC_CLASSES,
     DatasetNotFoundError,
     OxfordPetSegmentation,
@@ -18,27 +13,15 @@ from .datasets import (
     build_dataset,
     collate_original_size,
 )
-from .palette import (
-    IGNORE_COLOR,
-    IGNORE_INDEX,
-    PETS_PALETTE,
-    SHAPES_PALETTE,
-    VOC_PALETTE,
-    colorize_mask,
-    voc_palette,
-)
+from .palette import IGNORE_INDEX, PETS_PALETTE, SHAPES_PALETTE, VOC_PALETTE, colorize_mask
 from .shapes import SHAPES_CLASSES, ShapesDataset
 from .transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    PadToSize,
-    RandomScale,
-    ResizeLongerSide,
     denormalize,
     eval_transforms,
     longer_side_size,
     normalize,
-    original_size_eval_transforms,
     random_scale_crop_flip,
     train_transforms,
 )
@@ -46,18 +29,12 @@ from .transforms import (
 __all__ = [
     "DATASET_NAMES",
     "DatasetNotFoundError",
-    "IGNORE_COLOR",
     "IGNORE_INDEX",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "OxfordPetSegmentation",
-    "PETS_BINARY_CLASSES",
     "PETS_MODES",
     "PETS_PALETTE",
-    "PETS_TRIMAP_CLASSES",
-    "PadToSize",
-    "RandomScale",
-    "ResizeLongerSide",
     "SHAPES_CLASSES",
     "SHAPES_PALETTE",
     "ShapesDataset",
@@ -72,8 +49,6 @@ __all__ = [
     "eval_transforms",
     "longer_side_size",
     "normalize",
-    "original_size_eval_transforms",
     "random_scale_crop_flip",
     "train_transforms",
-    "voc_palette",
 ]

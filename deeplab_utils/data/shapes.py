@@ -1,15 +1,11 @@
-"""ShapesDataset: the course's built-in dataset of procedurally drawn shapes, made on the fly.
+"""ShapesDataset: the course's built-in dataset of shapes, drawn on the fly. Data layer (layer 3).
 
-Data layer (layer 3). Taught in notebook 06.
-
-Each scene is a textured background (smooth noise, stripes or a gradient, in two random colours)
-with 1..``max_objects`` shapes pasted on it in random order, so later shapes occlude earlier
-ones and the mask shows the visible class. Every shape has a random size (20-50 % of the image
-side), position, rotation and colour (with a soft shading ramp), and the image gets mild pixel
-noise. Colours are drawn independently of the class, so only *shape* tells classes apart.
-
-Determinism: sample ``i`` is drawn from ``numpy.random.default_rng([seed, i])``, so it depends
-only on ``(seed, i)`` -- not on access order, DataLoader workers or the global RNG state.
+A scene is a textured background (smooth noise, stripes or a gradient, two random colours) with
+1..``MAX_OBJECTS`` shapes pasted in random order (the mask shows the visible class), each of
+random size, place, angle and colour (class-independent: only *shape* tells classes apart),
+plus mild noise. Sample ``i`` comes from ``numpy.random.default_rng([seed, i])``: it depends
+only on ``(seed, i)``, not on access order, DataLoader workers or the global RNG. Taught in
+notebook 06.
 """
 
 from __future__ import annotations
@@ -22,10 +18,11 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from .palette import SHAPES_PALETTE, Palette
-from .transforms import IMAGENET_MEAN, IMAGENET_STD
+from .transforms import normalize
 
 SHAPES_CLASSES: tuple[str, ...] = ("background", "circle", "square", "triangle", "cross")
 
+MAX_OBJECTS = 4  # shapes in a scene: 1..MAX_OBJECTS
 SIZE_RANGE = (0.2, 0.5)  # object size (diameter) as a fraction of the image side: easy to learn
 NOISE_STD = 0.03  # pixel noise (fraction of full scale): visible texture, edges stay crisp
 MIN_CONTRAST = 0.25  # least RGB distance between an object's colour and the background's mean
@@ -40,12 +37,9 @@ _TRIANGLE_NORMALS = np.array(
 
 
 def _signed_distance(kind: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Signed distance (negative inside) of shape ``kind`` in its own unit frame.
-
-    ``u, v`` are coordinates rotated into the shape's frame and divided by its half-size; exact
-    for the circle, a tight bound elsewhere (max of half-plane distances), which is all that
-    anti-aliasing the edge needs.
-    """
+    """Signed distance (negative inside) of shape ``kind`` at ``u, v``, coordinates rotated into
+    its frame and divided by its half-size: exact for the circle, elsewhere a tight bound (max of
+    half-plane distances), all that anti-aliasing the edge needs."""
     if kind == 1:  # circle
         return np.sqrt(u * u + v * v) - 1.0
     if kind == 2:  # square; half-side 0.8 so its area is close to the circle's
@@ -54,31 +48,17 @@ def _signed_distance(kind: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         n = _TRIANGLE_NORMALS
         d = np.maximum(u * n[0, 0] - v * n[0, 1], u * n[1, 0] - v * n[1, 1])
         return np.maximum(d, u * n[2, 0] - v * n[2, 1]) - 0.5 * TRIANGLE_RADIUS
-    # cross (plus sign): union of two bars = min of their distances
+    # cross (plus sign): the union of a horizontal and a vertical bar, min of their distances
     au, av = np.abs(u), np.abs(v)
-    bar_h = np.maximum(au - 1.0, av - CROSS_ARM)
-    bar_v = np.maximum(av - 1.0, au - CROSS_ARM)
-    return np.minimum(bar_h, bar_v)
+    return np.minimum(np.maximum(au - 1.0, av - CROSS_ARM), np.maximum(av - 1.0, au - CROSS_ARM))
 
 
 class ShapesDataset(Dataset):
-    """Procedural scenes of circles, squares, triangles and crosses on textured backgrounds.
-
-    Classes (``SHAPES_CLASSES``): 0 background, 1 circle, 2 square, 3 triangle, 4 cross.
-    Taught in notebook 06.
-
-    Args:
-        num_samples: length of the dataset.
-        image_size: side of the square images, in pixels (>= 16).
-        seed: sample ``i`` depends only on ``(seed, i)``.
-        transform: joint transform called as ``transform(image, mask)`` on
-            ``(tv_tensors.Image uint8 (3, H, W), tv_tensors.Mask int64 (H, W))``; it must return
-            the normalised float image and int64 mask (e.g. ``train_transforms``). ``None``
-            normalises with ImageNet statistics and nothing else.
-        max_objects: most shapes in a scene (each scene has 1..max_objects).
-
-    ``dataset[i]`` is ``(image float32 (3, H, W) normalised, mask int64 (H, W))``; ``render(i)``
-    gives the raw uint8 image instead. Attributes: ``num_classes``, ``class_names``, ``palette``.
+    """Procedural scenes of circles, squares, triangles and crosses on textured backgrounds:
+    classes 0 background, 1 circle, 2 square, 3 triangle, 4 cross. ``dataset[i]`` is ``(image
+    float32 (3, S, S) normalised, mask int64 (S, S))``, ``S = image_size``; ``render(i)`` gives
+    the uint8 image instead. A ``transform`` (e.g. ``train_transforms``) gets ``(tv_tensors.Image
+    uint8, tv_tensors.Mask int64)`` and returns that pair. Taught in notebook 06.
     """
 
     class_names: tuple[str, ...] = SHAPES_CLASSES
@@ -92,39 +72,25 @@ class ShapesDataset(Dataset):
         image_size: int = 128,
         seed: int = 0,
         transform: Callable | None = None,
-        max_objects: int = 4,
     ) -> None:
         for name, value, low in (
             ("num_samples", num_samples, 0),
             ("image_size", image_size, 16),
             ("seed", seed, 0),
-            ("max_objects", max_objects, 1),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-        if transform is not None and not callable(transform):
-            raise TypeError(f"transform must be callable or None, got {type(transform).__name__}")
         self.num_samples = num_samples
         self.image_size = image_size
         self.seed = seed
         self.transform = transform
-        self.max_objects = max_objects
         # Pixel-centre coordinates, shared by every sample (read-only, so workers may share it).
         coords = np.arange(image_size, dtype=np.float32) + 0.5
         self._x = coords[None, :]  # (1, W)
         self._y = coords[:, None]  # (H, 1)
-        self._mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)[:, None, None]
-        self._std = np.asarray(IMAGENET_STD, dtype=np.float32)[:, None, None]
 
     def __len__(self) -> int:
         return self.num_samples
-
-    def _check_index(self, index: int) -> int:
-        if index < 0:
-            index += self.num_samples
-        if not 0 <= index < self.num_samples:
-            raise IndexError(f"index {index} out of range for {self.num_samples} samples")
-        return int(index)
 
     def _background(self, rng: np.random.Generator) -> np.ndarray:
         """Texture in [0, 1] of shape (H, W): smooth noise, stripes or a linear gradient."""
@@ -149,22 +115,17 @@ class ShapesDataset(Dataset):
         return proj / max(float(proj.max()), 1e-6)
 
     def render(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw sample ``index`` before any transform.
-
-        Returns:
-            ``(image uint8 (3, H, W), mask int64 (H, W))``.
-        """
-        index = self._check_index(index)
+        """Draw sample ``index`` before any transform: ``(image uint8 (3, H, W), mask int64
+        (H, W))``."""
+        index = range(self.num_samples)[index]  # negative counts from the end, IndexError past it
         rng = np.random.default_rng([self.seed, index])
         s = self.image_size
-
         colours = rng.random((2, 3), dtype=np.float32)  # background's two colours
         t = self._background(rng)  # (H, W)
         image = colours[0][:, None, None] + (colours[1] - colours[0])[:, None, None] * t
         bg_mean = colours.mean(axis=0)
         mask = np.zeros((s, s), dtype=np.int64)
-
-        for _ in range(int(rng.integers(1, self.max_objects + 1))):
+        for _ in range(int(rng.integers(1, MAX_OBJECTS + 1))):
             kind = int(rng.integers(1, len(SHAPES_CLASSES)))
             half = 0.5 * s * rng.uniform(*SIZE_RANGE)  # half-size in pixels
             cx, cy = rng.uniform(0.1 * s, 0.9 * s, size=2)
@@ -177,8 +138,6 @@ class ShapesDataset(Dataset):
             r = int(np.ceil(half * 1.5)) + 2
             y0, y1 = max(0, int(cy) - r), min(s, int(cy) + r + 1)
             x0, x1 = max(0, int(cx) - r), min(s, int(cx) + r + 1)
-            if y0 >= y1 or x0 >= x1:
-                continue
             dx = self._x[:, x0:x1] - cx  # (1, w)
             dy = self._y[y0:y1, :] - cy  # (h, 1)
             cos, sin = np.cos(angle), np.sin(angle)
@@ -197,10 +156,9 @@ class ShapesDataset(Dataset):
         return torch.from_numpy(image_u8), torch.from_numpy(mask)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(image float32 (3, H, W) normalised, mask int64 (H, W))``."""
         image, mask = self.render(index)
         if self.transform is not None:
             return self.transform(tv_tensors.Image(image), tv_tensors.Mask(mask))
-        # Fast path equal to eval_transforms(): skips v2's dispatch overhead.
+        # Equal to eval_transforms(), without v2's dispatch overhead: this feeds CPU training.
         pixels = image.numpy().astype(np.float32) * np.float32(1 / 255)
-        return torch.from_numpy((pixels - self._mean) / self._std), mask
+        return normalize(torch.from_numpy(pixels)), mask
