@@ -9,12 +9,12 @@ every failure raises, the unwritten exercise's too (see :func:`exercise_check`).
 """
 
 from ._common import FALLBACK, NOT_IMPLEMENTED, CheckFailed, Hint, exercise_check
-from .aspp import check_aspp, check_aspp_pooling, load_reference_weights
+from .aspp import check_aspp, check_aspp_pooling
 from .atrous import check_atrous_conv2d, check_receptive_fields
 from .backbone import check_block_settings, check_bottleneck
 from .data import check_random_scale_crop_flip
-from .decoder import check_decoder, check_deeplabv3plus_forward
-from .evaluation import check_confusion_matrix, check_flip_tta, check_tta
+from .decoder import check_decoder, check_deeplabv3plus_forward, load_reference_weights
+from .evaluation import check_confusion_matrix, check_tta
 from .objectives import check_dice_bce_loss, check_dice_ce_loss, check_iou_loss, check_miou
 from .training import check_poly_lr, check_train_loop, check_train_step
 
@@ -33,7 +33,6 @@ __all__ = [
     "check_deeplabv3plus_forward",
     "check_dice_bce_loss",
     "check_dice_ce_loss",
-    "check_flip_tta",
     "check_iou_loss",
     "check_miou",
     "check_poly_lr",
