@@ -1,11 +1,8 @@
-"""What the self-checks share: the failure and its hints, running, comparing, the learner's module.
+"""What the self-checks share: failing with hints, running and comparing the learner's code.
 
-A check is a function of the learner's implementation decorated with :func:`exercise_check`.
-The helpers below know which check runs (a context variable), so a check's body only names its
-cases. :class:`CheckFailed` and :class:`Hint` are public in ``deeplab_utils.checks``.
+A check is a function of the learner's code decorated with :func:`exercise_check`; the helpers
+know which check runs (a context variable), so a check's body only names its cases.
 """
-
-from __future__ import annotations
 
 import functools
 import inspect
@@ -16,9 +13,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from types import CodeType, FrameType
-from typing import Any
+from dataclasses import dataclass
+from types import CodeType
+from typing import Any, NamedTuple
 
 import torch
 
@@ -58,13 +55,12 @@ class Hint:
     full: str = ""
 
 
-@dataclass
-class _Context:
+class _Context(NamedTuple):
     """The check being run: its name, whether to reveal full hints, the code it must not call."""
 
     check: str
     reveal: bool = False
-    watched: dict[CodeType, str] = field(default_factory=dict)
+    watched: dict[CodeType, str] = {}
 
 
 HintLike = str | Hint | None  # a plain string is a one-step hint
@@ -72,15 +68,12 @@ _CONTEXT: ContextVar[_Context] = ContextVar("deeplab_check")
 _FAILURES: Counter[tuple[str, str]] = Counter()  # per (check, case) this session: 2 show more
 
 
-def refuse(message: str) -> CheckFailed:
-    """A failure of the whole check rather than of one case."""
-    return CheckFailed(f"{_CONTEXT.get().check}: {message}")
-
-
-def fail(case: str, message: str, hint: HintLike = None) -> CheckFailed:
-    """``"{check}: case '{case}': {message}. Hint: ..."``, the full hint from the case's second
-    failure on (or at once with ``hint=True``)."""
+def fail(case: str | None, message: str, hint: HintLike = None) -> CheckFailed:
+    """``"{check}: case '{case}': {message}. Hint: ..."`` (``"{check}: {message}"`` for the whole
+    check), with the full hint from the case's second failure on, or at once with ``hint=True``."""
     context = _CONTEXT.get()
+    if case is None:
+        return CheckFailed(f"{context.check}: {message}")
     text = f"{context.check}: case '{case}': {message.rstrip('.')}."
     hint = Hint(hint) if isinstance(hint, str) else hint
     if hint and hint.short:
@@ -93,12 +86,12 @@ def fail(case: str, message: str, hint: HintLike = None) -> CheckFailed:
     return CheckFailed(text)
 
 
-@contextmanager
-def _watching(calls: list[str]) -> Iterator[None]:
-    """Record in ``calls`` every call, made meanwhile, of the code the current check watches."""
-    watched, previous = _CONTEXT.get().watched, sys.getprofile()
+def run(case: str, fn: Callable[..., Any], *args: Any, hint: HintLike = "", **kw: Any) -> Any:
+    """The learner's ``fn(*args, **kw)``: an exception fails ``case`` (with ``hint``), and a call
+    of the reference it is compared with (which a profile function spots) is refused."""
+    watched, previous, calls = _CONTEXT.get().watched, sys.getprofile(), []
 
-    def profile(frame: FrameType, event: str, arg: Any) -> None:
+    def profile(frame: Any, event: str, arg: Any) -> None:
         if event == "call" and frame.f_code in watched:
             calls.append(watched[frame.f_code])
         if previous is not None:
@@ -106,48 +99,33 @@ def _watching(calls: list[str]) -> Iterator[None]:
 
     sys.setprofile(profile if watched else previous)
     try:
-        yield
-    finally:
-        sys.setprofile(previous)
-
-
-def run(case: str, fn: Callable[..., Any], *args: Any, hint: HintLike = "", **kw: Any) -> Any:
-    """The learner's ``fn(*args, **kw)``: an exception fails ``case`` (with ``hint``), and a call
-    of the reference it is compared with is refused."""
-    calls: list[str] = []
-    try:
-        with _watching(calls):
-            result = fn(*args, **kw)
+        result = fn(*args, **kw)
     except NotImplementedError:
-        raise _NotImplementedYet(
-            f"{_CONTEXT.get().check}: {NOT_IMPLEMENTED} -- replace the `raise NotImplementedError` "
-            "under `# YOUR CODE HERE` with your code, run that cell, then run this check again."
-        ) from None
+        message = f"{NOT_IMPLEMENTED} -- replace the `raise NotImplementedError` under `# YOUR "
+        message += "CODE HERE` with your code, run that cell, then run this check again."
+        raise _NotImplementedYet(f"{_CONTEXT.get().check}: {message}") from None
     except Exception as exc:  # any error in learner code becomes one clear line
         if not calls:  # (an error after a call of the reference is that call's fault)
             raise fail(case, f"raised {type(exc).__name__}: {exc}", hint) from exc
+    finally:
+        sys.setprofile(previous)
     if calls:
-        raise refuse(
-            f"your code calls {calls[0]}, the reference it is compared with. The exercise is to "
-            "implement it yourself: compute the result with torch operations (and your own "
-            "modules), not with the package's version."
-        )
+        message = f"your code calls {calls[0]}, the reference it is compared with. The exercise "
+        message += "is to implement it yourself: compute the result with torch operations (and "
+        raise fail(None, f"{message}your own modules), not with the package's version.")
     return result
 
 
-def outputs(
-    case: str, fn: Callable, reference: Callable, *inputs: torch.Tensor, hint: Hint, seed=None
-) -> tuple[Any, torch.Tensor]:
+def outputs(case: str, fn: Callable, reference: Callable, *inputs: Any, hint: Hint, seed=None):
     """``(fn(*inputs), reference(*inputs))`` on copies of the inputs, without autograd; with
     ``seed``, both start from it (dropout draws the same masks), the global state kept."""
+    results = []
     with torch.no_grad(), torch.random.fork_rng(devices=[], enabled=seed is not None):
-        if seed is not None:
-            torch.manual_seed(seed)
-        expected = reference(*(x.clone() for x in inputs))
-        if seed is not None:
-            torch.manual_seed(seed)
-        got = run(case, fn, *(x.clone() for x in inputs), hint=hint)
-    return got, expected
+        for call in (reference, functools.partial(run, case, fn, hint=hint)):
+            if seed is not None:
+                torch.manual_seed(seed)
+            results.append(call(*(x.clone() for x in inputs)))
+    return results[1], results[0]
 
 
 def close(got: Any, expected: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
@@ -217,7 +195,7 @@ def segmenter(num_classes: int, *, width=8, kernel=1, dropout=0.0) -> torch.nn.S
 
 
 def randomized(module: torch.nn.Module, gen: torch.Generator) -> torch.nn.Module:
-    """Give every BN non-trivial statistics and affine weights, so that a missing BN shows."""
+    """``module`` with non-trivial BN statistics and affine weights, so that a missing BN shows."""
     with torch.no_grad():
         for m in module.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -229,12 +207,11 @@ def randomized(module: torch.nn.Module, gen: torch.Generator) -> torch.nn.Module
 
 
 def bias_before_bn(key: str, reference_keys: Any) -> bool:
-    """Whether ``key`` is ``"...i.bias"`` and the reference has a BN at ``"...i+1"``: a bias BN
-    removes (a constant shift), so a learner may keep it and the checks set it to 0."""
+    """Whether ``key`` is ``"...i.bias"`` and the reference has a BN at ``"...i+1"``: a bias that
+    BN removes (a constant shift), so a learner may keep it and the checks set it to 0."""
     prefix, _, index = key.removesuffix(".bias").rpartition(".")
-    if not (key.endswith(".bias") and index.isdigit()):
-        return False
-    return f"{prefix}.{int(index) + 1}.running_mean".lstrip(".") in reference_keys
+    bn = f"{prefix}.{int(index) + 1}.running_mean".lstrip(".") if index.isdigit() else ""
+    return key.endswith(".bias") and bn in reference_keys
 
 
 def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor]) -> torch.nn.Module:
@@ -251,25 +228,20 @@ def build(cls: Any, *args: Any, **kw: Any) -> Any:
     """The learner's ``cls(*args, **kw)``, refusing an instance passed in place of the class."""
     if isinstance(cls, torch.nn.Module):
         check = _CONTEXT.get().check
-        raise refuse(f"pass the class itself, e.g. {check}(MyModule), not an instance MyModule().")
+        raise fail(None, f"pass the class itself, e.g. {check}(MyModule), not an instance.")
     shown = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kw.items())])
     return run(f"constructing with ({shown})", cls, *args, **kw)
 
 
 def twin(
-    case: str,
-    cls: Any,
-    reference: torch.nn.Module,
-    hints: tuple[Hint, Hint],
-    *args: Any,
-    biases_before_bn: bool = True,
-    **kw: Any,
-) -> torch.nn.Module:
+    case: str, cls: Any, reference: torch.nn.Module, hints: tuple[Hint, Hint], *args: Any,
+    biases_before_bn: bool = True, **kw: Any,
+) -> torch.nn.Module:  # fmt: skip
     """The learner's ``cls(*args, **kw)`` holding ``reference``'s weights; parameters named or
     shaped otherwise fail ``case`` with ``hints`` (for the names, for the shapes)."""
     learner = build(cls, *args, **kw)
     if not isinstance(learner, torch.nn.Module):
-        raise refuse(f"the class must build an nn.Module, got {type(learner).__name__}.")
+        raise fail(None, f"the class must build an nn.Module, got {type(learner).__name__}.")
     weights = reference.state_dict()
     missing, unexpected, shapes = state_dict_differences(weights, learner.state_dict())
     unexpected = [k for k in unexpected if not (biases_before_bn and bias_before_bn(k, weights))]
@@ -284,9 +256,8 @@ def twin(
 def _public_name(obj: Any) -> str:
     """How a learner names ``obj``: ``deeplab_utils.ASPP``, or with its module where the package
     does not export it (``deeplab_utils.training.train_step``)."""
-    if getattr(deeplab_utils, obj.__qualname__, None) is obj:
-        return f"deeplab_utils.{obj.__qualname__}"
-    return f"{obj.__module__}.{obj.__qualname__}"
+    top = getattr(deeplab_utils, obj.__qualname__, None) is obj
+    return f"{'deeplab_utils' if top else obj.__module__}.{obj.__qualname__}"
 
 
 def _codes(obj: Any) -> list[CodeType]:
@@ -297,28 +268,13 @@ def _codes(obj: Any) -> list[CodeType]:
     return [f.__code__ for f in functions if hasattr(f, "__code__")]
 
 
-def _refuse_the_reference(name: str, impl: Any, reference: Any, ref_name: str) -> None:
-    if impl is reference:
-        raise CheckFailed(
-            f"{name}: this is {ref_name} itself (a check hands it back while your version is "
-            "not written). Run the cell that defines yours, then this check."
-        )
-    if isinstance(reference, type) and isinstance(impl, type) and issubclass(impl, reference):
-        raise CheckFailed(
-            f"{name}: {impl.__name__} subclasses {ref_name}, the reference it is compared with. "
-            "The exercise is to implement it yourself: subclass nn.Module (or nn.Sequential) "
-            "instead."
-        )
-
-
 def exercise_check(reference: Any, *, also_watch: tuple[Any, ...] = ()) -> Callable:
     """Turn ``body(impl)`` (raises :class:`CheckFailed` or prints ✓) into a notebook check.
 
     ``check(impl, *, hint=False)`` refuses an ``impl`` that is, subclasses or (while it runs)
     calls ``reference`` or anything in ``also_watch``. It returns ``impl`` when it passes, or
-    ``reference`` after one ``✗`` line when ``impl`` is not written yet, so "Run all" goes on;
-    ``hint=True`` gives every hint's second step at once. While nbgrader grades (:data:`GRADING_ENV`
-    set), every failure raises with the ``✗`` line, so the exercise's test cell scores 0.
+    ``reference`` after one ``✗`` line when ``impl`` is not written yet, so "Run all" goes on.
+    While nbgrader grades (:data:`GRADING_ENV` set), every failure raises with the ``✗`` line.
     """
 
     def decorate(body: Callable[[Any], None]) -> Callable[..., Any]:
@@ -337,8 +293,19 @@ def exercise_check(reference: Any, *, also_watch: tuple[Any, ...] = ()) -> Calla
         def check(impl: Any, *, hint: bool = False) -> Any:
             ref_name, grading = _public_name(reference), bool(os.environ.get(GRADING_ENV))
             watched = {c: _public_name(o) for o in (reference, *also_watch) for c in _codes(o)}
+            subclass = isinstance(reference, type) and isinstance(impl, type)
             try:
-                _refuse_the_reference(name, impl, reference, ref_name)
+                if impl is reference:
+                    raise CheckFailed(
+                        f"{name}: this is {ref_name} itself (a check hands it back while your "
+                        "version is not written). Run the cell that defines yours, then this check."
+                    )
+                if subclass and issubclass(impl, reference):
+                    raise CheckFailed(
+                        f"{name}: {impl.__name__} subclasses {ref_name}, the reference it is "
+                        "compared with. The exercise is to implement it yourself: subclass "
+                        "nn.Module (or nn.Sequential) instead."
+                    )
                 unguarded(impl, _Context(name, reveal=hint, watched=watched))
                 return impl
             except _NotImplementedYet:

@@ -1,7 +1,5 @@
 """Self-checks for notebook 02 (ASPP): the image-pooling branch and the whole module."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import torch

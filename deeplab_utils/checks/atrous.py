@@ -1,7 +1,5 @@
 """Self-checks for notebook 01 (atrous convolution): the convolution and the receptive fields."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 
 import torch

@@ -1,7 +1,5 @@
 """Self-checks for notebook 03 (ResNet-50 backbone): the bottleneck and every block's rates."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Any
 

@@ -6,8 +6,6 @@ padding shows) and a mask of small blocks, and reads off every output the scale,
 crop, and whether the mask went exactly where the image went.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Callable
 from typing import Any

@@ -1,8 +1,6 @@
 """Self-checks for notebook 04 (decoder and full model), and the weights loader notebooks 02 and
 04 use after their checks."""
 
-from __future__ import annotations
-
 from functools import partial
 from typing import Any
 
@@ -15,11 +13,11 @@ from ._common import (
     close,
     compare,
     exercise_check,
+    fail,
     load_weights,
     outputs,
     passed,
     randomized,
-    refuse,
     twin,
 )
 
@@ -128,9 +126,10 @@ def check_deeplabv3plus_forward(fn: Any) -> None:
     ``(B, num_classes, H, W)``: odd sizes, output strides 16 and 8, eval and train mode."""
     fn = getattr(fn, "forward", None) if isinstance(fn, type) else fn
     if isinstance(fn, torch.nn.Module) or not callable(fn):
-        raise refuse(
+        raise fail(
+            None,
             "pass your forward function or class, e.g. "
-            "check_deeplabv3plus_forward(MyDeepLabV3Plus)."
+            "check_deeplabv3plus_forward(MyDeepLabV3Plus).",
         )
     gen = torch.Generator().manual_seed(0)
     models = {os: randomized(DeepLabV3Plus(3, output_stride=os), gen) for os in (16, 8)}

@@ -1,8 +1,6 @@
 """Self-checks for notebook 08 (evaluation and inference): the evaluation loop and test-time
 augmentation (multi-scale inputs and flips)."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 
 import torch

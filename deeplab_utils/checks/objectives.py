@@ -1,10 +1,4 @@
-"""Self-checks for notebook 05 (losses and metrics): DiceBCE, soft IoU, DiceCE and mean IoU.
-
-A loss is compared by its value and its gradient with respect to the logits, on the edge cases
-where the usual mistakes show; each case that targets a mistake gives that mistake's hint.
-"""
-
-from __future__ import annotations
+"""Self-checks for notebook 05 (losses and metrics): DiceBCE, soft IoU, DiceCE and mean IoU."""
 
 import inspect
 from collections.abc import Callable
@@ -15,7 +9,7 @@ import torch.nn.functional as F
 
 from ..losses import DiceBCELoss, DiceCELoss, IoULoss
 from ..metrics import SegmentationMetrics, mean_iou
-from ._common import Hint, build, compare, exercise_check, passed, run
+from ._common import Hint, build, compare, exercise_check, passed, run, seeded
 
 Case = tuple[str, torch.Tensor, torch.Tensor, dict]  # (name, logits, target, constructor kwargs)
 
@@ -35,66 +29,55 @@ def _loss_and_grad(loss_fn: Callable, logits: torch.Tensor, target: torch.Tensor
     return loss.detach().reshape(()), grad
 
 
+def _blob(*shape: int) -> torch.Tensor:
+    return (torch.rand(*shape) > 0.6).float()
+
+
+def _labels(classes: int, *shape: int) -> torch.Tensor:
+    return torch.randint(0, classes, shape)
+
+
+@seeded(0)
 def _binary_loss_cases(ignore: bool) -> list[Case]:
     """Logits ``(B, 1, H, W)`` and a float 0/1 target ``(B, 1, H, W)``."""
-    gen = torch.Generator().manual_seed(0)
-
-    def blob(b: int, h: int, w: int) -> torch.Tensor:
-        return (torch.rand(b, 1, h, w, generator=gen) > 0.6).float()
-
-    def logits(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=gen)
-
-    target, wrong_target = blob(2, 8, 8), blob(2, 6, 7)
-    wrong = logits(2, 1, 6, 7)
+    target, wrong_target, wrong = _blob(2, 1, 8, 8), _blob(2, 1, 6, 7), torch.randn(2, 1, 6, 7)
     wrong[0, 0, :2, :2] = torch.where(wrong_target[0, 0, :2, :2] > 0, -30.0, 30.0)
     cases = [
-        ("random logits, batch 2, 8x8", logits(2, 1, 8, 8) * 2, target, {}),
+        ("random logits, batch 2, 8x8", torch.randn(2, 1, 8, 8) * 2, target, {}),
         ("perfect prediction (logits +-10)", (target * 2 - 1) * 10.0, target, {}),
-        ("empty target mask", logits(2, 1, 6, 6), torch.zeros(2, 1, 6, 6), {}),
-        ("batch 1, odd size 7x11", logits(1, 1, 7, 11), blob(1, 7, 11), {}),
-        ("batch 3, odd size 5x9", logits(3, 1, 5, 9) * 3, blob(3, 5, 9), {}),
+        ("empty target mask", torch.randn(2, 1, 6, 6), torch.zeros(2, 1, 6, 6), {}),
+        ("batch 1, odd size 7x11", torch.randn(1, 1, 7, 11), _blob(1, 1, 7, 11), {}),
+        ("batch 3, odd size 5x9", torch.randn(3, 1, 5, 9) * 3, _blob(3, 1, 5, 9), {}),
         ("confidently wrong pixels (logits +-30)", wrong, wrong_target, {}),
-        ("smooth=0.5", logits(2, 1, 5, 6) * 2, blob(2, 5, 6), {"smooth": 0.5}),
+        ("smooth=0.5", torch.randn(2, 1, 5, 6) * 2, _blob(2, 1, 5, 6), {"smooth": 0.5}),
     ]
-    if ignore:
-        target = blob(2, 9, 7)
-        target[:, :, 0] = 255.0  # an ignored row
-        target[1, 0, :, -2:] = 255.0
-        cases.append(("ignored pixels (255)", logits(2, 1, 9, 7), target, {}))
-    return cases
+    target = _blob(2, 1, 9, 7)
+    target[:, :, 0] = 255.0  # an ignored row
+    target[1, 0, :, -2:] = 255.0
+    ignored = ("ignored pixels (255)", torch.randn(2, 1, 9, 7), target, {})
+    return cases + [ignored] if ignore else cases
 
 
+@seeded(0)
 def _multiclass_loss_cases() -> list[Case]:
     """Logits ``(B, C, H, W)`` and an int64 target ``(B, H, W)``."""
-    gen = torch.Generator().manual_seed(0)
-
-    def labels(b: int, h: int, w: int, classes: int) -> torch.Tensor:
-        return torch.randint(0, classes, (b, h, w), generator=gen)
-
-    def logits(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=gen)
-
-    target = labels(2, 8, 8, 4)
-    perfect = F.one_hot(target, 4).permute(0, 3, 1, 2).float() * 20 - 10
-    absent = labels(2, 6, 7, 3)  # classes 0-2 only, of 4
-    ignored = labels(2, 7, 6, 3)
+    target, absent = _labels(4, 2, 8, 8), _labels(3, 2, 6, 7)  # absent: class 3 of 4
+    ignored, confident_t = _labels(3, 2, 7, 6), _labels(3, 1, 5, 6)
     ignored[:, 0] = 255
     ignored[1, :, -2:] = 255
-    confident_t = labels(1, 5, 6, 3)
     corner = torch.zeros(1, 1, 5, 6, dtype=torch.bool)
-    corner[..., :2, :3] = True  # six pixels whose logits put a wrong class 120 above the rest
-    wrong = F.one_hot((confident_t + 1) % 3, 3).permute(0, 3, 1, 2).bool()
-    confident = logits(1, 3, 5, 6).masked_fill(corner, 0.0)
-    confident = confident.masked_fill(wrong & corner, 120.0)  # e^-120 is 0 in float32
+    corner[..., :2, :3] = True  # six pixels whose logits put a wrong class 120 above the rest:
+    wrong = F.one_hot((confident_t + 1) % 3, 3).permute(0, 3, 1, 2).bool() & corner
+    confident = torch.randn(1, 3, 5, 6).masked_fill(corner, 0.0).masked_fill(wrong, 120.0)
+    perfect = F.one_hot(target, 4).permute(0, 3, 1, 2) * 20.0 - 10  # e^-120 is 0 in float32
     return [
-        ("random logits, 4 classes, batch 2, 8x8", logits(2, 4, 8, 8), target, {}),
+        ("random logits, 4 classes, batch 2, 8x8", torch.randn(2, 4, 8, 8), target, {}),
         ("perfect prediction (logits +-10)", perfect, target, {}),
-        ("class 3 absent from the batch", logits(2, 4, 6, 7) * 2, absent, {}),
-        ("batch 1, 3 classes, odd size 7x11", logits(1, 3, 7, 11), labels(1, 7, 11, 3), {}),
-        ("ignored pixels (255)", logits(2, 3, 7, 6), ignored, {}),
+        ("class 3 absent from the batch", torch.randn(2, 4, 6, 7) * 2, absent, {}),
+        ("batch 1, 3 classes, odd size 7x11", torch.randn(1, 3, 7, 11), _labels(3, 1, 7, 11), {}),
+        ("ignored pixels (255)", torch.randn(2, 3, 7, 6), ignored, {}),
         ("confidently wrong pixels (logit gap 120)", confident, confident_t, {}),
-        ("smooth=0.5", logits(2, 3, 5, 6) * 2, labels(2, 5, 6, 3), {"smooth": 0.5}),
+        ("smooth=0.5", torch.randn(2, 3, 5, 6) * 2, _labels(3, 2, 5, 6), {"smooth": 0.5}),
     ]
 
 
@@ -105,7 +88,7 @@ _CONFIDENT_HINT = Hint(
     "F.binary_cross_entropy_with_logits works from the logits (through softplus, which never "
     "takes log(0)); with reduction='none' you can then average it over the valid pixels.",
 )
-# The cases that target a mistake, by the start of their name, and that mistake's hint.
+# The hint of the cases that target a mistake, by the start of their name.
 _LOSS_HINTS = {
     "ignored": Hint(
         "pixels whose target is ignore_index (255) must count nowhere in the loss: take them out "
@@ -144,7 +127,8 @@ def _check_loss(cls: Any, reference: type, cases: list[Case], hint: Hint) -> Non
     passed(len(cases), f"your loss equals deeplab_utils.{reference.__name__} (value and gradient).")
 
 
-def _accepts_ignore_index(cls: Any) -> bool:
+def _ignore_cases(cls: Any) -> bool:
+    """Whether ``cls`` takes an ``ignore_index``, so that the ignored pixels' case applies."""
     try:
         return "ignore_index" in inspect.signature(cls).parameters
     except (TypeError, ValueError):
@@ -153,10 +137,10 @@ def _accepts_ignore_index(cls: Any) -> bool:
 
 @exercise_check(DiceBCELoss)
 def check_dice_bce_loss(cls: Any) -> None:
-    """``cls(smooth=1.0)``; ``loss(logits, target)``, both ``(B, 1, H, W)`` (a float 0/1 target),
-    is a scalar. Value and gradient on a perfect prediction, an empty mask, confidently wrong
-    pixels (where BCE from ``sigmoid(x)`` breaks), ``smooth=0.5``, and, if ``cls`` accepts
-    ``ignore_index``, ignored pixels."""
+    """``cls(smooth=1.0)``, a binary loss of logits and a 0/1 target, ``(B, 1, H, W)`` each: value
+    and gradient on a perfect prediction, an empty mask, confidently wrong pixels (where BCE from
+    ``sigmoid(x)`` breaks), ``smooth=0.5`` and, if ``cls`` takes ``ignore_index``, ignored pixels.
+    """
     hint = Hint(
         "the loss is the mean binary cross-entropy (from the logits) plus 1 - the soft Dice, "
         "whose sums run over the whole batch; mind the factor 2 of the Dice.",
@@ -164,26 +148,25 @@ def check_dice_bce_loss(cls: Any) -> None:
         "total, both smoothed by self.smooth, with every sum over the whole batch; the "
         "cross-entropy is a mean over the valid pixels.",
     )
-    _check_loss(cls, DiceBCELoss, _binary_loss_cases(_accepts_ignore_index(cls)), hint)
+    _check_loss(cls, DiceBCELoss, _binary_loss_cases(_ignore_cases(cls)), hint)
 
 
 @exercise_check(IoULoss)
 def check_iou_loss(cls: Any) -> None:
-    """A binary soft-IoU loss: the cases and conventions of :func:`check_dice_bce_loss`."""
+    """A binary soft-IoU loss, on the cases of :func:`check_dice_bce_loss`."""
     hint = Hint(
         "the union is what prediction and target cover together: count their overlap once.",
         "the union is the total of the probabilities and the target minus their overlap; "
         "smooth both the overlap and the union by self.smooth, and sum over the whole batch.",
     )
-    _check_loss(cls, IoULoss, _binary_loss_cases(_accepts_ignore_index(cls)), hint)
+    _check_loss(cls, IoULoss, _binary_loss_cases(_ignore_cases(cls)), hint)
 
 
 @exercise_check(DiceCELoss)
 def check_dice_ce_loss(cls: Any) -> None:
-    """``cls(smooth=1.0, ignore_index=255)``; ``loss(logits (B, C, H, W), target (B, H, W))`` is
-    ``CE + 1 - mean_c Dice_c``. Value and gradient on a perfect prediction, an absent class,
-    ignored pixels, confidently wrong pixels (where ``log(softmax(x))`` gives -inf) and
-    ``smooth=0.5``."""
+    """``cls(smooth=1.0, ignore_index=255)``, ``CE + 1 - mean_c Dice_c`` of logits ``(B, C, H, W)``
+    and an int64 target ``(B, H, W)``: value and gradient on a perfect prediction, an absent class,
+    ignored pixels, confidently wrong pixels (``log(softmax(x))`` gives -inf) and ``smooth=0.5``."""
     hint = Hint(
         "cross-entropy from log_softmax, averaged over the valid pixels; soft Dice per class "
         "from softmax and the one-hot target, sums over the whole batch (every image and "
@@ -193,6 +176,36 @@ def check_dice_ce_loss(cls: Any) -> None:
         "every dimension but the class one.",
     )
     _check_loss(cls, DiceCELoss, _multiclass_loss_cases(), hint)
+
+
+@seeded(0)
+def _miou_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, int]]:
+    """``(name, pred (B, H, W), target (B, H, W), num_classes)``, each prediction mostly right."""
+
+    def mostly_right(target: torch.Tensor, classes: int = 3) -> torch.Tensor:
+        return torch.where(torch.rand(target.shape) < 0.3, (target + 1) % classes, target)
+
+    one_t, batch_t = _labels(3, 1, 5, 6), _labels(3, 3, 7, 9)
+    batch_t[0] = 0  # an all-background image, so per-image means differ from the batch's
+    ignore_t, ignore_p = _labels(3, 2, 6, 7), _labels(3, 2, 6, 7)  # every prediction ignored
+    ignore_t[:, :2] = 255
+    never_t = _labels(4, 2, 5, 6)
+    never_p = mostly_right(never_t, 4)
+    never_p[never_p == 3] = 0  # class 3 is never predicted
+    extra_t = _labels(3, 1, 4, 7)
+    extra_p = mostly_right(extra_t)
+    extra_p[0, 0, :3] = 3  # class 3 predicted, but in no target
+    example_t = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1], [0, 2, 2, 255], [0, 2, 2, 2]]])
+    example_p = torch.tensor([[[0, 0, 1, 0], [0, 1, 1, 1], [0, 2, 1, 2], [0, 0, 2, 2]]])
+    return [
+        ("one 5x6 mask, nothing ignored", mostly_right(one_t), one_t, 3),
+        ("a batch of 3 masks, 7x9", mostly_right(batch_t), batch_t, 3),
+        ("ignored pixels (target 255)", ignore_p, ignore_t, 3),
+        ("classes 3 and 4 absent from both masks", mostly_right(one_t), one_t, 5),
+        ("class 3 in the target but never predicted", never_p, never_t, 4),
+        ("class 3 predicted but in no target", extra_p, extra_t, 4),
+        ("the 4x4 example of section 7", example_p, example_t, 3),
+    ]
 
 
 _MIOU_HINTS = {
@@ -209,49 +222,18 @@ _MIOU_HINTS = {
 
 @exercise_check(mean_iou, also_watch=(SegmentationMetrics,))
 def check_miou(fn: Callable[..., float]) -> None:
-    """``fn(pred, target, num_classes, ignore_index=255) -> float``, pred and target int64 ``(B,
-    H, W)``, against :class:`deeplab_utils.SegmentationMetrics`: ignored pixels, a class absent
-    from both masks (left out of the mean), a class never predicted or never in the target (IoU
-    0, counted), a batch (one confusion matrix, not a mean per image)."""
-    gen = torch.Generator().manual_seed(0)
-
-    def labels(*shape: int, classes: int = 3) -> torch.Tensor:
-        return torch.randint(0, classes, shape, generator=gen)
-
-    def mostly_right(target: torch.Tensor, classes: int = 3) -> torch.Tensor:
-        wrong = torch.rand(target.shape, generator=gen) < 0.3
-        return torch.where(wrong, (target + 1) % classes, target)
-
-    one_t, batch_t = labels(1, 5, 6), labels(3, 7, 9)
-    batch_t[0] = 0  # an all-background image, so per-image means differ from the batch's
-    ignore_t, ignore_p = labels(2, 6, 7), labels(2, 6, 7)  # ignored pixels get every prediction
-    ignore_t[:, :2] = 255
-    never_t = labels(2, 5, 6, classes=4)
-    never_p = mostly_right(never_t, 4)
-    never_p[never_p == 3] = 0  # class 3 is never predicted
-    extra_t = labels(1, 4, 7)
-    extra_p = mostly_right(extra_t)
-    extra_p[0, 0, :3] = 3  # class 3 predicted, but in no target
-    example_t = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1], [0, 2, 2, 255], [0, 2, 2, 2]]])
-    example_p = torch.tensor([[[0, 0, 1, 0], [0, 1, 1, 1], [0, 2, 1, 2], [0, 0, 2, 2]]])
-    cases = [
-        # (name, pred (B, H, W), target (B, H, W), num_classes)
-        ("one 5x6 mask, nothing ignored", mostly_right(one_t), one_t, 3),
-        ("a batch of 3 masks, 7x9", mostly_right(batch_t), batch_t, 3),
-        ("ignored pixels (target 255)", ignore_p, ignore_t, 3),
-        ("classes 3 and 4 absent from both masks", mostly_right(one_t), one_t, 5),
-        ("class 3 in the target but never predicted", never_p, never_t, 4),
-        ("class 3 predicted but in no target", extra_p, extra_t, 4),
-        ("the 4x4 example of section 7", example_p, example_t, 3),
-    ]
+    """``fn(pred, target, num_classes, ignore_index=255) -> float`` on int64 ``(B, H, W)`` masks,
+    against :class:`deeplab_utils.SegmentationMetrics`: ignored pixels, a class absent from both
+    masks (left out of the mean), one never predicted or never in the target (IoU 0, counted), a
+    batch (one confusion matrix, not a mean per image)."""
+    cases = _miou_cases()
     formula = "IoU_c is TP / (TP + FP + FN) from the confusion matrix (rows: the target)."
     for name, pred, target, num_classes in cases:
         metrics = SegmentationMetrics(num_classes)
         metrics.update(pred, target)
         expected = torch.tensor(metrics.compute()["miou"], dtype=torch.float64)
         got = run(name, fn, pred.clone(), target.clone(), num_classes, ignore_index=255)
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            got = got.reshape(())
+        got = got.reshape(()) if isinstance(got, torch.Tensor) and got.numel() == 1 else got
         hint = _hint_for(name, _MIOU_HINTS, formula)
         compare(name, got, expected, hint=hint, atol=1e-6, rtol=1e-6)
     passed(len(cases), "your mIoU equals deeplab_utils.SegmentationMetrics'.")

@@ -1,7 +1,5 @@
 """Self-checks for notebook 07 (training): one optimiser step, the poly LR schedule, the loop."""
 
-from __future__ import annotations
-
 import copy
 from collections.abc import Callable
 
