@@ -234,11 +234,11 @@ def build(cls: Any, *args: Any, **kw: Any) -> Any:
 
 
 def twin(
-    case: str, cls: Any, reference: torch.nn.Module, hints: tuple[Hint, Hint], *args: Any,
+    case: str, cls: Any, reference: torch.nn.Module, hint: Hint | tuple[Hint, Hint], *args: Any,
     biases_before_bn: bool = True, **kw: Any,
 ) -> torch.nn.Module:  # fmt: skip
     """The learner's ``cls(*args, **kw)`` holding ``reference``'s weights; parameters named or
-    shaped otherwise fail ``case`` with ``hints`` (for the names, for the shapes)."""
+    shaped otherwise fail ``case`` with ``hint`` (or a pair: for the names, for the shapes)."""
     learner = build(cls, *args, **kw)
     if not isinstance(learner, torch.nn.Module):
         raise fail(None, f"the class must build an nn.Module, got {type(learner).__name__}.")
@@ -248,7 +248,7 @@ def twin(
     found = {"missing": missing, "unexpected": unexpected, "shapes": shapes}
     if missing or unexpected or shapes:
         differ = "; ".join(f"{what} {keys[:6]}" for what, keys in found.items() if keys)
-        hint = hints[0] if missing or unexpected else hints[1]
+        hint = hint[0 if missing or unexpected else 1] if isinstance(hint, tuple) else hint
         raise fail(case, f"your parameters differ from the reference's: {differ}", hint)
     return load_weights(learner, weights)
 

@@ -34,10 +34,6 @@ _POOLING_NAMES_HINT = Hint(
 )
 
 
-def _mode(module: torch.nn.Module) -> str:
-    return "train" if module.training else "eval"
-
-
 @exercise_check(ASPPPooling)
 def check_aspp_pooling(cls: Any) -> None:
     """``cls(in_channels, out_channels)``, an ``nn.Sequential`` of pool, 1x1 conv, BN and ReLU,
@@ -56,8 +52,7 @@ def check_aspp_pooling(cls: Any) -> None:
     for name, batches, c_in, c_out, size in cases:
         train = name.startswith("train mode")
         ref = randomized(ASPPPooling(c_in, c_out), gen).train(train)
-        hints = (_POOLING_NAMES_HINT, _POOLING_NAMES_HINT)
-        learner = twin(name, cls, ref, hints, c_in, c_out).train(train)
+        learner = twin(name, cls, ref, _POOLING_NAMES_HINT, c_in, c_out).train(train)
         for call, b in enumerate(batches, start=1):
             case = name if len(batches) == 1 else f"{name} (call {call}, batch {b})"
             after_one = b == 1 or call > 1  # a later call is wrong because of the batch of one
@@ -66,16 +61,14 @@ def check_aspp_pooling(cls: Any) -> None:
             got, expected = outputs(case, learner, ref, x, hint=hint)
             compare(case, got, expected, hint=hint)
             for stat in ("running_mean", "running_var"):
-                compare(
-                    f"{case} (BN {stat} after the forward)",
-                    getattr(learner[2], stat),
-                    getattr(ref[2], stat),
-                    hint=_BATCH_ONE_HINT if after_one else _BATCH_MANY_HINT,
-                )
+                got, expected = getattr(learner[2], stat), getattr(ref[2], stat)
+                hint = _BATCH_ONE_HINT if after_one else _BATCH_MANY_HINT
+                compare(f"{case} (BN {stat} after the forward)", got, expected, hint=hint)
             if learner.training != train or learner[2].training != train:
-                modes = f"the module is in {_mode(learner)} mode and its BN in {_mode(learner[2])}"
-                message = f"after the forward {modes} mode; both must stay in {_mode(ref)} mode"
-                raise fail(case, message, _BATCH_ONE_HINT)
+                mode = {True: "train", False: "eval"}
+                modes = f"the module is in {mode[learner.training]} mode and its BN in "
+                message = f"after the forward {modes}{mode[learner[2].training]} mode; both must "
+                raise fail(case, f"{message}stay in {mode[train]} mode", _BATCH_ONE_HINT)
     passed(len(cases), "your pooling branch equals deeplab_utils.ASPPPooling.")
 
 
@@ -116,17 +109,15 @@ def check_aspp(cls: Any) -> None:
     for name, b, c_in, c_out, rates, size, dropout in cases:
         train = name.startswith("train mode")
         ref = randomized(ASPP(c_in, c_out, rates, dropout=dropout), gen).train(train)
-        hints = (_ASPP_NAMES_HINT, _ASPP_NAMES_HINT)
-        learner = twin(name, cls, ref, hints, c_in, c_out, rates, dropout=dropout).train(train)
+        learner = twin(name, cls, ref, _ASPP_NAMES_HINT, c_in, c_out, rates, dropout=dropout)
+        learner.train(train)
         x = torch.randn(b, c_in, *size, generator=gen)
         # the same seed before each forward gives both the same dropout mask
         got, expected = outputs(name, learner, ref, x, hint=_ASPP_HINT, seed=1)
         hint = _ASPP_HINT
         dropouts = [m.p for m in learner.modules() if isinstance(m, torch.nn.Dropout)]
         if train and getattr(got, "shape", None) == expected.shape and dropouts != [dropout]:
-            hint = Hint(
-                f"use the dropout probability you are given ({dropout}), once, at the end of the "
-                f"projection; your module has {dropouts}."
-            )
+            hint = f"use the dropout probability you are given ({dropout}), once, at the end "
+            hint += f"of the projection; your module has {dropouts}."
         compare(name, got, expected, hint=hint)
     passed(len(cases), "your ASPP equals deeplab_utils.ASPP.")

@@ -5,7 +5,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchvision.models import resnet50
 
 from ..backbone import Bottleneck, block_settings
 from ._common import Hint, compare, exercise_check, fail, outputs, passed, randomized, run, twin
@@ -83,16 +82,6 @@ def check_bottleneck(cls: Any) -> None:
     passed(len(cases), "your bottleneck equals deeplab_utils.Bottleneck.")
 
 
-def _torchvision_block_settings(output_stride: int) -> list[list[tuple[int, int]]]:
-    """(stride, dilation) of every bottleneck's 3x3 conv in torchvision's dilated ResNet-50,
-    built on the meta device (no weights)."""
-    dilate = {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}
-    with torch.device("meta"):
-        net = resnet50(replace_stride_with_dilation=dilate[output_stride])
-    stages = [net.layer1, net.layer2, net.layer3, net.layer4]
-    return [[(block.conv2.stride[0], block.conv2.dilation[0]) for block in s] for s in stages]
-
-
 _STAGE_HINTS = {
     "stride": Hint(
         "walk the stages' usual strides (1, 2, 2, 2) after the stem's 4x; only a stage's first "
@@ -121,9 +110,8 @@ _STAGE_HINTS = {
 @exercise_check(block_settings)
 def check_block_settings(fn: Callable[..., list[list[tuple[int, int]]]]) -> None:
     """``fn(output_stride, multi_grid=None)``: each bottleneck's ``(stride, dilation)``, for
-    layer1..layer4 (3, 4, 6 and 3 pairs). It must equal torchvision's ``resnet50`` with
-    ``replace_stride_with_dilation`` at output strides 32, 16 and 8; ``multi_grid = (r1, r2, r3)``
-    multiplies layer4's rate by ``r1, r2, r3`` block by block (DeepLabv3, Sec. 3.2)."""
+    layer1..layer4 (3, 4, 6 and 3 pairs), as torchvision's dilated ``resnet50`` at output strides
+    32, 16 and 8; ``multi_grid`` multiplies layer4's rate block by block (DeepLabv3, Sec. 3.2)."""
     cases = [
         ("output_stride=32", 32, None),
         ("output_stride=16", 16, None),
@@ -133,21 +121,15 @@ def check_block_settings(fn: Callable[..., list[list[tuple[int, int]]]]) -> None
         ("output_stride=16, multi_grid=(1, 1, 1)", 16, (1, 1, 1)),
     ]
     for name, output_stride, multi_grid in cases:
-        expected = _torchvision_block_settings(output_stride)
-        if multi_grid is not None:
-            rate = expected[-1][-1][1]  # layer4's rate: its last block's, in torchvision
-            expected[-1] = [
-                (s, rate * u) for (s, _), u in zip(expected[-1], multi_grid, strict=True)
-            ]
+        expected = block_settings(output_stride, multi_grid)
         got = run(name, fn, output_stride, *([multi_grid] if multi_grid else []))
         try:
             got = [[(int(s), int(d)) for s, d in stage] for stage in got]
         except (TypeError, ValueError):
             shape = "a list of 4 lists (one per stage) of (stride, dilation) pairs, one per block"
             raise fail(name, f"expected {shape}, got {got!r}") from None
-        for i, (want, have) in enumerate(
-            zip(expected, got + [[]] * (4 - len(got)), strict=False), start=1
-        ):
+        padded = got + [[]] * (4 - len(got))
+        for i, (want, have) in enumerate(zip(expected, padded, strict=False), start=1):
             if want != have:
                 first_only = len(have) == len(want) and want[1:] == have[1:]
                 kind = "grid" if multi_grid and i == 4 else "first" if first_only else "stride"

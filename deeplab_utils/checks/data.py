@@ -1,9 +1,9 @@
 """Self-check for notebook 06 (data pipeline): a joint random scale, crop and flip.
 
-A random transform cannot be compared output for output with the reference. The check feeds it
-an image whose pixels say where they come from (channels: source row, source column, ones, so
-padding shows) and a mask of small blocks, and reads off every output the scale, the flip, the
-crop, and whether the mask went exactly where the image went.
+A random transform cannot be compared output for output with the reference: the check feeds it an
+image whose pixels say where they come from (source row, source column, and ones, so padding
+shows) and a mask of small blocks, and reads off every output the scale, flip and crop, and
+whether the mask went where the image went.
 """
 
 import math
@@ -54,13 +54,10 @@ _HINTS: dict[str, str | Hint] = {
 }
 
 
-def _hint(mistake: str) -> Hint:
-    hint = _HINTS[mistake]
-    return hint if isinstance(hint, Hint) else Hint(hint, _FULL)
-
-
 def _wrong(case: str, mistake: str, message: str) -> CheckFailed:
-    return fail(case, message, _hint(mistake))
+    """The failure that names ``mistake``, a key of ``_HINTS``."""
+    hint = _HINTS[mistake]
+    return fail(case, message, hint if isinstance(hint, Hint) else Hint(hint, _FULL))
 
 
 def _source_image(height: int, width: int) -> torch.Tensor:
@@ -83,24 +80,22 @@ def _slope(index: torch.Tensor, value: torch.Tensor) -> float:
     return float((di * (value - value.mean())).sum() / (di * di).sum().clamp_min(1e-12))
 
 
-def _unpack(case: str, got: Any, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The output's image ``(3, size, size)`` float32 and mask ``(size, size)`` int64."""
+def _check_padding(case: str, got: Any, mask: torch.Tensor, size: int) -> tuple:
+    """The output is an image ``(3, size, size)`` float32 and a mask ``(size, size)`` int64, whose
+    padding is 0 in the image and 255 in the mask, at the same pixels, and whose labels stay
+    labels; returns the image, the mask and the boolean map of content pixels."""
     if not (isinstance(got, tuple | list) and len(got) == 2):
         raise _wrong(case, "shape", f"expected a pair (image, mask), got {type(got).__name__}")
-    for part, value, shape, dtype in (
-        ("image", got[0], (3, size, size), torch.float32),
-        ("mask", got[1], (size, size), torch.int64),
-    ):
+    wanted = {
+        "image": f"(3, {size}, {size}) torch.float32",
+        "mask": f"({size}, {size}) torch.int64",
+    }
+    for (part, want), value in zip(wanted.items(), got, strict=True):
         is_tensor = isinstance(value, torch.Tensor)
         found = f"{tuple(value.shape)} {value.dtype}" if is_tensor else type(value).__name__
-        if found != f"{shape} {dtype}":
-            raise _wrong(case, "shape", f"the {part} should be {shape} {dtype}, got {found}")
-    return got[0], got[1]
-
-
-def _check_padding(case: str, image: torch.Tensor, out_mask: torch.Tensor, mask: torch.Tensor):
-    """Padding is 0 in the image and 255 in the mask, at the same pixels, and labels stay labels;
-    returns the ``(size, size)`` boolean map of content pixels."""
+        if found != want:
+            raise _wrong(case, "shape", f"the {part} should be {want}, got {found}")
+    image, out_mask = got
     ones = image[2]
     if bool((blended := (ones > 0.01) & (ones < 0.99)).any()):
         raise _wrong(case, "blended", f"{int(blended.sum())} image pixels mix content and padding")
@@ -122,15 +117,14 @@ def _check_padding(case: str, image: torch.Tensor, out_mask: torch.Tensor, mask:
     if not labels <= known:
         extra = f"labels {sorted(labels - known)} that the original mask {sorted(known)}"
         raise _wrong(case, "labels", f"the mask has {extra} does not have")
-    return content
+    return image, out_mask, content
 
 
 def _analyse(case: str, got: Any, mask: torch.Tensor, size: int) -> tuple[float, bool, tuple]:
     """Check one output; return its scale, whether it is flipped, and where the crop sits in the
     scaled image, as a fraction of the room it has (0: top or left edge, 1: the opposite one;
     None where the scaled image is no larger than the crop)."""
-    image, out_mask = _unpack(case, got, size)
-    content = _check_padding(case, image, out_mask, mask)
+    image, out_mask, content = _check_padding(case, got, mask, size)
     height, width = mask.shape
     rows, cols = content.nonzero(as_tuple=True)
     src_row = image[0][content] * height - 0.5  # where each output pixel comes from
@@ -208,14 +202,7 @@ def check_random_scale_crop_flip(fn: Callable[..., tuple[torch.Tensor, torch.Ten
         # (name, H, W, size, scale_range, draws)
         ("scale 0.5-2.0, 40x56 image, crop 32", 40, 56, 32, (0.5, 2.0), 24),
         ("scale 1.5-2.0 (no padding), 30x36 image, crop 32", 30, 36, 32, (1.5, 2.0), 16),
-        (
-            "scale 0.5-0.6 (the crop needs padding), 40x44 image, crop 32",
-            40,
-            44,
-            32,
-            (0.5, 0.6),
-            12,
-        ),
+        ("scale 0.5-0.6 (padding needed), 40x44 image, crop 32", 40, 44, 32, (0.5, 0.6), 12),
         ("scale 1 and a crop of the whole 24x24 image", 24, 24, 24, (1.0, 1.0), 16),
     ]
     for name, height, width, size, scale_range, draws in cases:
@@ -232,7 +219,9 @@ def check_random_scale_crop_flip(fn: Callable[..., tuple[torch.Tensor, torch.Ten
                 raise _wrong(case, "seeded", "the same seeded generator gave two different results")
             if scale_range == (1.0, 1.0) and size == height == width:
                 want = [t.flip(-1) if seen[-1][1] else t for t in (image, mask)]
-                compare(f"{case} (image)", results[0][0], want[0], hint=_hint("identity"))
+                compare(
+                    f"{case} (image)", results[0][0], want[0], hint=Hint(_HINTS["identity"], _FULL)
+                )
                 compare(f"{case} (mask)", results[0][1], want[1], atol=0, rtol=0)
         _check_spread(name, scale_range, *map(list, zip(*seen, strict=True)))
     passed(len(cases), "image and mask stay aligned through scale, crop and flip.")

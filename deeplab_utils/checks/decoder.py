@@ -89,7 +89,7 @@ def check_decoder(cls: Any) -> None:
     for name, b, c_low, c_aspp, k, aspp_size, low_size, train in cases:
         kwargs = {"low_level_channels": c_low, "aspp_channels": c_aspp}
         ref = randomized(Decoder(k, **kwargs), gen).train(bool(train))
-        learner = twin(name, cls, ref, (_NAMES_HINT, _NAMES_HINT), k, **kwargs).train(bool(train))
+        learner = twin(name, cls, ref, _NAMES_HINT, k, **kwargs).train(bool(train))
         aspp_out = torch.randn(b, c_aspp, *aspp_size, generator=gen)  # (B, C_aspp, h, w)
         low_level = torch.randn(b, c_low, *low_size, generator=gen)  # (B, C_low, H/4, W/4)
         results = []

@@ -23,21 +23,17 @@ from ._common import (
 )
 
 
-class _Probe(nn.Module):
-    """A small segmenter that records, at every forward, its mode and whether autograd is on."""
-
-    def __init__(self, num_classes: int) -> None:
-        super().__init__()
-        with seeded(3):
-            self.body = segmenter(num_classes, width=6, kernel=3, dropout=0.5)
-            with torch.no_grad():  # running statistics unlike a batch's, so eval mode shows
-                self.body[1].running_mean.uniform_(-1, 1)
-                self.body[1].running_var.uniform_(0.5, 2)
-        self.seen: list[tuple[bool, bool]] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.seen.append((self.training, torch.is_grad_enabled()))
-        return self.body(x)
+def _probe(num_classes: int) -> nn.Module:
+    """A small segmenter in train mode (BN, dropout) that records in ``.seen``, at every forward,
+    its mode and whether autograd is on."""
+    with seeded(3):
+        model = segmenter(num_classes, width=6, kernel=3, dropout=0.5)
+        with torch.no_grad():  # running statistics unlike a batch's, so eval mode shows
+            model[1].running_mean.uniform_(-1, 1)
+            model[1].running_var.uniform_(0.5, 2)
+    seen = model.seen = []
+    model.register_forward_pre_hook(lambda m, _: seen.append((m.training, torch.is_grad_enabled())))
+    return model
 
 
 _COUNTING = (
@@ -78,8 +74,8 @@ def check_confusion_matrix(fn: Callable[..., torch.Tensor]) -> None:
             if ignore:
                 masks[:, 0] = 255
             loader.append((torch.randn(b, 3, 6, 7, generator=gen), masks))
-        expected = confusion_matrix(_Probe(c).train(), loader, c)
-        got = run(name, fn, probe := _Probe(c).train(), loader, c)
+        expected = confusion_matrix(_probe(c), loader, c)
+        got = run(name, fn, probe := _probe(c), loader, c)
         if any(training for training, _ in probe.seen):
             raise fail(name, "the model ran in training mode", _EVAL_MODE_HINT)
         if any(grad for _, grad in probe.seen):
@@ -102,11 +98,8 @@ def _tta_model(kind: str, num_classes: int, seed: int) -> nn.Module:
         if kind == "conv":
             model = nn.Conv2d(3, num_classes, 3, padding=1)
         else:  # a dilated conv stack: asymmetric weights, wider context
-            model = nn.Sequential(
-                nn.Conv2d(3, 8, 3, padding=2, dilation=2),
-                nn.ReLU(),
-                nn.Conv2d(8, num_classes, (1, 3), padding=(0, 1)),
-            )
+            layers = [nn.Conv2d(3, 8, 3, padding=2, dilation=2), nn.ReLU()]
+            model = nn.Sequential(*layers, nn.Conv2d(8, num_classes, (1, 3), padding=(0, 1)))
         with torch.no_grad():
             for p in model.parameters():
                 p.mul_(3.0)  # confident logits
@@ -146,11 +139,7 @@ _TTA_MISTAKES = {
     "upsampling does.": {"align_corners": True},
 }
 # Right too: the input resized by scale_factor=s, the softmax taken before resizing back.
-_TTA_VARIANTS = (
-    {"by_factor": True},
-    {"softmax_first": True},
-    {"by_factor": True, "softmax_first": True},
-)
+_TTA_VARIANTS = [{"by_factor": f, "softmax_first": s} for f, s in ((1, 0), (0, 1), (1, 1))]
 _TTA_HINT = Hint(
     "resize, run, resize back, softmax, average.",
     "every scale, and with flip its mirror image, is one run; each run's logits come back to the "

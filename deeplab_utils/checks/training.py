@@ -9,38 +9,31 @@ from ..losses import DiceCELoss
 from ..training import fit, poly_lr_lambda, train_step, train_steps  # the references
 from ._common import Hint, compare, exercise_check, fail, mistake, passed, run, seeded, segmenter
 
-
-def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def _step_hint(before: dict, model: torch.nn.Module, step: int) -> str:
-    """The hint for a step that left ``model``'s weights (``before`` it) as they are now."""
-    if all(torch.equal(p, before[k]) for k, p in model.named_parameters()):
-        return (
-            "the weights did not change: call loss.backward() before optimizer.step(), on the "
-            "loss tensor itself (not loss.detach(), not under torch.no_grad())."
-        )
-    if step > 0:
-        return (
-            "the first step was right, this one is not: gradients add up across calls unless "
-            "you call optimizer.zero_grad() before loss.backward()."
-        )
-    return (
-        "one step clears the gradients, runs the model once on the batch, computes the loss, "
-        "back-propagates it and then moves the weights with the optimizer."
-    )
-
-
-_TENSOR_LOSS = (
-    "keep loss.item(), a Python float: a training loop keeps every step's loss in a list, and a "
-    "list of loss tensors keeps every step's autograd graph alive (memory grows)."
-)
-_LOSS_HINT = "return the batch's loss as a Python float (loss.item()), computed before the step."
-_EPOCHS_HINT = (
-    "go through the loader again (a new epoch) until `steps` steps are done, and stop exactly "
-    "there."
-)
+_HINTS = {
+    "unchanged": "the weights did not change: call loss.backward() before optimizer.step(), on "
+    "the loss tensor itself (not loss.detach(), not under torch.no_grad()).",
+    "piled up": "the first step was right, this one is not: gradients add up across calls unless "
+    "you call optimizer.zero_grad() before loss.backward().",
+    "step": "one step clears the gradients, runs the model once on the batch, computes the loss, "
+    "back-propagates it and then moves the weights with the optimizer.",
+    "tensor": "keep loss.item(), a Python float: a training loop keeps every step's loss in a "
+    "list, and a list of loss tensors keeps every step's autograd graph alive (memory grows).",
+    "loss": "return the batch's loss as a Python float (loss.item()), computed before the step.",
+    "complex": "from step total_steps on return 0: (1 - step/total_steps) is negative there, and "
+    "a negative number to the power 0.9 is complex in Python.",
+    "ended": "the learning rate is 0 from step total_steps on (training is over).",
+    "warm-up": "during warm-up (step < warmup_steps) multiply the poly value by (step + 1) / "
+    "warmup_steps: step 0 gets 1/warmup_steps of it, step warmup_steps - 1 all of it.",
+    "default power": "the exponent is `power`, whose default is 0.9 (DeepLabv3, Sec. 4).",
+    "power": "(1 - step / total_steps) ** power, with the power you are given.",
+    "raised": "apply the warm-up factor only while step < warmup_steps, and return 0 from "
+    "total_steps on.",
+    "epochs": "go through the loader again (a new epoch) until `steps` steps are done, and stop "
+    "exactly there.",
+    "replayed": "iterate the loader again for every epoch: a DataLoader reshuffles (and draws "
+    "new augmentations) only when a new pass starts, so replaying the first pass's batches "
+    "(itertools.cycle, a list) repeats them in one order and keeps them all in memory.",
+}
 _OPTIMIZERS = {
     "SGD": lambda p: torch.optim.SGD(p, lr=0.5),
     "SGD + momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-4),
@@ -48,12 +41,16 @@ _OPTIMIZERS = {
 }
 
 
+def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 @exercise_check(train_step, also_watch=(train_steps, fit))
 def check_train_step(fn: Callable[..., float]) -> None:
-    """``fn(model, images, masks, optimizer, loss_fn) -> float``, one optimiser step, next to the
-    reference's on an identical small segmenter: weights, BN statistics and the returned loss (a
-    Python float: kept in a list, a tensor would keep its autograd graph alive) must agree. SGD,
-    Adam, DiceCE with ignored pixels, and two steps in a row (gradients must not pile up)."""
+    """``fn(model, images, masks, optimizer, loss_fn) -> float``, one optimiser step, beside the
+    reference's on a copy of a small segmenter: weights, BN statistics and the returned loss (a
+    float: a tensor would keep its graph alive) must agree. SGD, Adam, DiceCE with ignored pixels,
+    and two steps in a row (gradients must not pile up)."""
     gen = torch.Generator().manual_seed(0)
     losses = {"cross-entropy": torch.nn.CrossEntropyLoss(ignore_index=255), "DiceCE": DiceCELoss()}
     cases = [
@@ -77,36 +74,18 @@ def check_train_step(fn: Callable[..., float]) -> None:
             case, before = name if steps == 1 else f"{name} (step {step + 1})", _state(learner)
             expected = train_step(reference, images, masks, ref_opt, losses[loss])
             got = run(case, fn, learner, images.clone(), masks.clone(), learner_opt, losses[loss])
-            hint = _step_hint(before, learner, step)
+            same = all(torch.equal(p, before[k]) for k, p in learner.named_parameters())
+            hint = _HINTS["unchanged" if same else "piled up" if step else "step"]
             for key, value in reference.state_dict().items():
                 after = learner.state_dict()[key]
                 compare(f"{case}: '{key}' after the step", after, value, hint=hint)
             if isinstance(got, torch.Tensor):
                 graph = " that still holds the autograd graph" if got.requires_grad else ""
                 message = f"returned a tensor{graph}; return loss.item(), a Python float"
-                raise fail(case, message, _TENSOR_LOSS)
+                raise fail(case, message, _HINTS["tensor"])
             expected = torch.tensor(expected, dtype=torch.float64)
-            compare(f"{case}: returned loss", got, expected, hint=_LOSS_HINT, atol=1e-6)
+            compare(f"{case}: returned loss", got, expected, hint=_HINTS["loss"], atol=1e-6)
     passed(len(cases), "your step moves the weights exactly as the reference step.")
-
-
-def _poly_hint(got: object, step: int, total: int, warmup: int, default_power: bool) -> str:
-    """The hint for a wrong multiplier ``got`` at ``step``."""
-    if isinstance(got, complex):
-        return (
-            "from step total_steps on return 0: (1 - step/total_steps) is negative there, and a "
-            "negative number to the power 0.9 is complex in Python."
-        )
-    if step >= total:
-        return "the learning rate is 0 from step total_steps on (training is over)."
-    if step < warmup:
-        return (
-            "during warm-up (step < warmup_steps) multiply the poly value by (step + 1) / "
-            "warmup_steps: step 0 gets 1/warmup_steps of it, step warmup_steps - 1 all of it."
-        )
-    if default_power:
-        return "the exponent is `power`, whose default is 0.9 (DeepLabv3, Sec. 4)."
-    return "(1 - step / total_steps) ** power, with the power you are given."
 
 
 @exercise_check(poly_lr_lambda)
@@ -123,20 +102,20 @@ def check_poly_lr(fn: Callable[..., float]) -> None:
         ("30000 steps, 500 warm-up steps", 30_000, {"power": 0.9, "warmup_steps": 500},
          (0, 1, 249, 499, 500, 501, 15_000, 29_999, 30_000, 30_001)),
     ]  # fmt: skip
-    raised = (
-        "apply the warm-up factor only while step < warmup_steps, and return 0 from total_steps on."
-    )
     for name, total, kwargs, steps in cases:
         reference = {"power": 0.9, "warmup_steps": 0, **kwargs}
         # The steps from total_steps on first: a schedule that does not end at 0 is told so,
         # rather than being told its values differ everywhere.
         for step in sorted(steps, key=lambda s: s < total):
             case = f"{name}, step {step}"
-            got = run(case, fn, step, total, hint=raised, **kwargs)
-            if isinstance(got, torch.Tensor) and got.numel() == 1:
-                got = got.item()
+            got = run(case, fn, step, total, hint=_HINTS["raised"], **kwargs)
+            got = got.item() if isinstance(got, torch.Tensor) and got.numel() == 1 else got
             expected = torch.tensor(poly_lr_lambda(step, total, **reference), dtype=torch.float64)
-            hint = _poly_hint(got, step, total, reference["warmup_steps"], "default" in name)
+            reasons = (
+                ("complex", isinstance(got, complex)), ("ended", step >= total),
+                ("warm-up", step < reference["warmup_steps"]), ("default power", "default" in name),
+            )  # fmt: skip
+            hint = _HINTS[next((why for why, applies in reasons if applies), "power")]
             compare(case, got, expected, hint=hint, atol=1e-12, rtol=1e-9)
     passed(len(cases), f"your schedule equals {poly_lr_lambda.__module__}.poly_lr_lambda.")
 
@@ -181,6 +160,12 @@ _LOOP_MISTAKES = {
     "no train()": "put the model in training mode first (model.train()): it may come from an "
     "evaluation, and in eval mode BatchNorm uses its running statistics and dropout does nothing.",
 }
+_LOOP_HINT = Hint(
+    "each step: zero_grad, forward, loss, backward, optimizer.step(), scheduler.step().",
+    "train mode first; then the step of section 2 for every batch, the loader started again "
+    "whenever it runs out, the scheduler moved after every optimiser step, a float loss kept "
+    "per step, and a stop after exactly `steps` steps.",
+)
 
 
 def _wrong_loop(mistake: str) -> Callable[..., list[float]]:
@@ -209,26 +194,12 @@ def _wrong_loop(mistake: str) -> Callable[..., list[float]]:
     return loop
 
 
-_LOOP_HINT = Hint(
-    "each step: zero_grad, forward, loss, backward, optimizer.step(), scheduler.step().",
-    "train mode first; then the step of section 2 for every batch, the loader started again "
-    "whenever it runs out, the scheduler moved after every optimiser step, a float loss kept "
-    "per step, and a stop after exactly `steps` steps.",
-)
-_REPLAYED = (
-    "iterate the loader again for every epoch: a DataLoader reshuffles (and draws new "
-    "augmentations) only when a new pass starts, so replaying the first pass's batches "
-    "(itertools.cycle, a list) repeats them in one order and keeps them all in memory."
-)
-
-
 @exercise_check(train_steps, also_watch=(train_step, fit))
 def check_train_loop(fn: Callable[..., list[float]]) -> None:
     """``fn(model, loader, loss_fn, optimizer, scheduler, steps) -> losses``: ``steps`` optimiser
-    steps through the loader as many times as needed, in train mode, the schedule moved once per
-    step. Weights, BN statistics, scheduler count and losses must agree, over a loader that
-    reshuffles at every pass. Named mistakes: no ``zero_grad``, the schedule stepped per epoch,
-    eval mode kept, losses kept as tensors, one epoch only, the first epoch replayed."""
+    steps through the loader as often as needed, in train mode, the schedule moved once per step.
+    Weights, BN statistics, scheduler count and losses must agree, over a loader that reshuffles
+    at every pass; no ``zero_grad``, the schedule per epoch and eval mode kept are named."""
     gen = torch.Generator().manual_seed(0)
     cases = [
         # (name, batches per epoch, steps, model handed over in eval mode)
@@ -242,20 +213,18 @@ def check_train_loop(fn: Callable[..., list[float]]) -> None:
             (torch.randn(2, 3, 5, 6, generator=gen), torch.randint(0, 3, (2, 5, 6), generator=gen))
             for _ in range(n_batches)
         ]
-        expected, expected_state, expected_count, expected_passes = _run_loop(
-            train_steps, batches, steps, eval_first
-        )
-        got, state, count, passes = run(name, _run_loop, fn, batches, steps, eval_first)
+        args = (batches, steps, eval_first)
+        expected, expected_state, expected_count, expected_passes = _run_loop(train_steps, *args)
+        got, state, count, passes = run(name, _run_loop, fn, *args)
         if not isinstance(got, list | tuple) or len(got) != steps:
             length = len(got) if isinstance(got, list | tuple) else type(got).__name__
             message = f"expected a list of {steps} losses, one per step, got {length}"
-            raise fail(name, message, _EPOCHS_HINT)
+            raise fail(name, message, _HINTS["epochs"])
         if any(isinstance(v, torch.Tensor) for v in got):
-            raise fail(name, "the losses are tensors", _TENSOR_LOSS)
+            raise fail(name, "the losses are tensors", _HINTS["tensor"])
         if passes < expected_passes:
             made = f"need {expected_passes} passes over the loader, your loop made {passes}"
-            raise fail(name, f"{steps} steps over {n_batches} batches {made}", _REPLAYED)
-        args = (batches, steps, eval_first)
+            raise fail(name, f"{steps} steps over {n_batches} batches {made}", _HINTS["replayed"])
         wrong = {hint: _run_loop(_wrong_loop(m), *args)[1] for m, hint in _LOOP_MISTAKES.items()}
         hint = mistake(state, expected_state, wrong, _LOOP_HINT)
         if count != expected_count:
