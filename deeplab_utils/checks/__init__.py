@@ -1,11 +1,8 @@
-"""Self-checks for the exercises: compare a learner's code with the reference on several cases.
+"""Self-checks for the exercises, one module per notebook (``atrous``: 01 ... ``evaluation``: 08).
 
-Teaching-aid layer, one module per notebook (``atrous``: 01, ``aspp``: 02, ``backbone``: 03,
-``decoder``: 04, ``objectives``: 05, ``data``: 06, ``training``: 07, ``evaluation``: 08). A
-notebook keeps what a check returns, ``my_fn = check_fn(my_fn)``: the learner's code after one
-``✓`` line, or the package's version after one ``✗ ... not implemented yet`` line; wrong code
-raises :class:`CheckFailed` naming the case, with a hint. While nbgrader grades the notebook,
-every failure raises, the unwritten exercise's too (see :func:`exercise_check`).
+A notebook keeps what a check returns, ``my_fn = check_fn(my_fn)``: the learner's code after a
+``✓`` line, or the package's version after a ``✗ ... not implemented yet`` line; wrong code raises
+:class:`CheckFailed` naming the case, with a hint. Under nbgrader every failure raises.
 """
 
 from ._common import FALLBACK, NOT_IMPLEMENTED, CheckFailed, Hint, exercise_check

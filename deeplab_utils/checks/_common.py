@@ -1,7 +1,6 @@
 """What the self-checks share: failing with hints, running and comparing the learner's code.
 
-A check is a function of the learner's code decorated with :func:`exercise_check`; the helpers
-know which check runs (a context variable), so a check's body only names its cases.
+The helpers know which check runs (a context variable), so a check's body only names its cases.
 """
 
 import functools
@@ -117,8 +116,7 @@ def run(case: str, fn: Callable[..., Any], *args: Any, hint: HintLike = "", **kw
 
 
 def outputs(case: str, fn: Callable, reference: Callable, *inputs: Any, hint: Hint, seed=None):
-    """``(fn(*inputs), reference(*inputs))`` on copies of the inputs, without autograd; with
-    ``seed``, both start from it (dropout draws the same masks), the global state kept."""
+    """``(fn(*inputs), reference(*inputs))`` without autograd, both from ``seed`` if given."""
     results = []
     with torch.no_grad(), torch.random.fork_rng(devices=[], enabled=seed is not None):
         for call in (reference, functools.partial(run, case, fn, hint=hint)):
@@ -129,8 +127,7 @@ def outputs(case: str, fn: Callable, reference: Callable, *inputs: Any, hint: Hi
 
 
 def close(got: Any, expected: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
-    """Whether ``got`` has ``expected``'s shape and values (NaN equal to NaN): a tensor, or a dict
-    of them (a state dict)."""
+    """Whether ``got`` has ``expected``'s shape and values: tensors, or dicts of them."""
     if isinstance(expected, dict):
         keys = isinstance(got, dict) and got.keys() == expected.keys()
         return keys and all(close(got[k], v, atol, rtol) for k, v in expected.items())
@@ -187,8 +184,8 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 def segmenter(num_classes: int, *, width=8, kernel=1, dropout=0.0) -> torch.nn.Sequential:
-    """A tiny per-pixel segmenter, (B, 3, H, W) -> (B, num_classes, H, W): conv, BN, ReLU,
-    (dropout,) 1x1 conv. Its BN shows the mode and extra forwards, its dropout the mode."""
+    """(B, 3, H, W) -> (B, C, H, W) by conv, BN, ReLU, (dropout,) 1x1 conv: BN and dropout show
+    the mode, BN's statistics extra forwards."""
     layers = [torch.nn.Conv2d(3, width, kernel, padding=kernel // 2), torch.nn.BatchNorm2d(width)]
     layers += [torch.nn.ReLU(), *([torch.nn.Dropout2d(dropout)] if dropout else [])]
     return torch.nn.Sequential(*layers, torch.nn.Conv2d(width, num_classes, 1))
@@ -207,8 +204,8 @@ def randomized(module: torch.nn.Module, gen: torch.Generator) -> torch.nn.Module
 
 
 def bias_before_bn(key: str, reference_keys: Any) -> bool:
-    """Whether ``key`` is ``"...i.bias"`` and the reference has a BN at ``"...i+1"``: a bias that
-    BN removes (a constant shift), so a learner may keep it and the checks set it to 0."""
+    """Whether ``key`` is ``"...i.bias"`` with a BN at ``"...i+1"``: BN removes a constant shift,
+    so a learner may keep that bias (the checks set it to 0)."""
     prefix, _, index = key.removesuffix(".bias").rpartition(".")
     bn = f"{prefix}.{int(index) + 1}.running_mean".lstrip(".") if index.isdigit() else ""
     return key.endswith(".bias") and bn in reference_keys
@@ -261,21 +258,17 @@ def _public_name(obj: Any) -> str:
 
 
 def _codes(obj: Any) -> list[CodeType]:
-    """The code objects whose calls mean "this runs ``obj``": its own, or its class's methods.
-    Decorators are unwrapped: their wrapper's code (``torch.no_grad``'s) is everyone's."""
+    """The code whose calls run ``obj`` (its methods, for a class), decorators unwrapped: their
+    wrapper's code (``torch.no_grad``'s) is everyone's."""
     values = vars(obj).values() if isinstance(obj, type) else [obj]
     functions = [inspect.unwrap(getattr(value, "__func__", value)) for value in values]
     return [f.__code__ for f in functions if hasattr(f, "__code__")]
 
 
 def exercise_check(reference: Any, *, also_watch: tuple[Any, ...] = ()) -> Callable:
-    """Turn ``body(impl)`` (raises :class:`CheckFailed` or prints ✓) into a notebook check.
-
-    ``check(impl, *, hint=False)`` refuses an ``impl`` that is, subclasses or (while it runs)
-    calls ``reference`` or anything in ``also_watch``. It returns ``impl`` when it passes, or
-    ``reference`` after one ``✗`` line when ``impl`` is not written yet, so "Run all" goes on.
-    While nbgrader grades (:data:`GRADING_ENV` set), every failure raises with the ``✗`` line.
-    """
+    """Turn ``body(impl)`` into ``check(impl, *, hint=False)``, which refuses an ``impl`` that is,
+    subclasses or calls ``reference`` (or ``also_watch``), returns ``impl`` if it passes, or
+    ``reference`` after one ``✗`` line if it is not written, and raises under nbgrader."""
 
     def decorate(body: Callable[[Any], None]) -> Callable[..., Any]:
         name = body.__name__

@@ -36,10 +36,8 @@ _POOLING_NAMES_HINT = Hint(
 
 @exercise_check(ASPPPooling)
 def check_aspp_pooling(cls: Any) -> None:
-    """``cls(in_channels, out_channels)``, an ``nn.Sequential`` of pool, 1x1 conv, BN and ReLU,
-    maps ``(B, C_in, H, W)`` to ``(B, C_out, H, W)``. Output and BN statistics are compared in eval
-    and train mode, on odd and non-square sizes, and with a batch of one, where the BN must use its
-    running statistics and the module stay in train mode (a later call shows a mode left set)."""
+    """``cls(in_channels, out_channels)``, pool, 1x1 conv, BN, ReLU and upsampling, in both modes:
+    with a batch of one in train mode its BN must use its running statistics, and stay in train."""
     gen = torch.Generator().manual_seed(0)
     cases = [
         # (name: "train mode" or "eval mode" first, [batch of each call], c_in, c_out, (H, W))
@@ -92,10 +90,8 @@ _ASPP_HINT = Hint(
 
 @exercise_check(ASPP)
 def check_aspp(cls: Any) -> None:
-    """``cls(in_channels, out_channels, rates, dropout=0.5)`` with the reference's ``convs`` and
-    ``project`` (names and shapes) maps ``(B, C_in, H, W)`` to ``(B, C_out, H, W)``. Compared in
-    eval mode on odd sizes with 2 to 4 rates (one larger than the map), and in train mode with the
-    same dropout mask at dropout 0.5 and 0.1."""
+    """``cls(in_channels, out_channels, rates, dropout=0.5)``, with the reference's names, in eval
+    mode with 2 to 4 rates (one larger than the map), in train mode with the same dropout mask."""
     gen = torch.Generator().manual_seed(0)
     cases = [
         # (name: "train mode" or "eval mode" first, batch, c_in, c_out, rates, (H, W), dropout)

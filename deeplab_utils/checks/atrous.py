@@ -11,9 +11,8 @@ from ._common import Hint, compare, exercise_check, fail, passed, run
 
 
 class _Convolutions(TorchFunctionMode):
-    """Records PyTorch's convolutions with a kernel wider than 1x1 (F.conv2d, nn.Conv2d and
-    torch.conv2d all reach one of these) and F.unfold with one (it places the dilated taps). A 1x1
-    convolution only mixes channels, as each tap of notebook 01's sum does."""
+    """Records PyTorch's convolutions (and F.unfold, which places the dilated taps) with a kernel
+    wider than 1x1: a 1x1 one only mixes channels, as each tap of notebook 01's sum does."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -50,9 +49,8 @@ _VALUE_HINT = Hint(
 
 @exercise_check(atrous_conv2d)
 def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
-    """``fn(x, weight, bias=None, dilation=1, padding=0)`` against ``F.conv2d``: rates 1 to 3, odd
-    sizes, batch 1 and 2, 1x1, 3x3 and non-square kernels, with and without bias and padding. "From
-    scratch": the taps may not be left to PyTorch's convolution (a 1x1 one per tap is allowed)."""
+    """``fn(x, weight, bias=None, dilation=1, padding=0)`` against ``F.conv2d``, written from
+    scratch: the taps may not be left to PyTorch's convolution (a 1x1 one per tap is allowed)."""
     gen = torch.Generator().manual_seed(0)
     cases = [
         # (name, batch, c_in, c_out, size, (kH, kW), dilation, padding, bias)
@@ -85,8 +83,7 @@ def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
 
 @exercise_check(receptive_fields, also_watch=(receptive_field,))
 def check_receptive_fields(fn: Callable[[list[tuple[int, int, int]]], list[int]]) -> None:
-    """``fn([(kernel, stride, dilation), ...]) -> [R_1, ..., R_L]``, the receptive field after each
-    layer, on stacks that mix strides and rates."""
+    """``fn([(kernel, stride, dilation), ...])``: the receptive field after each layer."""
     cases = [
         ("one 3x3 conv", [(3, 1, 1)]),
         ("three 3x3 convs, rate 1", [(3, 1, 1)] * 3),

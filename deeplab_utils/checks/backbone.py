@@ -50,9 +50,7 @@ def _shortcut(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 @exercise_check(Bottleneck)
 def check_bottleneck(cls: Any) -> None:
     """``cls(in_channels, planes, stride=..., dilation=..., downsample=...)`` with torchvision's
-    names maps ``(B, in_channels, H, W)`` to ``(B, 4 * planes, ceil(H / stride), ceil(W /
-    stride))``. With the reference's weights, compared in eval and train mode: identity and
-    projection shortcuts, stride 2 on odd sizes, dilation 2 and 4, batch 1 and 3."""
+    names, in both modes: identity and projection shortcuts, stride 2 on odd sizes, dilation."""
     gen = torch.Generator().manual_seed(0)
     cases = [
         # (name, batch, in_channels, planes, stride, dilation, projection shortcut, (H, W))
@@ -109,9 +107,8 @@ _STAGE_HINTS = {
 
 @exercise_check(block_settings)
 def check_block_settings(fn: Callable[..., list[list[tuple[int, int]]]]) -> None:
-    """``fn(output_stride, multi_grid=None)``: each bottleneck's ``(stride, dilation)``, for
-    layer1..layer4 (3, 4, 6 and 3 pairs), as torchvision's dilated ``resnet50`` at output strides
-    32, 16 and 8; ``multi_grid`` multiplies layer4's rate block by block (DeepLabv3, Sec. 3.2)."""
+    """``fn(output_stride, multi_grid=None)``: each bottleneck's ``(stride, dilation)``, stage by
+    stage, as torchvision's dilated ResNet-50, with DeepLabv3's multi-grid (Sec. 3.2)."""
     cases = [
         ("output_stride=32", 32, None),
         ("output_stride=16", 16, None),

@@ -1,9 +1,8 @@
 """Self-check for notebook 06 (data pipeline): a joint random scale, crop and flip.
 
-A random transform cannot be compared output for output with the reference: the check feeds it an
-image whose pixels say where they come from (source row, source column, and ones, so padding
-shows) and a mask of small blocks, and reads off every output the scale, flip and crop, and
-whether the mask went where the image went.
+A random output cannot be compared with the reference's: the check feeds in an image whose pixels
+say where they come from (source row, source column, ones) and a mask of blocks, and reads off
+every output its scale, flip and crop, and whether the mask went where the image went.
 """
 
 import math
@@ -81,9 +80,8 @@ def _slope(index: torch.Tensor, value: torch.Tensor) -> float:
 
 
 def _check_padding(case: str, got: Any, mask: torch.Tensor, size: int) -> tuple:
-    """The output is an image ``(3, size, size)`` float32 and a mask ``(size, size)`` int64, whose
-    padding is 0 in the image and 255 in the mask, at the same pixels, and whose labels stay
-    labels; returns the image, the mask and the boolean map of content pixels."""
+    """The image ``(3, size, size)`` float32, the mask ``(size, size)`` int64 and its content map:
+    padding is 0 in the image and 255 in the mask, at the same pixels, and labels stay labels."""
     if not (isinstance(got, tuple | list) and len(got) == 2):
         raise _wrong(case, "shape", f"expected a pair (image, mask), got {type(got).__name__}")
     wanted = {
@@ -121,9 +119,8 @@ def _check_padding(case: str, got: Any, mask: torch.Tensor, size: int) -> tuple:
 
 
 def _analyse(case: str, got: Any, mask: torch.Tensor, size: int) -> tuple[float, bool, tuple]:
-    """Check one output; return its scale, whether it is flipped, and where the crop sits in the
-    scaled image, as a fraction of the room it has (0: top or left edge, 1: the opposite one;
-    None where the scaled image is no larger than the crop)."""
+    """One output's scale, flip, and where the crop sits in the room it has (0 to 1 from the top
+    or left edge; None if there is none), after checking it."""
     image, out_mask, content = _check_padding(case, got, mask, size)
     height, width = mask.shape
     rows, cols = content.nonzero(as_tuple=True)
@@ -146,9 +143,8 @@ def _analyse(case: str, got: Any, mask: torch.Tensor, size: int) -> tuple[float,
 
 
 def _check_aligned(case: str, mask, out_mask, content, source: tuple, scale: float) -> None:
-    """Every content pixel's label is that of the source pixel (fractional ``source`` row and
-    column) the image shows there, up to where nearest and bilinear resizing disagree (under one
-    source pixel at scale s, plus half a pixel)."""
+    """Each content pixel's label is that of the source pixel the image shows there, up to where
+    nearest and bilinear resizing disagree."""
     height, width = mask.shape
     radius = math.ceil(1 / scale) + 1
     onehot = F.one_hot(mask, 5).permute(2, 0, 1).float()[None]  # (1, 5, H, W)
@@ -192,11 +188,9 @@ def _check_spread(name: str, scale_range: tuple, scales: list, flips: list, plac
 
 @exercise_check(random_scale_crop_flip)
 def check_random_scale_crop_flip(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """``fn(image (3, H, W) float, mask (H, W) int64, size, scale_range, generator)`` returns the
-    pair at ``(3, size, size)`` and ``(size, size)``. Every output is scaled by one factor, keeps
-    the mask where the image is and labels as labels, and pads (0 in the image, 255 in the mask)
-    only where the scaled image is smaller than the crop; over many draws the scale covers
-    ``scale_range``, both flips happen and the crop moves; the seeded generator alone decides."""
+    """``fn(image (3, H, W), mask (H, W), size, scale_range, generator)``: one scale factor, the
+    mask where the image is, padding only where needed; over many draws the scale covers
+    ``scale_range``, both flips happen and the crop moves; the generator alone decides."""
     gen = torch.Generator().manual_seed(0)
     cases = [
         # (name, H, W, size, scale_range, draws)

@@ -1,5 +1,4 @@
-"""Self-checks for notebook 04 (decoder and full model), and the weights loader notebooks 02 and
-04 use after their checks."""
+"""Self-checks for notebook 04 (decoder and full model), and the loader of reference weights."""
 
 from functools import partial
 from typing import Any
@@ -23,8 +22,8 @@ from ._common import (
 
 
 def _concatenation_orders(weights: dict, aspp_channels: int) -> list[dict]:
-    """A decoder's weights for its concatenation in the reference's order (the ASPP output
-    first) and in the other (the first refining conv's input channels swapped): both are right."""
+    """The weights for either order of the concatenation (the ASPP output first, or the
+    low-level features): the first refining conv's input channels swapped."""
     if (w := weights.get("refine.0.0.weight")) is None:  # (256, C_aspp + 48, 3, 3)
         return [weights]
     swapped = torch.cat([w[:, aspp_channels:], w[:, :aspp_channels]], 1)
@@ -34,10 +33,9 @@ def _concatenation_orders(weights: dict, aspp_channels: int) -> list[dict]:
 def load_reference_weights(
     module: torch.nn.Module, reference: torch.nn.Module, *inputs: torch.Tensor
 ) -> torch.nn.Module:
-    """Load ``reference``'s weights into the learner's ``module`` as the checks compare them, and
-    return it: a bias kept in a conv that a BN follows is set to 0, and a decoder's first refining
-    conv takes its input channels in the order for which ``module(*inputs)`` equals
-    ``reference(*inputs)``. Used by notebooks 02 and 04 after their checks."""
+    """Load ``reference``'s weights into ``module`` as the checks compare them (biases before a BN
+    set to 0, a decoder's concatenation in the order that gives ``reference(*inputs)``): notebooks
+    02 and 04."""
     aspp_channels = inputs[0].shape[1] if inputs else 0
     for weights in _concatenation_orders(reference.state_dict(), aspp_channels):
         load_weights(module, weights)
@@ -72,11 +70,8 @@ _DECODER_HINT = Hint(
 
 @exercise_check(Decoder)
 def check_decoder(cls: Any) -> None:
-    """``cls(num_classes, low_level_channels=..., aspp_channels=...)`` with the submodules
-    ``reduce``, ``refine`` and ``classifier``; ``forward(aspp_out, low_level)`` maps ``(B,
-    aspp_channels, h, w)`` and ``(B, low_level_channels, H/4, W/4)`` to ``(B, num_classes, H/4,
-    W/4)``. With the reference's weights (either order of the concatenation), compared on odd sizes
-    (where ``scale_factor=4`` is wrong), output strides 16 and 8, in eval and train mode."""
+    """``cls(num_classes, low_level_channels=..., aspp_channels=...)``: logits at the low-level
+    features' size on odd sizes (where ``scale_factor=4`` is wrong), in both modes."""
     gen = torch.Generator().manual_seed(0)
     cases = [
         # (name, batch, low_level_channels, aspp_channels, num_classes, aspp size, low size, train)
@@ -92,14 +87,13 @@ def check_decoder(cls: Any) -> None:
         learner = twin(name, cls, ref, _NAMES_HINT, k, **kwargs).train(bool(train))
         aspp_out = torch.randn(b, c_aspp, *aspp_size, generator=gen)  # (B, C_aspp, h, w)
         low_level = torch.randn(b, c_low, *low_size, generator=gen)  # (B, C_low, H/4, W/4)
-        results = []
-        for weights in _concatenation_orders(ref.state_dict(), c_aspp):
+        # either order of the concatenation, the reference's last: a failure is shown in it
+        for weights in _concatenation_orders(ref.state_dict(), c_aspp)[::-1]:
             load_weights(learner, weights)
             inputs = (aspp_out, low_level)
-            results.append(outputs(name, learner, ref, *inputs, hint=_DECODER_SHAPE_HINT))
-            if close(*results[-1]):
+            got, expected = outputs(name, learner, ref, *inputs, hint=_DECODER_SHAPE_HINT)
+            if close(got, expected):
                 break
-        got, expected = results[-1] if close(*results[-1]) else results[0]
         compare(name, got, expected, hint=_DECODER_HINT, shape_hint=_DECODER_SHAPE_HINT)
     passed(len(cases), "your decoder equals deeplab_utils.Decoder.")
 
@@ -121,16 +115,11 @@ _FORWARD_HINT = Hint(
 
 @exercise_check(DeepLabV3Plus)
 def check_deeplabv3plus_forward(fn: Any) -> None:
-    """``fn(model, x)``, a forward function (or a class whose ``forward`` is checked), on a
-    :class:`deeplab_utils.DeepLabV3Plus` and ``x`` ``(B, 3, H, W)``, must return ``model(x)``,
-    ``(B, num_classes, H, W)``: odd sizes, output strides 16 and 8, eval and train mode."""
+    """``fn(model, x)``, a DeepLabV3+ forward (or a class with one): logits at the input's size
+    on odd sizes, at output strides 16 and 8, in both modes."""
     fn = getattr(fn, "forward", None) if isinstance(fn, type) else fn
     if isinstance(fn, torch.nn.Module) or not callable(fn):
-        raise fail(
-            None,
-            "pass your forward function or class, e.g. "
-            "check_deeplabv3plus_forward(MyDeepLabV3Plus).",
-        )
+        raise fail(None, "pass your forward function, or your class (e.g. MyDeepLabV3Plus).")
     gen = torch.Generator().manual_seed(0)
     models = {os: randomized(DeepLabV3Plus(3, output_stride=os), gen) for os in (16, 8)}
     cases = [

@@ -1,5 +1,4 @@
-"""Self-checks for notebook 08 (evaluation and inference): the evaluation loop and test-time
-augmentation (multi-scale inputs and flips)."""
+"""Self-checks for notebook 08 (evaluation and inference): the evaluation loop and the TTA."""
 
 from collections.abc import Callable
 
@@ -24,8 +23,7 @@ from ._common import (
 
 
 def _probe(num_classes: int) -> nn.Module:
-    """A small segmenter in train mode (BN, dropout) that records in ``.seen``, at every forward,
-    its mode and whether autograd is on."""
+    """A small segmenter in train mode that records, at every forward, its mode and autograd's."""
     with seeded(3):
         model = segmenter(num_classes, width=6, kernel=3, dropout=0.5)
         with torch.no_grad():  # running statistics unlike a batch's, so eval mode shows
@@ -55,11 +53,8 @@ _NO_GRAD_HINT = Hint(
 
 @exercise_check(confusion_matrix, also_watch=(evaluate,))
 def check_confusion_matrix(fn: Callable[..., torch.Tensor]) -> None:
-    """``fn(model, loader, num_classes) -> (C, C)`` counts, the evaluation loop: eval mode, no
-    gradients, the argmax over the classes, ``M[target, prediction]`` over the pixels whose
-    target is not 255. The model (BatchNorm, dropout) comes in train mode and records how it was
-    called. Named mistakes: no ``model.eval()`` or ``torch.no_grad()``, rows and columns swapped,
-    ignored pixels counted, the argmax over the wrong dimension."""
+    """``fn(model, loader, num_classes) -> (C, C)`` counts ``M[target, prediction]``, in eval
+    mode, without autograd, the ignored pixels left out."""
     gen = torch.Generator().manual_seed(0)
     cases = [
         # (name, classes, batch sizes, ignore a border)
@@ -92,8 +87,8 @@ def check_confusion_matrix(fn: Callable[..., torch.Tensor]) -> None:
 
 
 def _tta_model(kind: str, num_classes: int, seed: int) -> nn.Module:
-    """Small position-dependent segmenters (eval mode) whose logits are large enough that
-    averaging logits and averaging probabilities give clearly different answers."""
+    """Small segmenters (eval mode) confident enough that logits and probabilities average
+    differently."""
     with seeded(seed):
         if kind == "conv":
             model = nn.Conv2d(3, num_classes, 3, padding=1)
@@ -110,9 +105,8 @@ def _tta(
     model: nn.Module, x: torch.Tensor, scales: tuple, flip: bool, *, align_corners=False,
     unflip=True, by_factor=False, softmax_first=False, logits=False,
 ) -> torch.Tensor:  # fmt: skip
-    """A TTA written with these choices: resize by ``scale_factor=`` or ``size=``, the softmax
-    before or after resizing back; and these mistakes: ``align_corners=True``, the flipped run
-    not mirrored back, the logits averaged."""
+    """A TTA written with these choices (right or wrong): see ``_TTA_VARIANTS`` and
+    ``_TTA_MISTAKES``."""
     size, bilinear, maps = x.shape[-2:], {"mode": "bilinear", "align_corners": align_corners}, []
     with torch.no_grad():
         for s in scales:
@@ -150,11 +144,8 @@ _TTA_HINT = Hint(
 
 @exercise_check(predict)
 def check_tta(fn: Callable[..., torch.Tensor]) -> None:
-    """``fn(model, images, scales=(1.0,), flip=False) -> probabilities``: the softmax of every run
-    (each scale, and its mirror with ``flip``, resized bilinearly with ``align_corners=False`` and
-    back to ``H x W``) averaged (DeepLabv3 Sec. 4.3; DeepLabv3+ Table 3's "MS" and "Flip");
-    resizing by ``scale_factor=`` and the softmax before resizing back are right too. Named
-    mistakes: logits averaged, the flip not undone, ``align_corners=True``, the scaled size."""
+    """``fn(model, images, scales=(1.0,), flip=False)``: the mean of every run's softmax, each
+    scale (and mirror) resized back to ``H x W`` (DeepLabv3 Sec. 4.3, DeepLabv3+ Table 3)."""
     gen = torch.Generator().manual_seed(0)
     cases = [
         # (name, model kind, batch, classes, height, width, scales, flip)

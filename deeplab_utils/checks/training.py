@@ -47,10 +47,8 @@ def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 @exercise_check(train_step, also_watch=(train_steps, fit))
 def check_train_step(fn: Callable[..., float]) -> None:
-    """``fn(model, images, masks, optimizer, loss_fn) -> float``, one optimiser step, beside the
-    reference's on a copy of a small segmenter: weights, BN statistics and the returned loss (a
-    float: a tensor would keep its graph alive) must agree. SGD, Adam, DiceCE with ignored pixels,
-    and two steps in a row (gradients must not pile up)."""
+    """``fn(model, images, masks, optimizer, loss_fn) -> float``: one step moves the weights and
+    BN statistics as the reference's, and returns the loss as a float."""
     gen = torch.Generator().manual_seed(0)
     losses = {"cross-entropy": torch.nn.CrossEntropyLoss(ignore_index=255), "DiceCE": DiceCELoss()}
     cases = [
@@ -90,9 +88,8 @@ def check_train_step(fn: Callable[..., float]) -> None:
 
 @exercise_check(poly_lr_lambda)
 def check_poly_lr(fn: Callable[..., float]) -> None:
-    """``fn(step, total_steps, power=0.9, warmup_steps=0) -> float``, the learning rate's
-    multiplier: ``(1 - step / total_steps) ** power`` (DeepLabv3, Sec. 4), times ``(step + 1) /
-    warmup_steps`` while ``step < warmup_steps``, and 0 from ``total_steps`` on."""
+    """``fn(step, total_steps, power=0.9, warmup_steps=0)``: ``(1 - step / total_steps) **
+    power`` (DeepLabv3, Sec. 4), warmed up linearly, 0 from ``total_steps`` on."""
     cases = [
         # (name, total_steps, keyword arguments, steps to compare)
         ("default power (0.9), 10 steps", 10, {}, range(12)),
@@ -121,8 +118,7 @@ def check_poly_lr(fn: Callable[..., float]) -> None:
 
 
 class _Shuffled:
-    """A stand-in for ``DataLoader(shuffle=True)``: every pass over it gives the batches in a new
-    order (a real loader also draws new augmentations), and ``passes`` counts the passes."""
+    """A loader that reshuffles at every pass, as ``DataLoader(shuffle=True)``, counting them."""
 
     def __init__(self, batches: list) -> None:
         self.batches, self.passes = batches, 0
@@ -137,8 +133,7 @@ class _Shuffled:
 
 
 def _run_loop(fn: Callable, batches: list, steps: int, eval_first: bool) -> tuple:
-    """Loop ``fn`` on a fresh copy of the check's model, dropout seeded, over a shuffling loader
-    of ``batches``: ``(what fn returned, the model's state, the scheduler's count, the passes)``."""
+    """Loop ``fn`` on the check's model: its result, state, scheduler count and passes."""
     with seeded(7):
         model = segmenter(3, dropout=0.3).train(not eval_first)  # dropout: the mode shows
     optimizer = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
@@ -196,10 +191,8 @@ def _wrong_loop(mistake: str) -> Callable[..., list[float]]:
 
 @exercise_check(train_steps, also_watch=(train_step, fit))
 def check_train_loop(fn: Callable[..., list[float]]) -> None:
-    """``fn(model, loader, loss_fn, optimizer, scheduler, steps) -> losses``: ``steps`` optimiser
-    steps through the loader as often as needed, in train mode, the schedule moved once per step.
-    Weights, BN statistics, scheduler count and losses must agree, over a loader that reshuffles
-    at every pass; no ``zero_grad``, the schedule per epoch and eval mode kept are named."""
+    """``fn(model, loader, loss_fn, optimizer, scheduler, steps) -> losses``: ``steps`` steps in
+    train mode, through the loader as often as needed, the schedule moved once per step."""
     gen = torch.Generator().manual_seed(0)
     cases = [
         # (name, batches per epoch, steps, model handed over in eval mode)
