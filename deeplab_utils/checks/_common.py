@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from types import CodeType
 from typing import Any, NamedTuple
 
@@ -46,8 +45,7 @@ FALLBACK = "the rest of this notebook uses deeplab_utils' version"
 GRADING_ENV = "NBGRADER_EXECUTION"  # set by nbgrader ("autograde", "validate") while it grades
 
 
-@dataclass(frozen=True)
-class Hint:
+class Hint(NamedTuple):
     """A hint in two steps: ``short`` on the first failure, ``full`` (more on the idea) after."""
 
     short: str
@@ -99,10 +97,8 @@ def run(case: str, fn: Callable[..., Any], *args: Any, hint: HintLike = "", **kw
     sys.setprofile(profile if watched else previous)
     try:
         result = fn(*args, **kw)
-    except NotImplementedError:
-        message = f"{NOT_IMPLEMENTED} -- replace the `raise NotImplementedError` under `# YOUR "
-        message += "CODE HERE` with your code, run that cell, then run this check again."
-        raise _NotImplementedYet(f"{_CONTEXT.get().check}: {message}") from None
+    except NotImplementedError:  # the student copy's stub: the check prints its ✗ line
+        raise _NotImplementedYet(f"{_CONTEXT.get().check}: {NOT_IMPLEMENTED}") from None
     except Exception as exc:  # any error in learner code becomes one clear line
         if not calls:  # (an error after a call of the reference is that call's fault)
             raise fail(case, f"raised {type(exc).__name__}: {exc}", hint) from exc
@@ -245,7 +241,7 @@ def twin(
     found = {"missing": missing, "unexpected": unexpected, "shapes": shapes}
     if missing or unexpected or shapes:
         differ = "; ".join(f"{what} {keys[:6]}" for what, keys in found.items() if keys)
-        hint = hint[0 if missing or unexpected else 1] if isinstance(hint, tuple) else hint
+        hint = hint if isinstance(hint, Hint) else hint[0 if missing or unexpected else 1]
         raise fail(case, f"your parameters differ from the reference's: {differ}", hint)
     return load_weights(learner, weights)
 

@@ -1,5 +1,6 @@
 """Self-checks for notebook 03 (ResNet-50 backbone): the bottleneck and every block's rates."""
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -41,12 +42,6 @@ _VALUE_HINT = Hint(
 )
 
 
-def _shortcut(c_in: int, c_out: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
-    )
-
-
 @exercise_check(Bottleneck)
 def check_bottleneck(cls: Any) -> None:
     """``cls(in_channels, planes, stride=..., dilation=..., downsample=...)`` with torchvision's
@@ -62,12 +57,13 @@ def check_bottleneck(cls: Any) -> None:
         ("dilation 4, projection shortcut, 15x15", 1, 8, 4, 1, 4, True, (15, 15)),
     ]
     for name, b, c_in, planes, stride, dilation, projection, size in cases:
-        # two shortcut modules: the learner's gets the reference's weights with the block's
         c_out, settings = planes * Bottleneck.expansion, {"stride": stride, "dilation": dilation}
-        shortcuts = [_shortcut(c_in, c_out, stride) if projection else None for _ in range(2)]
-        ref = randomized(Bottleneck(c_in, planes, **settings, downsample=shortcuts[0]), gen)
+        conv = nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
+        shortcut = nn.Sequential(conv, nn.BatchNorm2d(c_out)) if projection else None
+        ref = randomized(Bottleneck(c_in, planes, **settings, downsample=shortcut), gen)
         learner = twin(
-            name, cls, ref, _WEIGHT_HINTS, c_in, planes, **settings, downsample=shortcuts[1],
+            name, cls, ref, _WEIGHT_HINTS, c_in, planes, **settings,
+            downsample=copy.deepcopy(shortcut),  # its weights too come from the reference's
             biases_before_bn=False,  # notebook 03 loads torchvision's state dict, strictly
         )  # fmt: skip
         x = torch.randn(b, c_in, *size, generator=gen)
