@@ -69,13 +69,9 @@ def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
         with _Convolutions() as convolutions:
             got = run(name, fn, x, w, bias, dilation=d, padding=p)
         if convolutions.called:
-            raise fail(
-                name,
-                f"your code calls {convolutions.called[0]}, PyTorch's own convolution (or its "
-                "im2col, which places the dilated taps for you); the exercise is to write it from "
-                "scratch",
-                _VALUE_HINT,
-            )
+            message = f"your code calls {convolutions.called[0]}, PyTorch's own convolution (or "
+            message += "its im2col, which places the dilated taps for you); write it from scratch"
+            raise fail(name, message, _VALUE_HINT)
         expected = F.conv2d(x, w, bias, padding=p, dilation=d)
         compare(name, got, expected, hint=_VALUE_HINT, shape_hint=_SHAPE_HINT, atol=1e-4)
     passed(len(cases), "your atrous convolution equals F.conv2d(..., dilation=r).")

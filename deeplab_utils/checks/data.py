@@ -59,18 +59,14 @@ def _wrong(case: str, mistake: str, message: str) -> CheckFailed:
     return fail(case, message, hint if isinstance(hint, Hint) else Hint(hint, _FULL))
 
 
-def _source_image(height: int, width: int) -> torch.Tensor:
-    """``(3, H, W)``: each pixel's row and column centre divided by H and W, and ones."""
+def _inputs(height: int, width: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image ``(3, H, W)``: each pixel's row and column centre over H and W, and ones; the
+    mask ``(H, W)``: random labels 0-4 in blocks of 6x6 pixels (no symmetry)."""
     rows = ((torch.arange(height) + 0.5) / height)[:, None].expand(height, width)
     cols = ((torch.arange(width) + 0.5) / width)[None, :].expand(height, width)
-    return torch.stack([rows, cols, torch.ones(height, width)])
-
-
-def _block_mask(height: int, width: int, gen: torch.Generator, block: int = 6) -> torch.Tensor:
-    """``(H, W)`` int64: random labels 0-4 in blocks of ``block`` pixels (no symmetry)."""
-    coarse = torch.randint(0, 5, (-(-height // block), -(-width // block)), generator=gen)
-    blocks = coarse.repeat_interleave(block, 0).repeat_interleave(block, 1)
-    return blocks[:height, :width].contiguous()
+    coarse = torch.randint(0, 5, (-(-height // 6), -(-width // 6)), generator=gen)
+    mask = coarse.repeat_interleave(6, 0).repeat_interleave(6, 1)[:height, :width].contiguous()
+    return torch.stack([rows, cols, torch.ones(height, width)]), mask
 
 
 def _slope(index: torch.Tensor, value: torch.Tensor) -> float:
@@ -200,7 +196,7 @@ def check_random_scale_crop_flip(fn: Callable[..., tuple[torch.Tensor, torch.Ten
         ("scale 1 and a crop of the whole 24x24 image", 24, 24, 24, (1.0, 1.0), 16),
     ]
     for name, height, width, size, scale_range, draws in cases:
-        image, mask = _source_image(height, width), _block_mask(height, width, gen)
+        image, mask = _inputs(height, width, gen)
         seen = []  # (scale, flipped, place) of every draw
         for k in range(draws):
             case, results = f"{name}, draw {k + 1}", []

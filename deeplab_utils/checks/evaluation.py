@@ -22,16 +22,21 @@ from ._common import (
 )
 
 
-def _probe(num_classes: int) -> nn.Module:
-    """A small segmenter in train mode that records, at every forward, its mode and autograd's."""
-    with seeded(3):
-        model = segmenter(num_classes, width=6, kernel=3, dropout=0.5)
-        with torch.no_grad():  # running statistics unlike a batch's, so eval mode shows
-            model[1].running_mean.uniform_(-1, 1)
-            model[1].running_var.uniform_(0.5, 2)
-    seen = model.seen = []
-    model.register_forward_pre_hook(lambda m, _: seen.append((m.training, torch.is_grad_enabled())))
-    return model
+class _Probe(nn.Module):
+    """A small segmenter (BN, dropout) that records, at every forward, its mode and autograd's."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        with seeded(3):
+            self.body = segmenter(num_classes, width=6, kernel=3, dropout=0.5)
+            with torch.no_grad():  # running statistics unlike a batch's, so eval mode shows
+                self.body[1].running_mean.uniform_(-1, 1)
+                self.body[1].running_var.uniform_(0.5, 2)
+        self.seen: list[tuple[bool, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append((self.training, torch.is_grad_enabled()))
+        return self.body(x)
 
 
 _COUNTING = (
@@ -69,8 +74,8 @@ def check_confusion_matrix(fn: Callable[..., torch.Tensor]) -> None:
             if ignore:
                 masks[:, 0] = 255
             loader.append((torch.randn(b, 3, 6, 7, generator=gen), masks))
-        expected = confusion_matrix(_probe(c), loader, c)
-        got = run(name, fn, probe := _probe(c), loader, c)
+        expected = confusion_matrix(_Probe(c).train(), loader, c)
+        got = run(name, fn, probe := _Probe(c).train(), loader, c)
         if any(training for training, _ in probe.seen):
             raise fail(name, "the model ran in training mode", _EVAL_MODE_HINT)
         if any(grad for _, grad in probe.seen):
