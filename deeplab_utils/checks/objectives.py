@@ -84,13 +84,6 @@ def _multiclass_loss_cases() -> list[Case]:
     ]
 
 
-_CONFIDENT_HINT = Hint(
-    "a confidently wrong pixel: sigmoid(30) is exactly 1.0 in float32, so log(1 - p) is log(0); "
-    "F.binary_cross_entropy clamps it at -100 and gives that pixel no gradient at all. Compute "
-    "the cross-entropy from the logits, never from the probabilities.",
-    "F.binary_cross_entropy_with_logits works from the logits (through softplus, which never "
-    "takes log(0)); with reduction='none' you can then average it over the valid pixels.",
-)
 # The hint of the cases that target a mistake, by the start of their name.
 _LOSS_HINTS = {
     "ignored": Hint(
@@ -99,7 +92,13 @@ _LOSS_HINTS = {
         "a 0/1 map of the valid pixels does it: multiply the probabilities and the targets by it "
         "before the sums, and divide the per-pixel cross-entropy's sum over it by its own sum.",
     ),
-    "confidently": _CONFIDENT_HINT,
+    "confidently": Hint(
+        "a confidently wrong pixel: sigmoid(30) is exactly 1.0 in float32, so log(1 - p) is "
+        "log(0); F.binary_cross_entropy clamps it at -100 and gives that pixel no gradient at all. "
+        "Compute the cross-entropy from the logits, never from the probabilities.",
+        "F.binary_cross_entropy_with_logits works from the logits (through softplus, which never "
+        "takes log(0)); with reduction='none' you can then average it over the valid pixels.",
+    ),
     "smooth": Hint(
         "the loss was built with smooth=0.5: use self.smooth, not the constant 1.",
         "the smoothing term is added to both the numerator and the denominator of the Dice.",
@@ -123,7 +122,7 @@ def _check_loss(cls: Any, reference: type, cases: list[Case], hint: Hint) -> Non
         value, grad = run(name, _loss_and_grad, learners[key], logits, target)
         value_hint = _hint_for(name, _LOSS_HINTS, hint)
         compare(f"{name} (loss value)", value, exp_value, hint=value_hint)
-        grad_hint = _CONFIDENT_HINT if value_hint is _CONFIDENT_HINT else _LOSS_HINTS["gradient"]
+        grad_hint = value_hint if name.startswith("confidently") else _LOSS_HINTS["gradient"]
         compare(f"{name} (gradient w.r.t. the logits)", grad, exp_grad, hint=grad_hint)
     passed(len(cases), f"your loss equals deeplab_utils.{reference.__name__} (value and gradient).")
 
