@@ -57,10 +57,10 @@ def check_aspp_pooling(cls: Any) -> None:
             x = torch.randn(b, c_in, *size)
             got, expected = outputs(case, learner, ref, x, hint=hint)
             compare(case, got, expected, hint=hint)
+            stat_hint = _BATCH_ONE_HINT if after_one else _BATCH_MANY_HINT
             for stat in ("running_mean", "running_var"):
-                got, expected = getattr(learner[2], stat), getattr(ref[2], stat)
-                hint = _BATCH_ONE_HINT if after_one else _BATCH_MANY_HINT
-                compare(f"{case} (BN {stat} after the forward)", got, expected, hint=hint)
+                ours, theirs = getattr(learner[2], stat), getattr(ref[2], stat)
+                compare(f"{case} (BN {stat} after the forward)", ours, theirs, hint=stat_hint)
             if learner.training != train or learner[2].training != train:
                 mode = {True: "train", False: "eval"}
                 modes = f"the module is in {mode[learner.training]} mode and its BN in "

@@ -166,7 +166,7 @@ def check_tta(fn: Callable[..., torch.Tensor]) -> None:
             for variant in _TTA_VARIANTS:
                 if close(got, right := _tta(model, x, scales, flip, **variant)):
                     expected = right
-            wrong = {h: _tta(model, x, scales, flip, **kw) for h, kw in _TTA_MISTAKES.items()}
+            wrong = {text: _tta(model, x, scales, flip, **kw) for text, kw in _TTA_MISTAKES.items()}
             hint = mistake(got, expected, wrong, _TTA_HINT)
         elif isinstance(got, torch.Tensor) and got.shape[:2] == expected.shape[:2]:
             hint = "resize every run's logits back to the images' own H x W before averaging."

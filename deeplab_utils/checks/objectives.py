@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from ..losses import DiceBCELoss, DiceCELoss, IoULoss
 from ..metrics import SegmentationMetrics, mean_iou
-from ._common import Hint, build, compare, exercise_check, passed, run, seeded
+from ._common import Hint, build, compare, exercise_check, passed, run
 
 Case = tuple[str, torch.Tensor, torch.Tensor, dict]  # (name, logits, target, constructor kwargs)
 
@@ -37,7 +37,6 @@ def _labels(classes: int, *shape: int) -> torch.Tensor:
     return torch.randint(0, classes, shape)
 
 
-@seeded(0)
 def _binary_loss_cases(cls: Any) -> list[Case]:
     """Logits and float 0/1 targets, ``(B, 1, H, W)``; ignored pixels if ``cls`` takes them."""
     target, wrong_target, wrong = _blob(2, 1, 8, 8), _blob(2, 1, 6, 7), torch.randn(2, 1, 6, 7)
@@ -61,7 +60,6 @@ def _binary_loss_cases(cls: Any) -> list[Case]:
         return cases
 
 
-@seeded(0)
 def _multiclass_loss_cases() -> list[Case]:
     """Logits ``(B, C, H, W)`` and an int64 target ``(B, H, W)``."""
     target, absent = _labels(4, 2, 8, 8), _labels(3, 2, 6, 7)  # absent: class 3 of 4
@@ -167,36 +165,6 @@ def check_dice_ce_loss(cls: Any) -> None:
     _check_loss(cls, DiceCELoss, _multiclass_loss_cases(), hint)
 
 
-@seeded(0)
-def _miou_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, int]]:
-    """``(name, pred (B, H, W), target (B, H, W), num_classes)``, each prediction mostly right."""
-
-    def mostly_right(target: torch.Tensor, classes: int = 3) -> torch.Tensor:
-        return torch.where(torch.rand(target.shape) < 0.3, (target + 1) % classes, target)
-
-    one_t, batch_t = _labels(3, 1, 5, 6), _labels(3, 3, 7, 9)
-    batch_t[0] = 0  # an all-background image, so per-image means differ from the batch's
-    ignore_t, ignore_p = _labels(3, 2, 6, 7), _labels(3, 2, 6, 7)  # every prediction ignored
-    ignore_t[:, :2] = 255
-    never_t = _labels(4, 2, 5, 6)
-    never_p = mostly_right(never_t, 4)
-    never_p[never_p == 3] = 0  # class 3 is never predicted
-    extra_t = _labels(3, 1, 4, 7)
-    extra_p = mostly_right(extra_t)
-    extra_p[0, 0, :3] = 3  # class 3 predicted, but in no target
-    example_t = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1], [0, 2, 2, 255], [0, 2, 2, 2]]])
-    example_p = torch.tensor([[[0, 0, 1, 0], [0, 1, 1, 1], [0, 2, 1, 2], [0, 0, 2, 2]]])
-    return [
-        ("one 5x6 mask, nothing ignored", mostly_right(one_t), one_t, 3),
-        ("a batch of 3 masks, 7x9", mostly_right(batch_t), batch_t, 3),
-        ("ignored pixels (target 255)", ignore_p, ignore_t, 3),
-        ("classes 3 and 4 absent from both masks", mostly_right(one_t), one_t, 5),
-        ("class 3 in the target but never predicted", never_p, never_t, 4),
-        ("class 3 predicted but in no target", extra_p, extra_t, 4),
-        ("the 4x4 example of section 7", example_p, example_t, 3),
-    ]
-
-
 _MIOU_HINTS = {
     "a batch": "count one confusion matrix over the whole batch; do not average per-image mIoUs.",
     "ignored": "skip every pixel whose target is ignore_index before counting.",
@@ -213,7 +181,31 @@ _MIOU_HINTS = {
 def check_miou(fn: Callable[..., float]) -> None:
     """``fn(pred, target, num_classes, ignore_index=255) -> float``: classes absent from both
     masks left out, the others counted, one confusion matrix over the batch."""
-    cases = _miou_cases()
+
+    def mostly_right(target: torch.Tensor, classes: int = 3) -> torch.Tensor:
+        return torch.where(torch.rand(target.shape) < 0.3, (target + 1) % classes, target)
+
+    one_t, batch_t = _labels(3, 1, 5, 6), _labels(3, 3, 7, 9)
+    batch_t[0] = 0  # an all-background image, so per-image means differ from the batch's
+    ignore_t, ignore_p = _labels(3, 2, 6, 7), _labels(3, 2, 6, 7)  # every prediction ignored
+    ignore_t[:, :2] = 255
+    never_t = _labels(4, 2, 5, 6)
+    never_p = mostly_right(never_t, 4)
+    never_p[never_p == 3] = 0  # class 3 is never predicted
+    extra_t = _labels(3, 1, 4, 7)
+    extra_p = mostly_right(extra_t)
+    extra_p[0, 0, :3] = 3  # class 3 predicted, but in no target
+    example_t = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1], [0, 2, 2, 255], [0, 2, 2, 2]]])
+    example_p = torch.tensor([[[0, 0, 1, 0], [0, 1, 1, 1], [0, 2, 1, 2], [0, 0, 2, 2]]])
+    cases = [  # (name, pred (B, H, W), target (B, H, W), num_classes)
+        ("one 5x6 mask, nothing ignored", mostly_right(one_t), one_t, 3),
+        ("a batch of 3 masks, 7x9", mostly_right(batch_t), batch_t, 3),
+        ("ignored pixels (target 255)", ignore_p, ignore_t, 3),
+        ("classes 3 and 4 absent from both masks", mostly_right(one_t), one_t, 5),
+        ("class 3 in the target but never predicted", never_p, never_t, 4),
+        ("class 3 predicted but in no target", extra_p, extra_t, 4),
+        ("the 4x4 example of section 7", example_p, example_t, 3),
+    ]
     formula = "IoU_c is TP / (TP + FP + FN) from the confusion matrix (rows: the target)."
     for name, pred, target, num_classes in cases:
         expected = torch.tensor(mean_iou(pred, target, num_classes), dtype=torch.float64)

@@ -41,10 +41,6 @@ _OPTIMIZERS = {
 }
 
 
-def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
 @exercise_check(train_step, also_watch=(train_steps, fit))
 def check_train_step(fn: Callable[..., float]) -> None:
     """``fn(model, images, masks, optimizer, loss_fn) -> float``: one step moves the weights and
@@ -60,15 +56,15 @@ def check_train_step(fn: Callable[..., float]) -> None:
         with seeded(len(name)):
             reference = segmenter(4)
         learner = copy.deepcopy(reference)
-        ref_opt, learner_opt = (
-            _OPTIMIZERS[optimizer](m.parameters()) for m in (reference, learner)
-        )
+        ref_opt = _OPTIMIZERS[optimizer](reference.parameters())
+        learner_opt = _OPTIMIZERS[optimizer](learner.parameters())
         for step in range(steps):
             images = torch.randn(b, 3, *size)  # (B, 3, H, W)
             masks = torch.randint(0, 4, (b, *size))  # (B, H, W)
             if "ignored pixels" in name:
                 masks[:, 0] = 255
-            case, before = name if steps == 1 else f"{name} (step {step + 1})", _state(learner)
+            case = name if steps == 1 else f"{name} (step {step + 1})"
+            before = copy.deepcopy(learner.state_dict())
             expected = train_step(reference, images, masks, ref_opt, losses[loss])
             got = run(case, fn, learner, images.clone(), masks.clone(), learner_opt, losses[loss])
             same = all(torch.equal(p, before[k]) for k, p in learner.named_parameters())
@@ -142,7 +138,7 @@ def _run_loop(fn: Callable, batches: list, steps: int, eval_first: bool) -> tupl
     loader = _Shuffled(batches)
     with seeded(0):  # the same dropout masks for every loop compared
         out = fn(model, loader, torch.nn.CrossEntropyLoss(), optimizer, scheduler, steps)
-    return out, _state(model), scheduler.last_epoch, loader.passes
+    return out, copy.deepcopy(model.state_dict()), scheduler.last_epoch, loader.passes
 
 
 # Plausible mistakes, each under the hint that names it (matched on the weights they give).
