@@ -1,7 +1,5 @@
 """Self-checks for notebook 02 (ASPP): the image-pooling branch and the whole module."""
 
-from typing import Any
-
 import torch
 
 from ..aspp import ASPP, ASPPPooling
@@ -35,7 +33,7 @@ _POOLING_NAMES_HINT = Hint(
 
 
 @exercise_check(ASPPPooling)
-def check_aspp_pooling(cls: Any) -> None:
+def check_aspp_pooling(cls: type) -> None:
     """``cls(in_channels, out_channels)``, pool, 1x1 conv, BN, ReLU and upsampling, in both modes:
     with a batch of one in train mode its BN must use its running statistics, and stay in train."""
     cases = [
@@ -88,7 +86,7 @@ _ASPP_HINT = Hint(
 
 
 @exercise_check(ASPP)
-def check_aspp(cls: Any) -> None:
+def check_aspp(cls: type) -> None:
     """``cls(in_channels, out_channels, rates, dropout=0.5)``, with the reference's names, in eval
     mode with 2 to 4 rates (one larger than the map), in train mode with the same dropout mask."""
     cases = [

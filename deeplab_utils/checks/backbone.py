@@ -2,7 +2,6 @@
 
 import copy
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import nn
@@ -43,7 +42,7 @@ _VALUE_HINT = Hint(
 
 
 @exercise_check(Bottleneck)
-def check_bottleneck(cls: Any) -> None:
+def check_bottleneck(cls: type) -> None:
     """``cls(in_channels, planes, stride=..., dilation=..., downsample=...)`` with torchvision's
     names, in both modes: identity and projection shortcuts, stride 2 on odd sizes, dilation."""
     cases = [

@@ -1,7 +1,7 @@
 """Self-checks for notebook 04 (decoder and full model), and the loader of reference weights."""
 
+from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 import torch
 
@@ -69,7 +69,7 @@ _DECODER_HINT = Hint(
 
 
 @exercise_check(Decoder)
-def check_decoder(cls: Any) -> None:
+def check_decoder(cls: type) -> None:
     """``cls(num_classes, low_level_channels=..., aspp_channels=...)``: logits at the low-level
     features' size on odd sizes (where ``scale_factor=4`` is wrong), in both modes."""
     cases = [
@@ -113,7 +113,7 @@ _FORWARD_HINT = Hint(
 
 
 @exercise_check(DeepLabV3Plus)
-def check_deeplabv3plus_forward(fn: Any) -> None:
+def check_deeplabv3plus_forward(fn: Callable) -> None:
     """``fn(model, x)``, a DeepLabV3+ forward (or a class with one): logits at the input's size
     on odd sizes, at output strides 16 and 8, in both modes."""
     fn = getattr(fn, "forward", None) if isinstance(fn, type) else fn

@@ -126,7 +126,7 @@ def _check_loss(cls: Any, reference: type, cases: list[Case], hint: Hint) -> Non
 
 
 @exercise_check(DiceBCELoss)
-def check_dice_bce_loss(cls: Any) -> None:
+def check_dice_bce_loss(cls: type) -> None:
     """``cls(smooth=1.0)``: value and gradient on the edge cases, confidently wrong pixels (where
     BCE from ``sigmoid(x)`` breaks) among them."""
     hint = Hint(
@@ -140,7 +140,7 @@ def check_dice_bce_loss(cls: Any) -> None:
 
 
 @exercise_check(IoULoss)
-def check_iou_loss(cls: Any) -> None:
+def check_iou_loss(cls: type) -> None:
     """A binary soft-IoU loss, on the cases of :func:`check_dice_bce_loss`."""
     hint = Hint(
         "the union is what prediction and target cover together: count their overlap once.",
@@ -151,7 +151,7 @@ def check_iou_loss(cls: Any) -> None:
 
 
 @exercise_check(DiceCELoss)
-def check_dice_ce_loss(cls: Any) -> None:
+def check_dice_ce_loss(cls: type) -> None:
     """``cls(smooth=1.0, ignore_index=255)``, ``CE + 1 - mean_c Dice_c``: value and gradient,
     confidently wrong pixels (where ``log(softmax(x))`` gives -inf) among the cases."""
     hint = Hint(
