@@ -385,3 +385,20 @@ def test_a_failure_shows_its_message_alone_in_short_lines():
     assert all(len(line) <= 86 for line in lines) and len(lines) > 2
     assert " ".join(lines) == f"CheckFailed: {message}"
     assert any("'eval mode, batch 2, 9x9'" in line for line in lines)
+
+
+def test_a_check_draws_its_cases_under_its_own_seed():
+    """A check's cases do not depend on the notebook's random state (the same wrong code fails
+    with the same numbers after any global seed), and the caller's state is left as it was."""
+    from tests.test_checks_aspp import MaxPooling  # its weights are drawn by the check
+
+    messages = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        following = torch.rand(3)
+        torch.manual_seed(seed)
+        with pytest.raises(CheckFailed) as failure:
+            checks.check_aspp_pooling(MaxPooling)
+        assert torch.equal(torch.rand(3), following)
+        messages.append(str(failure.value).partition(" Hint:")[0])
+    assert messages[0] == messages[1] and "max abs difference" in messages[0]
