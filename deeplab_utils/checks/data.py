@@ -208,9 +208,8 @@ def check_random_scale_crop_flip(fn: Callable[..., tuple[torch.Tensor, torch.Ten
                 raise _wrong(case, "seeded", "the same seeded generator gave two different results")
             if scale_range == (1.0, 1.0) and size == height == width:
                 want = [t.flip(-1) if seen[-1][1] else t for t in (image, mask)]
-                compare(
-                    f"{case} (image)", results[0][0], want[0], hint=Hint(_HINTS["identity"], _FULL)
-                )
+                identity = Hint(_HINTS["identity"], _FULL)
+                compare(f"{case} (image)", results[0][0], want[0], hint=identity)
                 compare(f"{case} (mask)", results[0][1], want[1], atol=0, rtol=0)
         _check_spread(name, scale_range, *map(list, zip(*seen, strict=True)))
     passed(len(cases), "image and mask stay aligned through scale, crop and flip.")
