@@ -61,10 +61,10 @@ from .inference import (
     save_exported,
     segment_image,
 )
-from .evaluation import confusion_matrix, eval_loader, evaluate, restore_original_size
+from .evaluation import evaluate, restore_original_size
 from .checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from .config import RunConfig
-from .training import History, NonFiniteLossError, StepSampler, fit, poly_lr_lambda, train_loader
+from .training import History, NonFiniteLossError, fit, poly_lr_lambda
 from .run import Run, build_run
 
 __version__ = "0.1.0"

@@ -155,7 +155,7 @@ def test_check_aspp_pooling_passes_and_returns_the_class(cls, capsys) -> None:
         (StickyEvalPooling, r"case 'train mode, batch 1, 13x9'.*its BN in eval mode"),
         (RememberedBatchOfOne, r"case 'train mode, one module: batch 1, then batch 3 \(call 2"),
         (ModuleEvalPooling, r"case 'train mode, batch 1, 13x9'.*module is in eval mode"),
-        (NamedPooling, r"names differ.*Missing: \['1.weight'.*unexpected: \['conv.weight'"),
+        (NamedPooling, r"differ.*: missing \['1.weight'.*; unexpected \['conv.weight'"),
     ],
 )
 def test_check_aspp_pooling_fails_on_wrong_code(cls: type, match: str) -> None:
@@ -271,8 +271,11 @@ def test_check_aspp_passes_and_returns_the_class(cls, capsys) -> None:
 @pytest.mark.parametrize(
     ("cls", "match"),
     [
-        (NoPoolingASPP, r"names differ.*Missing: \['convs.4.1.weight'"),
-        (FiveBranchesASPP, r"'project.0.weight' has shape \(3, 15, 1, 1\).*\(3, 12, 1, 1\)"),
+        (NoPoolingASPP, r"differ.*: missing \['convs.4.1.weight'"),
+        (
+            FiveBranchesASPP,
+            r"shapes \['project.0.weight: \(3, 15, 1, 1\) vs expected \(3, 12, 1, 1\)",
+        ),
         (PaddingOneASPP, "case 'eval mode, batch 2, rates.*raised RuntimeError.*padding"),
         (FixedDropoutASPP, r"case 'train mode, dropout=0.1.*values differ.*\[0\.5\]"),
         (NoProjectASPP, r"case 'eval mode, batch 2.*expected shape \(2, 4, 9, 11\), got \(2, 20"),

@@ -18,15 +18,10 @@ from deeplab_utils.backbone import block_settings
 from deeplab_utils.checks import CheckFailed
 from deeplab_utils.checks._common import GRADING_ENV
 from deeplab_utils.data import random_scale_crop_flip
+from deeplab_utils.evaluation import confusion_matrix
 from deeplab_utils.inference import predict
 from deeplab_utils.metrics import SegmentationMetrics, mean_iou
-from deeplab_utils.training import (
-    confusion_matrix,
-    poly_lr_lambda,
-    train_one_epoch,
-    train_step,
-    train_steps,
-)
+from deeplab_utils.training import poly_lr_lambda, train_step, train_steps
 from tests.test_checks_atrous import good_receptive_fields
 
 STUB = "Exercise: write this part, then run the check below."
@@ -86,10 +81,9 @@ RUN_ALL = [
         checks.check_confusion_matrix,
         stub_function,
         confusion_matrix,
-        "training.confusion_matrix",
+        "evaluation.confusion_matrix",
     ),
     (checks.check_tta, stub_function, predict, "predict"),
-    (checks.check_flip_tta, stub_function, predict, "predict"),
 ]
 
 
@@ -119,19 +113,9 @@ def test_passing_the_reference_itself_is_explained(check, stub, reference, name)
 
 
 def _delegating_train_step(model, images, masks, optimizer, loss_fn):
-    """One step through the package's loop (today's train_one_epoch signature)."""
-    from deeplab_utils.training import TrainConfig, build_scheduler
-
-    config = TrainConfig(steps=1, amp=False, channels_last=False)
-    return train_one_epoch(
-        model,
-        [(images, masks)],
-        loss_fn=loss_fn,
-        optimizer=optimizer,
-        scheduler=build_scheduler(optimizer, config=config),
-        config=config,
-        device=torch.device("cpu"),
-    )
+    """One step through the package's loop."""
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return train_steps(model, [(images, masks)], loss_fn, optimizer, scheduler, 1)[0]
 
 
 class CallsASPPPooling(nn.Sequential):
@@ -217,18 +201,17 @@ DELEGATING = [
         lambda *args: random_scale_crop_flip(*args),
         "calls deeplab_utils.data.transforms.random_scale_crop_flip",
     ),
-    (checks.check_train_step, _delegating_train_step, "calls deeplab_utils.train_one_epoch"),
+    (
+        checks.check_train_step,
+        _delegating_train_step,
+        "calls deeplab_utils.training.train_steps",
+    ),
     (
         checks.check_poly_lr,
         lambda step, total, power=0.9, warmup_steps=0: poly_lr_lambda(
             step, total_steps=total, power=power, warmup_steps=warmup_steps
         ),
         "calls deeplab_utils.poly_lr_lambda",
-    ),
-    (
-        checks.check_flip_tta,
-        lambda model, images: predict(model, images, flip=True),
-        "calls deeplab_utils.predict",
     ),
     (
         checks.check_train_loop,
@@ -238,7 +221,7 @@ DELEGATING = [
     (
         checks.check_confusion_matrix,
         lambda model, loader, c: confusion_matrix(model, loader, c),
-        "calls deeplab_utils.training.confusion_matrix",
+        "calls deeplab_utils.evaluation.confusion_matrix",
     ),
     (
         checks.check_tta,
@@ -303,13 +286,11 @@ def test_a_decorated_learner_function_is_not_mistaken_for_the_reference(capsys) 
     """The package's predict is wrapped by @torch.no_grad(); a learner's function wrapped by the
     same decorator shares the wrapper's code, and must still pass (the guard unwraps)."""
 
-    @torch.no_grad()
-    def flip_tta(model, images):
-        probs = model(images).softmax(dim=1)
-        return (probs + model(images.flip(-1)).flip(-1).softmax(dim=1)) / 2
+    from tests.test_checks_evaluation import _tta
 
-    assert checks.check_flip_tta(flip_tta) is flip_tta
-    assert capsys.readouterr().out.startswith("✓ check_flip_tta")
+    tta = torch.no_grad()(_tta())
+    assert checks.check_tta(tta) is tta
+    assert capsys.readouterr().out.startswith("✓ check_tta")
 
 
 def _graded_cell(monkeypatch, impl):
@@ -405,3 +386,20 @@ def test_a_failure_shows_its_message_alone_in_short_lines():
     assert all(len(line) <= 86 for line in lines) and len(lines) > 2
     assert " ".join(lines) == f"CheckFailed: {message}"
     assert any("'eval mode, batch 2, 9x9'" in line for line in lines)
+
+
+def test_a_check_draws_its_cases_under_its_own_seed():
+    """A check's cases do not depend on the notebook's random state (the same wrong code fails
+    with the same numbers after any global seed), and the caller's state is left as it was."""
+    from tests.test_checks_aspp import MaxPooling  # its weights are drawn by the check
+
+    messages = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        following = torch.rand(3)
+        torch.manual_seed(seed)
+        with pytest.raises(CheckFailed) as failure:
+            checks.check_aspp_pooling(MaxPooling)
+        assert torch.equal(torch.rand(3), following)
+        messages.append(str(failure.value).partition(" Hint:")[0])
+    assert messages[0] == messages[1] and "max abs difference" in messages[0]

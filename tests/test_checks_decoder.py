@@ -203,7 +203,7 @@ def test_check_forward_catches_wrong_forward(fn, match: str) -> None:
 
 def test_check_forward_rejects_non_callable() -> None:
     """Passing something that is not a function or class says what to pass."""
-    with pytest.raises(CheckFailed, match="pass your forward function or class"):
+    with pytest.raises(CheckFailed, match="pass your forward function, or your class"):
         check_deeplabv3plus_forward(42)
 
 

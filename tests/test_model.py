@@ -212,27 +212,3 @@ def test_bad_multi_grid_config_raises(multi_grid) -> None:
     """A ModelConfig.multi_grid that is not three positive ints raises a ValueError."""
     with pytest.raises(ValueError, match="multi_grid must be None or 3 positive ints"):
         ModelConfig(2, multi_grid=multi_grid)
-
-
-def test_checkpoint_from_before_multi_grid_loads(tmp_path) -> None:
-    """A checkpoint whose model config has no multi_grid (saved before the field existed)
-    loads as multi_grid=None; a multi-grid checkpoint does not load into a plain model."""
-    from deeplab_utils.checkpoint import (
-        CheckpointError,
-        load_checkpoint,
-        load_model,
-        save_checkpoint,
-    )
-
-    model = build_model(ModelConfig(2))
-    path = save_checkpoint(tmp_path / "old.pt", model=model, step=0, config={})
-    payload = torch.load(path, weights_only=True)
-    del payload["model_config"]["multi_grid"]  # as written before the field existed
-    torch.save(payload, path)
-    assert load_model(path).config.multi_grid is None
-    load_checkpoint(path, model=build_model(ModelConfig(2)))
-    grid = build_model(ModelConfig(2, multi_grid=(1, 2, 4)))
-    path = save_checkpoint(tmp_path / "grid.pt", model=grid, step=0, config={})
-    assert load_model(path).config.multi_grid == (1, 2, 4)
-    with pytest.raises(CheckpointError, match=r"multi_grid=\(1, 2, 4\) but the model has"):
-        load_checkpoint(path, model=model)

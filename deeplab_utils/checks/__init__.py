@@ -1,47 +1,26 @@
-"""Self-checks for the exercises: compare a learner's code with the reference on several cases.
+"""Self-checks for the exercises, one module per notebook (``atrous``: 01 ... ``evaluation``: 08).
 
-Teaching-aid layer, one module per notebook (``atrous``: 01, ``aspp``: 02, ``backbone``: 03,
-``decoder``: 04, ``objectives``: 05, ``data``: 06, ``training``: 07, ``evaluation``: 08). A
-notebook keeps what a check returns, ``my_fn = check_fn(my_fn)``: the learner's code after one
-``✓`` line, or the package's version after one ``✗ ... not implemented yet`` line; wrong code
-raises :class:`CheckFailed` naming the case, with a hint. While nbgrader grades the notebook,
-every failure raises, the unwritten exercise's too (see :func:`exercise_check`).
+A notebook keeps what a check returns, ``my_fn = check_fn(my_fn)``: the learner's code after a
+``✓`` line, or the package's version after a ``✗ ... not implemented yet`` line; wrong code raises
+:class:`CheckFailed` naming the case, with a hint. Under nbgrader every failure raises.
 """
 
 from ._common import FALLBACK, NOT_IMPLEMENTED, CheckFailed, Hint, exercise_check
-from .aspp import check_aspp, check_aspp_pooling, load_reference_weights
+from .aspp import check_aspp, check_aspp_pooling
 from .atrous import check_atrous_conv2d, check_receptive_fields
 from .backbone import check_block_settings, check_bottleneck
 from .data import check_random_scale_crop_flip
-from .decoder import check_decoder, check_deeplabv3plus_forward
-from .evaluation import check_confusion_matrix, check_flip_tta, check_tta
+from .decoder import check_decoder, check_deeplabv3plus_forward, load_reference_weights
+from .evaluation import check_confusion_matrix, check_tta
 from .objectives import check_dice_bce_loss, check_dice_ce_loss, check_iou_loss, check_miou
 from .training import check_poly_lr, check_train_loop, check_train_step
 
-__all__ = [
-    "FALLBACK",
-    "NOT_IMPLEMENTED",
-    "CheckFailed",
-    "Hint",
-    "check_aspp",
-    "check_aspp_pooling",
-    "check_atrous_conv2d",
-    "check_block_settings",
-    "check_bottleneck",
-    "check_confusion_matrix",
-    "check_decoder",
-    "check_deeplabv3plus_forward",
-    "check_dice_bce_loss",
-    "check_dice_ce_loss",
-    "check_flip_tta",
-    "check_iou_loss",
-    "check_miou",
-    "check_poly_lr",
-    "check_random_scale_crop_flip",
-    "check_receptive_fields",
-    "check_train_loop",
-    "check_train_step",
-    "check_tta",
-    "exercise_check",
-    "load_reference_weights",
-]
+__all__ = ["FALLBACK", "NOT_IMPLEMENTED", "CheckFailed", "Hint", "exercise_check"]
+__all__ += ["check_atrous_conv2d", "check_receptive_fields"]  # notebook 01
+__all__ += ["check_aspp", "check_aspp_pooling"]  # 02
+__all__ += ["check_block_settings", "check_bottleneck"]  # 03
+__all__ += ["check_decoder", "check_deeplabv3plus_forward", "load_reference_weights"]  # 04
+__all__ += ["check_dice_bce_loss", "check_dice_ce_loss", "check_iou_loss", "check_miou"]  # 05
+__all__ += ["check_random_scale_crop_flip"]  # 06
+__all__ += ["check_poly_lr", "check_train_loop", "check_train_step"]  # 07
+__all__ += ["check_confusion_matrix", "check_tta"]  # 08

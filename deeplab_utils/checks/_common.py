@@ -1,15 +1,9 @@
-"""What the self-checks of several notebooks share: the failure, running, comparing and hints.
+"""What the self-checks share: failing with hints, running and comparing the learner's code.
 
-Every check is a plain function of the learner's implementation decorated with
-:func:`exercise_check`. The helpers here name the check being run (it is in a context
-variable), so a check's body only names its cases. :class:`CheckFailed` and :class:`Hint` are
-public as ``deeplab_utils.checks.CheckFailed`` and ``deeplab_utils.checks.Hint``.
+The helpers know which check runs (a context variable), so a check's body only names its cases.
 """
 
-from __future__ import annotations
-
 import functools
-import importlib
 import inspect
 import os
 import re
@@ -18,20 +12,22 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from types import CodeType, FrameType
-from typing import Any
+from types import CodeType
+from typing import Any, NamedTuple
 
 import torch
+
+import deeplab_utils
+
+from ..backbone import state_dict_differences
 
 
 class CheckFailed(AssertionError):
     """The learner's code disagrees with the reference (or is not written yet)."""
 
     def _render_traceback_(self) -> list[str]:
-        """What IPython shows for it, and so nbgrader's feedback and ``validate``: the message
-        alone, not a traceback into the checks, in lines of at most 86 characters (``validate``
-        cuts longer ones) with every quoted case name kept on one line."""
+        """What IPython shows, and so nbgrader's feedback and ``validate``: the message alone, in
+        lines of at most 86 characters (``validate`` cuts longer ones), a quoted case name whole."""
         lines = [""]
         for word in re.findall(r"'[^']*'\S*|\S+", f"{type(self).__name__}: {self}"):
             if lines[-1] and len(lines[-1]) + 1 + len(word) > 86:
@@ -40,257 +36,235 @@ class CheckFailed(AssertionError):
         return lines
 
 
-NOT_IMPLEMENTED = "not implemented yet"
-FALLBACK = "the rest of this notebook uses deeplab_utils' version"
-# Set by nbgrader ("autograde" or "validate") while it executes a notebook to grade it.
-GRADING_ENV = "NBGRADER_EXECUTION"
-
-
 class _NotImplementedYet(CheckFailed):
     """The learner's code raised NotImplementedError: the exercise is not written yet."""
 
 
-class _Delegates(CheckFailed):
-    """The learner's code calls the reference it is compared with."""
+NOT_IMPLEMENTED = "not implemented yet"
+FALLBACK = "the rest of this notebook uses deeplab_utils' version"
+GRADING_ENV = "NBGRADER_EXECUTION"  # set by nbgrader ("autograde", "validate") while it grades
 
 
-@dataclass(frozen=True)
-class Hint:
+class Hint(NamedTuple):
     """A hint in two steps: ``short`` on the first failure, ``full`` (more on the idea) after."""
 
     short: str
     full: str = ""
 
 
-@dataclass
-class _Context:
+class _Context(NamedTuple):
     """The check being run: its name, whether to reveal full hints, the code it must not call."""
 
     check: str
     reveal: bool = False
-    watched: dict[CodeType, str] = field(default_factory=dict)
+    watched: dict[CodeType, str] = {}
 
 
-_CONTEXT: ContextVar[_Context | None] = ContextVar("deeplab_check", default=None)
-# Failures per (check, case) in this Python session: the second one shows the full hint.
-_FAILURES: Counter[tuple[str, str]] = Counter()
+HintLike = str | Hint | None  # a plain string is a one-step hint
+_CONTEXT: ContextVar[_Context] = ContextVar("deeplab_check")
+_FAILURES: Counter[tuple[str, str]] = Counter()  # per (check, case) this session: 2 show more
 
 
-def _check() -> str:
-    """The name of the check being run."""
-    return _CONTEXT.get().check
-
-
-def _hint_text(case: str, hint: str | Hint | None) -> str:
-    """`` Hint: ...`` for a failure of ``case``: the short hint, or the full one when earned."""
-    if not hint:
-        return ""
-    if isinstance(hint, str):
-        hint = Hint(hint)
+def fail(case: str | None, message: str, hint: HintLike = None) -> CheckFailed:
+    """``"{check}: case '{case}': {message}. Hint: ..."`` (``"{check}: {message}"`` for the whole
+    check), with the full hint from the case's second failure on, or at once with ``hint=True``."""
     context = _CONTEXT.get()
-    check = context.check
-    _FAILURES[(check, case)] += 1
-    text = f" Hint: {hint.short}"
-    if hint.full and (context.reveal or _FAILURES[(check, case)] >= 2):
-        text += f" More: {hint.full}"
-    elif hint.full:
-        text += f" (Fail this case again, or call {check}(..., hint=True), for more.)"
-    return text
+    if case is None:
+        return CheckFailed(f"{context.check}: {message}")
+    text = f"{context.check}: case '{case}': {message.rstrip('.')}."
+    hint = Hint(hint) if isinstance(hint, str) else hint
+    if hint and hint.short:
+        _FAILURES[(context.check, case)] += 1
+        text += f" Hint: {hint.short}"
+        if hint.full and (context.reveal or _FAILURES[(context.check, case)] >= 2):
+            text += f" More: {hint.full}"
+        elif hint.full:
+            text += f" (Fail this case again, or call {context.check}(..., hint=True), for more.)"
+    return CheckFailed(text)
 
 
-def _fail(case: str, message: str, hint: str | Hint | None = None) -> CheckFailed:
-    """A :class:`CheckFailed` for ``case``: ``"{check}: case '{case}': {message}. Hint: ..."``."""
-    return CheckFailed(f"{_check()}: case '{case}': {message.rstrip('.')}.{_hint_text(case, hint)}")
+def run(case: str, fn: Callable[..., Any], *args: Any, hint: HintLike = "", **kw: Any) -> Any:
+    """The learner's ``fn(*args, **kw)``: an exception fails ``case`` (with ``hint``), and a call
+    of the reference it is compared with (which a profile function spots) is refused."""
+    watched, previous, calls = _CONTEXT.get().watched, sys.getprofile(), []
 
-
-@contextmanager
-def _watching(calls: list[str]) -> Iterator[None]:
-    """Record in ``calls`` every call, made meanwhile, of the code the current check watches."""
-    watched, previous = _CONTEXT.get().watched, sys.getprofile()
-    if not watched:
-        yield
-        return
-
-    def profile(frame: FrameType, event: str, arg: Any) -> None:
+    def profile(frame: Any, event: str, arg: Any) -> None:
         if event == "call" and frame.f_code in watched:
             calls.append(watched[frame.f_code])
         if previous is not None:
             previous(frame, event, arg)
 
-    sys.setprofile(profile)
+    sys.setprofile(profile if watched else previous)
     try:
-        yield
+        result = fn(*args, **kw)
+    except NotImplementedError:  # the student copy's stub: the check prints its ✗ line
+        raise _NotImplementedYet(f"{_CONTEXT.get().check}: {NOT_IMPLEMENTED}") from None
+    except Exception as exc:  # any error in learner code becomes one clear line
+        if not calls:  # (an error after a call of the reference is that call's fault)
+            raise fail(case, f"raised {type(exc).__name__}: {exc}", hint) from exc
     finally:
         sys.setprofile(previous)
-
-
-def _delegation(name: str) -> CheckFailed:
-    return _Delegates(
-        f"{_check()}: your code calls {name}, the reference it is compared with. The exercise is "
-        "to implement it yourself: compute the result with torch operations (and your own "
-        "modules), not with the package's version."
-    )
-
-
-def _run(
-    case: str, fn: Callable[..., Any], *args: Any, hint: str | Hint = "", **kwargs: Any
-) -> Any:
-    """Call the learner's ``fn``; any exception, or a call of the watched reference, fails
-    ``case`` (with ``hint`` appended when ``fn`` raised)."""
-    calls: list[str] = []
-    try:
-        with _watching(calls):
-            result = fn(*args, **kwargs)
-    except NotImplementedError:
-        raise _NotImplementedYet(
-            f"{_check()}: {NOT_IMPLEMENTED} -- replace the `raise NotImplementedError` "
-            "under `# YOUR CODE HERE` with your code, run that cell, then run this check again."
-        ) from None
-    except Exception as exc:  # any error in learner code becomes one clear line
-        if calls:
-            raise _delegation(calls[0]) from exc
-        message = f"{_check()}: case '{case}' raised {type(exc).__name__}: {exc}"
-        if hint:
-            message = f"{message.rstrip('.')}.{_hint_text(case, hint)}"
-        raise CheckFailed(message) from exc
     if calls:
-        raise _delegation(calls[0])
+        message = f"your code calls {calls[0]}, the reference it is compared with. The exercise "
+        message += "is to implement it yourself: compute the result with torch operations (and "
+        raise fail(None, f"{message}your own modules), not with the package's version.")
     return result
 
 
-def _outputs(
-    case: str,
-    fn: Callable[..., Any],
-    reference: Callable[..., Any],
-    *inputs: torch.Tensor,
-    hint: str | Hint,
-    seed: int | None = None,
-) -> tuple[Any, torch.Tensor]:
-    """``(fn(*inputs), reference(*inputs))`` on copies of the inputs, without autograd.
-
-    With ``seed``, both start from that global seed (so dropout draws the same masks), and the
-    caller's random state is left as it was.
-    """
+def outputs(case: str, fn: Callable, reference: Callable, *inputs: Any, hint: Hint, seed=None):
+    """``(fn(*inputs), reference(*inputs))`` without autograd, both from ``seed`` if given."""
+    results = []
     with torch.no_grad(), torch.random.fork_rng(devices=[], enabled=seed is not None):
-        if seed is not None:
-            torch.manual_seed(seed)
-        expected = reference(*(x.clone() for x in inputs))
-        if seed is not None:
-            torch.manual_seed(seed)
-        got = _run(case, fn, *(x.clone() for x in inputs), hint=hint)
-    return got, expected
+        for call in (reference, functools.partial(run, case, fn, hint=hint)):
+            if seed is not None:
+                torch.manual_seed(seed)
+            results.append(call(*(x.clone() for x in inputs)))
+    return results[1], results[0]
 
 
-def _compare(
-    case: str,
-    got: Any,
-    expected: torch.Tensor,
-    *,
-    hint: str | Hint | None = "",
-    shape_hint: str | Hint | None = None,
-    atol: float = 1e-5,
-    rtol: float = 1e-4,
-) -> None:
-    """Raise :class:`CheckFailed` unless ``got`` is a tensor close to ``expected``; a wrong
-    type or shape fails with ``shape_hint`` when there is one."""
+def close(got: Any, expected: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
+    """Whether ``got`` has ``expected``'s shape and values: tensors, or dicts of them."""
+    if isinstance(expected, dict):
+        keys = isinstance(got, dict) and got.keys() == expected.keys()
+        return keys and all(close(got[k], v, atol, rtol) for k, v in expected.items())
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+        return False
+    got, expected = got.detach().double().cpu(), expected.detach().double().cpu()
+    return torch.allclose(got, expected, atol=atol, rtol=rtol, equal_nan=True)
+
+
+def mistake(got: Any, expected: Any, results: dict[Any, Any], default: Any) -> Any:
+    """How a check names a mistake by the output (or the weights) it gives: the first hint of
+    ``results`` (hint -> what that mistake gives) whose result ``got`` has and ``expected`` not."""
+    for hint, wrong in results.items():
+        if close(got, wrong) and not close(wrong, expected):
+            return hint
+    return default
+
+
+def compare(
+    case: str, got: Any, expected: torch.Tensor, *,
+    hint: HintLike = "", shape_hint: HintLike = None, atol: float = 1e-5, rtol: float = 1e-4,
+) -> None:  # fmt: skip
+    """Fail ``case`` unless ``got`` is close to ``expected`` (a number will do for a 0-d one); a
+    wrong type or shape fails with ``shape_hint`` when there is one."""
+    if isinstance(got, int | float) and not isinstance(got, bool) and expected.dim() == 0:
+        got = torch.tensor(float(got), dtype=torch.float64)
     if shape_hint is not None and getattr(got, "shape", None) != expected.shape:
         hint = shape_hint
-    if isinstance(got, (int, float)):
-        got = torch.as_tensor(got)
     if not isinstance(got, torch.Tensor):
-        raise _fail(case, f"expected a tensor, got {type(got).__name__}", hint)
-    if tuple(got.shape) != tuple(expected.shape):
-        raise _fail(case, f"expected shape {tuple(expected.shape)}, got {tuple(got.shape)}", hint)
-    got64, exp64 = got.detach().double().cpu(), expected.detach().double().cpu()
-    if not torch.allclose(got64, exp64, atol=atol, rtol=rtol, equal_nan=True):
-        diff = (got64 - exp64).abs().nan_to_num(float("inf")).max().item()
-        raise _fail(
-            case,
-            f"values differ from the reference (max abs difference {diff:.3g}, allowed "
-            f"{atol:g} + {rtol:g}*|expected|)",
-            hint,
-        )
+        kind = "a number" if expected.dim() == 0 else "a tensor"
+        raise fail(case, f"expected {kind}, got {type(got).__name__}", hint)
+    if got.shape != expected.shape:
+        raise fail(case, f"expected shape {tuple(expected.shape)}, got {tuple(got.shape)}", hint)
+    if close(got, expected, atol, rtol):
+        return
+    got, expected = got.detach().double().cpu(), expected.detach().double().cpu()
+    if expected.dim() == 0:
+        raise fail(case, f"expected {expected.item():.6g}, got {got.item():.6g}", hint)
+    diff = (got - expected).abs().nan_to_num(float("inf")).max().item()
+    message = f"values differ from the reference (max abs difference {diff:.3g}, allowed "
+    raise fail(case, f"{message}{atol:g} + {rtol:g}*|expected|)", hint)
 
 
-def _passed(cases: int, what: str) -> None:
-    print(f"✓ {_check()}: all {cases} cases match the reference -- {what}")
+def passed(cases: int, what: str) -> None:
+    print(f"✓ {_CONTEXT.get().check}: all {cases} cases match the reference -- {what}")
 
 
 @contextmanager
-def _seeded(seed: int) -> Iterator[None]:
+def seeded(seed: int) -> Iterator[None]:
     """Draw from torch's global generator seeded with ``seed``, restoring its state after."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
 
 
-def _segmenter(
-    num_classes: int, *, width: int = 8, kernel: int = 1, dropout: float = 0.0
-) -> torch.nn.Sequential:
-    """A tiny per-pixel segmenter: conv, BN, ReLU, (dropout,) 1x1 conv; (B, 3, H, W) ->
-    (B, num_classes, H, W). Its BN shows the mode and extra forwards; dropout the mode."""
-    layers = [
-        torch.nn.Conv2d(3, width, kernel, padding=kernel // 2),
-        torch.nn.BatchNorm2d(width),
-        torch.nn.ReLU(),
-    ]
-    if dropout:
-        layers.append(torch.nn.Dropout2d(dropout))
+def segmenter(num_classes: int, *, width=8, kernel=1, dropout=0.0) -> torch.nn.Sequential:
+    """(B, 3, H, W) -> (B, C, H, W) by conv, BN, ReLU, (dropout,) 1x1 conv: BN and dropout show
+    the mode, BN's statistics extra forwards."""
+    layers = [torch.nn.Conv2d(3, width, kernel, padding=kernel // 2), torch.nn.BatchNorm2d(width)]
+    layers += [torch.nn.ReLU(), *([torch.nn.Dropout2d(dropout)] if dropout else [])]
     return torch.nn.Sequential(*layers, torch.nn.Conv2d(width, num_classes, 1))
 
 
-def _randomize_batch_norms(module: torch.nn.Module, gen: torch.Generator) -> None:
-    """Give every BN non-trivial statistics and affine weights, so that a missing BN shows."""
+def randomized(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` with non-trivial BN statistics and affine weights, so that a missing BN shows."""
     with torch.no_grad():
         for m in module.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.5)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.5)
+                m.running_mean.copy_(torch.randn(m.num_features) * 0.5)
+                m.running_var.copy_(torch.rand(m.num_features) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features) * 0.5)
+    return module
 
 
-def _resolve(path: str) -> tuple[Any, str]:
-    """``"aspp:ASPP"`` -> (``deeplab_utils.aspp.ASPP``, the name a learner would use for it)."""
-    module_name, _, attribute = path.partition(":")
-    obj: Any = importlib.import_module(f"deeplab_utils.{module_name}")
-    for part in attribute.split("."):
-        obj = getattr(obj, part)
-    package = importlib.import_module("deeplab_utils")
-    top = getattr(package, attribute, None) is obj
-    return obj, f"deeplab_utils.{attribute}" if top else f"deeplab_utils.{module_name}.{attribute}"
+def bias_before_bn(key: str, reference_keys: Any) -> bool:
+    """Whether ``key`` is ``"...i.bias"`` with a BN at ``"...i+1"``: BN removes a constant shift,
+    so a learner may keep that bias (the checks set it to 0)."""
+    prefix, _, index = key.removesuffix(".bias").rpartition(".")
+    bn = f"{prefix}.{int(index) + 1}.running_mean".lstrip(".") if index.isdigit() else ""
+    return key.endswith(".bias") and bn in reference_keys
+
+
+def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """Load ``weights`` into ``module``, its biases before a BN (absent from them) set to 0."""
+    harmless = [k for k in module.state_dict() if k not in weights and bias_before_bn(k, weights)]
+    module.load_state_dict(weights, strict=not harmless)
+    with torch.no_grad():
+        for key in harmless:
+            module.get_parameter(key).zero_()
+    return module
+
+
+def build(cls: Any, *args: Any, **kw: Any) -> Any:
+    """The learner's ``cls(*args, **kw)``, refusing an instance passed in place of the class."""
+    if isinstance(cls, torch.nn.Module):
+        check = _CONTEXT.get().check
+        raise fail(None, f"pass the class itself, e.g. {check}(MyModule), not an instance.")
+    shown = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kw.items())])
+    return run(f"constructing with ({shown})", cls, *args, **kw)
+
+
+def twin(
+    case: str, cls: Any, reference: torch.nn.Module, hint: Hint | tuple[Hint, Hint], *args: Any,
+    biases_before_bn: bool = True, **kw: Any,
+) -> torch.nn.Module:  # fmt: skip
+    """The learner's ``cls(*args, **kw)`` holding ``reference``'s weights; parameters named or
+    shaped otherwise fail ``case`` with ``hint`` (or a pair: for the names, for the shapes)."""
+    learner = build(cls, *args, **kw)
+    if not isinstance(learner, torch.nn.Module):
+        raise fail(None, f"the class must build an nn.Module, got {type(learner).__name__}.")
+    weights = reference.state_dict()
+    missing, unexpected, shapes = state_dict_differences(weights, learner.state_dict())
+    unexpected = [k for k in unexpected if not (biases_before_bn and bias_before_bn(k, weights))]
+    found = {"missing": missing, "unexpected": unexpected, "shapes": shapes}
+    if missing or unexpected or shapes:
+        differ = "; ".join(f"{what} {keys[:6]}" for what, keys in found.items() if keys)
+        hint = hint if isinstance(hint, Hint) else hint[0 if missing or unexpected else 1]
+        raise fail(case, f"your parameters differ from the reference's: {differ}", hint)
+    return load_weights(learner, weights)
+
+
+def _public_name(obj: Any) -> str:
+    """How a learner names ``obj``: ``deeplab_utils.ASPP``, or with its module where the package
+    does not export it (``deeplab_utils.training.train_step``)."""
+    top = getattr(deeplab_utils, obj.__qualname__, None) is obj
+    return f"{'deeplab_utils' if top else obj.__module__}.{obj.__qualname__}"
 
 
 def _codes(obj: Any) -> list[CodeType]:
-    """The code objects whose calls mean "this runs ``obj``": its own, or its class's methods.
-
-    Decorated functions are unwrapped: a decorator's wrapper code (``torch.no_grad``'s, say)
-    is shared with every other function it decorates, the learner's included.
-    """
+    """The code whose calls run ``obj`` (its methods, for a class), decorators unwrapped: their
+    wrapper's code (``torch.no_grad``'s) is everyone's."""
     values = vars(obj).values() if isinstance(obj, type) else [obj]
     functions = [inspect.unwrap(getattr(value, "__func__", value)) for value in values]
     return [f.__code__ for f in functions if hasattr(f, "__code__")]
 
 
-def exercise_check(
-    reference: str, *, also_watch: tuple[str, ...] = ()
-) -> Callable[[Callable[[Any], None]], Callable[..., Any]]:
-    """Turn ``body(impl)`` (raises :class:`CheckFailed` or prints ✓) into a notebook check.
-
-    The decorated ``check(impl, *, hint=False)`` refuses an ``impl`` that is, subclasses or (while
-    it runs) calls ``reference`` or anything in ``also_watch``; returns ``impl`` when it passes, or
-    the reference after one ``✗`` line when ``impl`` is not written yet, so "Run all" goes on. A
-    failing case's hint is short; its second failure (or ``hint=True``) says more on the idea,
-    never the code.
-
-    While nbgrader grades the notebook (:data:`GRADING_ENV` is set), any failure, an unwritten
-    exercise included, raises :class:`CheckFailed` with the ``✗`` line, so the exercise's test
-    cell scores 0, and the caller's names for ``impl`` are bound to the reference first.
-
-    Args:
-        reference: ``"module:name"`` of the package's version, e.g. ``"aspp:ASPPPooling"``.
-        also_watch: more ``"module:name"`` whose calls count as using the reference.
-    """
+def exercise_check(reference: Any, *, also_watch: tuple[Any, ...] = ()) -> Callable:
+    """Turn ``body(impl)`` into ``check(impl, *, hint=False)``, which refuses an ``impl`` that is,
+    subclasses or calls ``reference`` (or ``also_watch``), returns ``impl`` if it passes, or
+    ``reference`` after one ``✗`` line if it is not written, and raises under nbgrader."""
 
     def decorate(body: Callable[[Any], None]) -> Callable[..., Any]:
         name = body.__name__
@@ -300,40 +274,34 @@ def exercise_check(
             """``body`` under the check's name (what the tests run on the package's version)."""
             token = _CONTEXT.set(context or _Context(name))
             try:
-                body(impl)
+                with seeded(0):  # the cases' random inputs and weights, the same in every run
+                    body(impl)
             finally:
                 _CONTEXT.reset(token)
 
-        def judge(impl: Any, ref: Any, ref_name: str, hint: bool) -> None:
-            """Raise :class:`CheckFailed` unless ``impl`` is the learner's own and passes."""
-            watched: dict[CodeType, str] = {}
-            for path in (reference, *also_watch):
-                obj, obj_name = _resolve(path)
-                watched.update(dict.fromkeys(_codes(obj), obj_name))
-            if impl is ref:
-                raise CheckFailed(
-                    f"{name}: this is {ref_name} itself (a check hands it back while your "
-                    "version is not written). Run the cell that defines yours, then this check."
-                )
-            if isinstance(ref, type) and isinstance(impl, type) and issubclass(impl, ref):
-                raise CheckFailed(
-                    f"{name}: {impl.__name__} subclasses {ref_name}, the reference it is compared "
-                    "with. The exercise is to implement it yourself: subclass nn.Module (or "
-                    "nn.Sequential) instead."
-                )
-            unguarded(impl, _Context(name, reveal=bool(hint), watched=watched))
-
         @functools.wraps(body)
         def check(impl: Any, *, hint: bool = False) -> Any:
-            ref, ref_name = _resolve(reference)
-            grading = bool(os.environ.get(GRADING_ENV))
+            ref_name, grading = _public_name(reference), bool(os.environ.get(GRADING_ENV))
+            watched = {c: _public_name(o) for o in (reference, *also_watch) for c in _codes(o)}
+            subclass = isinstance(reference, type) and isinstance(impl, type)
             try:
-                judge(impl, ref, ref_name, hint)
+                if impl is reference:
+                    raise CheckFailed(
+                        f"{name}: this is {ref_name} itself (a check hands it back while your "
+                        "version is not written). Run the cell that defines yours, then this check."
+                    )
+                if subclass and issubclass(impl, reference):
+                    raise CheckFailed(
+                        f"{name}: {impl.__name__} subclasses {ref_name}, the reference it is "
+                        "compared with. The exercise is to implement it yourself: subclass "
+                        "nn.Module (or nn.Sequential) instead."
+                    )
+                unguarded(impl, _Context(name, reveal=hint, watched=watched))
                 return impl
             except _NotImplementedYet:
                 if not grading:
                     print(f"✗ {name}: {NOT_IMPLEMENTED} — {FALLBACK} ({ref_name})")
-                    return ref
+                    return reference
                 failure = f"{name}: {NOT_IMPLEMENTED}"
             except CheckFailed as exc:
                 if not grading:
@@ -345,7 +313,7 @@ def exercise_check(
             namespace = sys._getframe(1).f_globals  # a notebook cell's: the kernel's namespace
             for key, value in list(namespace.items()):
                 if value is impl:
-                    namespace[key] = ref
+                    namespace[key] = reference
             raise CheckFailed(f"✗ {failure} — {FALLBACK} ({ref_name})")
 
         check.__wrapped__ = unguarded  # the check without its guard

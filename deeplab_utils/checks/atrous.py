@@ -1,21 +1,18 @@
 """Self-checks for notebook 01 (atrous convolution): the convolution and the receptive fields."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from ._common import Hint, _compare, _fail, _passed, _run, exercise_check
+from ..atrous import atrous_conv2d, receptive_field, receptive_fields
+from ._common import Hint, compare, exercise_check, fail, passed, run
 
 
 class _Convolutions(TorchFunctionMode):
-    """Records the names of PyTorch's convolutions with a kernel wider than 1x1 called while it
-    is on (F.conv2d, nn.Conv2d and torch.conv2d all reach one of these), and of F.unfold with
-    such a kernel (it places the dilated taps itself). A 1x1 convolution only mixes channels, as
-    each tap of notebook 01's sum does."""
+    """Records PyTorch's convolutions (and F.unfold, which places the dilated taps) with a kernel
+    wider than 1x1: a 1x1 one only mixes channels, as each tap of notebook 01's sum does."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -27,22 +24,33 @@ class _Convolutions(TorchFunctionMode):
             weight = args[1] if len(args) > 1 else kwargs.get("weight")
             if not isinstance(weight, torch.Tensor) or weight.shape[2:].numel() > 1:
                 self.called.append(f"torch.{func.__name__}")
-        elif func is F.unfold:  # im2col: it places the dilated taps, the exercise's point
+        elif func is F.unfold:
             size = args[1] if len(args) > 1 else kwargs.get("kernel_size")
             if torch.Size(size if isinstance(size, tuple | list) else (size,)).numel() > 1:
                 self.called.append("F.unfold")
         return func(*args, **kwargs)
 
 
-@exercise_check("atrous:atrous_conv2d")
-def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
-    """Check ``fn(x, weight, bias=None, dilation=1, padding=0)`` against ``F.conv2d``.
+_SHAPE_HINT = Hint(
+    "the rows and the columns each lose dilation*(k - 1) to the kernel's span, with the k of "
+    "their own dimension (a kernel need not be square).",
+    "the output has H + 2*padding - dilation*(kH - 1) rows and W + 2*padding - dilation*(kW - 1) "
+    "columns, kH and kW being the kernel's own height and width.",
+)
+_VALUE_HINT = Hint(
+    "each tap (m, n) of the kernel reads the padded input shifted by (m*dilation, n*dilation); "
+    "sum those shifted slices, each mixed over channels by weight[:, :, m, n].",
+    "the output is a sum of kH*kW terms, one per tap: the window of the padded input that starts "
+    "dilation*m rows and dilation*n columns in, as large as the output, mixed over the input "
+    "channels by that tap's (C_out, C_in) weights (section 2's einsum); then the bias, one per "
+    "output channel.",
+)
 
-    Cases: rates 1 to 3, odd sizes, batch 1 and 2, 1x1, 3x3 and non-square kernels, with and
-    without bias and padding. "From scratch": ``fn`` may not leave the kernel's taps to PyTorch's
-    convolution (with or without dilation; a 1x1 one per tap is allowed). Taught in notebook 01.
-    """
-    gen = torch.Generator().manual_seed(0)
+
+@exercise_check(atrous_conv2d)
+def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
+    """``fn(x, weight, bias=None, dilation=1, padding=0)`` against ``F.conv2d``, written from
+    scratch: the taps may not be left to PyTorch's convolution (a 1x1 one per tap is allowed)."""
     cases = [
         # (name, batch, c_in, c_out, size, (kH, kW), dilation, padding, bias)
         ("plain 3x3, rate 1, same padding", 2, 3, 4, (9, 9), (3, 3), 1, 1, True),
@@ -53,61 +61,24 @@ def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
         ("non-square 3x5 kernel, rate 2, padding 2", 2, 3, 4, (12, 14), (3, 5), 2, 2, True),
         ("non-square 1x3 kernel, rate 3, no padding", 1, 2, 3, (9, 13), (1, 3), 3, 0, False),
     ]
-    shape_hint = Hint(
-        "the rows and the columns each lose dilation*(k - 1) to the kernel's span, with the k "
-        "of their own dimension (a kernel need not be square).",
-        "the output has H + 2*padding - dilation*(kH - 1) rows and W + 2*padding - "
-        "dilation*(kW - 1) columns, kH and kW being the kernel's own height and width.",
-    )
-    value_hint = Hint(
-        "each tap (m, n) of the kernel reads the padded input shifted by (m*dilation, "
-        "n*dilation); sum those shifted slices, each mixed over channels by weight[:, :, m, n].",
-        "the output is a sum of kH*kW terms, one per tap: the window of the padded input that "
-        "starts dilation*m rows and dilation*n columns in, as large as the output, mixed over the "
-        "input channels by that tap's (C_out, C_in) weights (section 2's einsum); then the bias, "
-        "one per output channel.",
-    )
     for name, b, c_in, c_out, size, kernel, d, p, use_bias in cases:
-        x = torch.randn(b, c_in, *size, generator=gen)
-        w = torch.randn(c_out, c_in, *kernel, generator=gen)
-        bias = torch.randn(c_out, generator=gen) if use_bias else None
-        expected = F.conv2d(x, w, bias, padding=p, dilation=d)
+        x = torch.randn(b, c_in, *size)
+        w = torch.randn(c_out, c_in, *kernel)
+        bias = torch.randn(c_out) if use_bias else None
         with _Convolutions() as convolutions:
-            got = _run(name, fn, x, w, bias, dilation=d, padding=p)
+            got = run(name, fn, x, w, bias, dilation=d, padding=p)
         if convolutions.called:
-            raise _fail(
-                name,
-                f"your code calls {convolutions.called[0]}, PyTorch's own convolution (or its "
-                "im2col, which places the dilated taps for you); the exercise is to write it from "
-                "scratch",
-                value_hint,
-            )
-        _compare(name, got, expected, hint=value_hint, shape_hint=shape_hint, atol=1e-4)
-    _passed(len(cases), "your atrous convolution equals F.conv2d(..., dilation=r).")
+            message = f"your code calls {convolutions.called[0]}, PyTorch's own convolution (or "
+            message += "its im2col, which places the dilated taps for you); write it from scratch"
+            raise fail(name, message, _VALUE_HINT)
+        expected = F.conv2d(x, w, bias, padding=p, dilation=d)
+        compare(name, got, expected, hint=_VALUE_HINT, shape_hint=_SHAPE_HINT, atol=1e-4)
+    passed(len(cases), "your atrous convolution equals F.conv2d(..., dilation=r).")
 
 
-def _measured_fields(layers: list[tuple[int, int, int]]) -> list[int]:
-    """The receptive field after each layer, measured: the input pixels one output's gradient
-    reaches through convolutions of ones (an oracle independent of any formula)."""
-    fields = []
-    for depth in range(1, len(layers) + 1):
-        x = torch.zeros(1, 1, 160, 160, requires_grad=True)
-        y = x
-        for k, s, d in layers[:depth]:
-            y = F.conv2d(y, torch.ones(1, 1, k, k), stride=s, dilation=d)
-        y[0, 0, y.shape[2] // 2, y.shape[3] // 2].backward()
-        rows = x.grad[0, 0].abs().sum(dim=1).nonzero()
-        fields.append(int(rows.max() - rows.min() + 1))
-    return fields
-
-
-@exercise_check("atrous:receptive_fields", also_watch=("atrous:receptive_field",))
+@exercise_check(receptive_fields, also_watch=(receptive_field,))
 def check_receptive_fields(fn: Callable[[list[tuple[int, int, int]]], list[int]]) -> None:
-    """Check ``fn(layers) -> [R_1, ..., R_L]`` (layers = ``[(kernel, stride, dilation), ...]``).
-
-    ``R_l``, the receptive field after layer ``l``, is measured by back-propagating one output pixel
-    through convolutions of ones. Cases mix strides and rates. Taught in notebook 01.
-    """
+    """``fn([(kernel, stride, dilation), ...])``: the receptive field after each layer."""
     cases = [
         ("one 3x3 conv", [(3, 1, 1)]),
         ("three 3x3 convs, rate 1", [(3, 1, 1)] * 3),
@@ -126,16 +97,12 @@ def check_receptive_fields(fn: Callable[[list[tuple[int, int, int]]], list[int]]
         "jump so far, and only then multiplies the jump by its stride.",
     )
     for name, layers in cases:
-        expected = _measured_fields(layers)
-        got = _run(name, fn, list(layers))
+        got = run(name, fn, list(layers))
         try:
-            got_list = [int(v) for v in got]
+            got = [int(v) for v in got]
         except (TypeError, ValueError):
-            raise _fail(
-                name,
-                f"expected a list of {len(layers)} ints (one receptive field per layer), "
-                f"got {got!r}",
-            ) from None
-        if got_list != expected:
-            raise _fail(name, f"{layers}: expected {expected}, got {got_list}", hint)
-    _passed(len(cases), "your recurrence matches the measured receptive fields.")
+            message = f"expected a list of {len(layers)} ints (one receptive field per layer)"
+            raise fail(name, f"{message}, got {got!r}") from None
+        if got != (expected := receptive_fields(layers)):
+            raise fail(name, f"{layers}: expected {expected}, got {got}", hint)
+    passed(len(cases), "your recurrence matches the measured receptive fields.")

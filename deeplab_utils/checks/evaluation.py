@@ -1,7 +1,4 @@
-"""Self-checks for notebook 08 (evaluation and inference): the evaluation loop and test-time
-augmentation (multi-scale inputs and flips; the older flip-only check is kept for old copies)."""
-
-from __future__ import annotations
+"""Self-checks for notebook 08 (evaluation and inference): the evaluation loop and the TTA."""
 
 from collections.abc import Callable
 
@@ -9,92 +6,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..evaluation import confusion_matrix
+from ..evaluation import confusion_matrix, evaluate  # the references
 from ..inference import predict
-from ._common import Hint, _compare, _fail, _passed, _run, _seeded, _segmenter, exercise_check
-
-
-def _flip_tta_model(kind: str, num_classes: int, seed: int) -> nn.Module:
-    """Small position-dependent segmenters (eval mode) whose logits are large enough that
-    averaging logits and averaging probabilities give clearly different answers."""
-    with _seeded(seed):
-        if kind == "conv":
-            model = nn.Conv2d(3, num_classes, 3, padding=1)
-        else:  # a dilated conv stack: asymmetric weights, wider context
-            model = nn.Sequential(
-                nn.Conv2d(3, 8, 3, padding=2, dilation=2),
-                nn.ReLU(),
-                nn.Conv2d(8, num_classes, (1, 3), padding=(0, 1)),
-            )
-        with torch.no_grad():
-            for p in model.parameters():
-                p.mul_(3.0)  # confident logits
-    return model.eval()
-
-
-_FLIP_MISTAKES = {
-    "not flipped back": "the flipped run's output must be flipped back (flip(-1)) before "
-    "averaging, or its pixels land on the mirror-image positions.",
-    "logits averaged": "average the probabilities (softmax each run, then the mean), as the "
-    "paper does, not the logits.",
-    "upside down": "flip left-right, i.e. along the width (the last dimension, -1), not upside "
-    "down.",
-    "logits returned": "return probabilities (softmax over the class dimension 1), not logits.",
-    "no flip": "also run the model on the flipped images: the result is the mean of two runs.",
-}
-
-
-# Older copies of notebook 08 call this check; the current one writes the full TTA (check_tta).
-@exercise_check("inference:predict")
-def check_flip_tta(fn: Callable[[nn.Module, torch.Tensor], torch.Tensor]) -> None:
-    """Check ``fn(model, images) -> probs``: left-right flip test-time augmentation.
-
-    The reference is :func:`deeplab_utils.inference.predict` with ``flip=True``, the mean of
-    ``softmax(model(x))`` and ``softmax(flip(model(flip(x))))``. Recognised mistakes: the flip not
-    undone, logits averaged or returned, a vertical flip, no flip. Taught in notebook 08.
-    """
-    gen = torch.Generator().manual_seed(0)
-    cases = [
-        # (name, model kind, batch, classes, height, width)
-        ("3x3 conv, batch 2, 9x13", "conv", 2, 3, 9, 13),
-        ("batch 1, 16x16", "conv", 1, 5, 16, 16),
-        ("dilated conv stack, batch 2, odd size 11x7", "stack", 2, 4, 11, 7),
-    ]
-    for i, (name, kind, b, c, h, w) in enumerate(cases):
-        model = _flip_tta_model(kind, c, seed=i)
-        x = torch.randn(b, 3, h, w, generator=gen)
-        expected = predict(model, x, flip=True)
-        got = _run(name, fn, model, x.clone())
-        with torch.no_grad():
-            logits, mirror = model(x), model(x.flip(-1))
-            probs, mirror_probs = logits.softmax(1), mirror.softmax(1)
-            wrong_answers = {
-                "not flipped back": (probs + mirror_probs) / 2,
-                "logits averaged": ((logits + mirror.flip(-1)) / 2).softmax(1),
-                "upside down": (probs + model(x.flip(-2)).flip(-2).softmax(1)) / 2,
-                "logits returned": (logits + mirror.flip(-1)) / 2,
-                "no flip": probs,
-            }
-        hint = (
-            "average two probability maps: the model's on the image, and its prediction on the "
-            "mirrored image, mirrored back so that each pixel lines up with its own."
-        )
-        if isinstance(got, torch.Tensor) and got.shape == expected.shape:
-            for mistake, wrong in wrong_answers.items():
-                if torch.allclose(got.detach().double(), wrong.double(), atol=1e-5, rtol=1e-4):
-                    hint = _FLIP_MISTAKES[mistake]
-                    break
-        _compare(name, got, expected, hint=hint, atol=1e-5, rtol=1e-4)
-    _passed(len(cases), "your flip TTA equals deeplab_utils.inference.predict(flip=True).")
+from ._common import (
+    Hint,
+    close,
+    compare,
+    exercise_check,
+    fail,
+    mistake,
+    passed,
+    run,
+    seeded,
+    segmenter,
+)
 
 
 class _Probe(nn.Module):
-    """A small segmenter that records, at every forward, its mode and whether autograd is on."""
+    """A small segmenter (BN, dropout) that records, at every forward, its mode and autograd's."""
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
-        with _seeded(3):
-            self.body = _segmenter(num_classes, width=6, kernel=3, dropout=0.5)
+        with seeded(3):
+            self.body = segmenter(num_classes, width=6, kernel=3, dropout=0.5)
             with torch.no_grad():  # running statistics unlike a batch's, so eval mode shows
                 self.body[1].running_mean.uniform_(-1, 1)
                 self.body[1].running_var.uniform_(0.5, 2)
@@ -122,17 +56,10 @@ _NO_GRAD_HINT = Hint(
 )
 
 
-@exercise_check("evaluation:confusion_matrix", also_watch=("evaluation:evaluate",))
+@exercise_check(confusion_matrix, also_watch=(evaluate,))
 def check_confusion_matrix(fn: Callable[..., torch.Tensor]) -> None:
-    """Check ``fn(model, loader, num_classes) -> (C, C)`` counts: the evaluation loop.
-
-    The reference is :func:`deeplab_utils.training.confusion_matrix`: eval mode, no gradients, the
-    argmax over the classes, ``M[target, prediction]`` over the pixels whose target is not 255. The
-    check's model (BatchNorm, dropout) comes in train mode and records how it was called.
-    Recognised mistakes: no ``model.eval()`` or ``torch.no_grad()``, rows and columns swapped,
-    ignored pixels counted, the argmax over the wrong dimension. Taught in notebook 08.
-    """
-    gen = torch.Generator().manual_seed(0)
+    """``fn(model, loader, num_classes) -> (C, C)`` counts ``M[target, prediction]``, in eval
+    mode, without autograd, the ignored pixels left out."""
     cases = [
         # (name, classes, batch sizes, ignore a border)
         ("2 batches of 2, 3 classes, ignored pixels", 3, (2, 2), True),
@@ -142,55 +69,55 @@ def check_confusion_matrix(fn: Callable[..., torch.Tensor]) -> None:
     for name, c, sizes, ignore in cases:
         loader = []
         for b in sizes:
-            masks = torch.randint(0, c, (b, 6, 7), generator=gen)
+            masks = torch.randint(0, c, (b, 6, 7))
             if ignore:
                 masks[:, 0] = 255
-            loader.append((torch.randn(b, 3, 6, 7, generator=gen), masks))
+            loader.append((torch.randn(b, 3, 6, 7), masks))
         expected = confusion_matrix(_Probe(c).train(), loader, c)
-        probe = _Probe(c).train()
-        got = _run(name, fn, probe, loader, c)
+        got = run(name, fn, probe := _Probe(c).train(), loader, c)
         if any(training for training, _ in probe.seen):
-            raise _fail(name, "the model ran in training mode", _EVAL_MODE_HINT)
+            raise fail(name, "the model ran in training mode", _EVAL_MODE_HINT)
         if any(grad for _, grad in probe.seen):
-            raise _fail(name, "the model ran with autograd on", _NO_GRAD_HINT)
+            raise fail(name, "the model ran with autograd on", _NO_GRAD_HINT)
+        hint = Hint(f"return a ({c}, {c}) tensor of counts.", _COUNTING)
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
+            hint = Hint("the prediction is the argmax over the classes, dimension 1.", _COUNTING)
             if torch.equal(got.T, expected) and not torch.equal(got, expected):
-                hint: str | Hint = "rows are the target class, columns the prediction: M[t, p]."
+                hint = "rows are the target class, columns the prediction: M[t, p]."
             elif int(got.sum()) > int(expected.sum()):
                 hint = "leave out the pixels whose target is 255 (ignore), before counting."
-            else:
-                hint = Hint(
-                    "the prediction is the argmax over the classes, dimension 1.", _COUNTING
-                )
-        else:
-            hint = Hint(f"return a ({c}, {c}) tensor of counts.", _COUNTING)
-        _compare(name, got, expected, hint=hint, atol=0, rtol=0)
-    _passed(len(cases), "your loop counts exactly as deeplab_utils.training.evaluate.")
+        compare(name, got, expected, hint=hint, atol=0, rtol=0)
+    passed(len(cases), f"your loop counts exactly as {evaluate.__module__}.evaluate.")
+
+
+def _tta_model(kind: str, num_classes: int, seed: int) -> nn.Module:
+    """Small segmenters (eval mode) confident enough that logits and probabilities average
+    differently."""
+    with seeded(seed):
+        if kind == "conv":
+            model = nn.Conv2d(3, num_classes, 3, padding=1)
+        else:  # a dilated conv stack: asymmetric weights, wider context
+            layers = [nn.Conv2d(3, 8, 3, padding=2, dilation=2), nn.ReLU()]
+            model = nn.Sequential(*layers, nn.Conv2d(8, num_classes, (1, 3), padding=(0, 1)))
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(3.0)  # confident logits
+    return model.eval()
 
 
 def _tta(
-    model: nn.Module,
-    x: torch.Tensor,
-    scales: tuple,
-    flip: bool,
-    *,
-    align_corners: bool = False,
-    unflip: bool = True,
-    by_factor: bool = False,
-    softmax_first: bool = False,
-    logits: bool = False,
-) -> torch.Tensor:
-    """A TTA written with these choices: resize by ``size=`` or ``scale_factor=``, the softmax
-    before or after resizing back; and these mistakes: ``align_corners=True``, the flipped run
-    not mirrored back, the logits averaged."""
+    model: nn.Module, x: torch.Tensor, scales: tuple, flip: bool, *, align_corners=False,
+    unflip=True, by_factor=False, softmax_first=False, logits=False,
+) -> torch.Tensor:  # fmt: skip
+    """A TTA written with these choices (right or wrong): see ``_TTA_VARIANTS`` and
+    ``_TTA_MISTAKES``."""
     size, bilinear, maps = x.shape[-2:], {"mode": "bilinear", "align_corners": align_corners}, []
     with torch.no_grad():
         for s in scales:
             scaled = (max(1, round(s * size[0])), max(1, round(s * size[1])))
-            if s == 1 or (scaled == tuple(size) and not by_factor):
-                xs = x
-            else:
-                resize = {"scale_factor": s} if by_factor else {"size": scaled}
+            resize = {"scale_factor": s} if by_factor else {"size": scaled}
+            xs = x
+            if s != 1 and (scaled != tuple(size) or by_factor):
                 xs = F.interpolate(x, **resize, **bilinear)
             for mirrored in (False, True) if flip else (False,):
                 out = model(xs.flip(-1) if mirrored else xs)
@@ -202,10 +129,6 @@ def _tta(
     return mean.softmax(1) if logits else mean
 
 
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return torch.allclose(a.detach().double(), b.double(), atol=1e-5)
-
-
 _TTA_MISTAKES = {
     "average the probabilities (softmax each run, then the mean), as the paper does, not the "
     "logits.": {"logits": True},
@@ -214,52 +137,38 @@ _TTA_MISTAKES = {
     "upsampling does.": {"align_corners": True},
 }
 # Right too: the input resized by scale_factor=s, the softmax taken before resizing back.
-_TTA_VARIANTS = (
-    {"by_factor": True},
-    {"softmax_first": True},
-    {"by_factor": True, "softmax_first": True},
+_TTA_VARIANTS = [{"by_factor": f, "softmax_first": s} for f, s in ((1, 0), (0, 1), (1, 1))]
+_TTA_HINT = Hint(
+    "resize, run, resize back, softmax, average.",
+    "every scale, and with flip its mirror image, is one run; each run's logits come back to the "
+    "images' own H x W (mirrored back first), become probabilities, and the result is the mean "
+    "over the runs.",
 )
 
 
-@exercise_check("inference:predict")
+@exercise_check(predict)
 def check_tta(fn: Callable[..., torch.Tensor]) -> None:
-    """Check ``fn(model, images, scales=(1.0,), flip=False) -> probabilities`` (test-time aug.).
-
-    The reference is :func:`deeplab_utils.inference.predict`: the softmax of every run (each scale,
-    and its mirror with ``flip``, resized bilinearly with ``align_corners=False`` and back to
-    ``H x W``) averaged (DeepLabv3 Sec. 4.3; DeepLabv3+ Table 3's "MS" and "Flip"); resizing the
-    input by ``scale_factor=`` and the softmax before resizing back are right too. Recognised
-    mistakes: logits averaged, the flip not undone, ``align_corners=True``, the result at the
-    scaled size. Taught in notebook 08.
-    """
-    gen = torch.Generator().manual_seed(0)
+    """``fn(model, images, scales=(1.0,), flip=False)``: the mean of every run's softmax, each
+    scale (and mirror) resized back to ``H x W`` (DeepLabv3 Sec. 4.3, DeepLabv3+ Table 3)."""
     cases = [
         # (name, model kind, batch, classes, height, width, scales, flip)
         ("flip only, 3x3 conv, 9x13", "conv", 2, 3, 9, 13, (1.0,), True),
         ("scales 0.5, 1, 1.5, 16x16", "conv", 1, 4, 16, 16, (0.5, 1.0, 1.5), False),
         ("scales 0.75, 1.25 and flips, 11x7", "stack", 2, 5, 11, 7, (0.75, 1.25), True),
     ]
-    full = (
-        "every scale, and with flip its mirror image, is one run; each run's logits come back "
-        "to the images' own H x W (mirrored back first), become probabilities, and the result "
-        "is the mean over the runs."
-    )
     for i, (name, kind, b, c, h, w, scales, flip) in enumerate(cases):
-        model = _flip_tta_model(kind, c, seed=i)
-        x = torch.randn(b, 3, h, w, generator=gen)
+        model = _tta_model(kind, c, seed=i)
+        x = torch.randn(b, 3, h, w)
         expected = predict(model, x, scales=scales, flip=flip)
-        got = _run(name, fn, model, x.clone(), scales=scales, flip=flip)
-        hint: str | Hint = Hint("resize, run, resize back, softmax, average.", full)
+        got = run(name, fn, model, x.clone(), scales=scales, flip=flip)
+        hint = _TTA_HINT
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
             for variant in _TTA_VARIANTS:
-                if _close(got, right := _tta(model, x, scales, flip, **variant)):
+                if close(got, right := _tta(model, x, scales, flip, **variant)):
                     expected = right
-            for mistake, choices in _TTA_MISTAKES.items():
-                wrong = _tta(model, x, scales, flip, **choices)
-                if _close(got, wrong) and not _close(wrong, expected):
-                    hint = mistake
-                    break
+            wrong = {text: _tta(model, x, scales, flip, **kw) for text, kw in _TTA_MISTAKES.items()}
+            hint = mistake(got, expected, wrong, _TTA_HINT)
         elif isinstance(got, torch.Tensor) and got.shape[:2] == expected.shape[:2]:
             hint = "resize every run's logits back to the images' own H x W before averaging."
-        _compare(name, got, expected, hint=hint, atol=1e-5, rtol=1e-4)
-    _passed(len(cases), "your TTA equals deeplab_utils.inference.predict.")
+        compare(name, got, expected, hint=hint)
+    passed(len(cases), "your TTA equals deeplab_utils.inference.predict.")

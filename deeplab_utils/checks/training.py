@@ -1,193 +1,119 @@
 """Self-checks for notebook 07 (training): one optimiser step, the poly LR schedule, the loop."""
 
-from __future__ import annotations
-
 import copy
-import math
 from collections.abc import Callable
 
 import torch
 
 from ..losses import DiceCELoss
-from ..training import poly_lr_lambda, train_step, train_steps
-from ._common import (
-    CheckFailed,
-    Hint,
-    _check,
-    _compare,
-    _fail,
-    _passed,
-    _run,
-    _seeded,
-    _segmenter,
-    exercise_check,
-)
+from ..training import fit, poly_lr_lambda, train_step, train_steps  # the references
+from ._common import Hint, compare, exercise_check, fail, mistake, passed, run, seeded, segmenter
+
+_HINTS = {
+    "unchanged": "the weights did not change: call loss.backward() before optimizer.step(), on "
+    "the loss tensor itself (not loss.detach(), not under torch.no_grad()).",
+    "piled up": "the first step was right, this one is not: gradients add up across calls unless "
+    "you call optimizer.zero_grad() before loss.backward().",
+    "step": "one step clears the gradients, runs the model once on the batch, computes the loss, "
+    "back-propagates it and then moves the weights with the optimizer.",
+    "tensor": "keep loss.item(), a Python float: a training loop keeps every step's loss in a "
+    "list, and a list of loss tensors keeps every step's autograd graph alive (memory grows).",
+    "loss": "return the batch's loss as a Python float (loss.item()), computed before the step.",
+    "complex": "from step total_steps on return 0: (1 - step/total_steps) is negative there, and "
+    "a negative number to the power 0.9 is complex in Python.",
+    "ended": "the learning rate is 0 from step total_steps on (training is over).",
+    "warm-up": "during warm-up (step < warmup_steps) multiply the poly value by (step + 1) / "
+    "warmup_steps: step 0 gets 1/warmup_steps of it, step warmup_steps - 1 all of it.",
+    "default power": "the exponent is `power`, whose default is 0.9 (DeepLabv3, Sec. 4).",
+    "power": "(1 - step / total_steps) ** power, with the power you are given.",
+    "raised": "apply the warm-up factor only while step < warmup_steps, and return 0 from "
+    "total_steps on.",
+    "epochs": "go through the loader again (a new epoch) until `steps` steps are done, and stop "
+    "exactly there.",
+    "replayed": "iterate the loader again for every epoch: a DataLoader reshuffles (and draws "
+    "new augmentations) only when a new pass starts, so replaying the first pass's batches "
+    "(itertools.cycle, a list) repeats them in one order and keeps them all in memory.",
+}
+_OPTIMIZERS = {
+    "SGD": lambda p: torch.optim.SGD(p, lr=0.5),
+    "SGD + momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-4),
+    "Adam": lambda p: torch.optim.Adam(p, lr=0.01),
+}
 
 
-def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def _step_hint(before: dict, after: dict, weights: list[str], step: int) -> str:
-    """The hint for a step whose weights (names ``weights``) went from ``before`` to ``after``."""
-    if all(torch.equal(after[k], before[k]) for k in weights):
-        return (
-            "the weights did not change: call loss.backward() before optimizer.step(), "
-            "on the loss tensor itself (not loss.detach(), not under torch.no_grad())."
-        )
-    if step > 0:
-        return (
-            "the first step was right, this one is not: gradients add up across calls "
-            "unless you call optimizer.zero_grad() before loss.backward()."
-        )
-    return (
-        "one step clears the gradients, runs the model once on the batch, computes the loss, "
-        "back-propagates it and then moves the weights with the optimizer."
-    )
-
-
-@exercise_check(
-    "training:train_step",
-    also_watch=("training:fit",),
-)
+@exercise_check(train_step, also_watch=(train_steps, fit))
 def check_train_step(fn: Callable[..., float]) -> None:
-    """Check ``fn(model, images, masks, optimizer, loss_fn) -> float``: one optimiser step.
-
-    Learner and reference step two identical small segmenters; weights, BN statistics and the
-    returned loss (a Python float: kept in a list, a tensor would keep its autograd graph alive)
-    must agree. Cases: SGD, Adam, DiceCE with ignored pixels, and two steps in a row with momentum
-    (gradients must not pile up). Taught in notebook 07.
-    """
-    check = _check()
-    gen = torch.Generator().manual_seed(0)
-    optimizers = {
-        "sgd": lambda p: torch.optim.SGD(p, lr=0.5),
-        "sgd+momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-4),
-        "adam": lambda p: torch.optim.Adam(p, lr=0.01),
-    }
+    """``fn(model, images, masks, optimizer, loss_fn) -> float``: one step moves the weights and
+    BN statistics as the reference's, and returns the loss as a float."""
     losses = {"cross-entropy": torch.nn.CrossEntropyLoss(ignore_index=255), "DiceCE": DiceCELoss()}
     cases = [
-        # (name, optimizer, loss, batch, (H, W), steps); with "ignored pixels" in the name,
-        # the first row of every mask is 255
-        ("SGD, cross-entropy, batch 2, 9x11", "sgd", "cross-entropy", 2, (9, 11), 1),
-        ("Adam, DiceCE, batch 1, 7x5, ignored pixels", "adam", "DiceCE", 1, (7, 5), 1),
-        ("two steps in a row, SGD + momentum", "sgd+momentum", "cross-entropy", 2, (6, 8), 2),
+        # (name, optimizer, loss, batch, (H, W), steps); "ignored pixels": masks' first row 255
+        ("SGD, cross-entropy, batch 2, 9x11", "SGD", "cross-entropy", 2, (9, 11), 1),
+        ("Adam, DiceCE, batch 1, 7x5, ignored pixels", "Adam", "DiceCE", 1, (7, 5), 1),
+        ("two steps in a row, SGD + momentum", "SGD + momentum", "cross-entropy", 2, (6, 8), 2),
     ]
-    num_classes = 4
-    for name, opt_name, loss_name, b, size, steps in cases:
-        with _seeded(len(name)):
-            reference = _segmenter(num_classes)
+    for name, optimizer, loss, b, size, steps in cases:
+        with seeded(len(name)):
+            reference = segmenter(4)
         learner = copy.deepcopy(reference)
-        ref_opt = optimizers[opt_name](reference.parameters())
-        learner_opt = optimizers[opt_name](learner.parameters())
-        loss_fn = losses[loss_name]
+        ref_opt = _OPTIMIZERS[optimizer](reference.parameters())
+        learner_opt = _OPTIMIZERS[optimizer](learner.parameters())
         for step in range(steps):
-            images = torch.randn(b, 3, *size, generator=gen)  # (B, 3, H, W)
-            masks = torch.randint(0, num_classes, (b, *size), generator=gen)  # (B, H, W)
+            images = torch.randn(b, 3, *size)  # (B, 3, H, W)
+            masks = torch.randint(0, 4, (b, *size))  # (B, H, W)
             if "ignored pixels" in name:
                 masks[:, 0] = 255
             case = name if steps == 1 else f"{name} (step {step + 1})"
-            before = _state(learner)
-            expected = train_step(reference, images, masks, ref_opt, loss_fn)
-            got = _run(case, fn, learner, images.clone(), masks.clone(), learner_opt, loss_fn)
-            after = _state(learner)
-            weights = [k for k, _ in learner.named_parameters()]  # not the BN's statistics
-            hint = _step_hint(before, after, weights, step)
+            before = copy.deepcopy(learner.state_dict())
+            expected = train_step(reference, images, masks, ref_opt, losses[loss])
+            got = run(case, fn, learner, images.clone(), masks.clone(), learner_opt, losses[loss])
+            same = all(torch.equal(p, before[k]) for k, p in learner.named_parameters())
+            hint = _HINTS["unchanged" if same else "piled up" if step else "step"]
             for key, value in reference.state_dict().items():
-                _compare(f"{case}: '{key}' after the step", after[key], value, hint=hint)
+                after = learner.state_dict()[key]
+                compare(f"{case}: '{key}' after the step", after, value, hint=hint)
             if isinstance(got, torch.Tensor):
                 graph = " that still holds the autograd graph" if got.requires_grad else ""
-                raise CheckFailed(
-                    f"{check}: case '{case}': returned a tensor{graph}; return loss.item(), a "
-                    "Python float. Hint: a training loop keeps every step's loss in a list, and "
-                    "a list of loss tensors keeps every step's graph alive (memory grows)."
-                )
-            if not isinstance(got, int | float) or isinstance(got, bool):
-                raise CheckFailed(
-                    f"{check}: case '{case}': expected the loss as a Python float, got "
-                    f"{type(got).__name__}. Hint: return loss.item()."
-                )
-            _compare(
-                f"{case}: returned loss",
-                torch.tensor(float(got), dtype=torch.float64),
-                torch.tensor(expected, dtype=torch.float64),
-                hint="return the loss of this batch, computed before optimizer.step().",
-                atol=1e-6,
-            )
-    _passed(len(cases), "your step moves the weights exactly as the reference step.")
+                message = f"returned a tensor{graph}; return loss.item(), a Python float"
+                raise fail(case, message, _HINTS["tensor"])
+            expected = torch.tensor(expected, dtype=torch.float64)
+            compare(f"{case}: returned loss", got, expected, hint=_HINTS["loss"], atol=1e-6)
+    passed(len(cases), "your step moves the weights exactly as the reference step.")
 
 
-def _poly_hint(got: object, step: int, total: int, warmup: int, default_power: bool) -> str:
-    """The hint for a wrong multiplier ``got`` at ``step``."""
-    if isinstance(got, complex):
-        return (
-            "from step total_steps on return 0: (1 - step/total_steps) is negative "
-            "there, and a negative number to the power 0.9 is complex in Python."
-        )
-    if step >= total:
-        return "the learning rate is 0 from step total_steps on (training is over)."
-    if step < warmup:
-        return (
-            "during warm-up (step < warmup_steps) multiply the poly value by (step + 1) / "
-            "warmup_steps: step 0 gets 1/warmup_steps of it, step warmup_steps - 1 all of it."
-        )
-    if default_power:
-        return "the exponent is `power`, whose default is 0.9 (DeepLabv3, Sec. 4)."
-    return "(1 - step / total_steps) ** power, with the power you are given."
-
-
-@exercise_check("training:poly_lr_lambda")
+@exercise_check(poly_lr_lambda)
 def check_poly_lr(fn: Callable[..., float]) -> None:
-    """Check ``fn(step, total_steps, power=0.9, warmup_steps=0) -> float`` (the LR multiplier).
-
-    The reference is :func:`deeplab_utils.training.poly_lr_lambda`: ``(1 - step / total_steps) **
-    power`` (DeepLabv3, Sec. 4), times ``(step + 1) / warmup_steps`` while ``step <
-    warmup_steps``, and 0 from ``total_steps`` on. Taught in notebook 07.
-    """
-    check = _check()
+    """``fn(step, total_steps, power=0.9, warmup_steps=0)``: ``(1 - step / total_steps) **
+    power`` (DeepLabv3, Sec. 4), warmed up linearly, 0 from ``total_steps`` on."""
     cases = [
         # (name, total_steps, keyword arguments, steps to compare)
         ("default power (0.9), 10 steps", 10, {}, range(12)),
         ("power 1 (linear decay), 7 steps", 7, {"power": 1.0}, range(9)),
         ("power 0.9, 3 warm-up steps, 12 steps", 12, {"power": 0.9, "warmup_steps": 3}, range(14)),
         ("power 2, 1 warm-up step, 5 steps", 5, {"power": 2.0, "warmup_steps": 1}, range(7)),
-        (
-            "30000 steps, 500 warm-up steps",
-            30_000,
-            {"power": 0.9, "warmup_steps": 500},
-            (0, 1, 249, 499, 500, 501, 15_000, 29_999, 30_000, 30_001),
-        ),
-    ]
+        ("30000 steps, 500 warm-up steps", 30_000, {"power": 0.9, "warmup_steps": 500},
+         (0, 1, 249, 499, 500, 501, 15_000, 29_999, 30_000, 30_001)),
+    ]  # fmt: skip
     for name, total, kwargs, steps in cases:
-        warmup = kwargs.get("warmup_steps", 0)
-        reference = {"power": kwargs.get("power", 0.9), "warmup_steps": warmup}
+        reference = {"power": 0.9, "warmup_steps": 0, **kwargs}
         # The steps from total_steps on first: a schedule that does not end at 0 is told so,
         # rather than being told its values differ everywhere.
         for step in sorted(steps, key=lambda s: s < total):
-            expected = poly_lr_lambda(step, total_steps=total, **reference)
             case = f"{name}, step {step}"
-            raised_hint = (
-                "apply the warm-up factor only while step < warmup_steps, and return 0 from "
-                "total_steps on."
-            )
-            got = _run(case, fn, step, total, hint=raised_hint, **kwargs)
-            if isinstance(got, torch.Tensor) and got.numel() == 1:
-                got = got.item()
-            hint = _poly_hint(got, step, total, warmup, "default" in name)
-            if not isinstance(got, int | float) or isinstance(got, bool):
-                raise CheckFailed(
-                    f"{check}: case '{case}': expected a float, got {got!r}. Hint: {hint}"
-                )
-            if not math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12):
-                raise CheckFailed(
-                    f"{check}: case '{case}': expected {expected:.6g}, got {got:.6g}. Hint: {hint}"
-                )
-    _passed(len(cases), "your schedule equals deeplab_utils.training.poly_lr_lambda.")
+            got = run(case, fn, step, total, hint=_HINTS["raised"], **kwargs)
+            got = got.item() if isinstance(got, torch.Tensor) and got.numel() == 1 else got
+            expected = torch.tensor(poly_lr_lambda(step, total, **reference), dtype=torch.float64)
+            reasons = (
+                ("complex", isinstance(got, complex)), ("ended", step >= total),
+                ("warm-up", step < reference["warmup_steps"]), ("default power", "default" in name),
+            )  # fmt: skip
+            hint = _HINTS[next((why for why, applies in reasons if applies), "power")]
+            compare(case, got, expected, hint=hint, atol=1e-12, rtol=1e-9)
+    passed(len(cases), f"your schedule equals {poly_lr_lambda.__module__}.poly_lr_lambda.")
 
 
 class _Shuffled:
-    """A stand-in for ``DataLoader(shuffle=True)``: every pass over it gives the batches in a
-    new order (a real loader also draws new augmentations), and ``passes`` counts the passes."""
+    """A loader that reshuffles at every pass, as ``DataLoader(shuffle=True)``, counting them."""
 
     def __init__(self, batches: list) -> None:
         self.batches, self.passes = batches, 0
@@ -201,22 +127,18 @@ class _Shuffled:
         return iter([self.batches[i] for i in order])
 
 
-def _run_loop(fn: Callable[..., object], batches: list, steps: int, *, eval_first: bool) -> tuple:
-    """Run loop ``fn`` on a fresh copy of the check's model, dropout seeded, over a shuffling
-    loader of ``batches``; return ``(what fn returned, the model's state after, the scheduler's
-    step count, the passes over the loader)``."""
-    with _seeded(7):
-        model = _segmenter(3, dropout=0.3)  # train and eval mode give other results
-    if eval_first:
-        model.eval()
+def _run_loop(fn: Callable, batches: list, steps: int, eval_first: bool) -> tuple:
+    """Loop ``fn`` on the check's model: its result, state, scheduler count and passes."""
+    with seeded(7):
+        model = segmenter(3, dropout=0.3).train(not eval_first)  # dropout: the mode shows
     optimizer = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: poly_lr_lambda(step, steps, warmup_steps=2)
     )
     loader = _Shuffled(batches)
-    with _seeded(0):  # the same dropout masks for every loop compared
+    with seeded(0):  # the same dropout masks for every loop compared
         out = fn(model, loader, torch.nn.CrossEntropyLoss(), optimizer, scheduler, steps)
-    return out, _state(model), scheduler.last_epoch, loader.passes
+    return out, copy.deepcopy(model.state_dict()), scheduler.last_epoch, loader.passes
 
 
 # Plausible mistakes, each under the hint that names it (matched on the weights they give).
@@ -228,12 +150,18 @@ _LOOP_MISTAKES = {
     "no train()": "put the model in training mode first (model.train()): it may come from an "
     "evaluation, and in eval mode BatchNorm uses its running statistics and dropout does nothing.",
 }
+_LOOP_HINT = Hint(
+    "each step: zero_grad, forward, loss, backward, optimizer.step(), scheduler.step().",
+    "train mode first; then the step of section 2 for every batch, the loader started again "
+    "whenever it runs out, the scheduler moved after every optimiser step, a float loss kept "
+    "per step, and a stop after exactly `steps` steps.",
+)
 
 
 def _wrong_loop(mistake: str) -> Callable[..., list[float]]:
     """A training loop that makes ``mistake``, a key of ``_LOOP_MISTAKES``."""
 
-    def run(model, loader, loss_fn, optimizer, scheduler, steps):
+    def loop(model, loader, loss_fn, optimizer, scheduler, steps):
         if mistake != "no train()":
             model.train()
         losses: list[float] = []
@@ -253,32 +181,13 @@ def _wrong_loop(mistake: str) -> Callable[..., list[float]]:
                 scheduler.step()
         return losses
 
-    return run
+    return loop
 
 
-_LOOP_HINT = Hint(
-    "each step: zero_grad, forward, loss, backward, optimizer.step(), scheduler.step().",
-    "train mode first; then the step of section 2 for every batch, the loader started again "
-    "whenever it runs out, the scheduler moved after every optimiser step, a float loss kept "
-    "per step, and a stop after exactly `steps` steps.",
-)
-
-
-@exercise_check(
-    "training:train_steps",
-    also_watch=("training:train_step",),
-)
+@exercise_check(train_steps, also_watch=(train_step, fit))
 def check_train_loop(fn: Callable[..., list[float]]) -> None:
-    """Check ``fn(model, loader, loss_fn, optimizer, scheduler, steps) -> list of losses``.
-
-    The reference is :func:`deeplab_utils.training.train_steps`: ``steps`` optimiser steps through
-    the loader as many times as needed, in train mode, the schedule moved once per step. Weights,
-    BN statistics, scheduler count and losses must agree, over a loader that reshuffles at every
-    pass. Recognised mistakes: no ``zero_grad``, the schedule stepped per epoch, eval mode kept,
-    losses kept as tensors, one epoch only, the first epoch replayed (``itertools.cycle``).
-    Taught in notebook 07.
-    """
-    gen = torch.Generator().manual_seed(0)
+    """``fn(model, loader, loss_fn, optimizer, scheduler, steps) -> losses``: ``steps`` steps in
+    train mode, through the loader as often as needed, the schedule moved once per step."""
     cases = [
         # (name, batches per epoch, steps, model handed over in eval mode)
         ("3 steps, an epoch of 4 batches", 4, 3, False),
@@ -286,64 +195,29 @@ def check_train_loop(fn: Callable[..., list[float]]) -> None:
         ("6 steps, the model handed over in eval mode", 3, 6, True),
     ]
     for name, n_batches, steps, eval_first in cases:
-        # a re-iterable stand-in for a loader: batches of 2 random 5x6 images and masks
+        # batches of 2 random 5x6 images and masks
         batches = [
-            (torch.randn(2, 3, 5, 6, generator=gen), torch.randint(0, 3, (2, 5, 6), generator=gen))
-            for _ in range(n_batches)
+            (torch.randn(2, 3, 5, 6), torch.randint(0, 3, (2, 5, 6))) for _ in range(n_batches)
         ]
-        expected, expected_state, expected_count, expected_passes = _run_loop(
-            train_steps, batches, steps, eval_first=eval_first
-        )
-        got, state, count, passes = _run(name, _run_loop, fn, batches, steps, eval_first=eval_first)
+        args = (batches, steps, eval_first)
+        expected, expected_state, expected_count, expected_passes = _run_loop(train_steps, *args)
+        got, state, count, passes = run(name, _run_loop, fn, *args)
         if not isinstance(got, list | tuple) or len(got) != steps:
             length = len(got) if isinstance(got, list | tuple) else type(got).__name__
-            raise _fail(
-                name,
-                f"expected a list of {steps} losses, one per step, got {length}",
-                Hint(
-                    "go through the loader again (a new epoch) until `steps` steps are done, "
-                    "and stop exactly there."
-                ),
-            )
+            message = f"expected a list of {steps} losses, one per step, got {length}"
+            raise fail(name, message, _HINTS["epochs"])
         if any(isinstance(v, torch.Tensor) for v in got):
-            raise _fail(
-                name,
-                "the losses are tensors",
-                "keep loss.item(), a Python float: a list of loss tensors keeps every step's "
-                "autograd graph alive.",
-            )
+            raise fail(name, "the losses are tensors", _HINTS["tensor"])
         if passes < expected_passes:
-            raise _fail(
-                name,
-                f"{steps} steps over {n_batches} batches need {expected_passes} passes over the "
-                f"loader, your loop made {passes}",
-                "iterate the loader again for every epoch: a DataLoader reshuffles (and draws "
-                "new augmentations) only when a new pass starts, so replaying the first pass's "
-                "batches (itertools.cycle, a list) repeats them in one order and keeps them all "
-                "in memory.",
-            )
-        hint: str | Hint = _LOOP_HINT
-        for mistake, text in _LOOP_MISTAKES.items():
-            _, wrong_state, _, _ = _run_loop(
-                _wrong_loop(mistake), batches, steps, eval_first=eval_first
-            )
-            if all(torch.allclose(state[k], wrong_state[k]) for k in state) and not all(
-                torch.allclose(wrong_state[k], expected_state[k]) for k in state
-            ):
-                hint = text
-                break
+            made = f"need {expected_passes} passes over the loader, your loop made {passes}"
+            raise fail(name, f"{steps} steps over {n_batches} batches {made}", _HINTS["replayed"])
+        wrong = {hint: _run_loop(_wrong_loop(m), *args)[1] for m, hint in _LOOP_MISTAKES.items()}
+        hint = mistake(state, expected_state, wrong, _LOOP_HINT)
         if count != expected_count:
-            message = (
-                f"the scheduler moved {count} times, expected {expected_count} (once per step)"
-            )
-            raise _fail(name, message, hint)
+            moved = f"the scheduler moved {count} times, expected {expected_count}"
+            raise fail(name, f"{moved} (once per step)", hint)
         for key, value in expected_state.items():
-            _compare(f"{name}: '{key}' after training", state[key], value, hint=hint)
-        _compare(
-            f"{name}: returned losses",
-            torch.tensor(got, dtype=torch.float64),
-            torch.tensor(expected, dtype=torch.float64),
-            hint=hint,
-            atol=1e-6,
-        )
-    _passed(len(cases), "your loop trains exactly as deeplab_utils.training.train_steps.")
+            compare(f"{name}: '{key}' after training", state[key], value, hint=hint)
+        got, expected = (torch.tensor(v, dtype=torch.float64) for v in (got, expected))
+        compare(f"{name}: returned losses", got, expected, hint=hint, atol=1e-6)
+    passed(len(cases), f"your loop trains exactly as {train_steps.__module__}.train_steps.")
