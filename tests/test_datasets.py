@@ -384,3 +384,12 @@ def test_collate_original_size_stacks_images_and_lists_masks():
     assert images.shape == (3, 3, 8, 8) and torch.equal(images[2], samples[2][0])
     assert [tuple(m.shape) for m in masks] == [(5, 7), (9, 4), (6, 6)]
     assert all(torch.equal(m, s[1]) for m, s in zip(masks, samples, strict=True))
+
+
+def test_collate_original_size_stacks_masks_of_one_size():
+    """Masks that share a size are stacked (B, H, W), as the default collate would, so an
+    evaluation loop written for tensors (notebook 08's) reads them."""
+    samples = [(torch.zeros(3, 4, 4), torch.full((4, 4), i, dtype=torch.int64)) for i in range(2)]
+    images, masks = collate_original_size(samples)
+    assert isinstance(masks, torch.Tensor) and masks.shape == (2, 4, 4)
+    assert torch.equal(masks[1], samples[1][1])

@@ -9,7 +9,7 @@ import hashlib
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -264,11 +264,13 @@ class VOCTrainAugDataset(_VOCLabels):
         self.image_ids: list[str] = image_ids[: len(self._items)]
 
 
-def collate_original_size(batch: Sequence[Sample]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """DataLoader ``collate_fn`` for ``original_size_masks``: images stacked ``(B, 3, S, S)``,
-    masks ``(H_i, W_i)`` left a list, for :func:`deeplab_utils.training.evaluate` to score at
-    their own size. Taught in notebook 08."""
-    return torch.stack([sample[0] for sample in batch]), [sample[1] for sample in batch]
+def collate_original_size(batch: Sequence[Sample]) -> tuple[torch.Tensor, Any]:
+    """DataLoader ``collate_fn`` for masks of any size: images stacked ``(B, 3, S, S)``; masks
+    stacked ``(B, S, S)`` when they share a size, else (``original_size_masks``) left a list of
+    ``(H_i, W_i)``, for :func:`deeplab_utils.evaluation.evaluate` to score each at its own size.
+    Taught in notebook 08."""
+    images, masks = torch.stack([s[0] for s in batch]), [s[1] for s in batch]
+    return images, torch.stack(masks) if len({m.shape for m in masks}) == 1 else masks
 
 
 def _check_options(name: str, split: str, voc_trainaug: bool, original_size_masks: bool) -> None:
