@@ -108,9 +108,14 @@ class RunConfig:
             )
         if self.voc_trainaug and self.dataset != "voc":
             raise ValueError(f"voc_trainaug needs dataset='voc', got {self.dataset!r}")
-        if self.aspp_rates not in ("scaled", "paper"):
-            rates = check_rates(self.aspp_rates, "aspp_rates", "'scaled', 'paper' or positive ints")
-            object.__setattr__(self, "aspp_rates", rates)  # a list (from JSON) becomes a tuple
+        if self.aspp_rates not in ("scaled", "paper"):  # (2, 4, 6), or "2,4,6" from the CLI
+            words = str(self.aspp_rates).strip("()[] ").split(",")
+            rates = [int(w) if w.strip().isdigit() else w for w in words]
+            allowed = "'scaled', 'paper' or positive ints such as 2,4,6"
+            try:
+                object.__setattr__(self, "aspp_rates", check_rates(rates, "aspp_rates", allowed))
+            except ValueError:
+                raise ValueError(f"aspp_rates must be {allowed}, got {self.aspp_rates!r}") from None
         if self.multi_grid is not None:
             object.__setattr__(self, "multi_grid", tuple(self.multi_grid))
         self.model_config(2)  # the model's own checks (multi_grid)

@@ -36,11 +36,6 @@ from .run import CHECKPOINT, Run, build_run, evaluate_test_split, preview_batch
 from .runtime import autocast, pick_device, rank_and_world, unwrap
 from .training import History, NonFiniteLossError, fit
 
-try:
-    import resource  # peak memory, on Linux and macOS
-except ImportError:  # Windows
-    resource = None
-
 JOB_FLAGS = {
     "resume": "continue <out>/checkpoint.pt: options left out keep the run's values, --steps may "
     "grow, and another value of a setting that defines the run is refused",
@@ -48,27 +43,7 @@ JOB_FLAGS = {
     "(pets only: validation is a held-out tenth of trainval, so test images are otherwise unread)",
     "no_progress": "no progress bar (for logs): one line per validation instead",
 }
-
-
-def _rates(text: str) -> str | tuple[int, ...]:
-    """``--aspp-rates``: a word, or integers separated by commas."""
-    try:
-        return text if text in ("scaled", "paper") else tuple(int(r) for r in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be 'scaled', 'paper' or integers such as 2,4,6; got {text!r}"
-        ) from None
-
-
-# Options whose values are lists: "--aspp-rates 2,4,6" (or a word), "--multi-grid 1 2 4".
-_LISTS = {
-    "aspp_rates": {"type": _rates},
-    "multi_grid": {"nargs": 3, "type": int, "metavar": ("R1", "R2", "R3")},
-}
-OOM_HINT = (
-    "the GPU ran out of memory. Lower, in this order: --batch-size, --image-size, use "
-    "--output-stride 16 (not 8), and turn on --amp."
-)
+OOM_HINT = "Lower, in this order: --batch-size, --image-size, --output-stride 16, or use --amp. "
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -79,16 +54,16 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return action.help if action.default is None else super()._get_help_string(action)
 
 
-def _option(name: str, hint: Any) -> dict[str, Any]:
-    """argparse's settings for a RunConfig field of type ``hint``."""
-    if name in _LISTS:
-        return _LISTS[name]
+def _option(hint: Any) -> dict[str, Any]:
+    """argparse's settings for a RunConfig field annotated ``hint``."""
     kinds = [k for k in typing.get_args(hint) if k is not type(None)] or [hint]
     if bool in kinds:
         return {"action": argparse.BooleanOptionalAction}
     if typing.get_origin(hint) is Literal:
         return {"choices": kinds, "type": type(kinds[0])}
-    return {"type": kinds[0]}
+    if typing.get_origin(kinds[0]) is tuple:  # multi_grid: "--multi-grid 1 2 4"
+        return {"nargs": len(typing.get_args(kinds[0])), "type": int}
+    return {"type": str if tuple in map(typing.get_origin, kinds) else kinds[0]}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,12 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hints = typing.get_type_hints(RunConfig)
     for f in dataclasses.fields(RunConfig):
-        parser.add_argument(
-            f"--{f.name.replace('_', '-')}",
-            default=f.default,
-            help=f.metadata["help"],
-            **_option(f.name, hints[f.name]),
-        )
+        name, kind = f"--{f.name.replace('_', '-')}", _option(hints[f.name])
+        parser.add_argument(name, default=f.default, help=f.metadata["help"], **kind)
     for name, text in JOB_FLAGS.items():
         parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=text)
     return parser
@@ -178,17 +149,6 @@ def _wrap(model: nn.Module, config: RunConfig) -> nn.Module:
     )
 
 
-def _weights_agree(model: nn.Module) -> bool:
-    """True when every process ends with the same weights (DDP's promise), by a checksum."""
-    if rank_and_world()[1] == 1:
-        return True
-    with torch.no_grad():
-        total = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum()
-    gathered = [torch.zeros_like(total) for _ in range(dist.get_world_size())]
-    dist.all_gather(gathered, total)
-    return all(torch.equal(g, gathered[0]) for g in gathered)
-
-
 def _iou_table(title: str, metrics: dict[str, Any], class_names: list[str]) -> None:
     """Per-class IoU, mIoU and pixel accuracy; "n/a" where a score is undefined (None)."""
     width = max(len(name) for name in [*class_names, "pixel acc."])
@@ -234,16 +194,7 @@ def _report(run: Run, history: History, seconds: float, test: dict[str, Any] | N
         json.dump(summary, file, indent=1)
     with atomic_write(Path(run.config.out) / "predictions.png") as file:
         file.write(_predictions_png(run))
-    peak = "" if resource is None else f", peak memory {_peak_memory_mb():.0f} MB"
-    print(
-        f"\ndone in {seconds:.0f} s{peak}; wrote {run.checkpoint}, history.json and "
-        "predictions.png beside it"
-    )
-
-
-def _peak_memory_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, else KiB
+    print(f"\ndone in {seconds:.0f} s; wrote {run.checkpoint}, history.json, predictions.png")
 
 
 def _announce(run: Run, resume: bool) -> None:
@@ -282,14 +233,12 @@ def main(argv: list[str] | None = None) -> int:
             _announce(run, args.resume)
         run.model, started = _wrap(run.model, config), time.perf_counter()
         history = fit(run, resume=args.resume, progress=rank == 0 and not args.no_progress)
-        seconds, agree = time.perf_counter() - started, _weights_agree(run.model)
+        seconds = time.perf_counter() - started
         test = evaluate_test_split(run) if args.final_test else None
         if rank == 0:
             _report(run, history, seconds, test)
-            if not agree:
-                print("DDP: WARNING, the weights differ between the processes", file=sys.stderr)
         succeeded = True
-        return 0 if agree else 1
+        return 0
     except (NonFiniteLossError, CheckpointError, torch.OutOfMemoryError) as exc:
         hint = OOM_HINT if isinstance(exc, torch.OutOfMemoryError) else ""
         print(f"deeplab-train: error: {hint}{exc}", file=sys.stderr)

@@ -5,7 +5,8 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from ..data import IGNORE_COLOR, IGNORE_INDEX
+from ..data import IGNORE_INDEX
+from ..data.palette import IGNORE_COLOR
 from ..figures import Array, Palette, class_legend, diagram, display_image, hide_ticks, mask_rgb
 
 
