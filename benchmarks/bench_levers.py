@@ -41,9 +41,12 @@ from pathlib import Path
 
 import torch
 
+from deeplab_utils.config import RunConfig, peak_lr, settle
+from deeplab_utils.evaluation import eval_loader
 from deeplab_utils.files import atomic_write
-from deeplab_utils.run import RunConfig, build_run
+from deeplab_utils.run import build_run
 from deeplab_utils.runtime import amp_is_fast
+from deeplab_utils.training import train_loader
 
 VARIANTS = ("baseline", "adam-foreach", "adam-for-loop", "nchw", "workers-1", "compile", "no-amp")
 
@@ -58,7 +61,7 @@ class Variant:
         self.model = copy.deepcopy(run.model).train()
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        lr = run.config.train.resolved_lr()
+        lr = peak_lr(run.config)
         params = list(self.model.parameters())
         if name == "adam-foreach":
             self.optimizer = torch.optim.Adam(params, lr=lr, foreach=True)
@@ -66,10 +69,10 @@ class Variant:
             self.optimizer = torch.optim.Adam(params, lr=lr, foreach=False)
         else:
             self.optimizer = torch.optim.Adam(params, lr=lr, fused=True)
-        loader = run.train_loader
+        loader = train_loader(run.train_set, settle(run.config, torch.device("cpu")))
         if name == "workers-1":
             loader = torch.utils.data.DataLoader(
-                run.train_set, batch_size=loader.batch_size, shuffle=True, drop_last=True,
+                run.train_set, batch_size=run.config.batch_size, shuffle=True, drop_last=True,
                 num_workers=1, persistent_workers=True,
             )  # fmt: skip
         self.batches = itertools.chain.from_iterable(itertools.repeat(loader))
@@ -98,7 +101,7 @@ def _validation_seconds(run, amp: bool) -> float:
     model = copy.deepcopy(run.model).eval().to(memory_format=torch.channels_last)
     start = time.perf_counter()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-        for images, _ in run.val_loader:
+        for images, _ in eval_loader(run.val_set, run.config):
             model(images.contiguous(memory_format=torch.channels_last)).argmax(1)
     return time.perf_counter() - start
 

@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -33,12 +34,12 @@ from pathlib import Path
 
 import torch
 
-from deeplab_utils.data import build_dataset
-from deeplab_utils.losses import DiceCELoss
-from deeplab_utils.runtime import pick_device
-from deeplab_utils.train import HISTORY_NAME
+from deeplab_utils.config import RunConfig
+from deeplab_utils.run import Run, build_run
 from deeplab_utils.train import main as train_main
-from deeplab_utils.training import TrainConfig, fit, make_loader
+from deeplab_utils.training import fit
+
+HISTORY_NAME = "history.json"  # what the main job writes beside its checkpoint
 
 TIMING_STEPS = 8  # smp training steps timed (after 2 untimed) to size its run
 
@@ -50,9 +51,8 @@ def _run_ours(out: Path, extra: list[str]) -> dict:
     history = json.loads((out / "ours" / HISTORY_NAME).read_text())
     return {
         "model": "ours: DeepLabV3Plus (main job defaults)",
-        "run_config": history["run_config"],
-        "train_config": history["train_config"],
-        "steps": history["train_config"]["steps"],
+        "config": history["config"],
+        "steps": history["config"]["steps"],
         "minutes": [s / 60 for s in history["eval_seconds"]],
         "eval_step": history["eval_step"],
         "miou": [v["miou"] for v in history["val"]],
@@ -63,23 +63,16 @@ def _run_ours(out: Path, extra: list[str]) -> dict:
 def _run_smp(ours: dict) -> dict:
     import segmentation_models_pytorch as smp
 
-    run, config = ours["run_config"], ours["train_config"]
-    device = pick_device("auto")
-    common = {"image_size": run["image_size"], "seed": config["seed"], "root": run["data_dir"]}
-    train_set = build_dataset(
-        run["dataset"], split="train", num_samples=run["train_samples"], **common
-    )
-    val_set = build_dataset(run["dataset"], split="val", num_samples=run["val_samples"], **common)
-    loss_fn = DiceCELoss(ignore_index=255)
+    config = RunConfig(**{**ours["config"], "out": None})  # the main job's run, settled
+    data = build_run(config)  # its datasets and loss (and our model, unused)
 
-    def model() -> torch.nn.Module:
-        torch.manual_seed(config["seed"])
-        return smp.DeepLabV3Plus(
-            encoder_name="resnet50", encoder_weights=None, classes=train_set.num_classes
+    def run(steps: int, val_every: int, loss_fn=data.loss_fn) -> Run:
+        torch.manual_seed(config.seed)
+        model = smp.DeepLabV3Plus(
+            encoder_name="resnet50", encoder_weights=None, classes=data.train_set.num_classes
         )
-
-    def loader(cfg: TrainConfig):
-        return make_loader(train_set, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
+        cfg = dataclasses.replace(config, steps=steps, val_every=val_every, warmup_steps=None)
+        return Run(cfg, model, data.train_set, data.val_set if val_every else None, loss_fn)
 
     # Time smp's training steps in the same loop and precision (the clock starts at the third
     # loss call, after two warm-up steps), then fit its run into ours' wall time.
@@ -90,30 +83,14 @@ def _run_smp(ours: dict) -> dict:
         calls += 1
         if calls == 3:
             started = time.perf_counter()
-        return loss_fn(logits, target)
+        return data.loss_fn(logits, target)
 
-    probe = TrainConfig(**{**config, "steps": TIMING_STEPS + 2, "warmup_steps": 0})
-    fit(model(), loader(probe), config=probe, loss_fn=timed_loss, device=device, progress=False)
+    fit(run(TIMING_STEPS + 2, 0, timed_loss), progress=False)
     seconds_per_step = (time.perf_counter() - started) / TIMING_STEPS
     budget = ours["minutes"][-1] * 60
-    steps = max(int(budget / seconds_per_step), config["warmup_steps"] + 1)
-    eval_every = max(steps // len(ours["eval_step"]), 1)
-    print(
-        f"smp: {seconds_per_step:.2f} s/step -> {steps} steps in {budget / 60:.1f} min",
-        flush=True,
-    )
-    cfg = TrainConfig(**{**config, "steps": steps, "eval_every": eval_every})
-    val_loader = make_loader(val_set, batch_size=cfg.batch_size, shuffle=False, seed=cfg.seed)
-    history = fit(
-        model(),
-        loader(cfg),
-        val_loader,
-        config=cfg,
-        loss_fn=loss_fn,
-        num_classes=train_set.num_classes,
-        device=device,
-        progress=False,
-    )
+    steps = max(int(budget / seconds_per_step), 10)
+    print(f"smp: {seconds_per_step:.2f} s/step -> {steps} steps in {budget / 60:.1f} min")
+    history = fit(run(steps, max(steps // len(ours["eval_step"]), 1)), progress=False)
     return {
         "model": 'smp DeepLabV3Plus("resnet50", encoder_weights=None)',
         "steps": steps,

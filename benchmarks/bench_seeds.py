@@ -27,12 +27,13 @@ from pathlib import Path
 import torch
 
 from deeplab_utils.checkpoint import load_model
+from deeplab_utils.config import RunConfig
 from deeplab_utils.data import build_dataset
-from deeplab_utils.run import RunConfig
+from deeplab_utils.evaluation import eval_loader, evaluate
 from deeplab_utils.runtime import amp_is_fast, pick_device
-from deeplab_utils.train import CHECKPOINT_NAME, HISTORY_NAME
 from deeplab_utils.train import main as train_main
-from deeplab_utils.training import evaluate, make_loader
+
+CHECKPOINT_NAME, HISTORY_NAME = "checkpoint.pt", "history.json"  # what the main job writes
 
 RECIPE = RunConfig()  # the main job's defaults
 
@@ -53,7 +54,7 @@ def _summary(run: Path) -> dict:
     points = zip(history["eval_step"], history["eval_seconds"], history["val"], strict=True)
     final = history["val"][-1]
     return {
-        "train_config": history["train_config"],
+        "config": history["config"],
         "curve": [[step, round(seconds, 1), val["miou"]] for step, seconds, val in points],
         "final_iou": dict(zip(history["class_names"], final["iou"], strict=True)),
         "final_miou": final["miou"],
@@ -82,7 +83,7 @@ def main() -> None:
             val_set = build_dataset(
                 "shapes", split="val", image_size=RECIPE.image_size, seed=val_seed
             )
-            loader = make_loader(val_set, batch_size=RECIPE.train.batch_size, shuffle=False)
+            loader = eval_loader(val_set, RECIPE)
             metrics = evaluate(model, loader, val_set.num_classes, device=device, amp=amp)
             scores[seed][val_seed] = metrics["miou"]
     result = {

@@ -31,10 +31,12 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from deeplab_utils.config import RunConfig, settle
+from deeplab_utils.evaluation import eval_loader
 from deeplab_utils.files import atomic_write
-from deeplab_utils.run import RunConfig, build_run
+from deeplab_utils.run import build_run
 from deeplab_utils.runtime import amp_is_fast
-from deeplab_utils.training import build_optimizer, build_scheduler
+from deeplab_utils.training import build_optimizer, poly_lr_lambda, train_loader
 
 # Operator name fragments -> kind (first match wins; names are aten::/mkldnn ops).
 KINDS = [
@@ -97,7 +99,7 @@ def _evaluate(run, device, amp, channels_last) -> float:
     run.model.eval()
     start = time.perf_counter()
     with torch.no_grad(), torch.autocast(device.type, dtype, enabled=amp):
-        for images, _ in run.val_loader:
+        for images, _ in eval_loader(run.val_set, run.config):
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             run.model(images).argmax(1)
@@ -123,9 +125,12 @@ def main(argv: list[str] | None = None) -> None:
     amp = amp_is_fast(device) if args.amp is None else args.amp
     run = build_run(RunConfig())
     run.model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(run.model, config=run.config.train)
-    scheduler = build_scheduler(optimizer, config=run.config.train)
-    batches = _batches(run.train_loader)
+    config = settle(run.config, device)
+    optimizer = build_optimizer(run.model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(  # what fit does: the poly rate of each step
+        optimizer, lambda step: poly_lr_lambda(step, config.steps, warmup_steps=config.warmup_steps)
+    )
+    batches = _batches(train_loader(run.train_set, config))
     step = (run, optimizer, scheduler, device, amp, True, batches)
     for _ in range(args.warmup):
         _phases(*step)
