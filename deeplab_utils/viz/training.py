@@ -7,20 +7,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..figures import Palette, Values, draw_mask_grid, line_chart
+from ..figures import Batch, Palette, Values, draw_mask_grid, line_chart
 from ..training import History
-from .data import Batch
 
 
-def plot_lr_schedules(
-    curves: Mapping[str, Values], *, title: str = "Learning-rate schedules"
-) -> Figure:
+def plot_lr_schedules(curves: Mapping[str, Values]) -> Figure:
     """A line per schedule: label -> multiplier of the base LR at steps 0, 1, ... Notebook 07."""
     # Dashes tell apart schedules that overlap (e.g. with and without warm-up after W steps).
     styles = itertools.cycle({"linestyle": s} for s in ("-", "--", "-.", ":"))
     lines = [(label, np.arange(len(y)), y, next(styles)) for label, y in curves.items()]
-    fig, _ = line_chart((6.5, 3.2), lines, legend={"frameon": False}, xlabel="optimiser step",
-                        ylabel="lr / base lr", ylim=(0, 1.05), title=title)  # fmt: skip
+    fig, _ = line_chart((6.5, 3.2), lines, legend={"frameon": False}, ylim=(0, 1.05),
+                        xlabel="optimiser step", ylabel="lr / base lr",
+                        title="Learning-rate schedules")  # fmt: skip
     return fig
 
 
@@ -63,12 +61,8 @@ def show_predictions_before_after(
     after: Batch,
     palette: Palette,
     class_names: Sequence[str],
-    *,
-    normalized: bool = True,
 ) -> Figure:
     """A row per sample: image, ground truth, the predictions before and after training, all
     shaped as for ``show_samples``. Notebook 07."""
     columns = {"ground truth": masks, "before training": before, "after training": after}
-    return draw_mask_grid(
-        plt.figure(), images, columns, palette, class_names, normalized=normalized
-    )
+    return draw_mask_grid(plt.figure(), images, columns, palette, class_names)
