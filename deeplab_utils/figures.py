@@ -19,8 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator
 
-from .data import colorize_mask, denormalize
-from .targets import IGNORE_INDEX
+from .data import IGNORE_INDEX, colorize_mask, denormalize
 
 Array = np.ndarray | torch.Tensor
 Values = Array | Sequence[float]  # 1-D numbers

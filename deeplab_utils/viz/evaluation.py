@@ -54,10 +54,8 @@ def plot_per_class_iou(
 
 
 def plot_inference_speed(sizes: Sequence[int], times_ms: dict[str, Sequence[float]]) -> Figure:
-    """Time per image (ms) against the side of square images, a line per setting. Notebook 08.
-
-    A dashed line shows what the work predicts: x4 per doubling of the side.
-    """
+    """Time per image (ms) against the side of square images, a line per setting, and a dashed
+    line for what the work predicts: x4 per doubling of the side. Notebook 08."""
     lines = [(name, sizes, times, {"marker": "o"}) for name, times in times_ms.items()]
     first = next(iter(times_ms.values()))[0]  # the work's line starts at the first time
     work = [first * (s / sizes[0]) ** 2 for s in sizes]

@@ -23,11 +23,8 @@ def plot_lr_schedules(curves: Mapping[str, Values]) -> Figure:
 
 
 def plot_training_curves(history: History, *, smooth: int = 10) -> Figure:
-    """Loss (per step and a trailing mean of ``smooth`` steps), learning rate, validation mIoU.
-
-    Reads the ``History``'s ``step``, ``loss``, ``lr``, ``eval_step`` and ``val`` (metric dicts
-    with ``"miou"``). Notebook 07.
-    """
+    """A ``History``'s loss (per step and a trailing mean of ``smooth`` steps), learning rate and
+    validation mIoU. Notebook 07."""
     steps, loss = np.asarray(history.step), np.asarray(history.loss, dtype=float)
     miou = [np.nan if v.get("miou") is None else v["miou"] for v in history.val]
     fig, (ax_loss, ax_lr, ax_val) = plt.subplots(1, 3, figsize=(12, 3.3))
