@@ -62,15 +62,13 @@ def show_augmentations(
 ) -> Figure:
     """A uint8 ``(3, H, W)`` image above its ``(H, W)`` mask, then ``n`` draws of a joint transform
     (to a normalised image), seeded apart from the global RNG: reproducible. Notebook 06."""
-    pairs = [(image, mask, False)]
+    pairs = [(image, mask)]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for _ in range(n):
-            out = transform(tv_tensors.Image(image), tv_tensors.Mask(mask))
-            pairs.append((out[0], out[1], True))
+        pairs += [transform(tv_tensors.Image(image), tv_tensors.Mask(mask)) for _ in range(n)]
     fig, axes = plt.subplots(2, n + 1, figsize=(1.8 * (n + 1), 3.9), squeeze=False)
-    for j, (img, msk, normalized) in enumerate(pairs):
-        axes[0, j].imshow(display_image(img, normalized=normalized))
+    for j, (img, msk) in enumerate(pairs):
+        axes[0, j].imshow(display_image(img))  # the uint8 input stays, the draws are normalised
         axes[1, j].imshow(mask_rgb(msk, palette))
         axes[0, j].set_title("input" if j == 0 else f"draw {j}")
     hide_ticks(axes.flat)
