@@ -19,11 +19,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator
 
-from .data import colorize_mask, denormalize
-from .targets import IGNORE_INDEX
+from .data import IGNORE_INDEX, colorize_mask, denormalize
 
 Array = np.ndarray | torch.Tensor
 Values = Array | Sequence[float]  # 1-D numbers
+Batch = torch.Tensor | Sequence[torch.Tensor]  # (B, ...) or a list of (...)
 Palette = Sequence[Sequence[int]]
 Point = tuple[float, float]
 Box = tuple[float, float, str, str]  # x, y (its centre), text, colour
@@ -73,15 +73,13 @@ def plain_log_ticks(axis: Axis) -> None:
     axis.set_major_formatter(FuncFormatter(lambda t, _: f"{t:g}"))
 
 
-def overlay_mask(
-    image: Array, mask: Array, palette: Palette, *, normalized: bool = True
-) -> np.ndarray:
+def overlay_mask(image: Array, mask: Array, palette: Palette) -> np.ndarray:
     """The image with each object's outline in its class's pure colour. Notebook 06.
 
     ``image`` as for :func:`display_image`, ``mask`` ``(H, W)``; returns uint8 ``(H, W, 3)``. An
     outline pixel is neither background (0) nor ignored (255), and a 4-neighbour's class differs.
     """
-    rgb = display_image(image, normalized=normalized).copy()
+    rgb = display_image(image).copy()
     mask = torch.as_tensor(mask).cpu().long()
     if tuple(mask.shape) != rgb.shape[:2]:
         raise ValueError(f"mask shape {tuple(mask.shape)} differs from image's {rgb.shape[:2]}")
@@ -144,18 +142,17 @@ def line_chart(
 
 def draw_mask_grid(
     fig: Figure,
-    images: torch.Tensor | Sequence[torch.Tensor],
-    masks: Mapping[str, torch.Tensor | Sequence[torch.Tensor]],
+    images: Batch,
+    masks: Mapping[str, Batch],
     palette: Palette,
     class_names: Sequence[str],
     *,
-    normalized: bool = True,
     groups: int = 1,
 ) -> Figure:
     """Fill ``fig`` (resized to fit) with a row per sample: its image, then each of its masks.
 
-    ``images`` ``(B, 3, H, W)`` as for :func:`display_image`; ``masks``: column title ->
-    ``(B, H, W)`` class indices; ``groups`` samples side by side in a row.
+    ``images`` ``(B, 3, H, W)``, ImageNet-normalised or uint8 (see :func:`display_image`);
+    ``masks``: column title -> ``(B, H, W)`` class indices; ``groups`` samples side by side.
     """
     n = len(images)
     lengths = {title: len(m) for title, m in masks.items()}
@@ -168,7 +165,7 @@ def draw_mask_grid(
     fig.set_size_inches(PANEL_INCHES * cols, height)
     axes = fig.subplots(rows, cols, squeeze=False)
     for i in range(n):
-        panels = [display_image(images[i], normalized=normalized)]
+        panels = [display_image(images[i])]
         panels += [mask_rgb(m[i], palette) for m in masks.values()]
         for k, panel in enumerate(panels):
             axes[i // groups, (i % groups) * len(titles) + k].imshow(panel, interpolation="nearest")
@@ -187,17 +184,12 @@ def draw_mask_grid(
 
 
 def prediction_grid_png(
-    images: torch.Tensor,
-    masks: Mapping[str, torch.Tensor],
-    palette: Palette,
-    class_names: Sequence[str],
-    *,
-    dpi: int = 100,
+    images: Batch, masks: Mapping[str, Batch], palette: Palette, class_names: Sequence[str]
 ) -> bytes:
     """:func:`draw_mask_grid` as PNG bytes, drawn without pyplot (safe in scripts and threads)."""
     fig = Figure()
     FigureCanvasAgg(fig)
     draw_mask_grid(fig, images, masks, palette, class_names)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    fig.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()

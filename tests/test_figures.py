@@ -55,9 +55,9 @@ def test_prediction_grid_png_is_a_png_one_row_per_image(columns):
     the legend's strip below."""
     images = torch.randn(3, 3, 8, 8)
     masks = {f"mask {i}": torch.randint(0, 5, (3, 8, 8)) for i in range(columns)}
-    png = prediction_grid_png(images, masks, SHAPES_PALETTE, SHAPES_CLASSES, dpi=50)
+    png = prediction_grid_png(images, masks, SHAPES_PALETTE, SHAPES_CLASSES)
     with Image.open(io.BytesIO(png)) as picture:
         assert picture.format == "PNG"
         width, height = picture.size
-    assert width == pytest.approx(PANEL_INCHES * (1 + columns) * 50, abs=1)
-    assert height == pytest.approx((PANEL_INCHES * 3 + LEGEND_INCHES) * 50, abs=1)
+    assert width == pytest.approx(PANEL_INCHES * (1 + columns) * 100, abs=1)
+    assert height == pytest.approx((PANEL_INCHES * 3 + LEGEND_INCHES) * 100, abs=1)

@@ -52,7 +52,7 @@ def test_architecture_is_one_axes_with_all_blocks():
 @pytest.mark.parametrize("rates", [(1,), (1, 2, 3)])
 def test_atrous_1d_one_row_per_rate_and_taps_at_gaps(rates):
     """One panel per rate; its highlighted taps sit r samples apart around the centre."""
-    fig = plot_atrous_1d(torch.arange(11.0), rates=rates, position=5)
+    fig = plot_atrous_1d(torch.arange(11.0), rates=rates)
     assert len(fig.axes) == len(rates)
     for ax, rate in zip(fig.axes, rates, strict=True):
         taps = ax.lines[-1].get_xdata()  # the orange tap markers are drawn last

@@ -36,12 +36,12 @@ def test_overlay_mask_outlines_objects_in_their_pure_colour():
 
 
 def test_mask_panels_use_the_legend_colours():
-    """show_samples paints masks in the pure palette colours, titles its columns, and its
+    """show_predictions paints masks in the pure palette colours, titles its columns, and its
     legend names every class."""
     ds = ShapesDataset(2, image_size=16)
     images = torch.stack([ds[i][0] for i in range(2)])
     masks = torch.stack([ds[i][1] for i in range(2)])
-    fig = viz.show_samples(images, masks, SHAPES_PALETTE, SHAPES_CLASSES, preds=masks, ncols=1)
+    fig = viz.show_predictions(images, masks, masks, SHAPES_PALETTE, SHAPES_CLASSES)
     shown = fig.axes[1].images[0].get_array()  # the first sample's ground truth
     expected = np.asarray(SHAPES_PALETTE)[masks[0].numpy()]
     np.testing.assert_array_equal(shown, expected)
@@ -65,16 +65,22 @@ def test_overlay_mask_rejects_mismatched_shapes():
         viz.overlay_mask(torch.zeros(3, 4, 4, dtype=torch.uint8), torch.zeros(3, 3), SHAPES_PALETTE)
 
 
+def _samples_figure(images, masks, with_preds):
+    if with_preds:
+        return viz.show_predictions(images, masks, masks.flip(-1), SHAPES_PALETTE, SHAPES_CLASSES)
+    return viz.show_samples(images, masks, SHAPES_PALETTE, SHAPES_CLASSES, ncols=4)
+
+
 @pytest.mark.parametrize(
     ("n", "with_preds", "axes"), [(3, False, 2 * 4), (5, False, 3 * 4), (5, True, 5 * 3)]
 )
 def test_show_samples_lays_out_rows(n, with_preds, axes):
-    """show_samples draws each sample as image | truth (| prediction), at most 4 panels a row."""
+    """show_samples draws each sample as image | truth, at most 4 panels a row; show_predictions
+    adds the prediction, a sample a row."""
     ds = ShapesDataset(n, image_size=16)
     images = torch.stack([ds[i][0] for i in range(n)])
     masks = torch.stack([ds[i][1] for i in range(n)])
-    preds = masks.flip(-1) if with_preds else None
-    fig = viz.show_samples(images, masks, SHAPES_PALETTE, SHAPES_CLASSES, preds=preds, ncols=4)
+    fig = _samples_figure(images, masks, with_preds)
     axes_with_images = [ax for ax in fig.axes if ax.images]
     assert len(axes_with_images) == n * (3 if with_preds else 2)
     assert len(fig.axes) == axes
@@ -88,8 +94,7 @@ def test_show_samples_leaves_a_gap_between_rows(with_preds):
     ds = ShapesDataset(4, image_size=16)
     images = torch.stack([ds[i][0] for i in range(4)])
     masks = torch.stack([ds[i][1] for i in range(4)])
-    preds = masks.flip(-1) if with_preds else None
-    fig = viz.show_samples(images, masks, SHAPES_PALETTE, SHAPES_CLASSES, preds=preds, ncols=4)
+    fig = _samples_figure(images, masks, with_preds)
     fig.canvas.draw()
     first_column = sorted(
         (ax.get_position() for ax in fig.axes if ax.images and ax.get_position().x0 < 0.1),

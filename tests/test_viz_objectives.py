@@ -49,7 +49,7 @@ def test_confusion_matrix_values_and_labels(normalize):
 def test_confusion_matrix_bad_inputs():
     """A non-square matrix or a wrong number of class names raises naming both sizes."""
     with pytest.raises(ValueError, match=r"2 classes, got \(2, 3\)"):
-        plot_confusion_matrix(np.zeros((2, 3)))
+        plot_confusion_matrix(np.zeros((2, 3)), ["a", "b"])
     with pytest.raises(ValueError, match=r"2 classes, got \(3, 3\)"):
         plot_confusion_matrix(np.eye(3), ["a", "b"])
 

@@ -3,40 +3,23 @@ a matplotlib Figure. Teaching-aid layer: nothing in the package imports it. Note
 figures from here: ``from deeplab_utils import viz; viz.show_samples(...)``.
 """
 
-# The front door: every figure a notebook calls, re-exported (as the package's own __init__ does).
-from ..figures import overlay_mask  # noqa: F401
-from .aspp import plot_aspp_cost, plot_aspp_footprints, plot_aspp_valid_weights  # noqa: F401
-from .atrous import (  # noqa: F401
+# ruff: noqa: F401 (the front door: every figure a notebook calls, re-exported)
+from ..figures import overlay_mask
+from .aspp import plot_aspp_cost, plot_aspp_footprints, plot_aspp_valid_weights
+from .atrous import (
     plot_atrous_1d,
     plot_dilated_kernels,
     plot_receptive_field_growth,
     plot_receptive_field_maps,
 )
-from .backbone import (  # noqa: F401
+from .backbone import (
     draw_backbone_bottleneck,
     plot_backbone_feature_maps,
     plot_backbone_output_stride_cost,
 )
-from .data import (  # noqa: F401
-    plot_class_balance,
-    show_augmentations,
-    show_predictions,
-    show_samples,
-)
-from .evaluation import (  # noqa: F401
-    plot_inference_speed,
-    plot_per_class_iou,
-    show_segmented_image,
-)
-from .model import plot_decoder_costs, plot_decoder_upsampling  # noqa: F401
-from .objectives import (  # noqa: F401
-    plot_confusion_matrix,
-    plot_gradient_maps,
-    plot_loss_vs_overlap,
-)
-from .training import (  # noqa: F401
-    plot_lr_schedules,
-    plot_training_curves,
-    show_predictions_before_after,
-)
-from .welcome import draw_architecture, plot_segmentation_example  # noqa: F401
+from .data import plot_class_balance, show_augmentations, show_predictions, show_samples
+from .evaluation import plot_inference_speed, plot_per_class_iou, show_segmented_image
+from .model import plot_decoder_costs, plot_decoder_upsampling
+from .objectives import plot_confusion_matrix, plot_gradient_maps, plot_loss_vs_overlap
+from .training import plot_lr_schedules, plot_training_curves, show_predictions_before_after
+from .welcome import draw_architecture, plot_segmentation_example

@@ -12,20 +12,16 @@ from ..figures import Array, hide_ticks, line_chart, plain_log_ticks, to_numpy
 
 
 def plot_atrous_1d(
-    signal: Array,
-    *,
-    rates: Sequence[int] = (1, 2, 3),
-    kernel_size: int = 3,
-    position: int | None = None,
+    signal: Array, *, rates: Sequence[int] = (1, 2, 3), kernel_size: int = 3
 ) -> Figure:
-    """A row per rate: the samples of an ``(L,)`` signal that output ``y[position]`` reads.
+    """A row per rate: the samples of an ``(L,)`` signal that its middle output reads.
 
     Atrous convolution reads ``x[i + r k]`` (paper, Sec. 3.1, Eq. 1): the same ``kernel_size``
     taps, odd so that the output sits on the middle one, ``r`` samples apart. Notebook 01.
     """
     values = to_numpy(signal)
     samples = np.arange(len(values))
-    position = len(values) // 2 if position is None else position
+    position = len(values) // 2
     tap_label = {"textcoords": "offset points", "ha": "center", "fontsize": 9, "color": "C1"}
     fig, axes = plt.subplots(len(rates), 1, sharex=True, figsize=(8, 1.8 * len(rates)))
     for ax, rate in zip(np.atleast_1d(axes), rates, strict=True):

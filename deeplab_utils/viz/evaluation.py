@@ -53,20 +53,16 @@ def plot_per_class_iou(
     return fig
 
 
-def plot_inference_speed(
-    sizes: Sequence[int], times_ms: dict[str, Sequence[float]], *, title: str | None = None
-) -> Figure:
-    """Time per image (ms) against the side of square images, a line per setting. Notebook 08.
-
-    A dashed line shows what the work predicts: x4 per doubling of the side.
-    """
+def plot_inference_speed(sizes: Sequence[int], times_ms: dict[str, Sequence[float]]) -> Figure:
+    """Time per image (ms) against the side of square images, a line per setting, and a dashed
+    line for what the work predicts: x4 per doubling of the side. Notebook 08."""
     lines = [(name, sizes, times, {"marker": "o"}) for name, times in times_ms.items()]
     first = next(iter(times_ms.values()))[0]  # the work's line starts at the first time
     work = [first * (s / sizes[0]) ** 2 for s in sizes]
     lines.append(("x4 per doubling (the work)", sizes, work, {"linestyle": "--", "color": "gray"}))
     fig, ax = line_chart((5, 3.4), lines, xlabel="image size (pixels)",
                          ylabel="time per image (ms, log scale)",
-                         title=title or "inference time (batch 1, median)")  # fmt: skip
+                         title="inference time (batch 1, median)")  # fmt: skip
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xticks(list(sizes), labels=[f"{s}²" for s in sizes])
@@ -79,12 +75,13 @@ def plot_inference_speed(
 def show_segmented_image(
     image: Array, labels: Array, palette: Palette, class_names: Sequence[str]
 ) -> Figure:
-    """A picture (uint8 ``(H, W, 3)`` from a file), its ``(H, W)`` predicted classes, and the
-    picture with the objects outlined. Notebook 08."""
+    """A picture (uint8 ``(H, W, 3)`` from a file, or floats in [0, 1]), its ``(H, W)`` predicted
+    classes, and the picture with the objects outlined. Notebook 08."""
+    picture = display_image(image, normalized=False)
     panels = {
-        "image": display_image(image, normalized=False),
+        "image": picture,
         "labels": mask_rgb(labels, palette),
-        "outlines": overlay_mask(image, labels, palette, normalized=False),
+        "outlines": overlay_mask(picture, labels, palette),
     }
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.6))
     for ax, (name, panel) in zip(axes, panels.items(), strict=True):

@@ -9,18 +9,13 @@ from matplotlib.figure import Figure
 from ..figures import Array, Values, hide_ticks, line_chart, to_numpy
 
 
-def plot_loss_vs_overlap(
-    overlaps: Values,
-    curves: dict[str, Values],
-    *,
-    xlabel: str = "overlap: IoU of predicted and target square",
-    title: str = "Loss versus overlap",
-) -> Figure:
-    """A line per loss (name -> a value per overlap) against the overlap, e.g. the IoU of a
-    sliding predicted square with the target. Notebook 05."""
+def plot_loss_vs_overlap(overlaps: Values, curves: dict[str, Values]) -> Figure:
+    """A line per loss (name -> a value per overlap) against the IoU of a sliding predicted
+    square with the target. Notebook 05."""
     style = {"marker": "o", "markersize": 3}
     lines = [(name, to_numpy(overlaps), to_numpy(y), style) for name, y in curves.items()]
-    return line_chart((6, 4), lines, xlabel=xlabel, ylabel="loss", title=title)[0]
+    xlabel = "overlap: IoU of predicted and target square"
+    return line_chart((6, 4), lines, xlabel=xlabel, ylabel="loss", title="Loss versus overlap")[0]
 
 
 def plot_gradient_maps(
@@ -49,36 +44,28 @@ def plot_gradient_maps(
 
 
 def plot_confusion_matrix(
-    cm: Array,
-    class_names: Sequence[str] | None = None,
-    *,
-    normalize: bool = True,
-    title: str | None = None,
-    annotate: bool | None = None,
+    cm: Array, class_names: Sequence[str], *, normalize: bool = True, title: str | None = None
 ) -> Figure:
     """The ``(C, C)`` counts of ``SegmentationMetrics``, rows target classes, columns predictions.
 
-    ``normalize`` divides each row by its sum: the diagonal is per-class recall. ``annotate``
-    writes the values, by default when ``C <= 12``. Notebooks 05 and 08.
+    ``normalize`` divides each row by its sum: the diagonal is per-class recall. Up to 12 classes,
+    each cell shows its value. Notebooks 05 and 08.
     """
     matrix = to_numpy(cm)
-    names = [str(i) for i in range(len(matrix))] if class_names is None else list(class_names)
-    if matrix.shape != (len(names), len(names)):
-        raise ValueError(f"cm must be (C, C) for the {len(names)} classes, got {matrix.shape}")
+    if matrix.shape != (len(class_names), len(class_names)):
+        raise ValueError(f"cm must be (C, C) for {len(class_names)} classes, got {matrix.shape}")
     if normalize:
         row_sums = matrix.sum(axis=1, keepdims=True)  # rows without pixels stay 0
         matrix = np.divide(matrix, row_sums, out=np.zeros_like(matrix), where=row_sums > 0)
-    size = max(4.0, 0.5 * len(names) + 2)
+    size = max(4.0, 0.5 * len(class_names) + 2)
     fig, ax = plt.subplots(figsize=(size + 1, size))
     image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_xticks(range(len(names)), labels=names, rotation=45, ha="right")
-    ax.set_yticks(range(len(names)), labels=names)
+    ax.set_xticks(range(len(class_names)), labels=class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), labels=class_names)
     default = "confusion matrix (row-normalised)" if normalize else "confusion matrix"
     ax.set(xlabel="predicted class", ylabel="target class", title=title or default)
-    if annotate is None:
-        annotate = len(names) <= 12
-    if annotate:
+    if len(class_names) <= 12:  # more values would not fit in their cells
         threshold = matrix.max() / 2 if matrix.max() > 0 else 1
         for (i, j), value in np.ndenumerate(matrix):
             text = f"{value:.2f}" if normalize else f"{int(value)}"

@@ -7,29 +7,24 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..figures import Palette, Values, draw_mask_grid, line_chart
+from ..figures import Batch, Palette, Values, draw_mask_grid, line_chart
 from ..training import History
-from .data import Batch
 
 
-def plot_lr_schedules(
-    curves: Mapping[str, Values], *, title: str = "Learning-rate schedules"
-) -> Figure:
+def plot_lr_schedules(curves: Mapping[str, Values]) -> Figure:
     """A line per schedule: label -> multiplier of the base LR at steps 0, 1, ... Notebook 07."""
     # Dashes tell apart schedules that overlap (e.g. with and without warm-up after W steps).
     styles = itertools.cycle({"linestyle": s} for s in ("-", "--", "-.", ":"))
     lines = [(label, np.arange(len(y)), y, next(styles)) for label, y in curves.items()]
-    fig, _ = line_chart((6.5, 3.2), lines, legend={"frameon": False}, xlabel="optimiser step",
-                        ylabel="lr / base lr", ylim=(0, 1.05), title=title)  # fmt: skip
+    fig, _ = line_chart((6.5, 3.2), lines, legend={"frameon": False}, ylim=(0, 1.05),
+                        xlabel="optimiser step", ylabel="lr / base lr",
+                        title="Learning-rate schedules")  # fmt: skip
     return fig
 
 
 def plot_training_curves(history: History, *, smooth: int = 10) -> Figure:
-    """Loss (per step and a trailing mean of ``smooth`` steps), learning rate, validation mIoU.
-
-    Reads the ``History``'s ``step``, ``loss``, ``lr``, ``eval_step`` and ``val`` (metric dicts
-    with ``"miou"``). Notebook 07.
-    """
+    """A ``History``'s loss (per step and a trailing mean of ``smooth`` steps), learning rate and
+    validation mIoU. Notebook 07."""
     steps, loss = np.asarray(history.step), np.asarray(history.loss, dtype=float)
     miou = [np.nan if v.get("miou") is None else v["miou"] for v in history.val]
     fig, (ax_loss, ax_lr, ax_val) = plt.subplots(1, 3, figsize=(12, 3.3))
@@ -63,12 +58,8 @@ def show_predictions_before_after(
     after: Batch,
     palette: Palette,
     class_names: Sequence[str],
-    *,
-    normalized: bool = True,
 ) -> Figure:
     """A row per sample: image, ground truth, the predictions before and after training, all
     shaped as for ``show_samples``. Notebook 07."""
     columns = {"ground truth": masks, "before training": before, "after training": after}
-    return draw_mask_grid(
-        plt.figure(), images, columns, palette, class_names, normalized=normalized
-    )
+    return draw_mask_grid(plt.figure(), images, columns, palette, class_names)
