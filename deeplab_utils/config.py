@@ -31,8 +31,7 @@ MAIN_JOB_STEPS = {False: 850, True: 1200}
 # Settings a resumed run may change: where things are, how often it reports and how fast it
 # runs. Any other change would make the continued run another experiment.
 FREE_ON_RESUME = frozenset(
-    {"data_dir", "sbd_dir", "out", "val_every", "checkpoint_every", "workers", "device", "amp"}
-    | {"channels_last"}
+    {"data_dir", "sbd_dir", "out", "val_every", "workers", "device", "amp", "channels_last"}
 )
 
 
@@ -93,8 +92,7 @@ class RunConfig:
     channels_last: bool | None = option(None, "NHWC convolutions (default: on a CPU)")
     device: str = option("auto", "auto, cpu, cuda, cuda:1, mps")
     workers: int = option(0, "DataLoader worker processes (0: a resume repeats the run exactly)")
-    val_every: int = option(200, "steps between validations (0: only at the end)")
-    checkpoint_every: int = option(200, "steps between checkpoints (0: only at the end)")
+    val_every: int = option(200, "steps between validations and checkpoints (0: at the end)")
     out: str | None = option(
         None, "folder of checkpoint.pt, history.json, predictions.png (default: runs/<dataset>)"
     )
@@ -137,7 +135,7 @@ class RunConfig:
 _HINTS = typing.get_type_hints(RunConfig)
 # The smallest value of each integer field.
 _LOWEST = {"image_size": 1, "train_samples": 1, "val_samples": 1, "steps": 1, "batch_size": 1}
-_LOWEST |= {"warmup_steps": 0, "seed": 0, "workers": 0, "val_every": 0, "checkpoint_every": 0}
+_LOWEST |= {"warmup_steps": 0, "seed": 0, "workers": 0, "val_every": 0}
 
 
 def _check_field(name: str, value: Any) -> None:
@@ -152,13 +150,11 @@ def _check_field(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be True or False, got {value!r}")
     if name in _LOWEST and (type(value) is not int or value < _LOWEST[name]):
         raise ValueError(f"{name} must be an int >= {_LOWEST[name]}, got {value!r}")
-    if name in ("lr", "grad_clip", "poly_power") and not (
-        type(value) in (int, float)
-        and 0 <= value < math.inf
-        and (value > 0 or name == "poly_power")
+    positive = name in ("lr", "grad_clip")  # poly_power may be 0: a constant rate
+    if (positive or name == "poly_power") and not (
+        type(value) in (int, float) and 0 <= value < math.inf and (value > 0 or not positive)
     ):
-        at_least = "a number >= 0" if name == "poly_power" else "a positive number"
-        raise ValueError(f"{name} must be {at_least}, got {value!r}")
+        raise ValueError(f"{name} must be a number {'> 0' if positive else '>= 0'}, got {value!r}")
 
 
 def peak_lr(config: RunConfig) -> float:
@@ -175,17 +171,12 @@ def settle(config: RunConfig, device: torch.device) -> RunConfig:
     """
     amp = amp_is_fast(device) if config.amp is None else config.amp
     steps = MAIN_JOB_STEPS[amp] if config.steps is None else config.steps
+    nhwc = device.type == "cpu" if config.channels_last is None else config.channels_last
+    warmup = steps // 10 if config.warmup_steps is None else config.warmup_steps
     return dataclasses.replace(
-        config,
-        device=str(device),
-        amp=amp,
-        steps=steps,
-        channels_last=device.type == "cpu"
-        if config.channels_last is None
-        else config.channels_last,
-        lr=peak_lr(config),
-        warmup_steps=steps // 10 if config.warmup_steps is None else config.warmup_steps,
-    )
+        config, device=str(device), amp=amp, steps=steps, channels_last=nhwc, lr=peak_lr(config),
+        warmup_steps=warmup,
+    )  # fmt: skip
 
 
 class ResumeError(ValueError):
@@ -206,9 +197,7 @@ def resumed(config: RunConfig, saved: dict[str, Any], done: int) -> RunConfig:
         old = tuple(old) if isinstance(old, list) else old
         if new is None:
             kept[f.name] = old
-        elif (
-            new != old and f.name not in FREE_ON_RESUME and not (f.name == "steps" and new >= done)
-        ):
+        elif new != old and f.name not in FREE_ON_RESUME and (f.name != "steps" or new < done):
             hint = f" (it has done {done} steps)" if f.name == "steps" else ""
             raise ResumeError(
                 f"it was trained with {f.name}={old!r}{hint}, now {f.name}={new!r}; "

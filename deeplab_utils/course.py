@@ -22,17 +22,11 @@ from .training import History, fit
 # ImageNet weights with the paper's SGD, batch 16 and 513-pixel crops for VOC (Sec. 4), 384 for
 # the smaller Pets pictures, on shortened schedules; their short runs only try the code path.
 SHORT_RUN = RunConfig(steps=400, train_samples=5000, val_samples=256)
-FULL_RUN = replace(
-    SHORT_RUN, image_size=128, steps=3000, train_samples=8000, val_every=250, checkpoint_every=250
-)
+FULL_RUN = replace(SHORT_RUN, image_size=128, steps=3000, train_samples=8000, val_every=250)
 _REAL = replace(RunConfig(), backbone_weights=IMAGENET, optimizer="sgd")
 REAL_RUNS = {
-    ("pets", True): replace(
-        _REAL, dataset="pets", image_size=384, steps=2000, val_every=500, checkpoint_every=500
-    ),
-    ("voc", True): replace(
-        _REAL, dataset="voc", image_size=513, steps=10_000, val_every=1000, checkpoint_every=1000
-    ),
+    ("pets", True): replace(_REAL, dataset="pets", image_size=384, steps=2000, val_every=500),
+    ("voc", True): replace(_REAL, dataset="voc", image_size=513, steps=10_000, val_every=1000),
 }
 for _name in ("pets", "voc"):
     REAL_RUNS[_name, False] = replace(
@@ -44,7 +38,6 @@ for _name in ("pets", "voc"):
         train_samples=64,
         val_samples=16,
         val_every=20,
-        checkpoint_every=20,
     )
 
 

@@ -132,8 +132,8 @@ def segment_image(
 def export_model(model: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
     """``model`` as a self-contained ``torch.export`` graph, height and width left dynamic.
 
-    Save it with :func:`save_exported`, load it with :func:`load_exported`, run it with
-    ``program.module()(images)``: the batch size is ``example``'s, height and width any
+    Save it with ``torch.export.save(program, path)``, load it with ``torch.export.load(path)``,
+    run it with ``program.module()(images)``: the batch size is ``example``'s, height and width any
     multiples of 16 from 32 up (pad or resize other pictures first). The model is left in eval
     mode. Taught in notebook 08.
     """
@@ -148,21 +148,3 @@ def export_model(model: nn.Module, example: torch.Tensor) -> torch.export.Export
     height = EXPORT_MULTIPLE * torch.export.Dim("height_16", min=2)  # H = 16 h with h >= 2
     width = EXPORT_MULTIPLE * torch.export.Dim("width_16", min=2)
     return torch.export.export(model, (example,), dynamic_shapes=({2: height, 3: width},))
-
-
-def save_exported(program: torch.export.ExportedProgram, path: str | Path) -> Path:
-    """Save an exported program (conventionally ``.pt2``), creating the folder; return ``path``.
-
-    Taught in notebook 08.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.export.save(program, path)
-    return path
-
-
-def load_exported(path: str | Path) -> torch.export.ExportedProgram:
-    """Load a program saved by :func:`save_exported`. Taught in notebook 08."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"no exported model at {path}; save one with save_exported()")
-    return torch.export.load(path)

@@ -44,31 +44,11 @@ class Run:
         return None if self.config.out is None else Path(self.config.out) / CHECKPOINT
 
 
-def _datasets(config: RunConfig) -> tuple[Dataset, Dataset]:
-    """Training and validation sets; real validation masks keep their original size (the
-    standard protocol scores every pixel of the original annotation)."""
-    common = {
-        "root": config.data_dir,
-        "image_size": config.image_size,
-        "seed": config.seed,
-        "pets_mode": config.pets_mode,
-    }
-    train = build_dataset(
-        config.dataset,
-        split="train",
-        num_samples=config.train_samples,
-        voc_trainaug=config.voc_trainaug,
-        sbd_root=config.sbd_dir,
-        **common,
-    )
-    val = build_dataset(
-        config.dataset,
-        split="val",
-        num_samples=config.val_samples,
-        original_size_masks=config.dataset != "shapes",
-        **common,
-    )
-    return train, val
+def _dataset(config: RunConfig, split: str, **options: Any) -> Dataset:
+    return build_dataset(
+        config.dataset, split=split, root=config.data_dir, image_size=config.image_size,
+        seed=config.seed, pets_mode=config.pets_mode, **options,
+    )  # fmt: skip
 
 
 def _model(config: RunConfig, num_classes: int) -> nn.Module:
@@ -91,9 +71,13 @@ def build_run(config: RunConfig) -> Run:
     A real dataset whose files are missing raises DatasetNotFoundError, whose message shows
     where each file was expected.
     """
-    train_set, val_set = _datasets(config)
-    model = _model(config, train_set.num_classes)
-    return Run(config, model, train_set, val_set, DiceCELoss())
+    train_set = _dataset(config, "train", num_samples=config.train_samples,
+                         voc_trainaug=config.voc_trainaug, sbd_root=config.sbd_dir)  # fmt: skip
+    # Real datasets' validation masks keep their original size: the standard protocol scores
+    # every pixel of the original annotation.
+    val_set = _dataset(config, "val", num_samples=config.val_samples,
+                       original_size_masks=config.dataset != "shapes")  # fmt: skip
+    return Run(config, _model(config, train_set.num_classes), train_set, val_set, DiceCELoss())
 
 
 def preview_batch(run: Run, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,20 +101,8 @@ def evaluate_test_split(run: Run) -> dict[str, Any]:
     Returns :func:`~deeplab_utils.evaluation.evaluate`'s metrics, with ``"split": "test"``
     and ``"images"``, the number of test pictures.
     """
-    config = run.config
-    test_set = build_dataset(
-        config.dataset,
-        split="test",
-        root=config.data_dir,
-        image_size=config.image_size,
-        pets_mode=config.pets_mode,
-        original_size_masks=True,
-    )
-    device = pick_device(config.device)
-    metrics = evaluate(
-        run.model,
-        eval_loader(test_set, config),
-        device=device,
-        amp=settle(config, device).amp,
-    )
+    test_set = _dataset(run.config, "test", original_size_masks=True)
+    device = pick_device(run.config.device)
+    amp = settle(run.config, device).amp  # the precision the run trained in
+    metrics = evaluate(run.model, eval_loader(test_set, run.config), device=device, amp=amp)
     return {"split": "test", "images": len(test_set), **metrics}

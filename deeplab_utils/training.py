@@ -225,10 +225,10 @@ def fit(run: Run, *, resume: bool = False, progress: bool = True) -> History:
     """Train ``run.model`` on ``run.train_set`` as ``run.config`` says; validate and checkpoint.
 
     Each step: the poly learning rate, a batch, forward under autocast, a NaN check before any
-    weight changes, backward, clip, step. Every ``val_every`` steps it scores ``run.val_set``,
-    every ``checkpoint_every`` it saves ``run.checkpoint`` (if the run has an ``out`` folder),
-    which ``resume`` continues. Under torchrun ``run.model`` is DDP-wrapped: each process trains
-    on its share of every batch and rank 0 writes. Taught in notebook 07.
+    weight changes, backward, clip, step. Every ``val_every`` steps, and at the end, it scores
+    ``run.val_set`` and saves ``run.checkpoint`` (if the run has an ``out`` folder), which
+    ``resume`` continues. Under torchrun ``run.model`` is DDP-wrapped: each process trains on
+    its share of every batch, and rank 0 writes. Taught in notebook 07.
     """
     device, rank = pick_device(run.config.device), rank_and_world()[0]
     cfg, model = settle(run.config, device), run.model
@@ -238,9 +238,9 @@ def fit(run: Run, *, resume: bool = False, progress: bool = True) -> History:
     loss_fn = run.loss_fn.to(device) if isinstance(run.loss_fn, nn.Module) else run.loss_fn
     optimizer = build_optimizer(model, cfg)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
-    states, step, history = {"model": model, "optimizer": optimizer, "scaler": scaler}, 0, History()
+    parts, step, history = {"model": model, "optimizer": optimizer, "scaler": scaler}, 0, History()
     if resume:
-        saved = load_checkpoint(run.checkpoint, **states, restore_rng=True)
+        saved = load_checkpoint(run.checkpoint, **parts, restore_rng=True)
         step, history = saved["step"], History.from_dict(saved["history"])
     batches = iter(train_loader(run.train_set, cfg, start=step))
     val_loader = None if run.val_set is None else eval_loader(run.val_set, cfg)
@@ -269,10 +269,11 @@ def fit(run: Run, *, resume: bool = False, progress: bool = True) -> History:
             history.record_step(step, loss_value, lr)
             bar.update()
             bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
-            if val_loader is not None and _due(step, cfg.val_every, cfg.steps):
-                metrics = evaluate(model, val_loader, device=device, amp=cfg.amp)
-                history.record_eval(step, metrics, time.perf_counter() - started)
-                _show_validation(bar, step, loss_value, metrics)
-            if run.checkpoint and _due(step, cfg.checkpoint_every, cfg.steps):
-                save_checkpoint(run.checkpoint, step=step, config=cfg, history=history, **states)
+            if _due(step, cfg.val_every, cfg.steps):  # validate and checkpoint, as nanoGPT
+                if val_loader is not None:
+                    metrics = evaluate(model, val_loader, device=device, amp=cfg.amp)
+                    history.record_eval(step, metrics, time.perf_counter() - started)
+                    _show_validation(bar, step, loss_value, metrics)
+                if run.checkpoint:
+                    save_checkpoint(run.checkpoint, step=step, config=cfg, history=history, **parts)
     return history

@@ -228,7 +228,7 @@ DELEGATING = [
         lambda model, images, scales=(1.0,), flip=False: predict(
             model, images, scales=scales, flip=flip
         ),
-        "calls deeplab_utils.predict",
+        "calls deeplab_utils.inference.predict",
     ),
 ]
 

@@ -13,7 +13,7 @@ from deeplab_utils.run import build_run
 def tiny(workdir) -> RunConfig:
     config = course.course_config(workdir)
     return dataclasses.replace(config, image_size=32, batch_size=2, steps=2, train_samples=4,
-                               val_samples=2, val_every=1, checkpoint_every=1)  # fmt: skip
+                               val_samples=2, val_every=1)  # fmt: skip
 
 
 def _weights(model):

@@ -21,7 +21,7 @@ def test_two_process_gloo_run(tmp_path):
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
         "-m", "deeplab_utils.train",
         "--steps", "2", "--image-size", "32", "--batch-size", "2", "--train-samples", "8",
-        "--val-samples", "4", "--checkpoint-every", "0", "--device", "cpu", "--no-amp",
+        "--val-samples", "4", "--val-every", "0", "--device", "cpu", "--no-amp",
         "--no-progress", "--out", str(out),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
@@ -201,7 +201,7 @@ def loss_fn(logits, target):
 def run(out):
     torch.manual_seed(0)
     model = nn.parallel.DistributedDataParallel(nn.Conv2d(3, 3, 1))
-    config = RunConfig(steps=4, batch_size=2, amp=False, device="cpu", checkpoint_every=2,
+    config = RunConfig(steps=4, batch_size=2, amp=False, device="cpu", val_every=2,
                        out=sys.argv[1] + out)
     return Run(config, model, data, None, loss_fn)
 

@@ -17,7 +17,7 @@ RECIPE = RunConfig()
 
 TINY = [
     "--steps", "3", "--image-size", "32", "--batch-size", "2", "--train-samples", "6",
-    "--val-samples", "3", "--val-every", "2", "--checkpoint-every", "0", "--no-progress",
+    "--val-samples", "3", "--val-every", "2", "--no-progress",
 ]  # fmt: skip
 
 
@@ -279,7 +279,7 @@ def test_backbone_weights_are_loaded(tmp_path):
         (["--batch-size", "0"], "batch_size must be an int >= 1, got 0"),
         (["--dataset", "mnist"], "invalid choice: 'mnist'"),
         (["--output-stride", "12"], "invalid choice: 12"),
-        (["--lr", "-1"], "lr must be a positive number, got -1.0"),
+        (["--lr", "-1"], "lr must be a number > 0, got -1.0"),
         (["--backbone-weights", "/nonexistent/r50.pth"], "no file is there"),
         (["--resume", "--out", "/nonexistent/run"], "--resume: no checkpoint at"),
         (["--device", "tpu"], "device must be one of"),

@@ -19,7 +19,7 @@ from deeplab_utils.train import main
 
 SMALL = [
     "--steps", "2", "--image-size", "32", "--batch-size", "2", "--val-every", "0",
-    "--checkpoint-every", "0", "--no-progress", "--output-stride", "16",
+    "--no-progress", "--output-stride", "16",
 ]  # fmt: skip
 
 

@@ -259,7 +259,7 @@ def test_fit_moves_the_loss_to_the_device():
 def test_fit_without_out_writes_nothing(tmp_path, monkeypatch):
     """A run without an ``out`` folder trains without writing a file anywhere."""
     monkeypatch.chdir(tmp_path)
-    fit(tiny_run(steps=2, checkpoint_every=1), progress=False)
+    fit(tiny_run(steps=2, val_every=1), progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -292,11 +292,11 @@ class StopAt:
 def test_resume_equals_uninterrupted(tmp_path, optimizer, interrupt_at):
     """A run stopped after a checkpoint and resumed ends with weights equal to a straight run."""
     # 18 samples, batch 4: 4 steps per epoch, so 10 steps cross two epoch boundaries.
-    settings = dict(steps=10, optimizer=optimizer, lr=0.05, warmup_steps=2, val_every=3)
+    settings = dict(steps=10, optimizer=optimizer, lr=0.05, warmup_steps=2, val_every=2)
 
     def run(out, model=None, loss_fn=ce_loss) -> Run:
         data = tiny_dataset(18), tiny_dataset(6, seed=1)
-        return tiny_run(model, *data, loss_fn, checkpoint_every=2, out=str(out), **settings)
+        return tiny_run(model, *data, loss_fn, out=str(out), **settings)
 
     straight = run(tmp_path / "straight")
     expected = fit(straight, progress=False)
