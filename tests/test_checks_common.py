@@ -75,7 +75,7 @@ RUN_ALL = [
         "data.transforms.random_scale_crop_flip",
     ),
     (checks.check_train_step, stub_function, train_step, "training.train_step"),
-    (checks.check_poly_lr, stub_function, poly_lr_lambda, "poly_lr_lambda"),
+    (checks.check_poly_lr, stub_function, poly_lr_lambda, "training.poly_lr_lambda"),
     (checks.check_train_loop, stub_function, train_steps, "training.train_steps"),
     (
         checks.check_confusion_matrix,
@@ -83,7 +83,7 @@ RUN_ALL = [
         confusion_matrix,
         "evaluation.confusion_matrix",
     ),
-    (checks.check_tta, stub_function, predict, "predict"),
+    (checks.check_tta, stub_function, predict, "inference.predict"),
 ]
 
 
@@ -211,7 +211,7 @@ DELEGATING = [
         lambda step, total, power=0.9, warmup_steps=0: poly_lr_lambda(
             step, total_steps=total, power=power, warmup_steps=warmup_steps
         ),
-        "calls deeplab_utils.poly_lr_lambda",
+        "calls deeplab_utils.training.poly_lr_lambda",
     ),
     (
         checks.check_train_loop,

@@ -67,3 +67,51 @@ def test_the_walk_flags_relative_and_absolute_imports():
         (8, "g", "deeplab_utils.aspp"),
         (11, "m", "deeplab_utils.model"),
     ]
+
+
+def _long_functions(source: str, limit: int) -> list[tuple[str, int]]:
+    """``(name, lines)`` of every function or method longer than ``limit`` lines (``def`` to its
+    last line, docstring included)."""
+    return [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > limit
+    ]
+
+
+def test_every_function_fits_a_screen():
+    """No function of the package is longer than 60 lines (the training loop included)."""
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}: {name} has {lines} lines"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for name, lines in _long_functions(path.read_text(encoding="utf-8"), 60)
+    ]
+    assert found == []
+    assert _long_functions("def f():\n" + "    x = 1\n" * 60, 60) == [("f", 61)]  # it counts
+
+
+def test_the_main_job_reaches_the_optimizer_step_in_three_calls(tmp_path, monkeypatch):
+    """From the main job's ``main`` to ``optimizer.step()`` there are 3 calls: main -> fit ->
+    the (fp16) GradScaler's step -> the optimiser's; nothing of the package in between."""
+    import traceback
+
+    import torch
+
+    from deeplab_utils import train
+
+    stacks = []
+    adam_step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        stacks.append(traceback.extract_stack())
+        return adam_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    argv = ["--steps", "1", "--image-size", "32", "--batch-size", "2", "--train-samples", "2"]
+    assert train.main([*argv, "--val-samples", "1", "--no-progress", "--out", str(tmp_path)]) == 0
+    frames = [f for f in stacks[0] if "deeplab_utils" in f.filename]
+    first = next(i for i, f in enumerate(frames) if f.name == "main")
+    assert [f.name for f in frames[first:]] == ["main", "fit"]
+    package_calls = frames[first:]
+    assert package_calls[-1].line.startswith("scaler.step(optimizer)")
