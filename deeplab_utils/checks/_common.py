@@ -3,6 +3,7 @@
 The helpers know which check runs (a context variable), so a check's body only names its cases.
 """
 
+import copy
 import functools
 import inspect
 import os
@@ -133,15 +134,6 @@ def close(got: Any, expected: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bo
     return torch.allclose(got, expected, atol=atol, rtol=rtol, equal_nan=True)
 
 
-def mistake(got: Any, expected: Any, results: dict[Any, Any], default: Any) -> Any:
-    """How a check names a mistake by the output (or the weights) it gives: the first hint of
-    ``results`` (hint -> what that mistake gives) whose result ``got`` has and ``expected`` not."""
-    for hint, wrong in results.items():
-        if close(got, wrong) and not close(wrong, expected):
-            return hint
-    return default
-
-
 def compare(
     case: str, got: Any, expected: torch.Tensor, *,
     hint: HintLike = "", shape_hint: HintLike = None, atol: float = 1e-5, rtol: float = 1e-4,
@@ -179,12 +171,21 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def segmenter(num_classes: int, *, width=8, kernel=1, dropout=0.0) -> torch.nn.Sequential:
-    """(B, 3, H, W) -> (B, C, H, W) by conv, BN, ReLU, (dropout,) 1x1 conv: BN and dropout show
-    the mode, BN's statistics extra forwards."""
-    layers = [torch.nn.Conv2d(3, width, kernel, padding=kernel // 2), torch.nn.BatchNorm2d(width)]
-    layers += [torch.nn.ReLU(), *([torch.nn.Dropout2d(dropout)] if dropout else [])]
-    return torch.nn.Sequential(*layers, torch.nn.Conv2d(width, num_classes, 1))
+class Segmenter(torch.nn.Sequential):
+    """(B, 3, H, W) -> (B, C, H, W) by conv, BN, ReLU, (dropout,) 1x1 conv, which records in
+    ``seen`` each forward's mode and autograd's: BN and dropout show the mode in the output too,
+    BN's statistics every extra forward."""
+
+    def __init__(self, num_classes: int, *, width=8, kernel=1, dropout=0.0) -> None:
+        layers = [torch.nn.Conv2d(3, width, kernel, padding=kernel // 2)]
+        layers += [torch.nn.BatchNorm2d(width), torch.nn.ReLU()]
+        layers += [torch.nn.Dropout2d(dropout)] if dropout else []
+        super().__init__(*layers, torch.nn.Conv2d(width, num_classes, 1))
+        self.seen: list[tuple[bool, bool]] = []  # (training, grad enabled) of every forward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append((self.training, torch.is_grad_enabled()))
+        return super().forward(x)
 
 
 def randomized(module: torch.nn.Module) -> torch.nn.Module:
@@ -226,13 +227,15 @@ def build(cls: Any, *args: Any, **kw: Any) -> Any:
     return run(f"constructing with ({shown})", cls, *args, **kw)
 
 
-def twin(
-    case: str, cls: Any, reference: torch.nn.Module, hint: Hint | tuple[Hint, Hint], *args: Any,
-    biases_before_bn: bool = True, **kw: Any,
-) -> torch.nn.Module:  # fmt: skip
-    """The learner's ``cls(*args, **kw)`` holding ``reference``'s weights; parameters named or
-    shaped otherwise fail ``case`` with ``hint`` (or a pair: for the names, for the shapes)."""
-    learner = build(cls, *args, **kw)
+def twins(
+    case: str, cls: Any, reference_cls: type, hint: Hint | tuple[Hint, Hint], *args: Any,
+    train: bool = False, biases_before_bn: bool = True, **kw: Any,
+) -> tuple[torch.nn.Module, torch.nn.Module]:  # fmt: skip
+    """``reference_cls(*args, **kw)`` with random weights and BN statistics, and the learner's
+    ``cls(*args, **kw)`` holding them, both in train mode or both in eval mode; parameters named
+    or shaped otherwise fail ``case`` with ``hint`` (or a pair: for the names, for the shapes)."""
+    reference = randomized(reference_cls(*args, **kw)).train(train)
+    learner = build(cls, *args, **copy.deepcopy(kw))  # a module argument (a shortcut) its own
     if not isinstance(learner, torch.nn.Module):
         raise fail(None, f"the class must build an nn.Module, got {type(learner).__name__}.")
     weights = reference.state_dict()
@@ -243,7 +246,7 @@ def twin(
         differ = "; ".join(f"{what} {keys[:6]}" for what, keys in found.items() if keys)
         hint = hint if isinstance(hint, Hint) else hint[0 if missing or unexpected else 1]
         raise fail(case, f"your parameters differ from the reference's: {differ}", hint)
-    return load_weights(learner, weights)
+    return reference, load_weights(learner, weights).train(train)
 
 
 def _public_name(obj: Any) -> str:

@@ -1,13 +1,12 @@
 """Self-checks for notebook 03 (ResNet-50 backbone): the bottleneck and every block's rates."""
 
-import copy
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from ..backbone import Bottleneck, block_settings
-from ._common import Hint, compare, exercise_check, fail, outputs, passed, randomized, run, twin
+from ._common import Hint, compare, exercise_check, fail, outputs, passed, run, twins
 
 _NAMES_FULL = (
     "the block is 1x1 (in_channels to planes), 3x3 (planes to planes, with the stride and the "
@@ -44,7 +43,7 @@ _VALUE_HINT = Hint(
 @exercise_check(Bottleneck)
 def check_bottleneck(cls: type) -> None:
     """``cls(in_channels, planes, stride=..., dilation=..., downsample=...)`` with torchvision's
-    names, in both modes: identity and projection shortcuts, stride 2 on odd sizes, dilation."""
+    names, in both modes."""
     cases = [
         # (name, batch, in_channels, planes, stride, dilation, projection shortcut, (H, W))
         ("identity shortcut, 9x9", 2, 16, 4, 1, 1, False, (9, 9)),
@@ -55,13 +54,12 @@ def check_bottleneck(cls: type) -> None:
         ("dilation 4, projection shortcut, 15x15", 1, 8, 4, 1, 4, True, (15, 15)),
     ]
     for name, b, c_in, planes, stride, dilation, projection, size in cases:
-        c_out, settings = planes * Bottleneck.expansion, {"stride": stride, "dilation": dilation}
+        c_out = planes * Bottleneck.expansion
         conv = nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
         shortcut = nn.Sequential(conv, nn.BatchNorm2d(c_out)) if projection else None
-        ref = randomized(Bottleneck(c_in, planes, **settings, downsample=shortcut))
-        learner = twin(
-            name, cls, ref, _WEIGHT_HINTS, c_in, planes, **settings,
-            downsample=copy.deepcopy(shortcut),  # its weights too come from the reference's
+        ref, learner = twins(
+            name, cls, Bottleneck, _WEIGHT_HINTS, c_in, planes, stride=stride, dilation=dilation,
+            downsample=shortcut,
             biases_before_bn=False,  # notebook 03 loads torchvision's state dict, strictly
         )  # fmt: skip
         x = torch.randn(b, c_in, *size)

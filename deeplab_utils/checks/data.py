@@ -62,8 +62,8 @@ def _wrong(case: str, mistake: str, message: str) -> CheckFailed:
 def _inputs(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The image ``(3, H, W)``: each pixel's row and column centre over H and W, and ones; the
     mask ``(H, W)``: random labels 0-4 in blocks of 6x6 pixels (no symmetry)."""
-    rows = ((torch.arange(height) + 0.5) / height)[:, None].expand(height, width)
-    cols = ((torch.arange(width) + 0.5) / width)[None, :].expand(height, width)
+    centres = [(torch.arange(n) + 0.5) / n for n in (height, width)]
+    rows, cols = torch.meshgrid(*centres, indexing="ij")
     coarse = torch.randint(0, 5, (-(-height // 6), -(-width // 6)))
     mask = coarse.repeat_interleave(6, 0).repeat_interleave(6, 1)[:height, :width].contiguous()
     return torch.stack([rows, cols, torch.ones(height, width)]), mask
@@ -80,11 +80,8 @@ def _check_padding(case: str, got: Any, mask: torch.Tensor, size: int) -> tuple:
     padding is 0 in the image and 255 in the mask, at the same pixels, and labels stay labels."""
     if not (isinstance(got, tuple | list) and len(got) == 2):
         raise _wrong(case, "shape", f"expected a pair (image, mask), got {type(got).__name__}")
-    wanted = {
-        "image": f"(3, {size}, {size}) torch.float32",
-        "mask": f"({size}, {size}) torch.int64",
-    }
-    for (part, want), value in zip(wanted.items(), got, strict=True):
+    wanted = (f"(3, {size}, {size}) torch.float32", f"({size}, {size}) torch.int64")
+    for part, want, value in zip(("image", "mask"), wanted, got, strict=True):
         is_tensor = isinstance(value, torch.Tensor)
         found = f"{tuple(value.shape)} {value.dtype}" if is_tensor else type(value).__name__
         if found != want:
@@ -184,9 +181,8 @@ def _check_spread(name: str, scale_range: tuple, scales: list, flips: list, plac
 
 @exercise_check(random_scale_crop_flip)
 def check_random_scale_crop_flip(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """``fn(image (3, H, W), mask (H, W), size, scale_range, generator)``: one scale factor, the
-    mask where the image is, padding only where needed; over many draws the scale covers
-    ``scale_range``, both flips happen and the crop moves; the generator alone decides."""
+    """``fn(image (3, H, W), mask (H, W), size, scale_range, generator)``: every draw read off
+    (:func:`_analyse`), the draws together spread (:func:`_check_spread`), the generator alone."""
     cases = [
         # (name, H, W, size, scale_range, draws)
         ("scale 0.5-2.0, 40x56 image, crop 32", 40, 56, 32, (0.5, 2.0), 24),

@@ -112,12 +112,9 @@ def _hint_for(name: str, hints: dict[str, Any], default: Any) -> Any:
 
 def _check_loss(cls: Any, reference: type, cases: list[Case], hint: Hint) -> None:
     """Compare value and gradient of ``cls(**kwargs)`` with ``reference(**kwargs)`` per case."""
-    learners: dict[str, Any] = {}
     for name, logits, target, kwargs in cases:
-        if (key := repr(sorted(kwargs.items()))) not in learners:
-            learners[key] = build(cls, **kwargs)
         exp_value, exp_grad = _loss_and_grad(reference(**kwargs), logits, target)
-        value, grad = run(name, _loss_and_grad, learners[key], logits, target)
+        value, grad = run(name, _loss_and_grad, build(cls, **kwargs), logits, target)
         value_hint = _hint_for(name, _LOSS_HINTS, hint)
         compare(f"{name} (loss value)", value, exp_value, hint=value_hint)
         grad_hint = value_hint if name.startswith("confidently") else _LOSS_HINTS["gradient"]
