@@ -112,13 +112,12 @@ def run(case: str, fn: Callable[..., Any], *args: Any, hint: HintLike = "", **kw
     return result
 
 
-def outputs(case: str, fn: Callable, reference: Callable, *inputs: Any, hint: Hint, seed=None):
-    """``(fn(*inputs), reference(*inputs))`` without autograd, both from ``seed`` if given."""
+def outputs(case: str, fn: Callable, reference: Callable, *inputs: Any, hint: Hint, seed=0):
+    """``(fn(*inputs), reference(*inputs))`` without autograd, each drawing from ``seed`` (the
+    same dropout masks)."""
     results = []
-    with torch.no_grad(), torch.random.fork_rng(devices=[], enabled=seed is not None):
-        for call in (reference, functools.partial(run, case, fn, hint=hint)):
-            if seed is not None:
-                torch.manual_seed(seed)
+    for call in (reference, functools.partial(run, case, fn, hint=hint)):
+        with torch.no_grad(), seeded(seed):
             results.append(call(*(x.clone() for x in inputs)))
     return results[1], results[0]
 
@@ -172,9 +171,8 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 class Segmenter(torch.nn.Sequential):
-    """(B, 3, H, W) -> (B, C, H, W) by conv, BN, ReLU, (dropout,) 1x1 conv, which records in
-    ``seen`` each forward's mode and autograd's: BN and dropout show the mode in the output too,
-    BN's statistics every extra forward."""
+    """(B, 3, H, W) -> (B, C, H, W) by conv, BN, ReLU, (dropout,) 1x1 conv: BN and dropout show
+    the mode, BN's statistics extra forwards, and ``seen`` records every forward's modes."""
 
     def __init__(self, num_classes: int, *, width=8, kernel=1, dropout=0.0) -> None:
         layers = [torch.nn.Conv2d(3, width, kernel, padding=kernel // 2)]
@@ -186,18 +184,6 @@ class Segmenter(torch.nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.seen.append((self.training, torch.is_grad_enabled()))
         return super().forward(x)
-
-
-def randomized(module: torch.nn.Module) -> torch.nn.Module:
-    """``module`` with non-trivial BN statistics and affine weights, so that a missing BN shows."""
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features) * 0.5)
-                m.running_var.copy_(torch.rand(m.num_features) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features) * 0.5)
-    return module
 
 
 def bias_before_bn(key: str, reference_keys: Any) -> bool:
@@ -228,13 +214,19 @@ def build(cls: Any, *args: Any, **kw: Any) -> Any:
 
 
 def twins(
-    case: str, cls: Any, reference_cls: type, hint: Hint | tuple[Hint, Hint], *args: Any,
+    case: str, cls: Any, reference_cls: type, hint: Hint, *args: Any,
     train: bool = False, biases_before_bn: bool = True, **kw: Any,
 ) -> tuple[torch.nn.Module, torch.nn.Module]:  # fmt: skip
     """``reference_cls(*args, **kw)`` with random weights and BN statistics, and the learner's
     ``cls(*args, **kw)`` holding them, both in train mode or both in eval mode; parameters named
-    or shaped otherwise fail ``case`` with ``hint`` (or a pair: for the names, for the shapes)."""
-    reference = randomized(reference_cls(*args, **kw)).train(train)
+    or shaped otherwise fail ``case`` with ``hint``."""
+    reference = reference_cls(*args, **kw).train(train)
+    with torch.no_grad():  # BN far from the identity, so that a missing BN shows
+        for bn in (m for m in reference.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.running_mean.normal_(0, 0.5)
+            bn.running_var.uniform_(0.5, 1.5)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.normal_(0, 0.5)
     learner = build(cls, *args, **copy.deepcopy(kw))  # a module argument (a shortcut) its own
     if not isinstance(learner, torch.nn.Module):
         raise fail(None, f"the class must build an nn.Module, got {type(learner).__name__}.")
@@ -244,7 +236,6 @@ def twins(
     found = {"missing": missing, "unexpected": unexpected, "shapes": shapes}
     if missing or unexpected or shapes:
         differ = "; ".join(f"{what} {keys[:6]}" for what, keys in found.items() if keys)
-        hint = hint if isinstance(hint, Hint) else hint[0 if missing or unexpected else 1]
         raise fail(case, f"your parameters differ from the reference's: {differ}", hint)
     return reference, load_weights(learner, weights).train(train)
 

@@ -34,8 +34,7 @@ _POOLING_NAMES_HINT = Hint(
 
 @exercise_check(ASPPPooling)
 def check_aspp_pooling(cls: type) -> None:
-    """``cls(in_channels, out_channels)`` in both modes: with a batch of one in train mode its BN
-    must use its running statistics, and stay in train mode."""
+    """``cls(in_channels, out_channels)``: in train mode a batch of one uses BN's running stats."""
     cases = [
         # (name: "train mode" or "eval mode" first, [batch of each call], c_in, c_out, (H, W))
         ("eval mode, batch 2, 9x9", [2], 8, 4, (9, 9)),
@@ -85,8 +84,7 @@ _ASPP_HINT = Hint(
 
 @exercise_check(ASPP)
 def check_aspp(cls: type) -> None:
-    """``cls(in_channels, out_channels, rates, dropout=0.5)`` with the reference's names; in train
-    mode both draw the same dropout mask."""
+    """``cls(in_channels, out_channels, rates, dropout=0.5)``, with the reference's names."""
     cases = [
         # (name: "train mode" or "eval mode" first, batch, c_in, c_out, rates, (H, W), dropout)
         ("eval mode, batch 2, rates (1, 2, 3), 9x11", 2, 8, 4, (1, 2, 3), (9, 11), 0.5),

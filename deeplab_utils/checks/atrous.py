@@ -49,8 +49,7 @@ _VALUE_HINT = Hint(
 
 @exercise_check(atrous_conv2d)
 def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
-    """``fn(x, weight, bias=None, dilation=1, padding=0)`` against ``F.conv2d``, written from
-    scratch: the taps may not be left to PyTorch's convolution (a 1x1 one per tap is allowed)."""
+    """``fn(x, weight, bias=None, dilation=1, padding=0)`` against ``F.conv2d``, from scratch."""
     cases = [
         # (name, batch, c_in, c_out, size, (kH, kW), dilation, padding, bias)
         ("plain 3x3, rate 1, same padding", 2, 3, 4, (9, 9), (3, 3), 1, 1, True),

@@ -17,22 +17,17 @@ _COUNTING = (
     "its most likely class; every pixel not ignored adds 1 at row target, column prediction "
     "(torch.bincount counts target * C + prediction pairs in one call)."
 )
-_EVAL_MODE_HINT = Hint(
-    "evaluate in eval mode (model.eval()): BatchNorm then uses its running statistics and "
-    "dropout keeps every unit.",
-    _COUNTING,
-)
-_NO_GRAD_HINT = Hint(
-    "wrap the loop in torch.no_grad(): evaluation needs no gradients, and recording them costs "
-    "memory for every batch.",
+_MODE_HINT = Hint(
+    "evaluate in eval mode (model.eval()), where BatchNorm uses its running statistics and "
+    "dropout keeps every unit, and under torch.no_grad(): recording gradients costs memory for "
+    "every batch.",
     _COUNTING,
 )
 
 
 @exercise_check(confusion_matrix, also_watch=(evaluate,))
 def check_confusion_matrix(fn: Callable[..., torch.Tensor]) -> None:
-    """``fn(model, loader, num_classes) -> (C, C)`` counts ``M[target, prediction]``, in eval
-    mode, without autograd, the ignored pixels left out."""
+    """``fn(model, loader, num_classes) -> (C, C)`` counts ``M[target, prediction]``."""
     cases = [
         # (name, classes, batch sizes, ignore a border)
         ("2 batches of 2, 3 classes, ignored pixels", 3, (2, 2), True),
@@ -40,19 +35,16 @@ def check_confusion_matrix(fn: Callable[..., torch.Tensor]) -> None:
         ("3 batches, 5 classes, ignored pixels", 5, (1, 3, 2), True),
     ]
     for name, c, sizes, ignore in cases:
-        loader = []
-        for b in sizes:
-            masks = torch.randint(0, c, (b, 6, 7))
-            if ignore:
-                masks[:, 0] = 255
-            loader.append((torch.randn(b, 3, 6, 7), masks))
+        loader = [(torch.randn(b, 3, 6, 7), torch.randint(0, c, (b, 6, 7))) for b in sizes]
+        for _, masks in loader if ignore else []:
+            masks[:, 0] = 255  # an ignored row
         probe = Segmenter(c, width=6, kernel=3, dropout=0.5)
         expected = confusion_matrix(copy.deepcopy(probe), loader, c)
         got = run(name, fn, probe, loader, c)
         if any(training for training, _ in probe.seen):
-            raise fail(name, "the model ran in training mode", _EVAL_MODE_HINT)
+            raise fail(name, "the model ran in training mode", _MODE_HINT)
         if any(grad for _, grad in probe.seen):
-            raise fail(name, "the model ran with autograd on", _NO_GRAD_HINT)
+            raise fail(name, "the model ran with autograd on", _MODE_HINT)
         hint = Hint(f"return a ({c}, {c}) tensor of counts.", _COUNTING)
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
             hint = Hint("the prediction is the argmax over the classes, dimension 1.", _COUNTING)
@@ -68,8 +60,7 @@ def _tta(
     model: nn.Module, x: torch.Tensor, scales: tuple, flip: bool, *, align_corners=False,
     unflip=True, by_factor=False, softmax_first=False, logits=False,
 ) -> torch.Tensor:  # fmt: skip
-    """A TTA written with these choices (right or wrong): see ``_TTA_VARIANTS`` and
-    ``_TTA_MISTAKES``."""
+    """A TTA made with these choices, right (``_TTA_VARIANTS``) or wrong (``_TTA_MISTAKES``)."""
     size, bilinear, maps = x.shape[-2:], {"mode": "bilinear", "align_corners": align_corners}, []
     with torch.no_grad():
         for s in scales:

@@ -49,8 +49,7 @@ _OPTIMIZERS = {
 
 @exercise_check(train_step, also_watch=(train_steps, fit))
 def check_train_step(fn: Callable[..., float]) -> None:
-    """``fn(model, images, masks, optimizer, loss_fn) -> float``: one step moves the weights and
-    BN statistics as the reference's, and returns the loss as a float."""
+    """``fn(model, images, masks, optimizer, loss_fn) -> float``: weights, BN statistics, loss."""
     losses = {"cross-entropy": torch.nn.CrossEntropyLoss(ignore_index=255), "DiceCE": DiceCELoss()}
     cases = [
         # (name, optimizer, loss, batch, (H, W), steps); "ignored pixels": masks' first row 255
@@ -88,8 +87,7 @@ def check_train_step(fn: Callable[..., float]) -> None:
 
 @exercise_check(poly_lr_lambda)
 def check_poly_lr(fn: Callable[..., float]) -> None:
-    """``fn(step, total_steps, power=0.9, warmup_steps=0)``: ``(1 - step / total_steps) **
-    power`` (DeepLabv3, Sec. 4), warmed up linearly, 0 from ``total_steps`` on."""
+    """``fn(step, total_steps, power=0.9, warmup_steps=0)``: the poly policy (DeepLabv3, Sec. 4)."""
     cases = [
         # (name, total_steps, keyword arguments, steps to compare)
         ("default power (0.9), 10 steps", 10, {}, range(12)),
@@ -159,8 +157,7 @@ _LOOP_HINT = Hint(
 
 @exercise_check(train_steps, also_watch=(train_step, fit))
 def check_train_loop(fn: Callable[..., list[float]]) -> None:
-    """``fn(model, loader, loss_fn, optimizer, scheduler, steps) -> losses``: ``steps`` steps in
-    train mode, through the loader as often as needed, the schedule moved once per step."""
+    """``fn(model, loader, loss_fn, optimizer, scheduler, steps) -> losses``, one per step."""
     cases = [
         # (name, batches per epoch, steps, model handed over in eval mode)
         ("3 steps, an epoch of 4 batches", 4, 3, False),
