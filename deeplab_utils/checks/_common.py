@@ -17,6 +17,7 @@ from types import CodeType
 from typing import Any, NamedTuple
 
 import torch
+from torch import nn
 
 import deeplab_utils
 
@@ -113,8 +114,7 @@ def run(case: str, fn: Callable[..., Any], *args: Any, hint: HintLike = "", **kw
 
 
 def outputs(case: str, fn: Callable, reference: Callable, *inputs: Any, hint: Hint, seed=0):
-    """``(fn(*inputs), reference(*inputs))`` without autograd, each drawing from ``seed`` (the
-    same dropout masks)."""
+    """``(fn(*inputs), reference(*inputs))`` without autograd, both from ``seed`` (same dropout)."""
     results = []
     for call in (reference, functools.partial(run, case, fn, hint=hint)):
         with torch.no_grad(), seeded(seed):
@@ -170,15 +170,14 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
-class Segmenter(torch.nn.Sequential):
+class Segmenter(nn.Sequential):
     """(B, 3, H, W) -> (B, C, H, W) by conv, BN, ReLU, (dropout,) 1x1 conv: BN and dropout show
     the mode, BN's statistics extra forwards, and ``seen`` records every forward's modes."""
 
     def __init__(self, num_classes: int, *, width=8, kernel=1, dropout=0.0) -> None:
-        layers = [torch.nn.Conv2d(3, width, kernel, padding=kernel // 2)]
-        layers += [torch.nn.BatchNorm2d(width), torch.nn.ReLU()]
-        layers += [torch.nn.Dropout2d(dropout)] if dropout else []
-        super().__init__(*layers, torch.nn.Conv2d(width, num_classes, 1))
+        layers = [nn.Conv2d(3, width, kernel, padding=kernel // 2), nn.BatchNorm2d(width)]
+        layers += [nn.ReLU(), *([nn.Dropout2d(dropout)] if dropout else [])]
+        super().__init__(*layers, nn.Conv2d(width, num_classes, 1))
         self.seen: list[tuple[bool, bool]] = []  # (training, grad enabled) of every forward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -194,7 +193,7 @@ def bias_before_bn(key: str, reference_keys: Any) -> bool:
     return key.endswith(".bias") and bn in reference_keys
 
 
-def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor]) -> torch.nn.Module:
+def load_weights(module: nn.Module, weights: dict[str, torch.Tensor]) -> nn.Module:
     """Load ``weights`` into ``module``, its biases before a BN (absent from them) set to 0."""
     harmless = [k for k in module.state_dict() if k not in weights and bias_before_bn(k, weights)]
     module.load_state_dict(weights, strict=not harmless)
@@ -206,7 +205,7 @@ def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor]) -> t
 
 def build(cls: Any, *args: Any, **kw: Any) -> Any:
     """The learner's ``cls(*args, **kw)``, refusing an instance passed in place of the class."""
-    if isinstance(cls, torch.nn.Module):
+    if isinstance(cls, nn.Module):
         check = _CONTEXT.get().check
         raise fail(None, f"pass the class itself, e.g. {check}(MyModule), not an instance.")
     shown = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kw.items())])
@@ -216,19 +215,18 @@ def build(cls: Any, *args: Any, **kw: Any) -> Any:
 def twins(
     case: str, cls: Any, reference_cls: type, hint: Hint, *args: Any,
     train: bool = False, biases_before_bn: bool = True, **kw: Any,
-) -> tuple[torch.nn.Module, torch.nn.Module]:  # fmt: skip
-    """``reference_cls(*args, **kw)`` with random weights and BN statistics, and the learner's
-    ``cls(*args, **kw)`` holding them, both in train mode or both in eval mode; parameters named
-    or shaped otherwise fail ``case`` with ``hint``."""
+) -> tuple[nn.Module, nn.Module]:  # fmt: skip
+    """``reference_cls(*args, **kw)``, its BN randomised, and the learner's ``cls(*args, **kw)``
+    with its weights, both in train mode if ``train``; other names or shapes fail ``case``."""
     reference = reference_cls(*args, **kw).train(train)
     with torch.no_grad():  # BN far from the identity, so that a missing BN shows
-        for bn in (m for m in reference.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        for bn in (m for m in reference.modules() if isinstance(m, nn.BatchNorm2d)):
             bn.running_mean.normal_(0, 0.5)
             bn.running_var.uniform_(0.5, 1.5)
             bn.weight.uniform_(0.5, 1.5)
             bn.bias.normal_(0, 0.5)
     learner = build(cls, *args, **copy.deepcopy(kw))  # a module argument (a shortcut) its own
-    if not isinstance(learner, torch.nn.Module):
+    if not isinstance(learner, nn.Module):
         raise fail(None, f"the class must build an nn.Module, got {type(learner).__name__}.")
     weights = reference.state_dict()
     missing, unexpected, shapes = state_dict_differences(weights, learner.state_dict())
@@ -292,15 +290,13 @@ def exercise_check(reference: Any, *, also_watch: tuple[Any, ...] = ()) -> Calla
                     )
                 unguarded(impl, _Context(name, reveal=hint, watched=watched))
                 return impl
-            except _NotImplementedYet:
-                if not grading:
-                    print(f"✗ {name}: {NOT_IMPLEMENTED} — {FALLBACK} ({ref_name})")
-                    return reference
-                failure = f"{name}: {NOT_IMPLEMENTED}"
             except CheckFailed as exc:
+                if not grading and isinstance(exc, _NotImplementedYet):
+                    print(f"✗ {exc} — {FALLBACK} ({ref_name})")
+                    return reference
                 if not grading:
                     raise
-                failure = str(exc)
+                failure = exc
             # Graded: raise, so the exercise scores 0. The raise leaves `x = check_x(x)` without
             # binding x, so bind the caller's names for impl to the reference, as Run-all would:
             # later cells, and exercises built on this one, run on the package's version.

@@ -11,19 +11,13 @@ _POOLING_HINT = Hint(
     "the output is (B, C_out, H, W) for the input's own H and W, even when they differ: the "
     "1x1 map that leaves the ReLU is resized bilinearly to the size you kept.",
 )
-_BATCH_ONE_HINT = Hint(
-    "with a batch of one in train mode the BN sees one value per channel: normalise with its "
-    "running statistics and leave them unchanged, and do not switch the module to eval mode "
-    "(the next call may have a batch of several images).",
+_BN_HINT = Hint(
+    "in train mode a batch of one gives the BN one value per channel: normalise it with the "
+    "running statistics, left unchanged, and any other batch with the BN module itself (which "
+    "updates them); do not switch a module to eval mode inside forward: the mode stays set.",
     "F.batch_norm takes the statistics as arguments: in train mode with one image, hand it the "
     "BN's running mean and variance, weight, bias and eps, with training=False; any other "
     "batch goes through the BN module itself.",
-)
-_BATCH_MANY_HINT = Hint(
-    "in train mode with a batch of several images, call the BN module itself, in train mode, "
-    "so it normalises with the batch's statistics and updates its running ones.",
-    "a mode set inside forward stays set: a module switched to eval mode for one call "
-    "normalises every later batch with the running statistics too.",
 )
 _POOLING_NAMES_HINT = Hint(
     "subclass nn.Sequential and pass the four modules to super().__init__ in order.",
@@ -50,17 +44,16 @@ def check_aspp_pooling(cls: type) -> None:
         for call, b in enumerate(batches, start=1):
             case = name if len(batches) == 1 else f"{name} (call {call}, batch {b})"
             after_one = b == 1 or call > 1  # a later call is wrong because of the batch of one
-            hint = _BATCH_ONE_HINT if train and after_one else _POOLING_HINT
+            hint = _BN_HINT if train and after_one else _POOLING_HINT
             got, expected = outputs(case, learner, ref, torch.randn(b, c_in, *size), hint=hint)
             compare(case, got, expected, hint=hint)
-            stat_hint = _BATCH_ONE_HINT if after_one else _BATCH_MANY_HINT
             for stat in ("running_mean", "running_var"):
                 ours, theirs = getattr(learner[2], stat), getattr(ref[2], stat)
-                compare(f"{case} (BN {stat} after the forward)", ours, theirs, hint=stat_hint)
+                compare(f"{case} (BN {stat} after the forward)", ours, theirs, hint=_BN_HINT)
             module, bn = ("train" if m.training else "eval" for m in (learner, learner[2]))
             if module != mode or bn != mode:
                 message = f"after the forward the module is in {module} mode and its BN in {bn}"
-                raise fail(case, f"{message} mode; both must stay in {mode} mode", _BATCH_ONE_HINT)
+                raise fail(case, f"{message} mode; both must stay in {mode} mode", _BN_HINT)
     passed(len(cases), "your pooling branch equals deeplab_utils.ASPPPooling.")
 
 

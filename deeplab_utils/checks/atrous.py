@@ -20,14 +20,12 @@ class _Convolutions(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func in (torch.conv1d, torch.conv2d, torch.conv3d, torch.convolution):
-            weight = args[1] if len(args) > 1 else kwargs.get("weight")
-            if not isinstance(weight, torch.Tensor) or weight.shape[2:].numel() > 1:
-                self.called.append(f"torch.{func.__name__}")
-        elif func is F.unfold:
-            size = args[1] if len(args) > 1 else kwargs.get("kernel_size")
-            if torch.Size(size if isinstance(size, tuple | list) else (size,)).numel() > 1:
-                self.called.append("F.unfold")
+        if func in (torch.conv1d, torch.conv2d, torch.conv3d, torch.convolution, F.unfold):
+            kernel = args[1] if len(args) > 1 else kwargs.get("weight", kwargs.get("kernel_size"))
+            if isinstance(kernel, torch.Tensor):  # a convolution's weight, (C_out, C_in, *kernel)
+                kernel = kernel.shape[2:]
+            if torch.Size(kernel if isinstance(kernel, tuple | list) else (kernel,)).numel() > 1:
+                self.called.append("F.unfold" if func is F.unfold else f"torch.{func.__name__}")
         return func(*args, **kwargs)
 
 

@@ -41,10 +41,9 @@ def check_confusion_matrix(fn: Callable[..., torch.Tensor]) -> None:
         probe = Segmenter(c, width=6, kernel=3, dropout=0.5)
         expected = confusion_matrix(copy.deepcopy(probe), loader, c)
         got = run(name, fn, probe, loader, c)
-        if any(training for training, _ in probe.seen):
-            raise fail(name, "the model ran in training mode", _MODE_HINT)
-        if any(grad for _, grad in probe.seen):
-            raise fail(name, "the model ran with autograd on", _MODE_HINT)
+        for i, what in enumerate(("in training mode", "with autograd on")):
+            if any(seen[i] for seen in probe.seen):  # (training, grad enabled) of each forward
+                raise fail(name, f"the model ran {what}", _MODE_HINT)
         hint = Hint(f"return a ({c}, {c}) tensor of counts.", _COUNTING)
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
             hint = Hint("the prediction is the argmax over the classes, dimension 1.", _COUNTING)

@@ -64,10 +64,9 @@ def _multiclass_loss_cases() -> list[Case]:
     ignored, confident_t = _labels(3, 2, 7, 6), _labels(3, 1, 5, 6)
     ignored[:, 0] = 255
     ignored[1, :, -2:] = 255
-    corner = torch.zeros(1, 1, 5, 6, dtype=torch.bool)
-    corner[..., :2, :3] = True  # six pixels whose logits put a wrong class 120 above the rest:
-    wrong = F.one_hot((confident_t + 1) % 3, 3).permute(0, 3, 1, 2).bool() & corner
-    confident = torch.randn(1, 3, 5, 6).masked_fill(corner, 0.0).masked_fill(wrong, 120.0)
+    wrong = F.one_hot((confident_t + 1) % 3, 3).permute(0, 3, 1, 2) * 120.0  # 120 above the rest
+    confident = torch.randn(1, 3, 5, 6)
+    confident[..., :2, :3] = wrong[..., :2, :3]  # six pixels sure of a wrong class
     perfect = F.one_hot(target, 4).permute(0, 3, 1, 2) * 20.0 - 10  # e^-120 is 0 in float32
     return [
         ("random logits, 4 classes, batch 2, 8x8", torch.randn(2, 4, 8, 8), target, {}),
@@ -89,16 +88,14 @@ _LOSS_HINTS = {
         "before the sums, and divide the per-pixel cross-entropy's sum over it by its own sum.",
     ),
     "confidently": Hint(
-        "a confidently wrong pixel: sigmoid(30) is exactly 1.0 in float32, so log(1 - p) is "
-        "log(0); F.binary_cross_entropy clamps it at -100 and gives that pixel no gradient at all. "
-        "Compute the cross-entropy from the logits, never from the probabilities.",
-        "F.binary_cross_entropy_with_logits works from the logits (through softplus, which never "
-        "takes log(0)); with reduction='none' you can then average it over the valid pixels.",
+        "a confidently wrong pixel: its probability of the true class is exactly 0 in float32 "
+        "(sigmoid(30) is 1.0), so the log is -inf (F.binary_cross_entropy clamps it at -100 and "
+        "gives that pixel no gradient). Compute the cross-entropy from the logits.",
+        "F.binary_cross_entropy_with_logits and log_softmax work from the logits and never take "
+        "log(0); with reduction='none' you can then average over the valid pixels.",
     ),
-    "smooth": Hint(
-        "the loss was built with smooth=0.5: use self.smooth, not the constant 1.",
-        "the smoothing term is added to both the numerator and the denominator of the Dice.",
-    ),
+    "smooth": "the loss was built with smooth=0.5: use self.smooth, not the constant 1, in both "
+    "the numerator and the denominator.",
     "gradient": "the value matches but not its gradient: compute everything from the logits "
     "with differentiable torch operations (sigmoid, sums), no `.item()` or thresholds.",
 }
@@ -172,7 +169,7 @@ _MIOU_HINTS = {
 
 @exercise_check(mean_iou, also_watch=(SegmentationMetrics,))
 def check_miou(fn: Callable[..., float]) -> None:
-    """``fn(pred, target, num_classes, ignore_index=255) -> float``, the mean over the batch."""
+    """``fn(pred, target, num_classes, ignore_index=255) -> float``, the batch's mIoU."""
 
     def mostly_right(target: torch.Tensor, classes: int = 3) -> torch.Tensor:
         return torch.where(torch.rand(target.shape) < 0.3, (target + 1) % classes, target)

@@ -19,9 +19,8 @@ _HINTS = {
     "tensor": "keep loss.item(), a Python float: a training loop keeps every step's loss in a "
     "list, and a list of loss tensors keeps every step's autograd graph alive (memory grows).",
     "loss": "return the batch's loss as a Python float (loss.item()), computed before the step.",
-    "complex": "from step total_steps on return 0: (1 - step/total_steps) is negative there, and "
-    "a negative number to the power 0.9 is complex in Python.",
-    "ended": "the learning rate is 0 from step total_steps on (training is over).",
+    "ended": "the learning rate is 0 from step total_steps on (training is over): 1 - "
+    "step/total_steps is negative there, and a negative number to the power 0.9 is complex.",
     "warm-up": "during warm-up (step < warmup_steps) multiply the poly value by (step + 1) / "
     "warmup_steps: step 0 gets 1/warmup_steps of it, step warmup_steps - 1 all of it.",
     "default power": "the exponent is `power`, whose default is 0.9 (DeepLabv3, Sec. 4).",
@@ -98,18 +97,17 @@ def check_poly_lr(fn: Callable[..., float]) -> None:
          (0, 1, 249, 499, 500, 501, 15_000, 29_999, 30_000, 30_001)),
     ]  # fmt: skip
     for name, total, kwargs, steps in cases:
-        # The steps from total_steps on first: a schedule that does not end at 0 is told so,
-        # rather than being told its values differ everywhere.
+        # the steps from total_steps on first: a schedule that does not end at 0 is told so
         for step in sorted(steps, key=lambda s: s < total):
             case = f"{name}, step {step}"
             got = run(case, fn, step, total, hint=_HINTS["raised"], **kwargs)
             got = got.item() if isinstance(got, torch.Tensor) and got.numel() == 1 else got
             expected = torch.tensor(poly_lr_lambda(step, total, **kwargs), dtype=torch.float64)
             reasons = (
-                ("complex", isinstance(got, complex)), ("ended", step >= total),
+                ("ended", step >= total or isinstance(got, complex)),
                 ("warm-up", step < kwargs.get("warmup_steps", 0)),
                 ("default power", "default" in name),
-            )  # fmt: skip
+            )
             hint = _HINTS[next((why for why, applies in reasons if applies), "power")]
             compare(case, got, expected, hint=hint, atol=1e-12, rtol=1e-9)
     passed(len(cases), f"your schedule equals {poly_lr_lambda.__module__}.poly_lr_lambda.")
