@@ -3,6 +3,7 @@
 The helpers know which check runs (a context variable), so a check's body only names its cases.
 """
 
+import copy
 import functools
 import inspect
 import os
@@ -16,6 +17,7 @@ from types import CodeType
 from typing import Any, NamedTuple
 
 import torch
+from torch import nn
 
 import deeplab_utils
 
@@ -111,13 +113,11 @@ def run(case: str, fn: Callable[..., Any], *args: Any, hint: HintLike = "", **kw
     return result
 
 
-def outputs(case: str, fn: Callable, reference: Callable, *inputs: Any, hint: Hint, seed=None):
-    """``(fn(*inputs), reference(*inputs))`` without autograd, both from ``seed`` if given."""
+def outputs(case: str, fn: Callable, reference: Callable, *inputs: Any, hint: Hint, seed=0):
+    """``(fn(*inputs), reference(*inputs))`` without autograd, both from ``seed`` (same dropout)."""
     results = []
-    with torch.no_grad(), torch.random.fork_rng(devices=[], enabled=seed is not None):
-        for call in (reference, functools.partial(run, case, fn, hint=hint)):
-            if seed is not None:
-                torch.manual_seed(seed)
+    for call in (reference, functools.partial(run, case, fn, hint=hint)):
+        with torch.no_grad(), seeded(seed):
             results.append(call(*(x.clone() for x in inputs)))
     return results[1], results[0]
 
@@ -131,15 +131,6 @@ def close(got: Any, expected: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bo
         return False
     got, expected = got.detach().double().cpu(), expected.detach().double().cpu()
     return torch.allclose(got, expected, atol=atol, rtol=rtol, equal_nan=True)
-
-
-def mistake(got: Any, expected: Any, results: dict[Any, Any], default: Any) -> Any:
-    """How a check names a mistake by the output (or the weights) it gives: the first hint of
-    ``results`` (hint -> what that mistake gives) whose result ``got`` has and ``expected`` not."""
-    for hint, wrong in results.items():
-        if close(got, wrong) and not close(wrong, expected):
-            return hint
-    return default
 
 
 def compare(
@@ -179,24 +170,19 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def segmenter(num_classes: int, *, width=8, kernel=1, dropout=0.0) -> torch.nn.Sequential:
+class Segmenter(nn.Sequential):
     """(B, 3, H, W) -> (B, C, H, W) by conv, BN, ReLU, (dropout,) 1x1 conv: BN and dropout show
-    the mode, BN's statistics extra forwards."""
-    layers = [torch.nn.Conv2d(3, width, kernel, padding=kernel // 2), torch.nn.BatchNorm2d(width)]
-    layers += [torch.nn.ReLU(), *([torch.nn.Dropout2d(dropout)] if dropout else [])]
-    return torch.nn.Sequential(*layers, torch.nn.Conv2d(width, num_classes, 1))
+    the mode, BN's statistics extra forwards, and ``seen`` records every forward's modes."""
 
+    def __init__(self, num_classes: int, *, width=8, kernel=1, dropout=0.0) -> None:
+        layers = [nn.Conv2d(3, width, kernel, padding=kernel // 2), nn.BatchNorm2d(width)]
+        layers += [nn.ReLU(), *([nn.Dropout2d(dropout)] if dropout else [])]
+        super().__init__(*layers, nn.Conv2d(width, num_classes, 1))
+        self.seen: list[tuple[bool, bool]] = []  # (training, grad enabled) of every forward
 
-def randomized(module: torch.nn.Module) -> torch.nn.Module:
-    """``module`` with non-trivial BN statistics and affine weights, so that a missing BN shows."""
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features) * 0.5)
-                m.running_var.copy_(torch.rand(m.num_features) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features) * 0.5)
-    return module
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append((self.training, torch.is_grad_enabled()))
+        return super().forward(x)
 
 
 def bias_before_bn(key: str, reference_keys: Any) -> bool:
@@ -207,7 +193,7 @@ def bias_before_bn(key: str, reference_keys: Any) -> bool:
     return key.endswith(".bias") and bn in reference_keys
 
 
-def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor]) -> torch.nn.Module:
+def load_weights(module: nn.Module, weights: dict[str, torch.Tensor]) -> nn.Module:
     """Load ``weights`` into ``module``, its biases before a BN (absent from them) set to 0."""
     harmless = [k for k in module.state_dict() if k not in weights and bias_before_bn(k, weights)]
     module.load_state_dict(weights, strict=not harmless)
@@ -219,21 +205,28 @@ def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor]) -> t
 
 def build(cls: Any, *args: Any, **kw: Any) -> Any:
     """The learner's ``cls(*args, **kw)``, refusing an instance passed in place of the class."""
-    if isinstance(cls, torch.nn.Module):
+    if isinstance(cls, nn.Module):
         check = _CONTEXT.get().check
         raise fail(None, f"pass the class itself, e.g. {check}(MyModule), not an instance.")
     shown = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kw.items())])
     return run(f"constructing with ({shown})", cls, *args, **kw)
 
 
-def twin(
-    case: str, cls: Any, reference: torch.nn.Module, hint: Hint | tuple[Hint, Hint], *args: Any,
-    biases_before_bn: bool = True, **kw: Any,
-) -> torch.nn.Module:  # fmt: skip
-    """The learner's ``cls(*args, **kw)`` holding ``reference``'s weights; parameters named or
-    shaped otherwise fail ``case`` with ``hint`` (or a pair: for the names, for the shapes)."""
-    learner = build(cls, *args, **kw)
-    if not isinstance(learner, torch.nn.Module):
+def twins(
+    case: str, cls: Any, reference_cls: type, hint: Hint, *args: Any,
+    train: bool = False, biases_before_bn: bool = True, **kw: Any,
+) -> tuple[nn.Module, nn.Module]:  # fmt: skip
+    """``reference_cls(*args, **kw)``, its BN randomised, and the learner's ``cls(*args, **kw)``
+    with its weights, both in train mode if ``train``; other names or shapes fail ``case``."""
+    reference = reference_cls(*args, **kw).train(train)
+    with torch.no_grad():  # BN far from the identity, so that a missing BN shows
+        for bn in (m for m in reference.modules() if isinstance(m, nn.BatchNorm2d)):
+            bn.running_mean.normal_(0, 0.5)
+            bn.running_var.uniform_(0.5, 1.5)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.normal_(0, 0.5)
+    learner = build(cls, *args, **copy.deepcopy(kw))  # a module argument (a shortcut) its own
+    if not isinstance(learner, nn.Module):
         raise fail(None, f"the class must build an nn.Module, got {type(learner).__name__}.")
     weights = reference.state_dict()
     missing, unexpected, shapes = state_dict_differences(weights, learner.state_dict())
@@ -241,9 +234,8 @@ def twin(
     found = {"missing": missing, "unexpected": unexpected, "shapes": shapes}
     if missing or unexpected or shapes:
         differ = "; ".join(f"{what} {keys[:6]}" for what, keys in found.items() if keys)
-        hint = hint if isinstance(hint, Hint) else hint[0 if missing or unexpected else 1]
         raise fail(case, f"your parameters differ from the reference's: {differ}", hint)
-    return load_weights(learner, weights)
+    return reference, load_weights(learner, weights).train(train)
 
 
 def _public_name(obj: Any) -> str:
@@ -298,15 +290,13 @@ def exercise_check(reference: Any, *, also_watch: tuple[Any, ...] = ()) -> Calla
                     )
                 unguarded(impl, _Context(name, reveal=hint, watched=watched))
                 return impl
-            except _NotImplementedYet:
-                if not grading:
-                    print(f"✗ {name}: {NOT_IMPLEMENTED} — {FALLBACK} ({ref_name})")
-                    return reference
-                failure = f"{name}: {NOT_IMPLEMENTED}"
             except CheckFailed as exc:
+                if not grading and isinstance(exc, _NotImplementedYet):
+                    print(f"✗ {exc} — {FALLBACK} ({ref_name})")
+                    return reference
                 if not grading:
                     raise
-                failure = str(exc)
+                failure = exc
             # Graded: raise, so the exercise scores 0. The raise leaves `x = check_x(x)` without
             # binding x, so bind the caller's names for impl to the reference, as Run-all would:
             # later cells, and exercises built on this one, run on the package's version.

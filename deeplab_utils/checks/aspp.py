@@ -3,7 +3,7 @@
 import torch
 
 from ..aspp import ASPP, ASPPPooling
-from ._common import Hint, compare, exercise_check, fail, outputs, passed, randomized, twin
+from ._common import Hint, compare, exercise_check, fail, outputs, passed, twins
 
 _POOLING_HINT = Hint(
     "remember the size (H, W) first; then pool to 1x1, conv, BN, ReLU, and bilinearly "
@@ -11,19 +11,13 @@ _POOLING_HINT = Hint(
     "the output is (B, C_out, H, W) for the input's own H and W, even when they differ: the "
     "1x1 map that leaves the ReLU is resized bilinearly to the size you kept.",
 )
-_BATCH_ONE_HINT = Hint(
-    "with a batch of one in train mode the BN sees one value per channel: normalise with its "
-    "running statistics and leave them unchanged, and do not switch the module to eval mode "
-    "(the next call may have a batch of several images).",
+_BN_HINT = Hint(
+    "in train mode a batch of one gives the BN one value per channel: normalise it with the "
+    "running statistics, left unchanged, and any other batch with the BN module itself (which "
+    "updates them); do not switch a module to eval mode inside forward: the mode stays set.",
     "F.batch_norm takes the statistics as arguments: in train mode with one image, hand it the "
     "BN's running mean and variance, weight, bias and eps, with training=False; any other "
     "batch goes through the BN module itself.",
-)
-_BATCH_MANY_HINT = Hint(
-    "in train mode with a batch of several images, call the BN module itself, in train mode, "
-    "so it normalises with the batch's statistics and updates its running ones.",
-    "a mode set inside forward stays set: a module switched to eval mode for one call "
-    "normalises every later batch with the running statistics too.",
 )
 _POOLING_NAMES_HINT = Hint(
     "subclass nn.Sequential and pass the four modules to super().__init__ in order.",
@@ -34,8 +28,7 @@ _POOLING_NAMES_HINT = Hint(
 
 @exercise_check(ASPPPooling)
 def check_aspp_pooling(cls: type) -> None:
-    """``cls(in_channels, out_channels)``, pool, 1x1 conv, BN, ReLU and upsampling, in both modes:
-    with a batch of one in train mode its BN must use its running statistics, and stay in train."""
+    """``cls(in_channels, out_channels)``: in train mode a batch of one uses BN's running stats."""
     cases = [
         # (name: "train mode" or "eval mode" first, [batch of each call], c_in, c_out, (H, W))
         ("eval mode, batch 2, 9x9", [2], 8, 4, (9, 9)),
@@ -45,25 +38,22 @@ def check_aspp_pooling(cls: type) -> None:
         ("train mode, one module: batch 1, then batch 3", [1, 3], 8, 4, (6, 10)),
     ]
     for name, batches, c_in, c_out, size in cases:
-        train = name.startswith("train mode")
-        ref = randomized(ASPPPooling(c_in, c_out)).train(train)
-        learner = twin(name, cls, ref, _POOLING_NAMES_HINT, c_in, c_out).train(train)
+        mode = name.split()[0]  # "train" or "eval"
+        train = mode == "train"
+        ref, learner = twins(name, cls, ASPPPooling, _POOLING_NAMES_HINT, c_in, c_out, train=train)
         for call, b in enumerate(batches, start=1):
             case = name if len(batches) == 1 else f"{name} (call {call}, batch {b})"
             after_one = b == 1 or call > 1  # a later call is wrong because of the batch of one
-            hint = _BATCH_ONE_HINT if train and after_one else _POOLING_HINT
-            x = torch.randn(b, c_in, *size)
-            got, expected = outputs(case, learner, ref, x, hint=hint)
+            hint = _BN_HINT if train and after_one else _POOLING_HINT
+            got, expected = outputs(case, learner, ref, torch.randn(b, c_in, *size), hint=hint)
             compare(case, got, expected, hint=hint)
-            stat_hint = _BATCH_ONE_HINT if after_one else _BATCH_MANY_HINT
             for stat in ("running_mean", "running_var"):
                 ours, theirs = getattr(learner[2], stat), getattr(ref[2], stat)
-                compare(f"{case} (BN {stat} after the forward)", ours, theirs, hint=stat_hint)
-            if learner.training != train or learner[2].training != train:
-                mode = {True: "train", False: "eval"}
-                modes = f"the module is in {mode[learner.training]} mode and its BN in "
-                message = f"after the forward {modes}{mode[learner[2].training]} mode; both must "
-                raise fail(case, f"{message}stay in {mode[train]} mode", _BATCH_ONE_HINT)
+                compare(f"{case} (BN {stat} after the forward)", ours, theirs, hint=_BN_HINT)
+            module, bn = ("train" if m.training else "eval" for m in (learner, learner[2]))
+            if module != mode or bn != mode:
+                message = f"after the forward the module is in {module} mode and its BN in {bn}"
+                raise fail(case, f"{message} mode; both must stay in {mode} mode", _BN_HINT)
     passed(len(cases), "your pooling branch equals deeplab_utils.ASPPPooling.")
 
 
@@ -87,8 +77,7 @@ _ASPP_HINT = Hint(
 
 @exercise_check(ASPP)
 def check_aspp(cls: type) -> None:
-    """``cls(in_channels, out_channels, rates, dropout=0.5)``, with the reference's names, in eval
-    mode with 2 to 4 rates (one larger than the map), in train mode with the same dropout mask."""
+    """``cls(in_channels, out_channels, rates, dropout=0.5)``, with the reference's names."""
     cases = [
         # (name: "train mode" or "eval mode" first, batch, c_in, c_out, rates, (H, W), dropout)
         ("eval mode, batch 2, rates (1, 2, 3), 9x11", 2, 8, 4, (1, 2, 3), (9, 11), 0.5),
@@ -100,11 +89,9 @@ def check_aspp(cls: type) -> None:
     ]
     for name, b, c_in, c_out, rates, size, dropout in cases:
         train = name.startswith("train mode")
-        ref = randomized(ASPP(c_in, c_out, rates, dropout=dropout)).train(train)
-        learner = twin(name, cls, ref, _ASPP_NAMES_HINT, c_in, c_out, rates, dropout=dropout)
-        learner.train(train)
-        x = torch.randn(b, c_in, *size)
-        # the same seed before each forward gives both the same dropout mask
+        args = (c_in, c_out, rates)
+        ref, learner = twins(name, cls, ASPP, _ASPP_NAMES_HINT, *args, dropout=dropout, train=train)
+        x = torch.randn(b, c_in, *size)  # the same seed for both: the same dropout mask
         got, expected = outputs(name, learner, ref, x, hint=_ASPP_HINT, seed=1)
         hint = _ASPP_HINT
         dropouts = [m.p for m in learner.modules() if isinstance(m, torch.nn.Dropout)]

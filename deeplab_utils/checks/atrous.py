@@ -20,14 +20,12 @@ class _Convolutions(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func in (torch.conv1d, torch.conv2d, torch.conv3d, torch.convolution):
-            weight = args[1] if len(args) > 1 else kwargs.get("weight")
-            if not isinstance(weight, torch.Tensor) or weight.shape[2:].numel() > 1:
-                self.called.append(f"torch.{func.__name__}")
-        elif func is F.unfold:
-            size = args[1] if len(args) > 1 else kwargs.get("kernel_size")
-            if torch.Size(size if isinstance(size, tuple | list) else (size,)).numel() > 1:
-                self.called.append("F.unfold")
+        if func in (torch.conv1d, torch.conv2d, torch.conv3d, torch.convolution, F.unfold):
+            kernel = args[1] if len(args) > 1 else kwargs.get("weight", kwargs.get("kernel_size"))
+            if isinstance(kernel, torch.Tensor):  # a convolution's weight, (C_out, C_in, *kernel)
+                kernel = kernel.shape[2:]
+            if torch.Size(kernel if isinstance(kernel, tuple | list) else (kernel,)).numel() > 1:
+                self.called.append("F.unfold" if func is F.unfold else f"torch.{func.__name__}")
         return func(*args, **kwargs)
 
 
@@ -49,8 +47,7 @@ _VALUE_HINT = Hint(
 
 @exercise_check(atrous_conv2d)
 def check_atrous_conv2d(fn: Callable[..., torch.Tensor]) -> None:
-    """``fn(x, weight, bias=None, dilation=1, padding=0)`` against ``F.conv2d``, written from
-    scratch: the taps may not be left to PyTorch's convolution (a 1x1 one per tap is allowed)."""
+    """``fn(x, weight, bias=None, dilation=1, padding=0)`` against ``F.conv2d``, from scratch."""
     cases = [
         # (name, batch, c_in, c_out, size, (kH, kW), dilation, padding, bias)
         ("plain 3x3, rate 1, same padding", 2, 3, 4, (9, 9), (3, 3), 1, 1, True),

@@ -1,30 +1,20 @@
 """Self-checks for notebook 03 (ResNet-50 backbone): the bottleneck and every block's rates."""
 
-import copy
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from ..backbone import Bottleneck, block_settings
-from ._common import Hint, compare, exercise_check, fail, outputs, passed, randomized, run, twin
+from ._common import Hint, compare, exercise_check, fail, outputs, passed, run, twins
 
-_NAMES_FULL = (
-    "the block is 1x1 (in_channels to planes), 3x3 (planes to planes, with the stride and the "
-    "dilation), 1x1 (planes to 4 * planes), each with its BN; compare your names with "
-    "torchvision's Bottleneck, whose state dict these are."
-)
-_WEIGHT_HINTS = (
-    Hint(
-        "use torchvision's names: conv1, bn1, conv2, bn2, conv3, bn3 (and relu), and keep the "
-        "shortcut module you are given as self.downsample; convs followed by a BN have no bias.",
-        _NAMES_FULL,
-    ),
-    Hint(
-        "the block reduces to `planes` channels, works at that width, and expands to 4 * planes "
-        "(the expansion).",
-        _NAMES_FULL,
-    ),
+_NAMES_HINT = Hint(
+    "use torchvision's names and widths: conv1 (in_channels to planes), conv2 (3x3, planes to "
+    "planes), conv3 (planes to 4 * planes), each followed by its BN (bn1 to bn3), and the "
+    "shortcut module you are given kept as self.downsample; convs followed by a BN have no bias.",
+    "compare your names with torchvision's Bottleneck, whose state dict these are: the block "
+    "reduces to `planes` channels, works at that width (with the stride and the dilation), and "
+    "expands to 4 * planes (the expansion).",
 )
 _SHAPE_HINT = Hint(
     "the output has 4 * planes channels and ceil(H / stride) rows: the 3x3 conv carries the "
@@ -43,8 +33,7 @@ _VALUE_HINT = Hint(
 
 @exercise_check(Bottleneck)
 def check_bottleneck(cls: type) -> None:
-    """``cls(in_channels, planes, stride=..., dilation=..., downsample=...)`` with torchvision's
-    names, in both modes: identity and projection shortcuts, stride 2 on odd sizes, dilation."""
+    """``cls(in_channels, planes, *, stride, dilation, downsample)``, torchvision's names."""
     cases = [
         # (name, batch, in_channels, planes, stride, dilation, projection shortcut, (H, W))
         ("identity shortcut, 9x9", 2, 16, 4, 1, 1, False, (9, 9)),
@@ -55,13 +44,12 @@ def check_bottleneck(cls: type) -> None:
         ("dilation 4, projection shortcut, 15x15", 1, 8, 4, 1, 4, True, (15, 15)),
     ]
     for name, b, c_in, planes, stride, dilation, projection, size in cases:
-        c_out, settings = planes * Bottleneck.expansion, {"stride": stride, "dilation": dilation}
+        c_out = planes * Bottleneck.expansion
         conv = nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
         shortcut = nn.Sequential(conv, nn.BatchNorm2d(c_out)) if projection else None
-        ref = randomized(Bottleneck(c_in, planes, **settings, downsample=shortcut))
-        learner = twin(
-            name, cls, ref, _WEIGHT_HINTS, c_in, planes, **settings,
-            downsample=copy.deepcopy(shortcut),  # its weights too come from the reference's
+        ref, learner = twins(
+            name, cls, Bottleneck, _NAMES_HINT, c_in, planes, stride=stride, dilation=dilation,
+            downsample=shortcut,
             biases_before_bn=False,  # notebook 03 loads torchvision's state dict, strictly
         )  # fmt: skip
         x = torch.randn(b, c_in, *size)
@@ -101,8 +89,7 @@ _STAGE_HINTS = {
 
 @exercise_check(block_settings)
 def check_block_settings(fn: Callable[..., list[list[tuple[int, int]]]]) -> None:
-    """``fn(output_stride, multi_grid=None)``: each bottleneck's ``(stride, dilation)``, stage by
-    stage, as torchvision's dilated ResNet-50, with DeepLabv3's multi-grid (Sec. 3.2)."""
+    """``fn(output_stride, multi_grid=None)``: (stride, dilation) per block, DeepLabv3 Sec. 3.2."""
     cases = [
         ("output_stride=32", 32, None),
         ("output_stride=16", 16, None),
@@ -119,12 +106,11 @@ def check_block_settings(fn: Callable[..., list[list[tuple[int, int]]]]) -> None
         except (TypeError, ValueError):
             shape = "a list of 4 lists (one per stage) of (stride, dilation) pairs, one per block"
             raise fail(name, f"expected {shape}, got {got!r}") from None
-        padded = got + [[]] * (4 - len(got))
-        for i, (want, have) in enumerate(zip(expected, padded, strict=False), start=1):
+        if len(got) != 4:
+            raise fail(name, f"expected 4 stages, got {len(got)}", _STAGE_HINTS["stride"])
+        for i, (want, have) in enumerate(zip(expected, got, strict=True), start=1):
             if want != have:
                 first_only = len(have) == len(want) and want[1:] == have[1:]
                 kind = "grid" if multi_grid and i == 4 else "first" if first_only else "stride"
                 raise fail(name, f"layer{i}: expected {want}, got {have}", _STAGE_HINTS[kind])
-        if len(got) != 4:
-            raise fail(name, f"expected 4 stages, got {len(got)}", _STAGE_HINTS["stride"])
     passed(len(cases), "your block settings equal torchvision's (and multi-grid's).")

@@ -1,5 +1,7 @@
 """Self-checks for notebook 08 (evaluation and inference): the evaluation loop and the TTA."""
 
+import copy
+import functools
 from collections.abc import Callable
 
 import torch
@@ -8,58 +10,24 @@ from torch import nn
 
 from ..evaluation import confusion_matrix, evaluate  # the references
 from ..inference import predict
-from ._common import (
-    Hint,
-    close,
-    compare,
-    exercise_check,
-    fail,
-    mistake,
-    passed,
-    run,
-    seeded,
-    segmenter,
-)
-
-
-class _Probe(nn.Module):
-    """A small segmenter (BN, dropout) that records, at every forward, its mode and autograd's."""
-
-    def __init__(self, num_classes: int) -> None:
-        super().__init__()
-        with seeded(3):
-            self.body = segmenter(num_classes, width=6, kernel=3, dropout=0.5)
-            with torch.no_grad():  # running statistics unlike a batch's, so eval mode shows
-                self.body[1].running_mean.uniform_(-1, 1)
-                self.body[1].running_var.uniform_(0.5, 2)
-        self.seen: list[tuple[bool, bool]] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.seen.append((self.training, torch.is_grad_enabled()))
-        return self.body(x)
-
+from ._common import Hint, Segmenter, close, compare, exercise_check, fail, passed, run
 
 _COUNTING = (
     "evaluation is eval mode and no gradients around the whole loop; a pixel's prediction is "
     "its most likely class; every pixel not ignored adds 1 at row target, column prediction "
     "(torch.bincount counts target * C + prediction pairs in one call)."
 )
-_EVAL_MODE_HINT = Hint(
-    "evaluate in eval mode (model.eval()): BatchNorm then uses its running statistics and "
-    "dropout keeps every unit.",
-    _COUNTING,
-)
-_NO_GRAD_HINT = Hint(
-    "wrap the loop in torch.no_grad(): evaluation needs no gradients, and recording them costs "
-    "memory for every batch.",
+_MODE_HINT = Hint(
+    "evaluate in eval mode (model.eval()), where BatchNorm uses its running statistics and "
+    "dropout keeps every unit, and under torch.no_grad(): recording gradients costs memory for "
+    "every batch.",
     _COUNTING,
 )
 
 
 @exercise_check(confusion_matrix, also_watch=(evaluate,))
 def check_confusion_matrix(fn: Callable[..., torch.Tensor]) -> None:
-    """``fn(model, loader, num_classes) -> (C, C)`` counts ``M[target, prediction]``, in eval
-    mode, without autograd, the ignored pixels left out."""
+    """``fn(model, loader, num_classes) -> (C, C)`` counts ``M[target, prediction]``."""
     cases = [
         # (name, classes, batch sizes, ignore a border)
         ("2 batches of 2, 3 classes, ignored pixels", 3, (2, 2), True),
@@ -67,18 +35,15 @@ def check_confusion_matrix(fn: Callable[..., torch.Tensor]) -> None:
         ("3 batches, 5 classes, ignored pixels", 5, (1, 3, 2), True),
     ]
     for name, c, sizes, ignore in cases:
-        loader = []
-        for b in sizes:
-            masks = torch.randint(0, c, (b, 6, 7))
-            if ignore:
-                masks[:, 0] = 255
-            loader.append((torch.randn(b, 3, 6, 7), masks))
-        expected = confusion_matrix(_Probe(c).train(), loader, c)
-        got = run(name, fn, probe := _Probe(c).train(), loader, c)
-        if any(training for training, _ in probe.seen):
-            raise fail(name, "the model ran in training mode", _EVAL_MODE_HINT)
-        if any(grad for _, grad in probe.seen):
-            raise fail(name, "the model ran with autograd on", _NO_GRAD_HINT)
+        loader = [(torch.randn(b, 3, 6, 7), torch.randint(0, c, (b, 6, 7))) for b in sizes]
+        for _, masks in loader if ignore else []:
+            masks[:, 0] = 255  # an ignored row
+        probe = Segmenter(c, width=6, kernel=3, dropout=0.5)
+        expected = confusion_matrix(copy.deepcopy(probe), loader, c)
+        got = run(name, fn, probe, loader, c)
+        for i, what in enumerate(("in training mode", "with autograd on")):
+            if any(seen[i] for seen in probe.seen):  # (training, grad enabled) of each forward
+                raise fail(name, f"the model ran {what}", _MODE_HINT)
         hint = Hint(f"return a ({c}, {c}) tensor of counts.", _COUNTING)
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
             hint = Hint("the prediction is the argmax over the classes, dimension 1.", _COUNTING)
@@ -90,35 +55,16 @@ def check_confusion_matrix(fn: Callable[..., torch.Tensor]) -> None:
     passed(len(cases), f"your loop counts exactly as {evaluate.__module__}.evaluate.")
 
 
-def _tta_model(kind: str, num_classes: int, seed: int) -> nn.Module:
-    """Small segmenters (eval mode) confident enough that logits and probabilities average
-    differently."""
-    with seeded(seed):
-        if kind == "conv":
-            model = nn.Conv2d(3, num_classes, 3, padding=1)
-        else:  # a dilated conv stack: asymmetric weights, wider context
-            layers = [nn.Conv2d(3, 8, 3, padding=2, dilation=2), nn.ReLU()]
-            model = nn.Sequential(*layers, nn.Conv2d(8, num_classes, (1, 3), padding=(0, 1)))
-        with torch.no_grad():
-            for p in model.parameters():
-                p.mul_(3.0)  # confident logits
-    return model.eval()
-
-
 def _tta(
     model: nn.Module, x: torch.Tensor, scales: tuple, flip: bool, *, align_corners=False,
     unflip=True, by_factor=False, softmax_first=False, logits=False,
 ) -> torch.Tensor:  # fmt: skip
-    """A TTA written with these choices (right or wrong): see ``_TTA_VARIANTS`` and
-    ``_TTA_MISTAKES``."""
+    """A TTA made with these choices, right (``_TTA_VARIANTS``) or wrong (``_TTA_MISTAKES``)."""
     size, bilinear, maps = x.shape[-2:], {"mode": "bilinear", "align_corners": align_corners}, []
     with torch.no_grad():
         for s in scales:
-            scaled = (max(1, round(s * size[0])), max(1, round(s * size[1])))
-            resize = {"scale_factor": s} if by_factor else {"size": scaled}
-            xs = x
-            if s != 1 and (scaled != tuple(size) or by_factor):
-                xs = F.interpolate(x, **resize, **bilinear)
+            resize = {"scale_factor": s} if by_factor else {"size": [round(s * n) for n in size]}
+            xs = x if s == 1 else F.interpolate(x, **resize, **bilinear)
             for mirrored in (False, True) if flip else (False,):
                 out = model(xs.flip(-1) if mirrored else xs)
                 out = out.flip(-1) if mirrored and unflip else out
@@ -151,23 +97,24 @@ def check_tta(fn: Callable[..., torch.Tensor]) -> None:
     """``fn(model, images, scales=(1.0,), flip=False)``: the mean of every run's softmax, each
     scale (and mirror) resized back to ``H x W`` (DeepLabv3 Sec. 4.3, DeepLabv3+ Table 3)."""
     cases = [
-        # (name, model kind, batch, classes, height, width, scales, flip)
-        ("flip only, 3x3 conv, 9x13", "conv", 2, 3, 9, 13, (1.0,), True),
-        ("scales 0.5, 1, 1.5, 16x16", "conv", 1, 4, 16, 16, (0.5, 1.0, 1.5), False),
-        ("scales 0.75, 1.25 and flips, 11x7", "stack", 2, 5, 11, 7, (0.75, 1.25), True),
+        # (name, batch, classes, height, width, scales, flip)
+        ("flip only, 9x13", 2, 3, 9, 13, (1.0,), True),
+        ("scales 0.5, 1, 1.5, 16x16", 1, 4, 16, 16, (0.5, 1.0, 1.5), False),
+        ("scales 0.75, 1.25 and flips, 11x7", 2, 5, 11, 7, (0.75, 1.25), True),
     ]
-    for i, (name, kind, b, c, h, w, scales, flip) in enumerate(cases):
-        model = _tta_model(kind, c, seed=i)
+    for name, b, c, h, w, scales, flip in cases:
+        model = Segmenter(c, kernel=3).eval()
         x = torch.randn(b, 3, h, w)
         expected = predict(model, x, scales=scales, flip=flip)
         got = run(name, fn, model, x.clone(), scales=scales, flip=flip)
         hint = _TTA_HINT
         if isinstance(got, torch.Tensor) and got.shape == expected.shape:
+            tta = functools.partial(_tta, model, x, scales, flip)
             for variant in _TTA_VARIANTS:
-                if close(got, right := _tta(model, x, scales, flip, **variant)):
+                if close(got, right := tta(**variant)):
                     expected = right
-            wrong = {text: _tta(model, x, scales, flip, **kw) for text, kw in _TTA_MISTAKES.items()}
-            hint = mistake(got, expected, wrong, _TTA_HINT)
+            made = (text for text, kw in _TTA_MISTAKES.items() if close(got, tta(**kw)))
+            hint = next(made, _TTA_HINT)
         elif isinstance(got, torch.Tensor) and got.shape[:2] == expected.shape[:2]:
             hint = "resize every run's logits back to the images' own H x W before averaging."
         compare(name, got, expected, hint=hint)

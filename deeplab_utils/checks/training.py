@@ -7,7 +7,7 @@ import torch
 
 from ..losses import DiceCELoss
 from ..training import fit, poly_lr_lambda, train_step, train_steps  # the references
-from ._common import Hint, compare, exercise_check, fail, mistake, passed, run, seeded, segmenter
+from ._common import Hint, Segmenter, close, compare, exercise_check, fail, passed, run, seeded
 
 _HINTS = {
     "unchanged": "the weights did not change: call loss.backward() before optimizer.step(), on "
@@ -19,9 +19,8 @@ _HINTS = {
     "tensor": "keep loss.item(), a Python float: a training loop keeps every step's loss in a "
     "list, and a list of loss tensors keeps every step's autograd graph alive (memory grows).",
     "loss": "return the batch's loss as a Python float (loss.item()), computed before the step.",
-    "complex": "from step total_steps on return 0: (1 - step/total_steps) is negative there, and "
-    "a negative number to the power 0.9 is complex in Python.",
-    "ended": "the learning rate is 0 from step total_steps on (training is over).",
+    "ended": "the learning rate is 0 from step total_steps on (training is over): 1 - "
+    "step/total_steps is negative there, and a negative number to the power 0.9 is complex.",
     "warm-up": "during warm-up (step < warmup_steps) multiply the poly value by (step + 1) / "
     "warmup_steps: step 0 gets 1/warmup_steps of it, step warmup_steps - 1 all of it.",
     "default power": "the exponent is `power`, whose default is 0.9 (DeepLabv3, Sec. 4).",
@@ -33,6 +32,12 @@ _HINTS = {
     "replayed": "iterate the loader again for every epoch: a DataLoader reshuffles (and draws "
     "new augmentations) only when a new pass starts, so replaying the first pass's batches "
     "(itertools.cycle, a list) repeats them in one order and keeps them all in memory.",
+    "eval mode": "put the model in training mode first (model.train()): it may come from an "
+    "evaluation, and in eval mode BatchNorm uses its running statistics and dropout does nothing.",
+    "per epoch": "move the schedule once per optimiser step, not once per epoch: the poly policy "
+    "counts iterations (scheduler.step() right after optimizer.step()).",
+    "no zero_grad": "clear the gradients at every step (optimizer.zero_grad()): backward() adds "
+    "to .grad, so without it each step also repeats every earlier step's gradient.",
 }
 _OPTIMIZERS = {
     "SGD": lambda p: torch.optim.SGD(p, lr=0.5),
@@ -43,8 +48,7 @@ _OPTIMIZERS = {
 
 @exercise_check(train_step, also_watch=(train_steps, fit))
 def check_train_step(fn: Callable[..., float]) -> None:
-    """``fn(model, images, masks, optimizer, loss_fn) -> float``: one step moves the weights and
-    BN statistics as the reference's, and returns the loss as a float."""
+    """``fn(model, images, masks, optimizer, loss_fn) -> float``: weights, BN statistics, loss."""
     losses = {"cross-entropy": torch.nn.CrossEntropyLoss(ignore_index=255), "DiceCE": DiceCELoss()}
     cases = [
         # (name, optimizer, loss, batch, (H, W), steps); "ignored pixels": masks' first row 255
@@ -53,8 +57,7 @@ def check_train_step(fn: Callable[..., float]) -> None:
         ("two steps in a row, SGD + momentum", "SGD + momentum", "cross-entropy", 2, (6, 8), 2),
     ]
     for name, optimizer, loss, b, size, steps in cases:
-        with seeded(len(name)):
-            reference = segmenter(4)
+        reference = Segmenter(4)
         learner = copy.deepcopy(reference)
         ref_opt = _OPTIMIZERS[optimizer](reference.parameters())
         learner_opt = _OPTIMIZERS[optimizer](learner.parameters())
@@ -83,8 +86,7 @@ def check_train_step(fn: Callable[..., float]) -> None:
 
 @exercise_check(poly_lr_lambda)
 def check_poly_lr(fn: Callable[..., float]) -> None:
-    """``fn(step, total_steps, power=0.9, warmup_steps=0)``: ``(1 - step / total_steps) **
-    power`` (DeepLabv3, Sec. 4), warmed up linearly, 0 from ``total_steps`` on."""
+    """``fn(step, total_steps, power=0.9, warmup_steps=0)``: the poly policy (DeepLabv3, Sec. 4)."""
     cases = [
         # (name, total_steps, keyword arguments, steps to compare)
         ("default power (0.9), 10 steps", 10, {}, range(12)),
@@ -95,18 +97,17 @@ def check_poly_lr(fn: Callable[..., float]) -> None:
          (0, 1, 249, 499, 500, 501, 15_000, 29_999, 30_000, 30_001)),
     ]  # fmt: skip
     for name, total, kwargs, steps in cases:
-        reference = {"power": 0.9, "warmup_steps": 0, **kwargs}
-        # The steps from total_steps on first: a schedule that does not end at 0 is told so,
-        # rather than being told its values differ everywhere.
+        # the steps from total_steps on first: a schedule that does not end at 0 is told so
         for step in sorted(steps, key=lambda s: s < total):
             case = f"{name}, step {step}"
             got = run(case, fn, step, total, hint=_HINTS["raised"], **kwargs)
             got = got.item() if isinstance(got, torch.Tensor) and got.numel() == 1 else got
-            expected = torch.tensor(poly_lr_lambda(step, total, **reference), dtype=torch.float64)
+            expected = torch.tensor(poly_lr_lambda(step, total, **kwargs), dtype=torch.float64)
             reasons = (
-                ("complex", isinstance(got, complex)), ("ended", step >= total),
-                ("warm-up", step < reference["warmup_steps"]), ("default power", "default" in name),
-            )  # fmt: skip
+                ("ended", step >= total or isinstance(got, complex)),
+                ("warm-up", step < kwargs.get("warmup_steps", 0)),
+                ("default power", "default" in name),
+            )
             hint = _HINTS[next((why for why, applies in reasons if applies), "power")]
             compare(case, got, expected, hint=hint, atol=1e-12, rtol=1e-9)
     passed(len(cases), f"your schedule equals {poly_lr_lambda.__module__}.poly_lr_lambda.")
@@ -127,29 +128,23 @@ class _Shuffled:
         return iter([self.batches[i] for i in order])
 
 
-def _run_loop(fn: Callable, batches: list, steps: int, eval_first: bool) -> tuple:
-    """Loop ``fn`` on the check's model: its result, state, scheduler count and passes."""
+def _run_loop(fn: Callable, batches: list, steps: int, eval_first: bool, pile_up=False) -> tuple:
+    """Loop ``fn`` on the check's model: its result, the model, the scheduler's count and the
+    loader's passes; with ``pile_up`` the optimizer never clears the gradients (a mistake)."""
     with seeded(7):
-        model = segmenter(3, dropout=0.3).train(not eval_first)  # dropout: the mode shows
+        model = Segmenter(3, dropout=0.3).train(not eval_first)  # dropout: the mode shows
     optimizer = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
+    if pile_up:
+        optimizer.zero_grad = lambda set_to_none=True: None
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: poly_lr_lambda(step, steps, warmup_steps=2)
     )
     loader = _Shuffled(batches)
     with seeded(0):  # the same dropout masks for every loop compared
         out = fn(model, loader, torch.nn.CrossEntropyLoss(), optimizer, scheduler, steps)
-    return out, copy.deepcopy(model.state_dict()), scheduler.last_epoch, loader.passes
+    return out, model, scheduler.last_epoch, loader.passes
 
 
-# Plausible mistakes, each under the hint that names it (matched on the weights they give).
-_LOOP_MISTAKES = {
-    "no zero_grad": "clear the gradients at every step (optimizer.zero_grad()): backward() adds "
-    "to .grad, so without it each step also repeats every earlier step's gradient.",
-    "schedule per epoch": "move the schedule once per optimiser step, not once per epoch: the "
-    "poly policy counts iterations (scheduler.step() right after optimizer.step()).",
-    "no train()": "put the model in training mode first (model.train()): it may come from an "
-    "evaluation, and in eval mode BatchNorm uses its running statistics and dropout does nothing.",
-}
 _LOOP_HINT = Hint(
     "each step: zero_grad, forward, loss, backward, optimizer.step(), scheduler.step().",
     "train mode first; then the step of section 2 for every batch, the loader started again "
@@ -158,36 +153,9 @@ _LOOP_HINT = Hint(
 )
 
 
-def _wrong_loop(mistake: str) -> Callable[..., list[float]]:
-    """A training loop that makes ``mistake``, a key of ``_LOOP_MISTAKES``."""
-
-    def loop(model, loader, loss_fn, optimizer, scheduler, steps):
-        if mistake != "no train()":
-            model.train()
-        losses: list[float] = []
-        while len(losses) < steps:
-            for images, masks in loader:
-                if mistake != "no zero_grad":
-                    optimizer.zero_grad()
-                loss = loss_fn(model(images), masks)
-                loss.backward()
-                optimizer.step()
-                if mistake != "schedule per epoch":
-                    scheduler.step()
-                losses.append(loss.item())
-                if len(losses) == steps:
-                    break
-            if mistake == "schedule per epoch":
-                scheduler.step()
-        return losses
-
-    return loop
-
-
 @exercise_check(train_steps, also_watch=(train_step, fit))
 def check_train_loop(fn: Callable[..., list[float]]) -> None:
-    """``fn(model, loader, loss_fn, optimizer, scheduler, steps) -> losses``: ``steps`` steps in
-    train mode, through the loader as often as needed, the schedule moved once per step."""
+    """``fn(model, loader, loss_fn, optimizer, scheduler, steps) -> losses``, one per step."""
     cases = [
         # (name, batches per epoch, steps, model handed over in eval mode)
         ("3 steps, an epoch of 4 batches", 4, 3, False),
@@ -200,8 +168,8 @@ def check_train_loop(fn: Callable[..., list[float]]) -> None:
             (torch.randn(2, 3, 5, 6), torch.randint(0, 3, (2, 5, 6))) for _ in range(n_batches)
         ]
         args = (batches, steps, eval_first)
-        expected, expected_state, expected_count, expected_passes = _run_loop(train_steps, *args)
-        got, state, count, passes = run(name, _run_loop, fn, *args)
+        expected, reference, expected_count, expected_passes = _run_loop(train_steps, *args)
+        got, model, count, passes = run(name, _run_loop, fn, *args)
         if not isinstance(got, list | tuple) or len(got) != steps:
             length = len(got) if isinstance(got, list | tuple) else type(got).__name__
             message = f"expected a list of {steps} losses, one per step, got {length}"
@@ -211,12 +179,14 @@ def check_train_loop(fn: Callable[..., list[float]]) -> None:
         if passes < expected_passes:
             made = f"need {expected_passes} passes over the loader, your loop made {passes}"
             raise fail(name, f"{steps} steps over {n_batches} batches {made}", _HINTS["replayed"])
-        wrong = {hint: _run_loop(_wrong_loop(m), *args)[1] for m, hint in _LOOP_MISTAKES.items()}
-        hint = mistake(state, expected_state, wrong, _LOOP_HINT)
+        if any(grad and not training for training, grad in model.seen):
+            raise fail(name, "the model trained in eval mode", _HINTS["eval mode"])
         if count != expected_count:
             moved = f"the scheduler moved {count} times, expected {expected_count}"
-            raise fail(name, f"{moved} (once per step)", hint)
-        for key, value in expected_state.items():
+            raise fail(name, f"{moved} (once per step)", _HINTS["per epoch"])
+        state, piled_up = model.state_dict(), _run_loop(train_steps, *args, pile_up=True)[1]
+        hint = _HINTS["no zero_grad"] if close(state, piled_up.state_dict()) else _LOOP_HINT
+        for key, value in reference.state_dict().items():
             compare(f"{name}: '{key}' after training", state[key], value, hint=hint)
         got, expected = (torch.tensor(v, dtype=torch.float64) for v in (got, expected))
         compare(f"{name}: returned losses", got, expected, hint=hint, atol=1e-6)
