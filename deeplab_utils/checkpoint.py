@@ -61,15 +61,11 @@ def save_checkpoint(
         model = unwrap(model)
         model_config = getattr(model, "config", None)
         payload = {
-            "step": step,
-            "model": model.state_dict(),
-            "rng": states,
-            "history": _plain(history),
+            "step": step, "model": model.state_dict(), "rng": states, "history": _plain(history),
             "optimizer": None if optimizer is None else optimizer.state_dict(),
             "scaler": None if scaler is None else scaler.state_dict(),
-            "config": _plain(config),
-            "model_config": _plain(model_config),
-        }
+            "config": _plain(config), "model_config": _plain(model_config),
+        }  # fmt: skip
         with atomic_write(path) as file:
             torch.save(payload, file)
     if world > 1:

@@ -34,12 +34,8 @@ def environment_report() -> str:
         found = "Apple MPS GPU"
     else:
         found = f"CPU only: {os.cpu_count()} cores, torch threads: {torch.get_num_threads()}"
-    versions = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "numpy": np.__version__,
-    }
+    versions = {"python": platform.python_version(), "torch": torch.__version__,
+                "torchvision": torchvision.__version__, "numpy": np.__version__}  # fmt: skip
     lines = [f"{name}: {version}" for name, version in versions.items()]
     lines += [f"device: {device.type} ({found})", f"on Colab: {'yes' if _on_colab() else 'no'}"]
     return "\n".join(lines)

@@ -123,13 +123,9 @@ class RunConfig:
         rates = self.aspp_rates
         if rates == "scaled":
             rates = scaled_aspp_rates(self.output_stride, self.image_size)
-        return ModelConfig(
-            num_classes=num_classes,
-            output_stride=self.output_stride,
-            separable=self.separable,
-            aspp_rates=None if rates == "paper" else rates,
-            multi_grid=self.multi_grid,
-        )
+        rates = None if rates == "paper" else rates  # None: the paper's, for the output stride
+        return ModelConfig(num_classes, self.output_stride, self.separable, aspp_rates=rates,
+                           multi_grid=self.multi_grid)  # fmt: skip
 
 
 _HINTS = typing.get_type_hints(RunConfig)

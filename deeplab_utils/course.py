@@ -24,21 +24,13 @@ from .training import History, fit
 SHORT_RUN = RunConfig(steps=400, train_samples=5000, val_samples=256)
 FULL_RUN = replace(SHORT_RUN, image_size=128, steps=3000, train_samples=8000, val_every=250)
 _REAL = replace(RunConfig(), backbone_weights=IMAGENET, optimizer="sgd")
+_TRY = {"image_size": 128, "batch_size": 4, "steps": 20, "train_samples": 64, "val_samples": 16}
 REAL_RUNS = {
     ("pets", True): replace(_REAL, dataset="pets", image_size=384, steps=2000, val_every=500),
     ("voc", True): replace(_REAL, dataset="voc", image_size=513, steps=10_000, val_every=1000),
+    ("pets", False): replace(_REAL, dataset="pets", val_every=20, **_TRY),
+    ("voc", False): replace(_REAL, dataset="voc", val_every=20, **_TRY),
 }
-for _name in ("pets", "voc"):
-    REAL_RUNS[_name, False] = replace(
-        _REAL,
-        dataset=_name,
-        image_size=128,
-        batch_size=4,
-        steps=20,
-        train_samples=64,
-        val_samples=16,
-        val_every=20,
-    )
 
 
 def course_config(workdir: str | Path, *, full: bool = False, dataset: str = "shapes") -> RunConfig:

@@ -58,12 +58,8 @@ def eval_loader(dataset: Dataset, config: Any) -> DataLoader:
     ``DistributedSampler`` would pad the shards with repeats)."""
     rank, world = rank_and_world()
     shard = dataset if world == 1 else Subset(dataset, range(rank, len(dataset), world))
-    return DataLoader(
-        shard,
-        batch_size=config.batch_size,
-        num_workers=config.workers,
-        collate_fn=collate_original_size,
-    )
+    return DataLoader(shard, config.batch_size, num_workers=config.workers,
+                      collate_fn=collate_original_size)  # fmt: skip
 
 
 def _labels(logits: torch.Tensor) -> torch.Tensor:

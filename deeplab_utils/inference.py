@@ -71,23 +71,16 @@ def predict(
 def _load_rgb(image: str | Path | Image.Image | np.ndarray) -> np.ndarray:
     """A path, PIL image or uint8 array ``(H, W)``, ``(H, W, 3|4)`` -> uint8 ``(H, W, 3)``."""
     if isinstance(image, str | Path):
-        if not Path(image).is_file():
-            raise FileNotFoundError(f"image file not found: {image}")
-        try:
+        try:  # a missing file is Pillow's FileNotFoundError, which names it
             with Image.open(image) as opened:
                 image = opened.convert("RGB")
         except UnidentifiedImageError as exc:
             raise ValueError(f"{image} is not an image Pillow can read (PNG, JPEG, ...)") from exc
     array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
-    if (
-        array.dtype != np.uint8
-        or array.ndim not in (2, 3)
-        or array.shape[2:] not in ((), (3,), (4,))
-    ):
-        raise ValueError(
-            f"image must be a path, a PIL image or a uint8 array (H, W, 3); got "
-            f"{array.dtype} of shape {array.shape}"
-        )
+    bad_shape = array.ndim not in (2, 3) or array.shape[2:] not in ((), (3,), (4,))
+    if array.dtype != np.uint8 or bad_shape:
+        raise ValueError(f"image must be a path, a PIL image or a uint8 array (H, W, 3); got "
+                         f"{array.dtype} {array.shape}")  # fmt: skip
     if array.ndim == 2:  # greyscale
         array = np.repeat(array[:, :, None], 3, axis=2)
     return np.array(array[:, :, :3])  # a writable copy; RGBA -> RGB: drop alpha

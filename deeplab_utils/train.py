@@ -184,12 +184,8 @@ def _report(run: Run, history: History, seconds: float, test: dict[str, Any] | N
     if test is not None:
         title = f"TEST split ({test['images']} images), scored once after training; validation "
         _iou_table(title + "never saw it:", test, names)
-    summary = {
-        "class_names": names,
-        "config": dataclasses.asdict(run.config),
-        **history.to_dict(),
-        **({"test": test} if test else {}),
-    }
+    summary = {"class_names": names, "config": dataclasses.asdict(run.config),
+               **history.to_dict(), **({"test": test} if test else {})}  # fmt: skip
     with atomic_write(Path(run.config.out) / "history.json", "w", encoding="utf-8") as file:
         json.dump(summary, file, indent=1)
     with atomic_write(Path(run.config.out) / "predictions.png") as file:

@@ -120,13 +120,8 @@ def train_loader(dataset: Dataset, config: RunConfig, *, start: int = 0) -> Data
     # Workers draw their augmentation seeds from this generator: a function of the run's seed,
     # rank and first step, not of whatever drew from torch's global one before.
     seeds = torch.Generator().manual_seed(config.seed * 1_000_003 + sampler.rank * 10_007 + start)
-    return DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=config.workers,
-        generator=seeds,
-        pin_memory=torch.cuda.is_available(),
-    )
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers,
+                      generator=seeds, pin_memory=torch.cuda.is_available())  # fmt: skip
 
 
 @dataclass
