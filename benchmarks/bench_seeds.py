@@ -1,104 +1,116 @@
-"""How much the main job's result depends on the seed: train with several seeds, cross-evaluate.
+"""The main job's promise, seed by seed: its final val mIoU and its wall time on this CPU.
 
-1. Runs the main job with its defaults once per seed (``--seed S --out <out>/seed_S``); a seed
-   whose folder already holds a finished run (its ``history.json``) is not trained again.
-2. Scores every final model on the validation scenes of every seed, so that a spread from
-   training (a model better on every validation set) can be told from a spread from the
-   validation scenes (every model better on one set).
+Runs ``python -m deeplab_utils.train`` with its defaults (or the options after ``--``) once per
+seed, each in a fresh process timed from start to exit, as a learner's command is, and reads
+the run's ``history.json``. A seed whose folder already holds a finished run is not trained
+again (delete the folder to re-time it). Prints a Markdown table with the worst and the mean
+over the seeds, and writes ``--json`` (default ``<out>/seeds.json``).
 
-Prints the table as Markdown and writes ``<out>/seeds.json``: the table, and each run's settings,
-validation curve and final per-class IoU (from its ``history.json``).
+``--avx2`` runs the same with torch's CPU kernels limited to AVX2 and bf16 off: a laptop
+without AVX-512, emulated. A real 2-core AVX2 CPU took 1.13-1.14x the emulated times (README,
+Results), so the table also gives the emulated time times ``REAL_AVX2_FACTOR``.
 
 Usage::
 
-    python benchmarks/bench_seeds.py                   # seeds 0 1 2
-    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
-        python benchmarks/bench_seeds.py --out runs/bench_seeds_avx2   # as an AVX2-only CPU
-    python benchmarks/bench_seeds.py --seeds 0 1 --val-seeds 0 1 2 3
+    python benchmarks/bench_seeds.py                       # seeds 0-4, this CPU's class
+    python benchmarks/bench_seeds.py --avx2 --out runs/bench_seeds_avx2
+    python benchmarks/bench_seeds.py --seeds 0 1 2 -- --steps 400 --val-every 50   # notebook 07's
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
 
-from deeplab_utils.checkpoint import load_model
-from deeplab_utils.config import RunConfig
-from deeplab_utils.data import build_dataset
-from deeplab_utils.evaluation import eval_loader, evaluate
-from deeplab_utils.runtime import amp_is_fast, pick_device
-from deeplab_utils.train import main as train_main
-
-CHECKPOINT_NAME, HISTORY_NAME = "checkpoint.pt", "history.json"  # what the main job writes
-
-RECIPE = RunConfig()  # the main job's defaults
+AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+             "MKL_ENABLE_INSTRUCTIONS": "AVX2"}  # fmt: skip
+REAL_AVX2_FACTOR = 1.14  # a real AVX2 laptop's time / the emulation's (issue 21's measurement)
 
 
-def _train(out: Path, seed: int) -> Path:
-    run = out / f"seed_{seed}"
-    if not (run / HISTORY_NAME).is_file():  # written once the run has finished
-        code = train_main(["--seed", str(seed), "--out", str(run), "--no-progress"])
-        if code != 0:
-            sys.exit(f"the main job failed with exit code {code} for --seed {seed}")
-    return run
-
-
-def _summary(run: Path) -> dict:
-    """A finished run's settings, (step, training seconds, mIoU) at each validation and its final
-    per-class IoU."""
-    history = json.loads((run / HISTORY_NAME).read_text(encoding="utf-8"))
-    points = zip(history["eval_step"], history["eval_seconds"], history["val"], strict=True)
+def _run(out: Path, seed: int, extra: list[str], env: dict[str, str]) -> dict:
+    """Train seed ``seed`` into ``out/seed_<seed>`` (unless done); its scores and times."""
+    folder = out / f"seed_{seed}"
+    timing = folder / "wall_seconds.txt"
+    if not (folder / "history.json").is_file() or not timing.is_file():
+        command = [sys.executable, "-m", "deeplab_utils.train", "--seed", str(seed), "--out",
+                   str(folder), "--no-progress", *extra]  # fmt: skip
+        started = time.perf_counter()
+        if subprocess.call(command, env=env) != 0:
+            sys.exit(f"the main job failed for --seed {seed}")
+        timing.write_text(f"{time.perf_counter() - started:.1f}\n")
+    history = json.loads((folder / "history.json").read_text(encoding="utf-8"))
     final = history["val"][-1]
     return {
-        "config": history["config"],
-        "curve": [[step, round(seconds, 1), val["miou"]] for step, seconds, val in points],
-        "final_iou": dict(zip(history["class_names"], final["iou"], strict=True)),
-        "final_miou": final["miou"],
-    }
+        "seed": seed, "miou": final["miou"], "steps": history["config"]["steps"],
+        "iou": dict(zip(history["class_names"], final["iou"], strict=True)),
+        "wall_seconds": float(timing.read_text()), "train_seconds": history["eval_seconds"][-1],
+        "curve": [[s, round(t, 1), v["miou"]] for s, t, v in
+                  zip(history["eval_step"], history["eval_seconds"], history["val"], strict=True)],
+        "amp": history["config"]["amp"],
+    }  # fmt: skip
+
+
+def _table(rows: list[dict], emulated: bool) -> str:
+    real = f" | real AVX2 (x{REAL_AVX2_FACTOR}), min" if emulated else ""
+    lines = [f"| seed | steps | val mIoU | worst shape IoU | wall min{real} |",
+             "|---|---:|---:|---:|---:|" + ("---:|" if emulated else "")]  # fmt: skip
+    for row in rows:
+        minutes = row["wall_seconds"] / 60
+        scaled = f" | {minutes * REAL_AVX2_FACTOR:.1f}" if emulated else ""
+        shapes = min(list(row["iou"].values())[1:])
+        lines.append(f"| {row['seed']} | {row['steps']} | {row['miou']:.3f} | {shapes:.3f} | "
+                     f"{minutes:.1f}{scaled} |")  # fmt: skip
+    mious, walls = [r["miou"] for r in rows], [r["wall_seconds"] / 60 for r in rows]
+    worst = f"| worst | | {min(mious):.3f} | | {max(walls):.1f}"
+    worst += f" | {max(walls) * REAL_AVX2_FACTOR:.1f} |" if emulated else " |"
+    mean = f"| mean | | {statistics.mean(mious):.3f} | | {statistics.mean(walls):.1f}"
+    mean += f" | {statistics.mean(walls) * REAL_AVX2_FACTOR:.1f} |" if emulated else " |"
+    return "\n".join([*lines, worst, mean])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/bench_seeds", help="output folder")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
-    parser.add_argument(
-        "--val-seeds", type=int, nargs="+", default=None, help="validation sets (default: --seeds)"
-    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--avx2", action="store_true", help="emulate an AVX2-only CPU (fp32)")
+    parser.add_argument("--json", help="where to write the results (default: <out>/seeds.json)")
+    parser.add_argument("extra", nargs="*", help="options for the main job (after --)")
     args = parser.parse_args()
+    env = dict(os.environ)
+    extra = list(args.extra)
+    if args.avx2:
+        env |= AVX2_ONLY
+        extra = ["--no-amp", *extra]
     out = Path(args.out)
-    val_seeds = args.val_seeds if args.val_seeds is not None else args.seeds
-    runs = {seed: _train(out, seed) for seed in args.seeds}
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [_run(out, seed, extra, env) for seed in args.seeds]
+    kernels = "avx2 (emulated)" if args.avx2 else torch.backends.cpu.get_cpu_capability().lower()
+    result = {"kernels": kernels, "threads": torch.get_num_threads(), "options": extra,
+              "cpu": _cpu_name(), "torch": torch.__version__, "runs": rows}  # fmt: skip
+    path = Path(args.json) if args.json else out / "seeds.json"
+    path.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    amp = "bf16 mixed precision" if rows[0]["amp"] else "fp32"
+    print(f"\n{kernels} kernels, {amp}, {result['threads']} threads, {result['cpu']}\n")
+    print(_table(rows, args.avx2))
+    print(f"\nwrote {path}")
 
-    device = pick_device("auto")
-    amp = amp_is_fast(device)  # the precision the main job trains and validates in
-    scores: dict[int, dict[int, float]] = {}
-    for seed, run in runs.items():
-        model = load_model(run / CHECKPOINT_NAME, map_location=device).eval()
-        scores[seed] = {}
-        for val_seed in val_seeds:
-            val_set = build_dataset(
-                "shapes", split="val", image_size=RECIPE.image_size, seed=val_seed
-            )
-            loader = eval_loader(val_set, RECIPE)
-            metrics = evaluate(model, loader, val_set.num_classes, device=device, amp=amp)
-            scores[seed][val_seed] = metrics["miou"]
-    result = {
-        "kernels": torch.backends.cpu.get_cpu_capability(),
-        "cross": {str(k): v for k, v in scores.items()},  # trained with seed -> val seed -> mIoU
-        "runs": {str(seed): _summary(run) for seed, run in runs.items()},
-    }
-    text = json.dumps(result, indent=1)
-    (out / "seeds.json").write_text(text, encoding="utf-8")
 
-    print("| model trained with | " + " | ".join(f"val seed {v}" for v in val_seeds) + " |")
-    print("|---|" + "---:|" * len(val_seeds))
-    for seed, row in scores.items():
-        print(f"| `--seed {seed}` | " + " | ".join(f"{row[v]:.3f}" for v in val_seeds) + " |")
-    print(f"\nwrote {out / 'seeds.json'}")
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
 
 
 if __name__ == "__main__":

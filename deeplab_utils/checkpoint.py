@@ -3,8 +3,8 @@
 Training layer (4). A checkpoint is a dict saved with ``torch.save`` and read with
 ``torch.load(..., weights_only=True)`` only, so it holds tensors and plain values, never pickled
 classes: the step, the model's and optimiser's states, the fp16 scaler's, each process's torch
-random-generator states, the history and the run's settled config. Taught in notebooks 07
-(saving, resuming) and 08 (:func:`load_model`).
+random-generator states, the history and the run's settled config. Taught in notebook 07
+(saving, resuming, and :func:`load_model` to rebuild the network).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .runtime import rank_and_world, unwrap
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file is corrupt, or does not fit its model. Taught in notebook 07."""
+    """A checkpoint file is corrupt, or does not fit its model (the main job says so in a line)."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -157,10 +157,7 @@ def load_checkpoint(
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the network saved in a checkpoint, with its weights, in eval mode.
-
-    Taught in notebook 08.
-    """
+    """Rebuild the network saved in a checkpoint, with its weights, in eval mode. Notebook 07."""
     payload = read_checkpoint(path)
     if not payload.get("model_config"):
         raise CheckpointError(
