@@ -86,6 +86,10 @@ class RunConfig:
     warmup_steps: int | None = option(None, "linear warm-up steps (default: a tenth of steps)")
     poly_power: float = option(0.9, "exponent of the poly decay (DeepLabv3, Sec. 4)")
     grad_clip: float | None = option(None, "largest global gradient norm (default: no clipping)")
+    start_scale: float | None = option(
+        0.75, "progressive resizing: the first steps see images scaled by this (cheaper steps)"
+    )
+    start_part: float = option(0.5, "the part of the steps at start_scale")
     seed: int = option(0, "seed of the initial weights, the data and its order")
     # --- where and how it runs ---
     amp: bool | None = option(None, "mixed precision (default: where fast: CUDA, CPUs with bf16)")
@@ -134,6 +138,16 @@ _LOWEST = {"image_size": 1, "train_samples": 1, "val_samples": 1, "steps": 1, "b
 _LOWEST |= {"warmup_steps": 0, "seed": 0, "workers": 0, "val_every": 0}
 
 
+# The allowed values of each float field, said and tested (poly_power 0: a constant rate).
+_RANGES = {
+    "lr": ("a number > 0", lambda v: 0 < v < math.inf),
+    "grad_clip": ("a number > 0", lambda v: 0 < v < math.inf),
+    "poly_power": ("a number >= 0", lambda v: 0 <= v < math.inf),
+    "start_scale": ("a number in (0, 1]", lambda v: 0 < v <= 1),
+    "start_part": ("a number in [0, 1)", lambda v: 0 <= v < 1),
+}
+
+
 def _check_field(name: str, value: Any) -> None:
     """A ValueError naming the field unless ``value`` fits its annotation (and its range)."""
     kind = _HINTS[name]
@@ -146,11 +160,9 @@ def _check_field(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be True or False, got {value!r}")
     if name in _LOWEST and (type(value) is not int or value < _LOWEST[name]):
         raise ValueError(f"{name} must be an int >= {_LOWEST[name]}, got {value!r}")
-    positive = name in ("lr", "grad_clip")  # poly_power may be 0: a constant rate
-    if (positive or name == "poly_power") and not (
-        type(value) in (int, float) and 0 <= value < math.inf and (value > 0 or not positive)
-    ):
-        raise ValueError(f"{name} must be a number {'> 0' if positive else '>= 0'}, got {value!r}")
+    allowed, test = _RANGES.get(name, ("", None))
+    if test is not None and not (type(value) in (int, float) and test(value)):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
 
 
 def peak_lr(config: RunConfig) -> float:

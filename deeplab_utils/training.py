@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -204,6 +205,19 @@ def _mean_over_ranks(loss: torch.Tensor) -> float:
     return value.item()
 
 
+def _resized(images: torch.Tensor, masks: torch.Tensor, scale: float | None) -> tuple:
+    """A batch scaled by ``scale`` for progressive resizing: images ``(B, 3, s*H, s*W)``
+    (bilinear, antialiased), masks ``(B, s*H, s*W)`` or ``(B, 1, s*H, s*W)`` (nearest: the labels,
+    255 included, stay labels)."""
+    if scale is None or scale == 1:
+        return images, masks
+    size = [round(scale * side) for side in images.shape[-2:]]
+    images = F.interpolate(images, size, mode="bilinear", align_corners=False, antialias=True)
+    planes = masks.float() if masks.ndim == 4 else masks[:, None].float()  # (B, 1, H, W)
+    resized = F.interpolate(planes, size, mode="nearest").to(masks.dtype)
+    return images, resized if masks.ndim == 4 else resized[:, 0]
+
+
 def _due(step: int, every: int, last: int) -> bool:
     return step == last or (every > 0 and step % every == 0)
 
@@ -219,8 +233,9 @@ def _show_validation(bar: tqdm, step: int, loss: float, metrics: dict[str, Any])
 def fit(run: Run, *, resume: bool = False, progress: bool = True) -> History:
     """Train ``run.model`` on ``run.train_set`` as ``run.config`` says; validate and checkpoint.
 
-    Each step: the poly learning rate, a batch, forward under autocast, a NaN check before any
-    weight changes, backward, clip, step. Every ``val_every`` steps, and at the end, it scores
+    Each step: the poly learning rate, a batch (scaled by ``start_scale`` in the first
+    ``start_part`` of the run), forward under autocast, a NaN check before any weight changes,
+    backward, clip, step. Every ``val_every`` steps, and at the end, it scores
     ``run.val_set`` and saves ``run.checkpoint`` (if the run has an ``out`` folder), which
     ``resume`` continues. Under torchrun ``run.model`` is DDP-wrapped: each process trains on
     its share of every batch, and rank 0 writes. Taught in notebook 07.
@@ -246,7 +261,8 @@ def fit(run: Run, *, resume: bool = False, progress: bool = True) -> History:
             lr = cfg.lr * poly_lr_lambda(step, cfg.steps, cfg.poly_power, cfg.warmup_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            images, masks = next(batches)
+            early = step < cfg.start_part * cfg.steps  # progressive resizing: small, then full
+            images, masks = _resized(*next(batches), cfg.start_scale if early else None)
             with autocast(device, cfg.amp):
                 logits = model(images.to(device, memory_format=layout))  # (B, C, H, W)
                 loss = loss_fn(logits, masks.to(device))

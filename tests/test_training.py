@@ -351,3 +351,40 @@ def test_nan_loss_stops_before_the_weights_change():
         fit(run, progress=False)
     for key, value in weights(reference.model).items():
         torch.testing.assert_close(run.model.state_dict()[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_progressive_resizing_shows_smaller_images_first():
+    """With start_scale 0.5 the first start_part of the steps train on images of half the side,
+    the rest (and every validation) on full-size ones."""
+    sizes = []
+
+    class Recording(TinySegNet):
+        def forward(self, x):
+            sizes.append((self.training, tuple(x.shape[-2:])))
+            return super().forward(x)
+
+    torch.manual_seed(0)
+    run = tiny_run(Recording(), val=tiny_dataset(4), steps=4, start_scale=0.5, start_part=0.5)
+    fit(run, progress=False)
+    trained = [size for training, size in sizes if training]
+    assert trained == [(4, 4), (4, 4), (8, 8), (8, 8)]
+    assert {size for training, size in sizes if not training} == {(8, 8)}
+
+
+def test_resized_batches_keep_their_labels():
+    """Scaled masks keep exact labels, the ignore label included (nearest neighbour), in either
+    layout; images are resampled to the same size; scale 1 or None leaves the batch as it is."""
+    from deeplab_utils.training import _resized
+
+    images = torch.rand(2, 3, 8, 8)
+    masks = torch.zeros(2, 8, 8, dtype=torch.int64)
+    masks[:, :4, :4], masks[:, 4:, 4:] = 3, 255  # 2 x 2 blocks of 4 x 4 pixels
+    small_images, small_masks = _resized(images, masks, 0.5)
+    assert small_images.shape == (2, 3, 4, 4) and small_masks.dtype == torch.int64
+    expected = torch.tensor([[3, 3, 0, 0], [3, 3, 0, 0], [0, 0, 255, 255], [0, 0, 255, 255]])
+    assert torch.equal(small_masks[0], expected)
+    binary = (masks[:, None] == 3).float()  # (B, 1, H, W), the seed's binary layout
+    assert torch.equal(
+        _resized(images, binary, 0.5)[1], (expected[None, None] == 3).float().expand(2, 1, 4, 4)
+    )
+    assert _resized(images, masks, None)[1] is masks and _resized(images, masks, 1.0)[0] is images
