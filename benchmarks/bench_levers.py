@@ -17,7 +17,9 @@ Variants:
   computes (the scenes are generated on the fly);
 - ``compile``: ``torch.compile`` of the model (its compile time, the first step's extra cost,
   is reported separately: it counts against a ten-minute budget);
-- ``no-amp``: bf16 autocast off (only where it is on by default).
+- ``no-amp``: bf16 autocast off (only where it is on by default);
+- ``scale-0.75``, ``scale-0.5``: the batch resized to 48 or 32 pixels, as progressive resizing
+  (``RunConfig.start_scale``) trains the first part of a run.
 
 It also times one validation pass over the main job's 256 images, to say what the main job's
 validations cost against its steps. Never a timed test: see benchmarks/README.md.
@@ -46,9 +48,10 @@ from deeplab_utils.evaluation import eval_loader
 from deeplab_utils.files import atomic_write
 from deeplab_utils.run import build_run
 from deeplab_utils.runtime import amp_is_fast
-from deeplab_utils.training import train_loader
+from deeplab_utils.training import _resized, train_loader
 
 VARIANTS = ("baseline", "adam-foreach", "adam-for-loop", "nchw", "workers-1", "compile", "no-amp")
+VARIANTS += ("scale-0.75", "scale-0.5")
 
 
 class Variant:
@@ -82,6 +85,8 @@ class Variant:
 
     def step(self) -> None:
         images, masks = next(self.batches)
+        if self.name.startswith("scale-"):
+            images, masks = _resized(images, masks, float(self.name.split("-")[1]))
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.amp):

@@ -27,7 +27,7 @@ from .runtime import amp_is_fast
 DEFAULT_LR = {"adam": 5e-3, "sgd": 0.01}
 # Steps of the main job. Where mixed precision is fast (CUDA, a CPU with native bf16) a step costs
 # less, so the same ten minutes buy more of them (benchmarks/README.md).
-MAIN_JOB_STEPS = {False: 850, True: 1200}
+MAIN_JOB_STEPS = {False: 900, True: 1400}
 # Settings a resumed run may change: where things are, how often it reports and how fast it
 # runs. Any other change would make the continued run another experiment.
 FREE_ON_RESUME = frozenset(
@@ -77,7 +77,8 @@ class RunConfig:
         None, "'imagenet' (torchvision's, downloaded once) or a .pth file (default: random)"
     )
     # --- recipe ---
-    steps: int | None = option(None, "optimiser steps (default: 850, 1200 with mixed precision)")
+    steps: int | None = option(None, f"optimiser steps (default: {MAIN_JOB_STEPS[False]}, "
+                               f"{MAIN_JOB_STEPS[True]} with mixed precision)")  # fmt: skip
     batch_size: int = option(16, "images per step (per process under torchrun)")
     optimizer: Literal["adam", "sgd"] = option(
         "adam", "adam (the seed's; tuned here) or sgd (the paper's: momentum 0.9, decay 1e-4)"
@@ -181,10 +182,8 @@ def settle(config: RunConfig, device: torch.device) -> RunConfig:
     steps = MAIN_JOB_STEPS[amp] if config.steps is None else config.steps
     nhwc = device.type == "cpu" if config.channels_last is None else config.channels_last
     warmup = steps // 10 if config.warmup_steps is None else config.warmup_steps
-    return dataclasses.replace(
-        config, device=str(device), amp=amp, steps=steps, channels_last=nhwc, lr=peak_lr(config),
-        warmup_steps=warmup,
-    )  # fmt: skip
+    return dataclasses.replace(config, device=str(device), amp=amp, steps=steps, lr=peak_lr(config),
+                               channels_last=nhwc, warmup_steps=warmup)  # fmt: skip
 
 
 class ResumeError(ValueError):

@@ -69,11 +69,9 @@ def _option(hint: Any) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     """The options of ``python -m deeplab_utils.train``: one per RunConfig field, and the job's."""
     parser = argparse.ArgumentParser(
-        prog="deeplab-train",
-        formatter_class=_HelpFormatter,
+        prog="deeplab-train", formatter_class=_HelpFormatter,
         description="Train DeepLabV3+ (Chen et al. 2018) on a segmentation dataset.",
-        epilog="Multi-GPU / multi-process: torchrun --nproc_per_node=N -m deeplab_utils.train ...",
-    )
+        epilog="Multi-GPU: torchrun --nproc_per_node=N -m deeplab_utils.train ...")  # fmt: skip
     hints = typing.get_type_hints(RunConfig)
     for f in dataclasses.fields(RunConfig):
         name, kind = f"--{f.name.replace('_', '-')}", _option(hints[f.name])
@@ -104,10 +102,8 @@ def parse(argv: list[str] | None = None) -> tuple[RunConfig, argparse.Namespace]
     args = parser.parse_args(argv)
     config = _config(parser, args)
     if args.final_test and config.dataset != "pets":
-        parser.error(
-            "--final-test: only pets has a labelled test split (VOC's test labels are "
-            f"not public, shapes has none); got --dataset {config.dataset}"
-        )
+        parser.error("--final-test: only pets has a labelled test split (VOC's test labels are "
+                     f"not public, shapes has none); got --dataset {config.dataset}")  # fmt: skip
     if args.resume:
         path = Path(config.out) / CHECKPOINT
         if not path.is_file():
@@ -144,21 +140,16 @@ def _wrap(model: nn.Module, config: RunConfig) -> nn.Module:
         return model
     if device.type == "cuda":  # BatchNorm over the global batch (SyncBatchNorm: GPUs only)
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return nn.parallel.DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == "cuda" else None
-    )
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
 def _iou_table(title: str, metrics: dict[str, Any], class_names: list[str]) -> None:
     """Per-class IoU, mIoU and pixel accuracy; "n/a" where a score is undefined (None)."""
     width = max(len(name) for name in [*class_names, "pixel acc."])
     print(f"\n{title}\n{'class':<{width}}  IoU")
-    rows = [
-        *zip(class_names, metrics["iou"], strict=True),
-        ("mIoU", metrics["miou"]),
-        ("pixel acc.", metrics["pixel_accuracy"]),
-    ]
-    for name, score in rows:
+    totals = [("mIoU", metrics["miou"]), ("pixel acc.", metrics["pixel_accuracy"])]
+    for name, score in [*zip(class_names, metrics["iou"], strict=True), *totals]:
         undefined = "n/a" if name in class_names else "n/a (no labelled pixels)"
         print(f"{name:<{width}}  {undefined if score is None else f'{score:.3f}'}")
 
@@ -195,14 +186,11 @@ def _report(run: Run, history: History, seconds: float, test: dict[str, Any] | N
 
 def _announce(run: Run, resume: bool) -> None:
     c, world = run.config, rank_and_world()[1]
-    processes = f" x {world} processes" if world > 1 else ""
-    print(
-        f"DeepLabV3+ on {c.dataset} ({len(run.train_set)} train / {len(run.val_set)} val, "
-        f"{run.train_set.num_classes} classes), {c.steps} steps of batch {c.batch_size}"
-        f"{processes} on {c.device}{' with mixed precision' if c.amp else ''}"
-        f"{' (resuming)' if resume else ''}",
-        flush=True,
-    )
+    sets = f"{len(run.train_set)} train / {len(run.val_set)} val, {run.train_set.num_classes}"
+    batch = f"batch {c.batch_size}" + (f" x {world} processes" if world > 1 else "")
+    precision, resuming = " with mixed precision" * c.amp, " (resuming)" * resume
+    print(f"DeepLabV3+ on {c.dataset} ({sets} classes), {c.steps} steps of {batch} on {c.device}"
+          f"{precision}{resuming}", flush=True)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,11 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         if rank == 0:
-            print(
-                f"\ninterrupted; continue with the same command plus --resume (last "
-                f"checkpoint: {Path(config.out) / CHECKPOINT})",
-                file=sys.stderr,
-            )
+            print(f"\ninterrupted; continue with the same command plus --resume (last "
+                  f"checkpoint: {Path(config.out) / CHECKPOINT})", file=sys.stderr)  # fmt: skip
         return 130
     finally:
         if rank_and_world()[1] > 1:

@@ -39,6 +39,7 @@ SGD_MOMENTUM = 0.9  # DeepLabv3 (arXiv 1706.05587), Sec. 4, kept by DeepLabv3+
 SGD_WEIGHT_DECAY = 1e-4  # DeepLabv3, Sec. 4: "weight decay 0.0001"
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Optimizer = torch.optim.Optimizer
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -66,17 +67,15 @@ def poly_lr_lambda(step: int, total_steps: int, power: float = 0.9, warmup_steps
     return factor
 
 
-def build_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, config: RunConfig) -> Optimizer:
     """SGD with momentum 0.9 and weight decay 1e-4 (the paper's), or Adam (the seed's choice),
     at the run's peak learning rate. Taught in notebook 07."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    params, lr = [p for p in model.parameters() if p.requires_grad], peak_lr(config)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=peak_lr(config), momentum=SGD_MOMENTUM, weight_decay=SGD_WEIGHT_DECAY
-        )
+        return torch.optim.SGD(params, lr, momentum=SGD_MOMENTUM, weight_decay=SGD_WEIGHT_DECAY)
     # The same Adam in one kernel instead of a loop over every tensor (CPU and CUDA tensors).
     fused = bool(params) and {p.device.type for p in params} <= {"cpu", "cuda"}
-    return torch.optim.Adam(params, lr=peak_lr(config), fused=fused or None)
+    return torch.optim.Adam(params, lr, fused=fused or None)
 
 
 class StepSampler(Sampler[list[int]]):
@@ -155,11 +154,7 @@ class History:
 
 
 def train_step(
-    model: nn.Module,
-    images: torch.Tensor,
-    masks: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    loss_fn: Loss,
+    model: nn.Module, images: torch.Tensor, masks: torch.Tensor, optimizer: Optimizer, loss_fn: Loss
 ) -> float:
     """One plain optimiser step on ``images (B, 3, H, W)``, ``masks (B, H, W)``; returns the loss.
 
@@ -174,12 +169,7 @@ def train_step(
 
 
 def train_steps(
-    model: nn.Module,
-    loader: Any,
-    loss_fn: Loss,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    steps: int,
+    model: nn.Module, loader: Any, loss_fn: Loss, optimizer: Optimizer, scheduler: Any, steps: int
 ) -> list[float]:
     """The bare loop: ``steps`` :func:`train_step` s, through ``loader`` as often as needed, the
     schedule moved once per step (the poly policy counts iterations); returns every loss.

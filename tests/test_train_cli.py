@@ -63,7 +63,9 @@ def _config_of(argv, monkeypatch, tmp_path, small=True):
     return _fit_call(argv, monkeypatch, tmp_path, small).config
 
 
-@pytest.mark.parametrize(("fast", "steps"), [(False, MAIN_JOB_STEPS[False]), (True, 1200)])
+@pytest.mark.parametrize(
+    ("fast", "steps"), [(False, MAIN_JOB_STEPS[False]), (True, MAIN_JOB_STEPS[True])]
+)
 def test_default_steps_follow_the_cost_of_a_step(fast, steps, monkeypatch, tmp_path):
     """Where mixed precision makes a step cheaper the main job takes more of them."""
     monkeypatch.setattr("deeplab_utils.config.amp_is_fast", lambda device: fast)
