@@ -25,6 +25,8 @@ from .runtime import amp_is_fast
 # Peak learning rate per optimiser: Adam's tuned for this course's recipe (benchmarks/README.md),
 # SGD's near the paper's 0.007 (DeepLabv3, Sec. 4).
 DEFAULT_LR = {"adam": 5e-3, "sgd": 0.01}
+# Progressive resizing of the shapes recipe (benchmarks/README.md); photographs train at full size.
+SHAPES_START_SCALE = 0.75
 # Steps of the main job. Where mixed precision is fast (CUDA, a CPU with native bf16) a step costs
 # less, so the same ten minutes buy more of them (benchmarks/README.md).
 MAIN_JOB_STEPS = {False: 900, True: 1400}
@@ -88,7 +90,7 @@ class RunConfig:
     poly_power: float = option(0.9, "exponent of the poly decay (DeepLabv3, Sec. 4)")
     grad_clip: float | None = option(None, "largest global gradient norm (default: no clipping)")
     start_scale: float | None = option(
-        0.75, "progressive resizing: the first steps see images scaled by this (cheaper steps)"
+        None, "progressive resizing: the first steps' images scaled by this (shapes: 0.75, else 1)"
     )
     start_part: float = option(0.5, "the part of the steps at start_scale")
     seed: int = option(0, "seed of the initial weights, the data and its order")
@@ -176,14 +178,17 @@ def settle(config: RunConfig, device: torch.device) -> RunConfig:
 
     Mixed precision where it is fast (:func:`~deeplab_utils.runtime.amp_is_fast`), NHWC on a
     CPU, the main job's steps for that precision, the optimiser's learning rate, a tenth of the
-    steps as warm-up. Called where a run starts, never stored in place of the user's config.
+    steps as warm-up, progressive resizing on the shapes. Called where a run starts, never
+    stored in place of the user's config.
     """
     amp = amp_is_fast(device) if config.amp is None else config.amp
     steps = MAIN_JOB_STEPS[amp] if config.steps is None else config.steps
     nhwc = device.type == "cpu" if config.channels_last is None else config.channels_last
     warmup = steps // 10 if config.warmup_steps is None else config.warmup_steps
-    return dataclasses.replace(config, device=str(device), amp=amp, steps=steps, lr=peak_lr(config),
-                               channels_last=nhwc, warmup_steps=warmup)  # fmt: skip
+    scale = config.start_scale or (SHAPES_START_SCALE if config.dataset == "shapes" else 1.0)
+    decided = {"amp": amp, "steps": steps, "channels_last": nhwc, "warmup_steps": warmup}
+    return dataclasses.replace(config, device=str(device), lr=peak_lr(config), start_scale=scale,
+                               **decided)  # fmt: skip
 
 
 class ResumeError(ValueError):

@@ -23,9 +23,9 @@ from .training import History, fit
 # GPU: they fine-tune from ImageNet weights as the paper does (SGD, batch 16, 513-pixel crops for
 # VOC, Sec. 4; 384 for the smaller Pets pictures; full size throughout) on shortened schedules;
 # their short runs only try the code path.
-SHORT_RUN = RunConfig(steps=400, train_samples=5000, val_samples=256, start_scale=None)
+SHORT_RUN = RunConfig(steps=400, train_samples=5000, val_samples=256, start_scale=1.0)
 FULL_RUN = replace(SHORT_RUN, image_size=128, steps=3000, train_samples=8000, val_every=250)
-_REAL = replace(RunConfig(), backbone_weights=IMAGENET, optimizer="sgd", start_scale=None)
+_REAL = replace(RunConfig(), backbone_weights=IMAGENET, optimizer="sgd")
 _TRY = {"image_size": 128, "batch_size": 4, "steps": 20, "train_samples": 64, "val_samples": 16}
 REAL_RUNS = {
     ("pets", True): replace(_REAL, dataset="pets", image_size=384, steps=2000, val_every=500),

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from deeplab_utils.config import MAIN_JOB_STEPS, ResumeError, RunConfig, resumed, settle
+from deeplab_utils.course import SHORT_RUN
 
 CPU = torch.device("cpu")
 
@@ -53,7 +54,8 @@ def test_settle_decides_every_none_for_the_device(fast, monkeypatch):
     steps = MAIN_JOB_STEPS[fast]
     assert (used.amp, used.steps, used.lr, used.warmup_steps) == (fast, steps, 5e-3, steps // 10)
     assert used.channels_last is True and used.device == "cpu"
-    given = RunConfig(steps=30, amp=not fast, lr=0.1, warmup_steps=0, channels_last=False)
+    given = RunConfig(steps=30, amp=not fast, lr=0.1, warmup_steps=0, channels_last=False,
+                      start_scale=0.5)  # fmt: skip
     assert settle(given, CPU) == dataclasses.replace(given, device="cpu")
 
 
@@ -68,3 +70,22 @@ def test_resumed_keeps_the_runs_values_and_refuses_others():
         resumed(RunConfig(batch_size=8), saved, done=60)
     with pytest.raises(ResumeError, match=r"steps=100 \(it has done 60 steps\), now steps=50"):
         resumed(RunConfig(steps=50), saved, done=60)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "given", "used"),
+    [("shapes", None, 0.75), ("pets", None, 1.0), ("voc", None, 1.0), ("pets", 0.5, 0.5)],
+)
+def test_progressive_resizing_is_for_the_shapes_only(dataset, given, used):
+    """The main job's resizing is the shapes recipe's; real photographs train at full size, as
+    the paper does, unless asked (the command line's `--dataset pets` took 0.75 before)."""
+    config = RunConfig(dataset=dataset, start_scale=given)
+    assert settle(config, CPU).start_scale == used
+
+
+def test_a_full_size_run_does_not_continue_a_resized_one():
+    """Notebook 07's short run trains at full size; a checkpoint left by a run that resized its
+    first half is another experiment, so the notebook replaces it instead of continuing it."""
+    saved = dataclasses.asdict(settle(dataclasses.replace(SHORT_RUN, start_scale=0.75), CPU))
+    with pytest.raises(ResumeError, match="start_scale"):
+        resumed(SHORT_RUN, saved, 200)

@@ -21,12 +21,12 @@ def _weights(model):
 
 
 def test_course_config_is_the_main_jobs_recipe_smaller(tmp_path):
-    """The notebooks' short run differs from the main job's defaults only in its sizes and
-    where it keeps its files; the full run is bigger still."""
+    """The notebooks' short run differs from the main job's defaults only in its sizes, where
+    it keeps its files and its full-size images throughout; the full run is bigger still."""
     short, full = course.course_config(tmp_path), course.course_config(tmp_path, full=True)
     differ = {f.name for f in dataclasses.fields(RunConfig)
               if getattr(short, f.name) != getattr(RunConfig(), f.name)}  # fmt: skip
-    assert differ == {"steps", "train_samples", "val_samples", "data_dir", "out"}
+    assert differ == {"steps", "train_samples", "val_samples", "data_dir", "out", "start_scale"}
     assert short.out == str(tmp_path / "runs" / "course-short")
     assert full.image_size > short.image_size and full.steps > short.steps
     pets = course.course_config(tmp_path, full=True, dataset="pets")
