@@ -19,14 +19,13 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from deeplab_utils.config import RunConfig, settle
 from deeplab_utils.evaluation import eval_loader, evaluate
 from deeplab_utils.losses import DiceCELoss
 from deeplab_utils.run import build_run
 from deeplab_utils.runtime import autocast, seed_everything
-from deeplab_utils.training import build_optimizer, train_loader
+from deeplab_utils.training import _resized, build_optimizer, poly_lr_lambda, train_loader
 
 name, seed = sys.argv[1], int(sys.argv[2])
 opts = dict(a.split("=", 1) for a in sys.argv[3:])
@@ -73,18 +72,12 @@ emas = {
 
 
 def lr_at(step):
-    if step < warmup:
-        warm = (step + 1) / warmup
-    else:
-        warm = 1.0
-    x = step / steps
+    """The peak rate times fit's poly_lr_lambda, or cosine or linear decay with its warm-up."""
     if sched == "poly":
-        v = (1 - x) ** power
-    elif sched == "cos":
-        v = 0.5 * (1 + math.cos(math.pi * x))
-    elif sched == "lin":
-        v = 1 - x
-    return lr_peak * v * warm
+        return lr_peak * poly_lr_lambda(step, steps, power, warmup)
+    warm = (step + 1) / warmup if step < warmup else 1.0
+    decay = 0.5 * (1 + math.cos(math.pi * step / steps)) if sched == "cos" else 1 - step / steps
+    return lr_peak * decay * warm
 
 
 batches = iter(train_loader(run.train_set, cfg))
@@ -97,11 +90,8 @@ for step in range(steps):
     for g in opt.param_groups:
         g["lr"] = lr
     images, masks = next(batches)
-    if start_size and step < start_frac * steps:
-        images = F.interpolate(
-            images, size=start_size, mode="bilinear", antialias=True, align_corners=False
-        )
-        masks = F.interpolate(masks[:, None].float(), size=start_size, mode="nearest")[:, 0].long()
+    if start_size and step < start_frac * steps:  # fit's progressive resizing, to start_size px
+        images, masks = _resized(images, masks, start_size / images.shape[-1])
     images = images.contiguous(memory_format=torch.channels_last)
     with autocast(device, amp):
         loss = loss_fn(model(images), masks)
