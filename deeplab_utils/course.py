@@ -23,7 +23,9 @@ from .training import History, fit
 # GPU: they fine-tune from ImageNet weights as the paper does (SGD, batch 16, 513-pixel crops for
 # VOC, Sec. 4; 384 for the smaller Pets pictures; full size throughout) on shortened schedules;
 # their short runs only try the code path.
-SHORT_RUN = RunConfig(steps=400, train_samples=5000, val_samples=256, start_scale=1.0)
+SHORT_RUN = RunConfig(
+    steps=400, train_samples=5000, val_samples=256, start_scale=1.0, val_every=50
+)  # 8 validations: a curve to read (notebook 07, section 7)
 FULL_RUN = replace(SHORT_RUN, image_size=128, steps=3000, train_samples=8000, val_every=250)
 _REAL = replace(RunConfig(), backbone_weights=IMAGENET, optimizer="sgd")
 _TRY = {"image_size": 128, "batch_size": 4, "steps": 20, "train_samples": 64, "val_samples": 16}

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -84,6 +85,7 @@ def evaluate(
     *,
     device: torch.device | str | None = None,
     amp: bool = False,
+    loss_fn: Any = None,
 ) -> dict[str, Any]:
     """Validation metrics of ``model`` over ``loader`` (summed over torchrun's processes).
 
@@ -92,17 +94,22 @@ def evaluate(
     ``num_classes`` defaults to the logits' channels (2 for a one-channel model, which predicts
     ``logit > 0``); ``device`` to the model's. Returns
     :meth:`~deeplab_utils.metrics.SegmentationMetrics.compute`'s dict as plain numbers
-    (``"miou"``, ``"iou"`` per class, ``"confusion_matrix"`` (C, C), ...; None where undefined).
+    (``"miou"``, ``"iou"`` per class, ``"confusion_matrix"`` (C, C), ...; None where undefined),
+    and ``"loss"``, ``loss_fn``'s value averaged over the batches by their sizes, when it is
+    given: the validation loss, whose gap to the training loss shows under- or overfitting.
     """
     model = unwrap(model)  # each process scores its own share, without waiting for the others
     device = model_device(model) if device is None else pick_device(device)
-    was_training, metrics = model.training, None
+    was_training, metrics, loss_sum = model.training, None, torch.zeros(2, device=device)
     model.eval()
     for images, masks in loader:
         with autocast(device, amp):
             logits = model(images.to(device))  # (B, C, h, w)
         metrics = metrics or SegmentationMetrics(num_classes or max(logits.shape[1], 2))
         for batch_logits, batch_masks in pairs_at_mask_size(logits, masks):
+            if loss_fn is not None:  # (sum of the images' losses, images)
+                loss_sum += torch.stack([loss_fn(batch_logits.float(), batch_masks) * len(
+                    batch_masks), loss_sum.new_tensor(len(batch_masks))])  # fmt: skip
             if batch_masks.ndim == 4:  # (B, 1, H, W): the binary losses' layout
                 batch_masks = batch_masks[:, 0]
             metrics.update(_labels(batch_logits), batch_masks.long())
@@ -110,7 +117,12 @@ def evaluate(
     if metrics is None:
         raise ValueError("the evaluation loader yields no batch: the dataset is empty")
     metrics.sync()
-    return {key: _plain(value) for key, value in metrics.compute().items()}
+    result = {key: _plain(value) for key, value in metrics.compute().items()}
+    if loss_fn is not None:
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(loss_sum)
+        result["loss"] = (loss_sum[0] / loss_sum[1]).item()
+    return result
 
 
 def confusion_matrix(model: nn.Module, loader: Any, num_classes: int) -> torch.Tensor:

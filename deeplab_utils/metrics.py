@@ -12,7 +12,15 @@ import torch.nn.functional as F
 
 from .targets import IGNORE_INDEX, check_target
 
-__all__ = ["IGNORE_INDEX", "SegmentationMetrics", "boundary_band", "mean_iou", "trimap_miou"]
+__all__ = [
+    "IGNORE_INDEX",
+    "SegmentationMetrics",
+    "boundary_band",
+    "mean_iou",
+    "miou_interval",
+    "per_image_confusion",
+    "trimap_miou",
+]
 
 
 class SegmentationMetrics:
@@ -123,3 +131,51 @@ def trimap_miou(
         raise ValueError(f"width must be an int >= 0 (pixels), got {width!r}")
     band = boundary_band(targets, width)
     return mean_iou(preds, torch.where(band, targets, ignore_index), num_classes, ignore_index)
+
+
+def per_image_confusion(
+    preds: torch.Tensor, targets: torch.Tensor, num_classes: int
+) -> torch.Tensor:
+    """Labels ``(N, H, W)`` and targets ``(N, H, W)`` -> ``(N, C, C)`` int64: each image's own
+    confusion matrix (``IGNORE_INDEX`` skipped); summed over images, the set's. Notebook 08."""
+    if preds.shape != targets.shape or preds.ndim != 3 or preds.is_floating_point():
+        got = f"{preds.dtype} {tuple(preds.shape)} and {tuple(targets.shape)}"
+        raise ValueError(f"need integer labels (N, H, W) and targets of that shape, got {got}")
+    c, valid = num_classes, targets != IGNORE_INDEX
+    index = torch.where(valid, targets * c + preds, c * c)  # ignored pixels: an extra bin
+    bins = c * c + 1
+    index = index.flatten(1) + bins * torch.arange(len(index), device=index.device)[:, None]
+    counts = torch.bincount(index.flatten(), minlength=bins * len(preds)).reshape(-1, bins)
+    return counts[:, : c * c].reshape(-1, c, c)  # (N, C, C)
+
+
+def miou_interval(
+    matrices: torch.Tensor,
+    baseline: torch.Tensor | None = None,
+    *,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """A percentile-bootstrap interval, over images, for the mIoU of ``(N, C, C)`` per-image
+    matrices, or, with ``baseline`` (the same images scored otherwise), for the paired
+    difference mIoU(matrices) − mIoU(baseline): how much a score could move on another draw of
+    N such images. Notebook 08."""
+
+    def miou(cm: torch.Tensor) -> torch.Tensor:  # (R, C, C) -> (R,)
+        m = cm.double()
+        tp = m.diagonal(dim1=-2, dim2=-1)
+        return (tp / (m.sum(-1) + m.sum(-2) - tp)).nanmean(dim=-1)  # 0 / 0: a class left out
+
+    n = len(matrices)
+    draws = torch.randint(n, (resamples, n), generator=torch.Generator().manual_seed(seed))
+    times = F.one_hot(draws, n).sum(dim=1).double()  # (R, N): how often each image was drawn
+
+    def resampled(cm: torch.Tensor) -> torch.Tensor:  # (N, C, C) -> (R, C, C), summed
+        return (times @ cm.flatten(1).double()).reshape(-1, *cm.shape[1:])
+
+    scores = miou(resampled(matrices))
+    if baseline is not None:
+        scores = scores - miou(resampled(baseline))
+    low, high = torch.quantile(scores, torch.tensor([(1 - level) / 2, (1 + level) / 2]).double())
+    return low.item(), high.item()

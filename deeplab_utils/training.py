@@ -132,7 +132,7 @@ class History:
     loss: list[float] = field(default_factory=list)  # training loss of that step
     lr: list[float] = field(default_factory=list)  # learning rate used by that step
     eval_step: list[int] = field(default_factory=list)  # step after which validation ran
-    val: list[dict[str, Any]] = field(default_factory=list)  # evaluate()'s metrics then
+    val: list[dict[str, Any]] = field(default_factory=list)  # evaluate()'s metrics and loss
     eval_seconds: list[float] = field(default_factory=list)  # training time until then
 
     def record_step(self, step: int, loss: float, lr: float) -> None:
@@ -272,7 +272,8 @@ def fit(run: Run, *, resume: bool = False, progress: bool = True) -> History:
             bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
             if _due(step, cfg.val_every, cfg.steps):  # validate and checkpoint, as nanoGPT
                 if val_loader is not None:
-                    metrics = evaluate(model, val_loader, device=device, amp=cfg.amp)
+                    metrics = evaluate(model, val_loader, device=device, amp=cfg.amp,
+                                       loss_fn=loss_fn)  # fmt: skip
                     history.record_eval(step, metrics, time.perf_counter() - started)
                     _show_validation(bar, step, loss_value, metrics)
                 if run.checkpoint:

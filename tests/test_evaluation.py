@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from fake_datasets import write_fake_pets, write_fake_voc
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -146,6 +147,22 @@ def test_evaluate_against_hand_computed_metrics():
     matrix = confusion_matrix(Background(), loader, NUM_CLASSES)
     expected = np.bincount(m[valid] * NUM_CLASSES, minlength=9).reshape(3, 3)  # column 0 only
     np.testing.assert_array_equal(matrix.numpy(), expected)
+
+
+def test_evaluate_reports_the_validation_loss_over_every_image():
+    """With loss_fn, "loss" is the loss over the whole set (batches of 2, 2, 1 weighted by their
+    sizes): equal to one cross-entropy over all 5 images, computed by hand without batches."""
+    torch.manual_seed(0)
+    model = nn.Conv2d(3, NUM_CLASSES, 1).eval()
+    data = brightest_channel_data(5)
+    ce = lambda logits, masks: F.cross_entropy(logits, masks, ignore_index=255)  # noqa: E731
+    result = evaluate(model, eval_loader(data, RunConfig(batch_size=2)), device="cpu", loss_fn=ce)
+    images, masks = data.tensors
+    with torch.no_grad():
+        logits = model(images)
+    expected = F.cross_entropy(logits, masks, ignore_index=255, reduction="none")
+    assert result["loss"] == pytest.approx(expected[masks != 255].mean().item(), rel=1e-3)
+    assert "loss" not in evaluate(model, eval_loader(data, RunConfig(batch_size=2)), device="cpu")
 
 
 def test_evaluate_runs_where_the_model_is(monkeypatch):

@@ -11,6 +11,8 @@ from deeplab_utils.metrics import (
     SegmentationMetrics,
     boundary_band,
     mean_iou,
+    miou_interval,
+    per_image_confusion,
     trimap_miou,
 )
 
@@ -238,3 +240,52 @@ def test_trimap_miou_checks_the_target_like_the_other_metrics():
         trimap_miou(pred, torch.zeros(1, 4, 4), 2, 1)
     with pytest.raises(ValueError):
         trimap_miou(pred, torch.zeros(1, 4, 5, dtype=torch.long), 2, 1)
+
+
+def test_per_image_confusion_matches_a_numpy_count_per_image():
+    """Each image's matrix counts its own (target, prediction) pairs, ignored pixels left out;
+    their sum is the set's matrix."""
+    g = torch.Generator().manual_seed(0)
+    preds = torch.randint(0, 3, (4, 5, 6), generator=g)
+    targets = torch.randint(0, 3, (4, 5, 6), generator=g)
+    targets[0, 0, :3] = IGNORE_INDEX
+    got = per_image_confusion(preds, targets, 3)
+    for n in range(4):
+        t, p = targets[n].numpy().ravel(), preds[n].numpy().ravel()
+        expected = np.zeros((3, 3), dtype=np.int64)
+        for a, b in zip(t[t != IGNORE_INDEX], p[t != IGNORE_INDEX], strict=True):
+            expected[a, b] += 1
+        np.testing.assert_array_equal(got[n].numpy(), expected)
+    whole = SegmentationMetrics(3)
+    whole.update(preds, targets)
+    assert torch.equal(got.sum(dim=0), whole.confusion_matrix)
+    with pytest.raises(ValueError, match="integer labels"):
+        per_image_confusion(preds.float(), targets, 3)
+
+
+def _numpy_miou(cm):
+    tp = np.diag(cm).astype(float)
+    union = cm.sum(0) + cm.sum(1) - tp
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(tp / union)
+
+
+def test_miou_interval_is_the_percentile_bootstrap_over_images():
+    """The interval equals a NumPy bootstrap over the same draws of images (torch's generator,
+    seed 0), for one score and for a paired difference; identical scorings differ by exactly 0,
+    and the interval holds the full set's own score."""
+    g = torch.Generator().manual_seed(1)
+    targets = torch.randint(0, 3, (20, 4, 4), generator=g)
+    good = torch.where(torch.rand(20, 4, 4, generator=g) < 0.8, targets, (targets + 1) % 3)
+    worse = torch.where(torch.rand(20, 4, 4, generator=g) < 0.6, targets, (targets + 1) % 3)
+    a, b = per_image_confusion(good, targets, 3), per_image_confusion(worse, targets, 3)
+    draws = torch.randint(20, (200, 20), generator=torch.Generator().manual_seed(0)).numpy()
+    one = [_numpy_miou(a.numpy()[d].sum(0)) for d in draws]
+    diff = [one[i] - _numpy_miou(b.numpy()[d].sum(0)) for i, d in enumerate(draws)]
+    low, high = miou_interval(a, resamples=200)
+    assert (low, high) == pytest.approx(tuple(np.quantile(one, [0.025, 0.975])))
+    assert low <= _numpy_miou(a.numpy().sum(0)) <= high
+    got = miou_interval(a, b, resamples=200)
+    assert got == pytest.approx(tuple(np.quantile(diff, [0.025, 0.975])))
+    assert got[0] > 0  # 80 % right against 60 %: the difference holds on every resample
+    assert miou_interval(a, a, resamples=50) == (0.0, 0.0)

@@ -15,6 +15,7 @@ from torch.utils.data import TensorDataset
 
 from deeplab_utils.checkpoint import read_checkpoint
 from deeplab_utils.config import RunConfig, settle
+from deeplab_utils.evaluation import eval_loader, evaluate
 from deeplab_utils.losses import DiceCELoss
 from deeplab_utils.run import Run
 from deeplab_utils.training import (
@@ -214,6 +215,8 @@ def test_fit_records_history_and_evaluates():
     assert history.eval_step == [4, 6]
     assert 0.0 <= history.val[-1]["miou"] <= 1.0
     assert len(history.val[-1]["iou"]) == NUM_CLASSES
+    again = evaluate(run.model, eval_loader(run.val_set, run.config), loss_fn=run.loss_fn)
+    assert history.val[-1]["loss"] == pytest.approx(again["loss"])  # the validation loss
     restored = History.from_dict(json.loads(json.dumps(history.to_dict())))
     assert restored == history
 
@@ -276,13 +279,14 @@ def test_a_validation_without_labelled_pixels_logs_n_a(capsys):
 
 
 class StopAt:
-    """A loss that raises KeyboardInterrupt on its `stop`-th call, like a killed process."""
+    """A loss that raises KeyboardInterrupt on its `stop`-th training call (validation's calls,
+    without gradients, are not counted), like a process killed in that step."""
 
     def __init__(self, stop: int) -> None:
         self.stop, self.calls = stop, 0
 
     def __call__(self, logits, masks):
-        self.calls += 1
+        self.calls += torch.is_grad_enabled()
         if self.calls == self.stop:
             raise KeyboardInterrupt
         return ce_loss(logits, masks)

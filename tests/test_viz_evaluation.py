@@ -31,6 +31,16 @@ def test_plot_per_class_iou_rejects_wrong_length():
         viz.plot_per_class_iou([0.1, 0.2, 0.3], SHAPES_CLASSES, SHAPES_PALETTE)
 
 
+def test_plot_trimap_curve_and_whole_image_line():
+    """One point per band width at its mIoU, and a dashed line at the whole-image mIoU."""
+    fig = viz.plot_trimap([1, 2, 4], [0.3, 0.4, 0.5], overall=0.7)
+    curve, whole = fig.axes[0].get_lines()
+    np.testing.assert_allclose(curve.get_xydata(), [[1, 0.3], [2, 0.4], [4, 0.5]])
+    np.testing.assert_allclose(whole.get_ydata(), [0.7, 0.7])
+    assert whole.get_linestyle() == "--"
+    plt.close(fig)
+
+
 def test_plot_inference_speed_one_line_per_setting():
     """Each setting becomes a line through its times, and a dashed one shows what the work
     predicts (x4 per doubling of the side, from the first time)."""

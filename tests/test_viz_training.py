@@ -47,6 +47,32 @@ def test_training_curves_panels():
     plt.close(fig)
 
 
+def test_training_curves_draw_the_validation_loss_where_it_was_measured():
+    """Histories whose evaluations carry a loss get a validation line on the loss panel, one
+    point per evaluation; older histories (no "loss") draw as before."""
+    history = _history()
+    for i, metrics in enumerate(history.val):
+        metrics["loss"] = 1.0 - 0.1 * i
+    fig = viz.plot_training_curves(history, smooth=5)
+    validation = fig.axes[0].get_lines()[-1]
+    np.testing.assert_allclose(validation.get_xydata(), [[10, 1.0], [20, 0.9], [30, 0.8]])
+    plt.close(fig)
+    fig = viz.plot_training_curves(_history(), smooth=5)
+    assert len(fig.axes[0].get_lines()) == 2  # per step and smoothed only
+    plt.close(fig)
+
+
+def test_lr_range_plots_loss_against_rate_on_a_log_axis():
+    """One point per step at (rate, loss), a log rate axis, and the chosen rate's dashed line."""
+    fig = viz.plot_lr_range([1e-4, 1e-3, 1e-2], [2.0, 1.5, 3.0], chosen=5e-3)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    curve, chosen = ax.get_lines()
+    np.testing.assert_allclose(curve.get_xydata(), [[1e-4, 2.0], [1e-3, 1.5], [1e-2, 3.0]])
+    assert chosen.get_linestyle() == "--" and chosen.get_xdata()[0] == 5e-3
+    plt.close(fig)
+
+
 def test_training_curves_without_validation():
     """A history without evaluations still draws (the mIoU panel says so)."""
     fig = viz.plot_training_curves(_history(evals=()))

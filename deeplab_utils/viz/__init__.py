@@ -18,8 +18,18 @@ from .backbone import (
     plot_backbone_output_stride_cost,
 )
 from .data import plot_class_balance, show_augmentations, show_predictions, show_samples
-from .evaluation import plot_inference_speed, plot_per_class_iou, show_segmented_image
+from .evaluation import (
+    plot_inference_speed,
+    plot_per_class_iou,
+    plot_trimap,
+    show_segmented_image,
+)
 from .model import plot_decoder_costs, plot_decoder_upsampling
 from .objectives import plot_confusion_matrix, plot_gradient_maps, plot_loss_vs_overlap
-from .training import plot_lr_schedules, plot_training_curves, show_predictions_before_after
+from .training import (
+    plot_lr_range,
+    plot_lr_schedules,
+    plot_training_curves,
+    show_predictions_before_after,
+)
 from .welcome import draw_architecture, plot_segmentation_example

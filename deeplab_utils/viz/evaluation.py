@@ -1,4 +1,5 @@
-"""Figures for notebook 08 (evaluation and inference): per-class IoU, speed, a segmented image."""
+"""Figures for notebook 08 (evaluation and inference): per-class IoU, the trimap curve, speed, a
+segmented image."""
 
 from collections.abc import Sequence
 
@@ -50,6 +51,18 @@ def plot_per_class_iou(
     ax.set(ylim=(0, 1.1), ylabel="IoU", title=title)
     ax.legend(loc="upper right")
     fig.tight_layout()
+    return fig
+
+
+def plot_trimap(widths: Sequence[int], band_miou: Values, overall: float) -> Figure:
+    """mIoU within ``w`` pixels of a ground-truth outline, against ``w`` (the trimap curve of
+    DeepLab v1 and v3+), and a dashed line at the mIoU over whole images. Notebook 08."""
+    lines = [("within w px of an outline", widths, band_miou, {"marker": "o"}),
+             ("whole images", [widths[0], widths[-1]], [overall] * 2,
+              {"linestyle": "--", "color": "gray"})]  # fmt: skip
+    fig, _ = line_chart((5, 3.2), lines, legend={"frameon": False, "loc": "lower right"},
+                        xlabel="band width w (pixels)", ylabel="mIoU", ylim=(0, 1),
+                        title="mIoU near the objects' outlines")  # fmt: skip
     return fig
 
 

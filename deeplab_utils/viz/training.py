@@ -1,4 +1,5 @@
-"""Figures for notebook 07 (training): LR schedules, training curves, predictions before/after."""
+"""Figures for notebook 07 (training): LR schedules, the LR range test, training curves,
+predictions before/after."""
 
 import itertools
 from collections.abc import Mapping, Sequence
@@ -22,9 +23,23 @@ def plot_lr_schedules(curves: Mapping[str, Values]) -> Figure:
     return fig
 
 
+def plot_lr_range(lrs: Values, losses: Values, *, chosen: float | None = None) -> Figure:
+    """A learning-rate range test (Smith, arXiv 1506.01186, Sec. 3.3; here fastai's variant, one
+    step per rate): each step's loss against its rate on a log axis, a dashed line at the
+    ``chosen`` rate. Notebook 07."""
+    lines = [("loss of the step", lrs, losses, {"marker": ".", "color": "C0"})]
+    fig, ax = line_chart((6.5, 3.2), lines, legend={"frameon": False}, xscale="log",
+                         xlabel="learning rate", ylabel="training loss",
+                         title="Learning-rate range test")  # fmt: skip
+    if chosen is not None:
+        ax.axvline(chosen, color="C3", linestyle="--", label=f"chosen: {chosen:g}")
+        ax.legend(frameon=False)
+    return fig
+
+
 def plot_training_curves(history: History, *, smooth: int = 10) -> Figure:
-    """A ``History``'s loss (per step and a trailing mean of ``smooth`` steps), learning rate and
-    validation mIoU. Notebook 07."""
+    """A ``History``'s loss (per step, a trailing mean of ``smooth`` steps, and the validation
+    loss where it was measured), learning rate and validation mIoU. Notebook 07."""
     steps, loss = np.asarray(history.step), np.asarray(history.loss, dtype=float)
     miou = [np.nan if v.get("miou") is None else v["miou"] for v in history.val]
     fig, (ax_loss, ax_lr, ax_val) = plt.subplots(1, 3, figsize=(12, 3.3))
@@ -32,7 +47,10 @@ def plot_training_curves(history: History, *, smooth: int = 10) -> Figure:
     if len(loss) >= smooth > 1:  # a trailing mean: the curve never looks ahead
         mean = np.convolve(loss, np.ones(smooth) / smooth, mode="valid")
         ax_loss.plot(steps[smooth - 1 :], mean, color="C0", label=f"mean of {smooth} steps")
-    ax_loss.set(xlabel="step", ylabel="training loss", title="Loss")
+    marked = [(x, v.get("loss")) for x, v in zip(history.eval_step, history.val, strict=True)]
+    if marked and all(loss is not None for _, loss in marked):  # None: no loss measured
+        ax_loss.plot(*np.transpose(marked), "o-", color="C3", label="validation")
+    ax_loss.set(xlabel="step", ylabel="loss", title="Loss")
     ax_loss.legend(frameon=False)
     ax_lr.plot(steps, history.lr, color="C1")
     ax_lr.set(xlabel="step", ylabel="learning rate", title="Learning rate (poly)")
