@@ -96,7 +96,8 @@ def evaluate(
     :meth:`~deeplab_utils.metrics.SegmentationMetrics.compute`'s dict as plain numbers
     (``"miou"``, ``"iou"`` per class, ``"confusion_matrix"`` (C, C), ...; None where undefined),
     and ``"loss"``, ``loss_fn``'s value averaged over the batches by their sizes, when it is
-    given: the validation loss, whose gap to the training loss shows under- or overfitting.
+    given: the validation loss, whose gap to the training loss shows under- or overfitting (a
+    Dice term is pooled per batch, as in training, or per image for original-size masks).
     """
     model = unwrap(model)  # each process scores its own share, without waiting for the others
     device = model_device(model) if device is None else pick_device(device)

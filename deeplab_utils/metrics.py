@@ -138,11 +138,13 @@ def per_image_confusion(
 ) -> torch.Tensor:
     """Labels ``(N, H, W)`` and targets ``(N, H, W)`` -> ``(N, C, C)`` int64: each image's own
     confusion matrix (``IGNORE_INDEX`` skipped); summed over images, the set's. Notebook 08."""
-    if preds.shape != targets.shape or preds.ndim != 3 or preds.is_floating_point():
-        got = f"{preds.dtype} {tuple(preds.shape)} and {tuple(targets.shape)}"
-        raise ValueError(f"need integer labels (N, H, W) and targets of that shape, got {got}")
-    c, valid = num_classes, targets != IGNORE_INDEX
-    index = torch.where(valid, targets * c + preds, c * c)  # ignored pixels: an extra bin
+    if preds.ndim != 3 or preds.is_floating_point() or preds.dtype == torch.bool:
+        raise ValueError(f"need integer labels (N, H, W), got {preds.dtype} {tuple(preds.shape)}")
+    c = num_classes
+    targets, valid = check_target(targets, preds.shape, num_classes=c)
+    if bool(((preds < 0) | (preds >= c)).any()):
+        raise ValueError(f"predicted labels must lie in [0, {c})")
+    index = torch.where(valid, targets.long() * c + preds.long(), c * c)  # ignored: extra bin
     bins = c * c + 1
     index = index.flatten(1) + bins * torch.arange(len(index), device=index.device)[:, None]
     counts = torch.bincount(index.flatten(), minlength=bins * len(preds)).reshape(-1, bins)
@@ -159,8 +161,8 @@ def miou_interval(
 ) -> tuple[float, float]:
     """A percentile-bootstrap interval, over images, for the mIoU of ``(N, C, C)`` per-image
     matrices, or, with ``baseline`` (the same images scored otherwise), for the paired
-    difference mIoU(matrices) − mIoU(baseline): how much a score could move on another draw of
-    N such images. Notebook 08."""
+    difference mIoU(matrices) − mIoU(baseline). It covers the choice of images (what the model
+    would score on unlimited images of this kind), not of training runs. Notebook 08."""
 
     def miou(cm: torch.Tensor) -> torch.Tensor:  # (R, C, C) -> (R,)
         m = cm.double()
@@ -168,8 +170,14 @@ def miou_interval(
         return (tp / (m.sum(-1) + m.sum(-2) - tp)).nanmean(dim=-1)  # 0 / 0: a class left out
 
     n = len(matrices)
+    if n == 0:
+        raise ValueError("need the matrices of at least one image, got none")
     draws = torch.randint(n, (resamples, n), generator=torch.Generator().manual_seed(seed))
-    times = F.one_hot(draws, n).sum(dim=1).double()  # (R, N): how often each image was drawn
+    times = (
+        torch.zeros(resamples, n, dtype=torch.float64)
+        .scatter_add_(1, draws, torch.ones(resamples, n, dtype=torch.float64))
+        .to(matrices.device)
+    )  # (R, N): how often each image was drawn
 
     def resampled(cm: torch.Tensor) -> torch.Tensor:  # (N, C, C) -> (R, C, C), summed
         return (times @ cm.flatten(1).double()).reshape(-1, *cm.shape[1:])

@@ -261,6 +261,12 @@ def test_per_image_confusion_matches_a_numpy_count_per_image():
     assert torch.equal(got.sum(dim=0), whole.confusion_matrix)
     with pytest.raises(ValueError, match="integer labels"):
         per_image_confusion(preds.float(), targets, 3)
+    with pytest.raises(ValueError):  # a class >= num_classes must not spill into the next image
+        per_image_confusion(preds, torch.where(targets == 2, 3, targets), 3)
+    with pytest.raises(ValueError, match=r"predicted labels must lie in \[0, 3\)"):
+        per_image_confusion(preds + 1, targets, 3)
+    small = per_image_confusion(preds, targets.to(torch.uint8), 3)  # no overflow in t * C + p
+    assert torch.equal(small, got)
 
 
 def _numpy_miou(cm):
@@ -289,3 +295,5 @@ def test_miou_interval_is_the_percentile_bootstrap_over_images():
     assert got == pytest.approx(tuple(np.quantile(diff, [0.025, 0.975])))
     assert got[0] > 0  # 80 % right against 60 %: the difference holds on every resample
     assert miou_interval(a, a, resamples=50) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="at least one image"):
+        miou_interval(a[:0])

@@ -48,7 +48,7 @@ def plot_training_curves(history: History, *, smooth: int = 10) -> Figure:
         mean = np.convolve(loss, np.ones(smooth) / smooth, mode="valid")
         ax_loss.plot(steps[smooth - 1 :], mean, color="C0", label=f"mean of {smooth} steps")
     marked = [(x, v.get("loss")) for x, v in zip(history.eval_step, history.val, strict=True)]
-    if marked and all(loss is not None for _, loss in marked):  # None: no loss measured
+    if marked and all(value is not None for _, value in marked):  # None: no loss measured
         ax_loss.plot(*np.transpose(marked), "o-", color="C3", label="validation")
     ax_loss.set(xlabel="step", ylabel="loss", title="Loss")
     ax_loss.legend(frameon=False)
