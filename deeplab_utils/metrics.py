@@ -41,24 +41,11 @@ class SegmentationMetrics:
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         """Add one batch: float logits ``(B, C, H, W)`` (scored by their argmax over ``C``) or
         integer labels ``(B, H, W)``, and the target's class indices ``(B, H, W)``."""
-        c, floating, shape = self.num_classes, pred.is_floating_point(), pred.shape
-        if floating and len(shape) == 4 and shape[1] == c:
-            pred = pred.argmax(dim=1)  # (B, C, H, W) -> (B, H, W)
-        elif len(shape) != 3 or floating or pred.dtype == torch.bool:
-            raise ValueError(
-                f"prediction must be float logits (B, {c}, H, W) (num_classes={c}) or integer "
-                f"labels (B, H, W), got dtype {pred.dtype}, shape {tuple(shape)}"
-            )
-        target, valid = check_target(
-            target, pred.shape, num_classes=c, ignore_index=self.ignore_index
-        )
-        bad = (pred < 0) | (pred >= c)
-        if bool(bad.any()):
-            raise ValueError(f"predicted labels must lie in [0, {c}), got {pred[bad][0].item()}")
-        self.confusion_matrix = self.confusion_matrix.to(pred.device)
-        # Encode each (target, prediction) pair as one index t·C + p, then count them all at once.
-        index = target[valid] * c + pred[valid].long()  # (N_valid,)
-        self.confusion_matrix += torch.bincount(index, minlength=c * c).reshape(c, c)
+        c = self.num_classes
+        index = _pair_index(pred, target, c, self.ignore_index)  # (B, H, W)
+        self.confusion_matrix = self.confusion_matrix.to(index.device)
+        counts = torch.bincount(index.flatten(), minlength=c * c + 1)  # the last: ignored
+        self.confusion_matrix += counts[: c * c].reshape(c, c)
 
     def sync(self) -> None:
         """Sum the confusion matrix over all processes when torch.distributed is initialised:
@@ -77,7 +64,7 @@ class SegmentationMetrics:
         tp = m.diagonal()  # (C,)
         union = m.sum(dim=0) + m.sum(dim=1) - tp  # TP + FP + FN
         nan = torch.tensor(float("nan"), dtype=torch.float64)
-        iou = torch.where(union > 0, tp / union.clamp_min(1), nan)  # (C,)
+        iou = _iou(m)  # (C,)
         dice = torch.where(union > 0, 2 * tp / (union + tp).clamp_min(1), nan)  # (C,)
         total = m.sum()
         return {
@@ -88,6 +75,35 @@ class SegmentationMetrics:
             "mean_dice": dice.nanmean().item(),
             "confusion_matrix": cm.clone(),
         }
+
+
+def _pair_index(
+    pred: torch.Tensor, target: torch.Tensor, c: int, ignore_index: int
+) -> torch.Tensor:
+    """Logits ``(B, C, H, W)`` (their argmax) or labels ``(B, H, W)``, and targets ``(B, H, W)``
+    -> ``(B, H, W)`` int64 ``t·C + p``, one index per (target, prediction) pair, ``C·C`` where the
+    target is ignored: counted by one ``bincount``, the confusion matrix."""
+    floating, shape = pred.is_floating_point(), pred.shape
+    if floating and len(shape) == 4 and shape[1] == c:
+        pred = pred.argmax(dim=1)  # (B, C, H, W) -> (B, H, W)
+    elif len(shape) != 3 or floating or pred.dtype == torch.bool:
+        raise ValueError(
+            f"prediction must be float logits (B, {c}, H, W) (num_classes={c}) or integer "
+            f"labels (B, H, W), got dtype {pred.dtype}, shape {tuple(shape)}"
+        )
+    target, valid = check_target(target, pred.shape, num_classes=c, ignore_index=ignore_index)
+    bad = (pred < 0) | (pred >= c)
+    if bool(bad.any()):
+        raise ValueError(f"predicted labels must lie in [0, {c}), got {pred[bad][0].item()}")
+    return torch.where(valid, target.long() * c + pred.long(), c * c)
+
+
+def _iou(m: torch.Tensor) -> torch.Tensor:
+    """Confusion matrices ``(..., C, C)`` float64 -> IoU per class ``(..., C)``: TP / (TP + FP +
+    FN), NaN for a class absent from target and prediction."""
+    tp = m.diagonal(dim1=-2, dim2=-1)
+    union = m.sum(dim=-2) + m.sum(dim=-1) - tp
+    return torch.where(union > 0, tp / union.clamp_min(1), torch.nan)
 
 
 def mean_iou(
@@ -136,18 +152,14 @@ def trimap_miou(
 def per_image_confusion(
     preds: torch.Tensor, targets: torch.Tensor, num_classes: int
 ) -> torch.Tensor:
-    """Labels ``(N, H, W)`` and targets ``(N, H, W)`` -> ``(N, C, C)`` int64: each image's own
-    confusion matrix (``IGNORE_INDEX`` skipped); summed over images, the set's. Notebook 08."""
-    if preds.ndim != 3 or preds.is_floating_point() or preds.dtype == torch.bool:
-        raise ValueError(f"need integer labels (N, H, W), got {preds.dtype} {tuple(preds.shape)}")
-    c = num_classes
-    targets, valid = check_target(targets, preds.shape, num_classes=c)
-    if bool(((preds < 0) | (preds >= c)).any()):
-        raise ValueError(f"predicted labels must lie in [0, {c})")
-    index = torch.where(valid, targets.long() * c + preds.long(), c * c)  # ignored: extra bin
-    bins = c * c + 1
-    index = index.flatten(1) + bins * torch.arange(len(index), device=index.device)[:, None]
-    counts = torch.bincount(index.flatten(), minlength=bins * len(preds)).reshape(-1, bins)
+    """Labels ``(N, H, W)`` (or logits ``(N, C, H, W)``) and targets ``(N, H, W)`` ->
+    ``(N, C, C)`` int64: each image's own confusion matrix (``IGNORE_INDEX`` skipped), checked
+    and counted as :meth:`SegmentationMetrics.update` counts a batch; summed over images, the
+    set's. Notebook 08."""
+    c, bins = num_classes, num_classes * num_classes + 1  # the last bin: ignored pixels
+    index = _pair_index(preds, targets, c, IGNORE_INDEX).flatten(1)  # (N, H·W)
+    index = index + bins * torch.arange(len(index), device=index.device)[:, None]  # per image
+    counts = torch.bincount(index.flatten(), minlength=bins * len(index)).reshape(-1, bins)
     return counts[:, : c * c].reshape(-1, c, c)  # (N, C, C)
 
 
@@ -164,11 +176,6 @@ def miou_interval(
     difference mIoU(matrices) − mIoU(baseline). It covers the choice of images (what the model
     would score on unlimited images of this kind), not of training runs. Notebook 08."""
 
-    def miou(cm: torch.Tensor) -> torch.Tensor:  # (R, C, C) -> (R,)
-        m = cm.double()
-        tp = m.diagonal(dim1=-2, dim2=-1)
-        return (tp / (m.sum(-1) + m.sum(-2) - tp)).nanmean(dim=-1)  # 0 / 0: a class left out
-
     n = len(matrices)
     if n == 0:
         raise ValueError("need the matrices of at least one image, got none")
@@ -182,8 +189,8 @@ def miou_interval(
     def resampled(cm: torch.Tensor) -> torch.Tensor:  # (N, C, C) -> (R, C, C), summed
         return (times @ cm.flatten(1).double()).reshape(-1, *cm.shape[1:])
 
-    scores = miou(resampled(matrices))
+    scores = _iou(resampled(matrices)).nanmean(dim=-1)  # (R,): an absent class left out
     if baseline is not None:
-        scores = scores - miou(resampled(baseline))
+        scores = scores - _iou(resampled(baseline)).nanmean(dim=-1)
     low, high = torch.quantile(scores, torch.tensor([(1 - level) / 2, (1 + level) / 2]).double())
     return low.item(), high.item()
