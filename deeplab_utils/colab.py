@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torchvision
 
+from .checks.pieces import keep_pieces_in, pieces_folder
 from .runtime import pick_device
 
 DRIVE_FOLDER = "deeplab-course"  # under "My Drive": checkpoints and datasets survive a disconnect
@@ -57,9 +58,16 @@ def setup_notebook(*, mount_drive: bool = False) -> Path:
 
     The working folder holds ``data/`` and ``runs/``: the repository root locally (or the
     folder named by ``DEEPLAB_WORKDIR``), and on Colab ``/content/deeplab-course``, or
-    ``My Drive/deeplab-course`` with ``mount_drive`` (so a disconnect loses nothing).
+    ``My Drive/deeplab-course`` with ``mount_drive`` (so a disconnect loses nothing). The
+    exercises that pass their checks are kept in its ``my_pieces/`` (:mod:`.checks.pieces`).
     """
     print(environment_report())
+    workdir = _workdir(mount_drive)
+    keep_pieces_in(pieces_folder(workdir))
+    return workdir
+
+
+def _workdir(mount_drive: bool) -> Path:
     if not _on_colab():
         if os.environ.get(WORKDIR_ENV):  # e.g. the tests' second, AVX2-only run of 07 and 08
             workdir = Path(os.environ[WORKDIR_ENV])

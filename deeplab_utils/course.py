@@ -2,20 +2,42 @@
 
 Teaching-aid layer. Notebook 07 trains it, notebook 08 reuses it: both build their config with
 :func:`course_config` (an instance of the main job's :class:`~deeplab_utils.config.RunConfig`,
-smaller) and their run with :func:`~deeplab_utils.run.build_run`, as the main job does. So
-notebook 08 loads what notebook 07 saved or, run on its own, trains the very same model.
+smaller) and their run with :func:`~deeplab_utils.run.build_run`, as the main job does. Notebook
+07 trains the network you assembled (:func:`your_network`) with your own loop
+(:func:`train_with`); notebook 08 loads what it saved or, run on its own, trains the same
+network (the package's, with the same initial weights) with :func:`~deeplab_utils.training.fit`.
 """
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .aspp import aspp_rates
 from .backbone import IMAGENET
-from .checkpoint import read_checkpoint
-from .config import ResumeError, RunConfig, resumed
+from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from .checks.decoder import load_reference_weights
+from .config import ResumeError, RunConfig, resumed, settle
+from .evaluation import eval_loader, evaluate
+from .model import DeepLabV3Plus
 from .run import Run, build_run
-from .training import History, fit
+from .runtime import pick_device, seed_everything
+from .training import (
+    History,
+    NonFiniteLossError,
+    _resized,
+    _show_validation,
+    build_optimizer,
+    fit,
+    train_loader,
+)  # fmt: skip
 
 # The short run is for a 2-core laptop CPU and CI (notebook 07 trains it in about 5 minutes),
 # the full one for a GPU such as Colab's T4; both at full size throughout (in a run this short,
@@ -83,3 +105,137 @@ def load_or_train(config: RunConfig, *, progress: bool = True) -> tuple[Run, His
     history = train(run, progress=progress)
     run.model.cpu().eval()
     return run, history
+
+
+def your_network(run: Run, network: type, separable: type) -> nn.Module:
+    """Notebook 04's ``network`` (your ``MyDeepLabV3Plus``) at ``run``'s sizes, holding
+    ``run.model``'s initial weights: the package's network, written by you.
+
+    Where the run's network is separable (the course's recipe: DeepLabv3+, Sec. 3.1), each 3x3
+    convolution of its ASPP and decoder becomes notebook 02's ``separable`` one, with the same
+    channels and rate. The weights are loaded as the checks compare (a bias before a BN, which
+    the BN cancels, is dropped; the decoder's concatenation in either order), and proven on a
+    random image: a ValueError if the two networks still differ. ``network`` being the
+    package's ``DeepLabV3Plus`` (a notebook 04 not written yet) gives ``run.model`` itself.
+    """
+    if network is DeepLabV3Plus:
+        return run.model
+    config = run.config.model_config(run.train_set.num_classes)
+    if config.multi_grid is not None:
+        raise ValueError("notebook 04's network has no multi-grid: train it with multi_grid=None")
+    rates = config.aspp_rates or aspp_rates(config.output_stride)
+    mine = network(config.num_classes, output_stride=config.output_stride, rates=rates)
+    if config.separable:
+        for parent in [*mine.aspp.modules(), *mine.decoder.modules()]:
+            for name, conv in parent.named_children():
+                if isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and conv.groups == 1:
+                    sep = separable(conv.in_channels, conv.out_channels, dilation=conv.dilation[0])
+                    setattr(parent, name, sep)
+    return _with_weights_of(mine, run.model, run.config.image_size)
+
+
+def _with_weights_of(mine: nn.Module, model: nn.Module, size: int) -> nn.Module:
+    """``mine`` holding ``model``'s weights and computing what ``model`` computes (on a random
+    image of ``size``), its biases before a BN dropped: the same state dict as ``model``'s."""
+    device, training = next(model.parameters()).device, model.training
+    mine.to(device).eval()
+    model.eval()
+    image = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    try:
+        load_reference_weights(mine, model, image)
+    except RuntimeError as exc:  # names or shapes: the checks of notebooks 02-04 rule these out
+        raise ValueError(f"the package's weights do not fit your network: {exc}") from None
+    with torch.no_grad():
+        if not torch.allclose(mine(image), model(image), atol=1e-4, rtol=1e-3):
+            raise ValueError("your network, with the package's weights, computes something else")
+    for key in set(mine.state_dict()) - set(model.state_dict()):  # a bias before a BN, now 0
+        mine.get_submodule(key.rpartition(".")[0]).register_parameter("bias", None)
+    mine.config = model.config  # what a checkpoint records to rebuild the network (load_model)
+    model.train(training)
+    return mine.train(training)
+
+
+class _InBf16(nn.Module):
+    """``model`` with its forward under bf16 autocast and its logits back in fp32: mixed
+    precision as :func:`~deeplab_utils.training.fit` uses it, entered at every forward. (One
+    autocast around a whole call of your loop would reuse the bf16 copies of the weights it
+    made at the first step for every later step: autocast caches them until it exits.)"""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(images.device.type, torch.bfloat16):
+            return self.model(images).float()
+
+
+class _Batches:
+    """The batches of steps ``first`` to ``end - 1`` on ``device``: what your loop iterates."""
+
+    def __init__(self, run: Run, cfg: RunConfig, first: int, end: int, bar: tqdm) -> None:
+        self.loader = train_loader(run.train_set, replace(cfg, steps=end), start=first)
+        self.cfg, self.first, self.bar = cfg, first, bar
+        self.device = pick_device(cfg.device)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        layout = torch.channels_last if self.cfg.channels_last else torch.preserve_format
+        for i, (images, masks) in enumerate(self.loader):
+            early = self.first + i < self.cfg.start_part * self.cfg.steps  # as fit resizes
+            images, masks = _resized(images, masks, self.cfg.start_scale if early else None)
+            self.bar.update()  # before the yield: a loop stops after its last batch's step
+            yield images.to(self.device, memory_format=layout), masks.to(self.device)
+
+
+def train_with(run: Run, loop: Callable, schedule: Callable, *, progress: bool = True) -> History:
+    """Train ``run.model`` with your ``loop`` and ``schedule`` (notebook 07's ``my_train_loop``
+    and ``my_poly_lr``), ``val_every`` steps per call; between calls, validate and checkpoint.
+
+    Each call gets the steps' batches (the same as :func:`~deeplab_utils.training.fit`'s) and a
+    ``LambdaLR`` of your schedule from that step on, so on a CPU in fp32 the run is ``fit``'s
+    step for step. A run stopped mid-way continues from its last checkpoint, and a finished one
+    returns at once (notebook 08 then loads it). Mixed precision only where it is bf16 (your
+    step has no loss scaler); a NaN loss stops the run before its checkpoint is overwritten.
+    """
+    device, resume = pick_device(run.config.device), _continued(run)
+    cfg, model, history, step = settle(run.config, device), run.model, History(), 0
+    seed_everything(cfg.seed)
+    model.to(
+        device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format
+    )
+    optimizer = build_optimizer(model, cfg)
+    if resume:
+        saved = load_checkpoint(run.checkpoint, model=model, optimizer=optimizer, restore_rng=True)
+        step, history = saved["step"], History.from_dict(saved["history"])
+    cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    bf16 = device.type == "cpu" or cuda_bf16
+    val_loader, every = eval_loader(run.val_set, cfg), cfg.val_every or cfg.steps
+    started = time.perf_counter() - (history.eval_seconds or [0.0])[-1]
+    with tqdm(total=cfg.steps, initial=step, disable=not progress) as bar:
+        while step < cfg.steps:
+            end = min(cfg.steps, (step // every + 1) * every)
+
+            def rate(s: int, first: int = step) -> float:  # your schedule, from step `first` on
+                return schedule(first + s, cfg.steps, cfg.poly_power, cfg.warmup_steps)
+
+            for group in optimizer.param_groups:
+                group["initial_lr"] = cfg.lr
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+            losses = loop(_InBf16(model) if cfg.amp and bf16 else model,
+                          _Batches(run, cfg, step, end, bar), run.loss_fn, optimizer, scheduler,
+                          end - step)  # fmt: skip
+            for i, loss in enumerate(losses):
+                history.record_step(step + i + 1, loss, cfg.lr * rate(i))
+                if not math.isfinite(loss):
+                    raise NonFiniteLossError(loss, step + i + 1, cfg.lr * rate(i))
+            step = end
+            metrics = evaluate(model, val_loader, device=device, amp=cfg.amp, loss_fn=run.loss_fn)
+            history.record_eval(step, metrics, time.perf_counter() - started)
+            _show_validation(bar, step, losses[-1], metrics)
+            if run.checkpoint:
+                save_checkpoint(run.checkpoint, step=step, config=cfg, history=history,
+                                model=model, optimizer=optimizer)  # fmt: skip
+    return history

@@ -5,7 +5,7 @@ import urllib.error
 import pytest
 import torch
 
-from deeplab_utils.checks import _common
+from deeplab_utils.checks import _common, pieces
 
 
 @pytest.fixture(autouse=True)
@@ -48,3 +48,12 @@ def _no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
 def _fresh_hints() -> None:
     """Every test starts with no earlier failures, so a check gives its short hints first."""
     _common._FAILURES.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_pieces_folder():
+    """No test saves a passing exercise unless it says where (``setup_notebook`` in one test
+    would otherwise have every later check write into the repository's ``my_pieces/``)."""
+    pieces.keep_pieces_in(None)
+    yield
+    pieces.keep_pieces_in(None)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from deeplab_utils import colab
+from deeplab_utils.checks import pieces
 from tools import notebooks as tool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,6 +130,21 @@ def test_setup_notebook_honours_deeplab_workdir(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path / "notebooks")
     assert colab.setup_notebook() == tmp_path / "fresh"
     assert (tmp_path / "fresh").is_dir()
+
+
+def test_setup_notebook_keeps_the_pieces_in_the_work_folder(monkeypatch, tmp_path):
+    """A passing exercise is saved in WORKDIR/my_pieces (my_pieces/student for the copies in
+    notebooks/student), where a later notebook's setup cell looks for it."""
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setenv("DEEPLAB_WORKDIR", str(tmp_path / "work"))
+    (tmp_path / "notebooks" / "student").mkdir(parents=True)
+    for folder, expected in [
+        ("notebooks", "my_pieces"),
+        ("notebooks/student", "my_pieces/student"),
+    ]:
+        monkeypatch.chdir(tmp_path / folder)
+        colab.setup_notebook()
+        assert pieces.save_piece(pieces.shown, "shown") == tmp_path / "work" / expected / "shown.py"
 
 
 def test_setup_notebook_locally_returns_repo_root(monkeypatch, tmp_path, capsys):

@@ -4,8 +4,17 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from deeplab_utils import course, training
+from deeplab_utils import (
+    ASPP,
+    Decoder,
+    DeepLabV3Plus,
+    ResNet50Backbone,
+    SeparableConv2d,
+    course,
+    training,
+)
 from deeplab_utils.config import RunConfig
 from deeplab_utils.run import build_run
 
@@ -88,3 +97,128 @@ def test_stopped_run_is_resumed_to_the_same_weights(tmp_path, monkeypatch):
         assert torch.equal(value, expected[name]), name
     other = dataclasses.replace(tiny(tmp_path / "b"), seed=1)
     assert course.train(build_run(other), progress=False).step == [1, 2]  # trained anew
+
+
+class _LearnerNet(torch.nn.Module):
+    """Notebook 04's MyDeepLabV3Plus as a learner writes it: regular 3x3 convolutions."""
+
+    def __init__(self, num_classes, *, output_stride=16, rates=None):
+        super().__init__()
+        self.backbone = ResNet50Backbone(output_stride=output_stride)
+        self.aspp = ASPP(2048, 256, rates or (6, 12, 18), dropout=0.1)
+        self.decoder = Decoder(num_classes)
+
+    def forward(self, x):
+        features = self.backbone(x)
+        logits = self.decoder(self.aspp(features["out"]), features["low_level"])
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _rates(model):
+    return [m.dilation[0] for m in model.aspp.modules() if getattr(m, "groups", 1) > 1]
+
+
+def test_your_network_is_the_runs_network_with_its_initial_weights(tmp_path):
+    """Its 3x3 convolutions in ASPP and decoder become separable ones, at the run's rates
+    (scaled down for 128-pixel images, not the paper's 6, 12, 18), and with the package
+    model's initial weights it computes what that model does."""
+    run = build_run(dataclasses.replace(tiny(tmp_path), image_size=128))
+    mine = course.your_network(run, _LearnerNet, SeparableConv2d)
+    assert mine.state_dict().keys() == run.model.state_dict().keys()
+    assert _rates(mine) == _rates(run.model) == [1, 3, 4]  # 6, 12, 18 times 128 / 513
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(mine.eval()(x), run.model.eval()(x))
+    assert course.your_network(run, DeepLabV3Plus, SeparableConv2d) is run.model
+    assert mine.config == run.model.config  # a checkpoint of it rebuilds the network
+
+
+class _LowFirstDecoder(Decoder):
+    """The concatenation the other way round (VainF's order), which the checks accept."""
+
+    def forward(self, aspp_out, low_level):
+        low_level = self.reduce(low_level)
+        x = F.interpolate(aspp_out, size=low_level.shape[-2:], mode="bilinear", align_corners=False)
+        return self.classifier(self.refine(torch.cat([low_level, x], dim=1)))
+
+
+class _OtherLearnerNet(_LearnerNet):
+    """Two valid decisions: the low-level features first, and a bias before a BN in ASPP."""
+
+    def __init__(self, num_classes, *, output_stride=16, rates=None):
+        super().__init__(num_classes, output_stride=output_stride, rates=rates)
+        self.decoder = _LowFirstDecoder(num_classes)
+        self.aspp.convs[0][0] = torch.nn.Conv2d(2048, 256, 1, bias=True)
+
+
+def test_your_network_takes_every_valid_decision_of_the_checks(tmp_path):
+    """Either order of the decoder's concatenation computes the package's network once the
+    weights are read in that order; a bias before a BN is dropped, so the state dict, and so a
+    checkpoint, is the package's."""
+    run = build_run(dataclasses.replace(tiny(tmp_path), image_size=64))
+    mine = course.your_network(run, _OtherLearnerNet, SeparableConv2d)
+    assert mine.state_dict().keys() == run.model.state_dict().keys()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(mine.eval()(x), run.model.eval()(x))
+
+
+def _run_with(tmp_path, name, loop):
+    """A 4-step run of ``loop``, checkpointed in ``tmp_path / name`` (``None``: not saved)."""
+    config = dataclasses.replace(tiny(tmp_path), steps=4, val_every=2, amp=False)
+    run = build_run(dataclasses.replace(config, out=name and str(tmp_path / name)))
+    return run, course.train_with(run, loop, training.poly_lr_lambda, progress=False)
+
+
+def _same_weights(a, b):
+    b = b.state_dict()
+    return all(torch.equal(value, b[key]) for key, value in a.state_dict().items())
+
+
+def test_train_with_your_loop_is_fit_step_for_step(tmp_path):
+    """The same batches, rates and weights as fit, and a validation every val_every steps."""
+    run, history = _run_with(tmp_path, None, training.train_steps)
+    reference = build_run(run.config)
+    expected = training.fit(reference, progress=False)
+    assert history.step == expected.step == [1, 2, 3, 4] and history.eval_step == [2, 4]
+    assert history.loss == expected.loss and history.lr == expected.lr
+    assert _same_weights(run.model, reference.model)
+
+
+def test_train_with_mixed_precision_is_fits_and_moves_the_weights_every_step(tmp_path):
+    """With bf16 autocast (amp=True), four steps in one call of the loop give fit's losses; an
+    autocast around the whole call would not (from its second step, every forward would reuse
+    the first step's bf16 copies of the weights)."""
+    config = dataclasses.replace(tiny(tmp_path), steps=4, val_every=4, amp=True, out=None)
+    run = build_run(config)
+    history = course.train_with(run, training.train_steps, training.poly_lr_lambda, progress=False)
+    expected = training.fit(build_run(config), progress=False)
+    torch.testing.assert_close(history.loss, expected.loss, rtol=2e-3, atol=0)
+    assert len(set(history.loss)) == 4
+
+
+def _second_call(action):
+    """A loop that does ``action`` (raise, or turn the losses into NaN) on its second call."""
+    calls = []
+
+    def loop(model, loader, loss_fn, optimizer, scheduler, steps):
+        calls.append(steps)
+        if len(calls) == 2 and action == "disconnect":
+            raise KeyboardInterrupt("connection lost")
+        losses = training.train_steps(model, loader, loss_fn, optimizer, scheduler, steps)
+        return [float("nan")] * steps if len(calls) == 2 else losses
+
+    return loop
+
+
+def test_train_with_continues_a_stopped_run_and_refuses_a_nan(tmp_path):
+    """Stopped after step 2 (a disconnect), it continues from step 2's checkpoint to the very
+    weights of an unbroken run; a NaN loss stops it and keeps step 2's checkpoint."""
+    whole, _ = _run_with(tmp_path, None, training.train_steps)
+    with pytest.raises(KeyboardInterrupt):
+        _run_with(tmp_path, "broken", _second_call("disconnect"))
+    resumed, history = _run_with(tmp_path, "broken", _second_call("none"))
+    assert history.step == [1, 2, 3, 4] and _same_weights(resumed.model, whole.model)
+    with pytest.raises(training.NonFiniteLossError, match="the loss became nan at step 3"):
+        _run_with(tmp_path, "nan", _second_call("nan"))
+    assert torch.load(tmp_path / "nan" / "checkpoint.pt", weights_only=True)["step"] == 2

@@ -22,6 +22,7 @@ from torch import nn
 import deeplab_utils
 
 from ..backbone import state_dict_differences
+from . import pieces
 
 
 class CheckFailed(AssertionError):
@@ -45,6 +46,8 @@ class _NotImplementedYet(CheckFailed):
 NOT_IMPLEMENTED = "not implemented yet"
 FALLBACK = "the rest of this notebook uses deeplab_utils' version"
 GRADING_ENV = "NBGRADER_EXECUTION"  # set by nbgrader ("autograde", "validate") while it grades
+NOTEBOOKS = {"atrous": "01", "aspp": "02", "backbone": "03", "decoder": "04", "objectives": "05",
+             "data": "06", "training": "07", "evaluation": "08"}  # fmt: skip  # a check module's
 
 
 class Hint(NamedTuple):
@@ -253,13 +256,33 @@ def _codes(obj: Any) -> list[CodeType]:
     return [f.__code__ for f in functions if hasattr(f, "__code__")]
 
 
+def keep_piece(impl: Any, piece: str) -> Any:
+    """Save ``impl`` as ``piece`` for later notebooks, saying where (or why it could not be
+    saved), and return it: what a passing check does, and what a notebook does for a piece it
+    proves equal in its own cell."""
+    if os.environ.get(GRADING_ENV):
+        return impl  # graded notebooks are run one by one, each on its own: nothing carries over
+    try:
+        path = pieces.save_piece(impl, piece)
+    except Exception as exc:  # a check that passed stays passed: the saving only says why
+        pieces.forget_piece(piece)
+        print(f"  (not saved in your work folder: {exc})")
+        return impl
+    if path is not None:
+        print(f"  saved in your work folder: {pieces.shown(path)}")
+    return impl
+
+
 def exercise_check(reference: Any, *, also_watch: tuple[Any, ...] = ()) -> Callable:
     """Turn ``body(impl)`` into ``check(impl, *, hint=False)``, which refuses an ``impl`` that is,
     subclasses or calls ``reference`` (or ``also_watch``), returns ``impl`` if it passes, or
-    ``reference`` after one ``✗`` line if it is not written, and raises under nbgrader."""
+    ``reference`` after one ``✗`` line if it is not written, and raises under nbgrader; a passing
+    ``impl`` is saved as a piece (:mod:`.pieces`)."""
 
     def decorate(body: Callable[[Any], None]) -> Callable[..., Any]:
         name = body.__name__
+        piece = name.removeprefix("check_").removesuffix("_forward")  # check_aspp saves aspp.py
+        pieces.register(piece, reference, NOTEBOOKS[body.__module__.rpartition(".")[2]])
 
         @functools.wraps(body)
         def unguarded(impl: Any, context: _Context | None = None) -> None:
@@ -289,7 +312,7 @@ def exercise_check(reference: Any, *, also_watch: tuple[Any, ...] = ()) -> Calla
                         "nn.Module (or nn.Sequential) instead."
                     )
                 unguarded(impl, _Context(name, reveal=hint, watched=watched))
-                return impl
+                return keep_piece(impl, piece)
             except CheckFailed as exc:
                 if not grading and isinstance(exc, _NotImplementedYet):
                     print(f"✗ {exc} — {FALLBACK} ({ref_name})")

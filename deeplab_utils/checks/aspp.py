@@ -3,7 +3,11 @@
 import torch
 
 from ..aspp import ASPP, ASPPPooling
+from ..separable import SeparableConv2d
+from . import pieces
 from ._common import Hint, compare, exercise_check, fail, outputs, passed, twins
+
+pieces.register("separable", SeparableConv2d, "02")  # proved equal in its own cell, no exercise
 
 _POOLING_HINT = Hint(
     "remember the size (H, W) first; then pool to 1x1, conv, BN, ReLU, and bilinearly "

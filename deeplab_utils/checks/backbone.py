@@ -5,8 +5,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..backbone import Bottleneck, block_settings
+from ..backbone import Bottleneck, ResNet50Backbone, block_settings
+from . import pieces
 from ._common import Hint, compare, exercise_check, fail, outputs, passed, run, twins
+
+pieces.register("backbone", ResNet50Backbone, "03")  # assembled from the two pieces below
 
 _NAMES_HINT = Hint(
     "use torchvision's names and widths: conv1 (in_channels to planes), conv2 (3x3, planes to "

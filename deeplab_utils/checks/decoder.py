@@ -16,18 +16,35 @@ def load_reference_weights(
 ) -> torch.nn.Module:
     """Load ``reference``'s weights into ``module`` as the checks compare them (biases before a BN
     set to 0, a decoder's concatenation in the order that gives ``reference(*inputs)``, either the
-    ASPP output or the low-level features first): notebooks 02 and 04."""
+    ASPP output or the low-level features first; a decoder's or a whole network's): notebooks
+    02-04 and 07."""
     weights = reference.state_dict()
-    orders = [weights]
-    if inputs and (w := weights.get("refine.0.0.weight")) is not None:  # (256, C_aspp + 48, 3, 3)
-        c = inputs[0].shape[1]  # C_aspp
-        orders.insert(0, {**weights, "refine.0.0.weight": torch.cat([w[:, c:], w[:, :c]], 1)})
-    for order in orders:  # the reference's order last: it stays when neither gives the output
-        load_weights(module, order)
+    swapped = _low_level_first(weights) if inputs else None
+    for order in [weights] if swapped is None else [swapped, weights]:  # the reference's last:
+        load_weights(module, order)  # it stays when neither gives the reference's output
         with torch.no_grad():
             if inputs and torch.allclose(module(*inputs), reference(*inputs), atol=1e-5):
                 break
     return module
+
+
+def _low_level_first(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+    """``weights`` with the decoder's first refining unit (regular or separable) reading the
+    low-level features' channels first, then the ASPP output's; None without a decoder."""
+    for prefix in ("refine.0.0.", "decoder.refine.0.0."):
+        reduce = weights.get(prefix.replace("refine.0.0.", "reduce.0.weight"))  # (48, 256, 1, 1)
+        first = weights.get(f"{prefix}weight", weights.get(f"{prefix}pointwise.weight"))
+        if reduce is None or first is None:
+            continue
+        low, total = reduce.shape[0], first.shape[1]  # 48 of the 256 + 48 input channels
+        order = torch.cat([torch.arange(total - low, total), torch.arange(total - low)])
+        swapped = dict(weights)
+        for key, value in weights.items():
+            if key.startswith(prefix) and value.ndim > 0:  # convs' inputs, BN's channels
+                inputs = key in (f"{prefix}weight", f"{prefix}pointwise.weight")
+                swapped[key] = value.index_select(1 if inputs else 0, order)
+        return swapped
+    return None
 
 
 _NAMES_HINT = Hint(
