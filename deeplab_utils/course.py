@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,7 +24,7 @@ from tqdm import tqdm
 from .aspp import aspp_rates
 from .backbone import IMAGENET
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from .checks.decoder import load_reference_weights
+from .checks.decoder import _low_level_first, load_reference_weights
 from .config import ResumeError, RunConfig, resumed, settle
 from .evaluation import eval_loader, evaluate
 from .model import DeepLabV3Plus
@@ -150,9 +151,29 @@ def _with_weights_of(mine: nn.Module, model: nn.Module, size: int) -> nn.Module:
             raise ValueError("your network, with the package's weights, computes something else")
     for key in set(mine.state_dict()) - set(model.state_dict()):  # a bias before a BN, now 0
         mine.get_submodule(key.rpartition(".")[0]).register_parameter("bias", None)
+    first = next(k for k in model.state_dict() if k.startswith("decoder.refine.0.0."))
+    if not torch.equal(mine.state_dict()[first], model.state_dict()[first]):  # low-level first:
+        mine.register_state_dict_post_hook(_in_package_order)  # a checkpoint of it loads into
+        mine.register_load_state_dict_pre_hook(_in_your_order)  # the package's network
     mine.config = model.config  # what a checkpoint records to rebuild the network (load_model)
     model.train(training)
     return mine.train(training)
+
+
+def _in_package_order(module: nn.Module, state: dict, prefix: str, *_: Any) -> None:
+    """A state-dict hook: the decoder's concatenation weights in the package's order."""
+    _reorder(state, prefix, back=True)
+
+
+def _in_your_order(module: nn.Module, state: dict, prefix: str, *_: Any) -> None:
+    """A load-state-dict pre-hook: the package's order, read as your decoder concatenates."""
+    _reorder(state, prefix, back=False)
+
+
+def _reorder(state: dict, prefix: str, back: bool) -> None:
+    mine = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    swapped = _low_level_first(mine, back=back) or {}
+    state.update({prefix + k: v for k, v in swapped.items() if k.startswith("decoder.refine.")})
 
 
 class _InBf16(nn.Module):
@@ -200,8 +221,11 @@ def train_with(run: Run, loop: Callable, schedule: Callable, *, progress: bool =
     returns at once (notebook 08 then loads it). Mixed precision only where it is bf16 (your
     step has no loss scaler); a NaN loss stops the run before its checkpoint is overwritten.
     """
+    if run.config.grad_clip is not None:
+        raise ValueError("train_with trains your loop as you wrote it: set grad_clip=None")
     device, resume = pick_device(run.config.device), _continued(run)
     cfg, model, history, step = settle(run.config, device), run.model, History(), 0
+    loss_fn = run.loss_fn.to(device) if isinstance(run.loss_fn, nn.Module) else run.loss_fn
     seed_everything(cfg.seed)
     model.to(
         device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format
@@ -225,17 +249,30 @@ def train_with(run: Run, loop: Callable, schedule: Callable, *, progress: bool =
                 group["initial_lr"] = cfg.lr
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
             losses = loop(_InBf16(model) if cfg.amp and bf16 else model,
-                          _Batches(run, cfg, step, end, bar), run.loss_fn, optimizer, scheduler,
+                          _Batches(run, cfg, step, end, bar), loss_fn, optimizer, scheduler,
                           end - step)  # fmt: skip
+            _check_losses(losses, end - step)
             for i, loss in enumerate(losses):
                 history.record_step(step + i + 1, loss, cfg.lr * rate(i))
                 if not math.isfinite(loss):
-                    raise NonFiniteLossError(loss, step + i + 1, cfg.lr * rate(i))
+                    kept = f"the checkpoint of step {step} was kept" if run.checkpoint else ""
+                    raise NonFiniteLossError(loss, step + i + 1, cfg.lr * rate(i),
+                                             kept or "no checkpoint was kept")  # fmt: skip
             step = end
-            metrics = evaluate(model, val_loader, device=device, amp=cfg.amp, loss_fn=run.loss_fn)
+            metrics = evaluate(model, val_loader, device=device, amp=cfg.amp, loss_fn=loss_fn)
             history.record_eval(step, metrics, time.perf_counter() - started)
             _show_validation(bar, step, losses[-1], metrics)
             if run.checkpoint:
                 save_checkpoint(run.checkpoint, step=step, config=cfg, history=history,
                                 model=model, optimizer=optimizer)  # fmt: skip
     return history
+
+
+def _check_losses(losses: Any, steps: int) -> None:
+    """Your loop must return one float per step it took: what the curves of section 7 draw."""
+    if not isinstance(losses, list) or len(losses) != steps:
+        got = f"a list of {len(losses)}" if isinstance(losses, list) else type(losses).__name__
+        raise ValueError(f"your loop returned {got}; train_with asked for {steps} steps and needs "
+                         "their losses, a list of that many floats")  # fmt: skip
+    if not all(isinstance(loss, float) for loss in losses):
+        raise ValueError("your loop's losses must be Python floats (loss.item()), not tensors")

@@ -43,12 +43,15 @@ Optimizer = torch.optim.Optimizer
 
 
 class NonFiniteLossError(FloatingPointError):
-    """A NaN or infinite loss, caught before it touches the weights. Taught in notebook 07."""
+    """A NaN or infinite loss, caught before it touches the weights (``fit``) or the checkpoint
+    (``course.train_with``, which says so in ``kept``). Taught in notebook 07."""
 
-    def __init__(self, loss: float, step: int, lr: float) -> None:
+    def __init__(
+        self, loss: float, step: int, lr: float, kept: str = "the weights were left as they were"
+    ) -> None:
         super().__init__(
-            f"the loss became {loss} at step {step} (learning rate {lr:.3g}); the weights were "
-            "left as they were. Lower --lr (or add warm-up), or turn off --amp."
+            f"the loss became {loss} at step {step} (learning rate {lr:.3g}); {kept}. "
+            "Lower --lr (or add warm-up), or turn off --amp."
         )
 
 

@@ -157,10 +157,30 @@ def test_your_network_takes_every_valid_decision_of_the_checks(tmp_path):
     checkpoint, is the package's."""
     run = build_run(dataclasses.replace(tiny(tmp_path), image_size=64))
     mine = course.your_network(run, _OtherLearnerNet, SeparableConv2d)
-    assert mine.state_dict().keys() == run.model.state_dict().keys()
+    assert _same_weights(mine, run.model)  # in the package's order: a checkpoint loads in 08
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(mine.eval()(x), run.model.eval()(x))
+        package = DeepLabV3Plus(5, separable=True, aspp_rates=(1, 1, 2))
+        package.load_state_dict(mine.state_dict())  # what notebook 08 does with 07's checkpoint
+        torch.testing.assert_close(package.eval()(x), mine(x))
+        other = build_run(dataclasses.replace(run.config, seed=1))  # other initial weights
+        again = course.your_network(other, _OtherLearnerNet, SeparableConv2d).eval()
+        again.load_state_dict(run.model.state_dict())  # and back: a resumed run
+        torch.testing.assert_close(again(x), run.model(x))
+
+
+def test_train_with_refuses_what_it_cannot_honour(tmp_path):
+    """A loop that returns something other than one float per step, and gradient clipping
+    (which your loop does not do), stop with a message instead of a silent or raw failure."""
+    run = build_run(dataclasses.replace(tiny(tmp_path), steps=2, val_every=2, out=None))
+    for returned, message in [([], "returned a list of 0"), (1.5, "returned float"),
+                              ([torch.tensor(1.0)] * 2, "Python floats")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            course.train_with(run, lambda *args, r=returned: r, training.poly_lr_lambda)
+    clipped = build_run(dataclasses.replace(run.config, grad_clip=1.0))
+    with pytest.raises(ValueError, match="set grad_clip=None"):
+        course.train_with(clipped, training.train_steps, training.poly_lr_lambda)
 
 
 def _run_with(tmp_path, name, loop):
@@ -219,6 +239,8 @@ def test_train_with_continues_a_stopped_run_and_refuses_a_nan(tmp_path):
         _run_with(tmp_path, "broken", _second_call("disconnect"))
     resumed, history = _run_with(tmp_path, "broken", _second_call("none"))
     assert history.step == [1, 2, 3, 4] and _same_weights(resumed.model, whole.model)
-    with pytest.raises(training.NonFiniteLossError, match="the loss became nan at step 3"):
+    with pytest.raises(
+        training.NonFiniteLossError, match="at step 3 .*checkpoint of step 2 was kept"
+    ):
         _run_with(tmp_path, "nan", _second_call("nan"))
     assert torch.load(tmp_path / "nan" / "checkpoint.pt", weights_only=True)["step"] == 2

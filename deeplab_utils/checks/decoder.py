@@ -28,9 +28,12 @@ def load_reference_weights(
     return module
 
 
-def _low_level_first(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+def _low_level_first(
+    weights: dict[str, torch.Tensor], back: bool = False
+) -> dict[str, torch.Tensor] | None:
     """``weights`` with the decoder's first refining unit (regular or separable) reading the
-    low-level features' channels first, then the ASPP output's; None without a decoder."""
+    low-level features' channels first, then the ASPP output's (``back``: the other way, from
+    such weights to the package's order); None without a decoder."""
     for prefix in ("refine.0.0.", "decoder.refine.0.0."):
         reduce = weights.get(prefix.replace("refine.0.0.", "reduce.0.weight"))  # (48, 256, 1, 1)
         first = weights.get(f"{prefix}weight", weights.get(f"{prefix}pointwise.weight"))
@@ -38,6 +41,7 @@ def _low_level_first(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
             continue
         low, total = reduce.shape[0], first.shape[1]  # 48 of the 256 + 48 input channels
         order = torch.cat([torch.arange(total - low, total), torch.arange(total - low)])
+        order = order.argsort() if back else order
         swapped = dict(weights)
         for key, value in weights.items():
             if key.startswith(prefix) and value.ndim > 0:  # convs' inputs, BN's channels

@@ -69,6 +69,10 @@ def save_piece(obj: Any, piece: str, folder: str | Path | None = None) -> Path |
     if folder is None:
         return None
     lines = _Closure().module(obj)
+    try:  # a file that would not run must not replace one that does
+        exec(compile(lines, f"<{piece}.py>", "exec"), {"__name__": f"{_PREFIX}{piece}_trial"})
+    except Exception as exc:
+        raise PieceNotSaved(f"the saved file would not run ({type(exc).__name__}: {exc})") from None
     path = folder / f"{piece}.py"
     with atomic_write(path, "w", encoding="utf-8") as file:
         file.write(f'"""{piece}: yours, saved when its check passed."""\n\n' + lines)
