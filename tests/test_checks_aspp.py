@@ -36,6 +36,38 @@ class GoodPooling(nn.Sequential):
         return F.interpolate(relu(y), size=size, mode="bilinear", align_corners=False)
 
 
+class ManualEvalPooling(GoodPooling):
+    """Another valid decision: eval mode's formula written out with the running statistics (no
+    F.batch_norm), the size read at the end, and a 1x1 map broadcast to (H, W) by expand (what
+    bilinear upsampling of a single value gives)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pool, conv, bn, relu = self
+        y = conv(pool(x))  # (B, C_out, 1, 1)
+        if self.training and len(y) == 1:
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            y = (y - bn.running_mean[:, None, None]) * scale[:, None, None] + bn.bias[:, None, None]
+        else:
+            y = bn(y)
+        return relu(y).expand(-1, -1, x.shape[2], x.shape[3])
+
+
+class RestoredModePooling(GoodPooling):
+    """Another valid decision: for a batch of one, the BN put in eval mode for that call and
+    back in train mode after it (every attribute left as it was)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pool, conv, bn, relu = self
+        y = conv(pool(x))
+        if self.training and len(y) == 1:
+            bn.eval()
+            y = bn(y)
+            bn.train()
+        else:
+            y = bn(y)
+        return F.interpolate(relu(y), size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
 class SimplePooling(GoodPooling):
     """torchvision's forward: every module in turn, so BN fails on a batch of one in training."""
 
@@ -61,6 +93,16 @@ class MaxPooling(GoodPooling):
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__(in_channels, out_channels)
         self[0] = nn.AdaptiveMaxPool2d(1)
+
+
+class NoReluInEval(GoodPooling):
+    """Leaves the ReLU out in eval mode: the shapes are right, the values are not."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return super().forward(x)
+        pool, conv, bn, _ = self
+        return F.interpolate(bn(conv(pool(x))), size=x.shape[-2:], mode="bilinear")
 
 
 class SkipBatchNormForOne(GoodPooling):
@@ -133,10 +175,11 @@ class BiasPooling(GoodPooling):
         self[1] = nn.Conv2d(in_channels, out_channels, 1, bias=True)
 
 
-@pytest.mark.parametrize("cls", [GoodPooling, BiasPooling])
+@pytest.mark.parametrize("cls", [GoodPooling, BiasPooling, ManualEvalPooling, RestoredModePooling])
 def test_check_aspp_pooling_passes_and_returns_the_class(cls, capsys) -> None:
-    """A correct pooling branch passes, with or without a bias before its BN; the check prints
-    one line and hands the class back."""
+    """A correct pooling branch passes, with or without a bias before its BN, whichever way it
+    computes eval mode's normalisation (a mode switched for one call and back included) and the
+    upsampling; the check prints one line and hands the class back."""
     assert check_aspp_pooling(cls) is cls
     out = capsys.readouterr().out
     assert out.startswith("✓ check_aspp_pooling: all 5 cases") and out.count("\n") == 1
@@ -145,13 +188,24 @@ def test_check_aspp_pooling_passes_and_returns_the_class(cls, capsys) -> None:
 @pytest.mark.parametrize(
     ("cls", "match"),
     [
-        (SimplePooling, "case 'train mode, batch 1.*raised ValueError.*running statistics"),
+        (
+            SimplePooling,
+            "case 'train mode, batch 1.*raised ValueError.*what would eval mode compute",
+        ),
         (
             SquarePooling,
-            r"case 'eval mode, batch 1, non-square 7x12'.*expected shape \(1, 5, 7, 12",
+            r"case 'eval mode, batch 1, non-square 7x12'.*expected shape \(1, 5, 7, 12.*"
+            "follow the shapes",
         ),
         (MaxPooling, "case 'eval mode, batch 2, 9x9'.*values differ"),
-        (SkipBatchNormForOne, "case 'train mode, batch 1, 13x9'.*values differ.*running stat"),
+        (
+            NoReluInEval,
+            r"case 'eval mode, batch 2, 9x9'.*values differ.*pool -> conv -> BN -> ReLU",
+        ),
+        (
+            SkipBatchNormForOne,
+            "case 'train mode, batch 1, 13x9'.*values differ.*what would eval mode",
+        ),
         (StickyEvalPooling, r"case 'train mode, batch 1, 13x9'.*its BN in eval mode"),
         (RememberedBatchOfOne, r"case 'train mode, one module: batch 1, then batch 3 \(call 2"),
         (ModuleEvalPooling, r"case 'train mode, batch 1, 13x9'.*module is in eval mode"),
@@ -166,9 +220,9 @@ def test_check_aspp_pooling_fails_on_wrong_code(cls: type, match: str) -> None:
 
 
 def test_check_aspp_pooling_full_hint_on_request() -> None:
-    """hint=True shows the second hint (the idea of F.batch_norm's arguments, not the call) on
-    the first failure."""
-    with pytest.raises(CheckFailed, match=r"More: F\.batch_norm takes the statistics as arg"):
+    """hint=True shows the second hint (the idea of batch norm's functional form, not the call)
+    on the first failure."""
+    with pytest.raises(CheckFailed, match=r"More: the functional form of batch norm .* takes"):
         check_aspp_pooling(SkipBatchNormForOne, hint=True)
 
 
@@ -207,6 +261,36 @@ class GoodASPP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.project(torch.cat([conv(x) for conv in self.convs], dim=1))
+
+
+class CountedASPP(GoodASPP):
+    """Another valid decision: the width counted from the rates, the branches joined along
+    dimension -3 (the channels, counted from the end)."""
+
+    def __init__(self, in_channels, out_channels, rates, dropout=0.5):
+        self.rates = tuple(rates)
+        super().__init__(in_channels, out_channels, rates, dropout)
+
+    def _width(self, out_channels: int) -> int:
+        return (len(self.rates) + 2) * out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.cat([branch(x) for branch in self.convs], dim=-3))
+
+
+class StackedASPP(GoodASPP):
+    """Another valid decision: the branches stacked on a new axis, then flattened into the
+    channels in branch order (the same tensor as concatenating them)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.stack([conv(x) for conv in self.convs], dim=1).flatten(1, 2))
+
+
+class WidthConcatASPP(GoodASPP):
+    """Joins the branches side by side along the width instead of the channels."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.cat([conv(x) for conv in self.convs], dim=3))
 
 
 class FiveBranchesASPP(GoodASPP):
@@ -259,10 +343,11 @@ class ReversedASPP(GoodASPP):
         return self.project(torch.cat([conv(x) for conv in reversed(self.convs)], dim=1))
 
 
-@pytest.mark.parametrize("cls", [GoodASPP, BiasASPP])
+@pytest.mark.parametrize("cls", [GoodASPP, BiasASPP, CountedASPP, StackedASPP])
 def test_check_aspp_passes_and_returns_the_class(cls, capsys) -> None:
-    """A correct ASPP passes, with or without biases in the convs that BN follows (the text
-    leaves that to the learner); the check prints one line and hands the class back."""
+    """A correct ASPP passes, with or without biases in the convs that BN follows, however it
+    counts the projection's width and joins the branches along the channels (the text leaves
+    these to the learner); the check prints one line and hands the class back."""
     assert check_aspp(cls) is cls
     out = capsys.readouterr().out
     assert out.startswith("✓ check_aspp: all 6 cases") and out.count("\n") == 1
@@ -276,10 +361,14 @@ def test_check_aspp_passes_and_returns_the_class(cls, capsys) -> None:
             FiveBranchesASPP,
             r"shapes \['project.0.weight: \(3, 15, 1, 1\) vs expected \(3, 12, 1, 1\)",
         ),
-        (PaddingOneASPP, "case 'eval mode, batch 2, rates.*raised RuntimeError.*padding"),
+        (
+            PaddingOneASPP,
+            "case 'eval mode, batch 2, rates.*raised RuntimeError.*returns \\(B, C_out, H, W\\)",
+        ),
         (FixedDropoutASPP, r"case 'train mode, dropout=0.1.*values differ.*\[0\.5\]"),
         (NoProjectASPP, r"case 'eval mode, batch 2.*expected shape \(2, 4, 9, 11\), got \(2, 20"),
         (ReversedASPP, r"case 'eval mode, batch 2, rates \(1, 2, 3\), 9x11'.*values differ"),
+        (WidthConcatASPP, r"case 'eval mode, batch 2, rates.*raised RuntimeError.*which dimension"),
     ],
 )
 def test_check_aspp_fails_on_wrong_code(cls: type, match: str) -> None:

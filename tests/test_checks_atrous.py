@@ -62,6 +62,20 @@ def one_by_one_per_tap(x, weight, bias=None, dilation=1, padding=0):
     return out if bias is None else out + bias.view(1, -1, 1, 1)
 
 
+def strided_windows(x, weight, bias=None, dilation=1, padding=0):
+    """Another valid decision: every dilated window at once by Tensor.unfold (a view, not a
+    convolution), the padding by a zero tensor, the bias first, one einsum for all the taps."""
+    b, c_in, h, w = x.shape
+    k_h, k_w = weight.shape[2:]
+    padded = x.new_zeros(b, c_in, h + 2 * padding, w + 2 * padding)
+    padded[:, :, padding : padding + h, padding : padding + w] = x
+    span_h, span_w = dilation * (k_h - 1) + 1, dilation * (k_w - 1) + 1
+    windows = padded.unfold(2, span_h, 1).unfold(3, span_w, 1)  # (B, C, H', W', span_h, span_w)
+    taps = windows[..., ::dilation, ::dilation]  # (B, C, H', W', kH, kW)
+    out = 0 if bias is None else bias.view(1, -1, 1, 1)
+    return out + torch.einsum("bchwmn,ocmn->bohw", taps, weight)
+
+
 def ignores_dilation(x, weight, bias=None, dilation=1, padding=0):
     return shifted_slices(x, weight, bias, 1, padding)
 
@@ -124,10 +138,10 @@ def last_field_only(layers):
     return good_receptive_fields(layers)[-1]
 
 
-@pytest.mark.parametrize("fn", [shifted_slices, one_by_one_per_tap])
+@pytest.mark.parametrize("fn", [shifted_slices, one_by_one_per_tap, strided_windows])
 def test_atrous_check_passes_on_correct_versions(fn, capsys):
-    """The shifted-slices version (its channel mixing by einsum or by a 1x1 convolution) passes
-    with one ✓ line and comes back."""
+    """The shifted-slices version (its channel mixing by einsum or by a 1x1 convolution) and
+    all the windows at once by Tensor.unfold pass with one ✓ line and come back."""
     assert check_atrous_conv2d(fn) is fn
     assert capsys.readouterr().out.startswith("✓ check_atrous_conv2d: all 7 cases")
 
@@ -146,6 +160,18 @@ def test_atrous_check_catches_wrong_versions(fn, case):
     each fail on the case that targets them."""
     with pytest.raises(CheckFailed, match=case):
         check_atrous_conv2d(fn)
+
+
+def test_atrous_check_asks_before_it_points() -> None:
+    """A wrong output size first gets a question about which rows keep every tap inside; the
+    second hint points harder (the kernel's reach), still without the size formula."""
+    with pytest.raises(CheckFailed) as first:
+        check_atrous_conv2d(always_same_padding)
+    assert "Hint: which output rows i keep every tap inside" in str(first.value)
+    assert "More:" not in str(first.value)
+    with pytest.raises(CheckFailed) as second:
+        check_atrous_conv2d(always_same_padding)
+    assert "More: a dilated kernel reaches dilation*(k - 1) pixels" in str(second.value)
 
 
 @pytest.mark.parametrize(
@@ -182,3 +208,49 @@ def test_receptive_fields_check_catches_wrong_recurrences(fn, case):
     the last field fails."""
     with pytest.raises(CheckFailed, match=case):
         check_receptive_fields(fn)
+
+
+def _transposed(x, weight, bias=None, dilation=1, padding=0):
+    """A dilated convolution as a transposed one: kernel flipped, channels swapped."""
+    k_h, k_w = weight.shape[2:]
+    pad_h, pad_w = dilation * (k_h - 1) - padding, dilation * (k_w - 1) - padding
+    x = F.pad(x, (max(-pad_w, 0),) * 2 + (max(-pad_h, 0),) * 2)
+    flipped = weight.flip(2, 3).transpose(0, 1)  # (C_in, C_out, kH, kW)
+    return F.conv_transpose2d(
+        x, flipped, bias, padding=(max(pad_h, 0), max(pad_w, 0)), dilation=dilation
+    )
+
+
+def _private(x, weight, bias=None, dilation=1, padding=0):
+    """torch._convolution, what F.conv2d itself calls."""
+    pad, rate = [padding, padding], [dilation, dilation]
+    args = ([1, 1], pad, rate, False, [0, 0], 1, False, False, True, True)
+    return torch._convolution(x, weight, bias, *args)
+
+
+def _aten(x, weight, bias=None, dilation=1, padding=0):
+    """The ATen operator, called through torch.ops."""
+    pad, rate = [padding, padding], [dilation, dilation]
+    return torch.ops.aten.convolution(x, weight, bias, [1, 1], pad, rate, False, [0, 0], 1)
+
+
+def _im2col(x, weight, bias=None, dilation=1, padding=0):
+    """F.unfold's own kernel, im2col, which places the dilated taps."""
+    k_h, k_w = weight.shape[2:]
+    cols = torch._C._nn.im2col(x, (k_h, k_w), (dilation,) * 2, (padding,) * 2, (1, 1))
+    h = x.shape[2] + 2 * padding - dilation * (k_h - 1)
+    out = (weight.flatten(1) @ cols).unflatten(2, (h, -1))
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
+@pytest.mark.parametrize("fn", [_transposed, _private, _aten, _im2col])
+def test_check_atrous_refuses_every_convolution_operator_of_torch(fn) -> None:
+    """'From scratch' refuses torch's own convolution under any of its names (a transposed one,
+    the private and ATen operators, im2col), not only F.conv2d and the package's version; each
+    of these computes the right values, so only the refusal fails it."""
+    assert torch.allclose(
+        fn(torch.ones(1, 2, 9, 9), torch.ones(3, 2, 3, 3), dilation=2, padding=1),
+        F.conv2d(torch.ones(1, 2, 9, 9), torch.ones(3, 2, 3, 3), dilation=2, padding=1),
+    )
+    with pytest.raises(CheckFailed, match="PyTorch's own convolution"):
+        check_atrous_conv2d(fn)

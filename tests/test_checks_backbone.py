@@ -98,10 +98,63 @@ class WrongNames(GoodBottleneck):
         return x if self.skip is None else self.skip(x)
 
 
-def test_check_bottleneck_passes_and_returns_the_class(capsys) -> None:
-    """A correct bottleneck passes with one friendly line and comes back."""
-    assert check_bottleneck(GoodBottleneck) is GoodBottleneck
+class FunctionalRelu(nn.Module):
+    """Another valid decision: the ReLUs applied with torch.relu (no module), the padding given
+    as a pair, the shortcut computed first and added in the other order."""
+
+    def __init__(self, in_channels, planes, *, stride=1, dilation=1, downsample=None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, planes, (1, 1), bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(
+            planes, planes, 3, stride, padding=(dilation, dilation), dilation=dilation, bias=False
+        )
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = self.downsample(x) if self.downsample is not None else x
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
+        return torch.relu(identity + self.bn3(self.conv3(out)))
+
+
+class SeparateRelus(GoodBottleneck):
+    """Another valid decision: one ReLU module per use (ReLUs hold no weights)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.relu1, self.relu2, self.relu3 = nn.ReLU(), nn.ReLU(inplace=True), nn.ReLU()
+        del self.relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu1(self.bn1(self.conv1(x)))
+        out = self.relu2(self.bn2(self.conv2(out)))
+        return self.relu3(self.bn3(self.conv3(out)) + self.shortcut(x))
+
+
+class BiasedConvs(GoodBottleneck):
+    """Right computation, but every conv keeps its bias: torchvision's weights have none."""
+
+    def __init__(self, in_channels, planes, **kwargs) -> None:
+        super().__init__(in_channels, planes, **kwargs)
+        self.conv1 = nn.Conv2d(in_channels, planes, 1)
+
+
+@pytest.mark.parametrize("good", [GoodBottleneck, FunctionalRelu, SeparateRelus])
+def test_check_bottleneck_passes_and_returns_the_class(capsys, good: type) -> None:
+    """Every decision the exercise leaves open passes with one friendly line and comes back."""
+    assert check_bottleneck(good) is good
     assert capsys.readouterr().out.startswith("✓ check_bottleneck: all 6 cases")
+
+
+def test_check_bottleneck_says_why_a_bias_is_refused() -> None:
+    """A conv bias before BN fails with the convention the text states (the state dict loaded
+    later has none), not only the name of the unexpected key."""
+    with pytest.raises(CheckFailed, match=r"unexpected \['conv1.bias'\].*followed by a BN has no"):
+        check_bottleneck(BiasedConvs)
 
 
 @pytest.mark.parametrize(
@@ -119,6 +172,17 @@ def test_check_bottleneck_catches_mistakes(wrong: type, case: str) -> None:
     """Each plausible mistake fails with a CheckFailed naming the first case it breaks."""
     with pytest.raises(CheckFailed, match=re.escape(f"case '{case}'")):
         check_bottleneck(wrong)
+
+
+def test_check_bottleneck_names_the_original_resnets_stride() -> None:
+    """He et al.'s block (the stride on conv1: same shapes, other values) fails with a hint that
+    says the check compares with torchvision's v1.5 block, not with a hint about F(x) + x."""
+    with pytest.raises(CheckFailed) as failure:
+        check_bottleneck(StrideOnConv1)
+    message = str(failure.value)
+    assert "case 'stride 2, odd size 13x11, eval mode': values differ" in message
+    assert "original ResNet's block" in message and "torchvision's v1.5 block" in message
+    assert "ReLU(F(x) + x)" not in message
 
 
 def test_check_bottleneck_lists_wrong_names() -> None:

@@ -268,17 +268,17 @@ def test_hint_is_short_first_and_more_on_the_second_failure() -> None:
     failure of the same case says more about the idea, without the recurrence itself."""
     with pytest.raises(CheckFailed) as first:
         checks.check_receptive_fields(_forgets_rate)
-    assert "dilation*(kernel - 1) + 1 positions" in str(first.value)
+    assert "Hint: two numbers describe where a layer stands" in str(first.value)
     assert "More:" not in str(first.value) and "hint=True" in str(first.value)
     with pytest.raises(CheckFailed) as second:
         checks.check_receptive_fields(_forgets_rate)
-    assert "More: walk the layers keeping two numbers" in str(second.value)
+    assert "More: a layer's kernel covers dilation*(kernel - 1) + 1" in str(second.value)
     assert "R_l =" not in str(second.value)
 
 
 def test_hint_true_gives_the_second_hint_at_once() -> None:
     """check_x(impl, hint=True) shows the second hint on the very first failure."""
-    with pytest.raises(CheckFailed, match=r"More: walk the layers"):
+    with pytest.raises(CheckFailed, match=r"More: a layer's kernel covers"):
         checks.check_receptive_fields(_forgets_rate, hint=True)
 
 
@@ -344,8 +344,17 @@ def test_learners_run_is_not_graded(capsys):
     assert checks.FALLBACK not in str(wrong.value)
 
 
-# A Python statement inside a hint: an assignment (`x = ...`, `M += ...`) or a comprehension.
-_CODE = re.compile(r"\b\w+(\[[^\]]*\])? [-+*/]?= (?!=)|\[[^\]]* for \w+ in ")
+# Solution code inside a hint: a statement, an assignment (`x = ...`, `M += ...`) or a
+# comprehension; or an expression that spells the code out: a call with arguments of a method
+# (`x.view(1, -1)`, `.flip(-1)`), of torch's (`F.pad(x, ...)`, `torch.rand((), ...)`) or of a
+# builtin (`len(self.convs)`), a power (`a ** p`) or a slice (`w[:, :, m, n]`, `x[..., ::2]`).
+# A call without arguments names an API (`loss.item()`, `torch.no_grad()`), one with `...` a
+# signature (`F.conv2d(..., dilation=r)`), and `name=value` a convention (`align_corners=False`).
+_CODE = re.compile(
+    r"\b\w+(\[[^\]]*\])? [-+*/]?= (?!=)|\[[^\]]* for \w+ in "
+    r"|(\.|\b(len|range|sum|zip|enumerate|min|max|int|float|round)\b)\w*\((?!\)|\.\.\.)"
+    r"|\*\*|\[[^\]]*:[^\]]*\]"
+)
 
 
 def _literals(path: Path) -> list[tuple[int, str]]:

@@ -174,6 +174,12 @@ def test_check_catches_wrong_implementations(fn, message):
         check_random_scale_crop_flip(fn)
 
 
+def test_upside_down_flip_gets_a_second_pointer():
+    """The vertical flip's hint has a second step, shown with hint=True."""
+    with pytest.raises(CheckFailed, match=r"width\?.*More: a left-right flip reverses"):
+        check_random_scale_crop_flip(make_transform(vertical=True), hint=True)
+
+
 def test_check_rejects_a_single_return_value():
     """Returning only the image says that a pair is expected."""
     with pytest.raises(CheckFailed, match="expected a pair"):

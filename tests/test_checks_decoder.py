@@ -51,6 +51,20 @@ def _scale_factor_4(self, aspp_out, low_level):
     return _fuse(self, x, low)
 
 
+def _size_before_reduce(self, aspp_out, low_level):
+    """Another valid decision: the size read from the low-level input before its reduction,
+    the ASPP output resized first, the two joined along dimension -3."""
+    h, w = low_level.shape[2], low_level.shape[3]
+    x = F.interpolate(aspp_out, size=(h, w), mode="bilinear", align_corners=False)
+    return self.classifier(self.refine(torch.cat((x, self.reduce(low_level)), dim=-3)))
+
+
+def _low_level_resized_down(self, aspp_out, low_level):
+    """Resizes the low-level features down to the ASPP size instead of the ASPP output up."""
+    low = F.interpolate(self.reduce(low_level), size=aspp_out.shape[-2:], mode="bilinear")
+    return _fuse(self, aspp_out, low)
+
+
 def _swapped_concat(self, aspp_out, low_level):
     low = self.reduce(low_level)
     x = F.interpolate(aspp_out, size=low.shape[-2:], mode="bilinear", align_corners=False)
@@ -107,8 +121,13 @@ class _ClassifierWithoutBias(GoodDecoder):
 
 @pytest.mark.parametrize(
     "cls",
-    [GoodDecoder, _decoder_with(_swapped_concat), _BiasBeforeBN],
-    ids=["ASPP first", "low-level first", "biases before BN"],
+    [
+        GoodDecoder,
+        _decoder_with(_swapped_concat),
+        _BiasBeforeBN,
+        _decoder_with(_size_before_reduce),
+    ],
+    ids=["ASPP first", "low-level first", "biases before BN", "size before reduce"],
 )
 def test_check_decoder_passes_and_returns_the_class(cls, capsys) -> None:
     """A correct decoder passes every case, a success line is printed, the class comes back;
@@ -121,7 +140,11 @@ def test_check_decoder_passes_and_returns_the_class(cls, capsys) -> None:
 @pytest.mark.parametrize(
     ("forward", "match"),
     [
-        (_scale_factor_4, r"case '97x131 image.*raised RuntimeError.*exactly that size"),
+        (_scale_factor_4, r"case '97x131 image.*raised RuntimeError.*exactly what size"),
+        (
+            _low_level_resized_down,
+            r"case '97x131 image.*expected shape \(2, 3, 25, 33\), got \(2, 3, 7, 9",
+        ),
         (_align_corners, r"case '97x131 image.*values differ.*align_corners=False"),
     ],
 )

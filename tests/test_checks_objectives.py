@@ -253,6 +253,36 @@ def test_miou_check_catches_wrong_implementations(fn, case):
         check_miou(fn)
 
 
+def miou_from_the_packages_matrices(pred, target, num_classes, ignore_index=255):
+    """The confusion matrix counted by deeplab_utils.metrics.per_image_confusion (notebook
+    08's), summed over the images, the IoUs computed by hand: the counting is the exercise."""
+    from deeplab_utils.metrics import per_image_confusion
+
+    cm = per_image_confusion(pred, target, num_classes).sum(0).double()
+    tp = cm.diagonal()
+    union = cm.sum(0) + cm.sum(1) - tp
+    return (tp / union)[union > 0].mean().item()
+
+
+def miou_from_the_packages_ious(pred, target, num_classes, ignore_index=255):
+    """The matrix counted by hand, the IoUs by the package's private helper."""
+    from deeplab_utils.metrics import _iou
+
+    cm = torch.from_numpy(_confusion(pred, target, num_classes, ignore_index)).double()
+    return _iou(cm).nanmean().item()
+
+
+@pytest.mark.parametrize("fn", [miou_from_the_packages_matrices, miou_from_the_packages_ious])
+def test_miou_check_refuses_the_packages_confusion_matrix(fn):
+    """'Write it yourself' refuses the package's confusion matrices and IoUs, not only
+    mean_iou and SegmentationMetrics: each of these gives the right number."""
+    target = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1], [0, 2, 2, 255], [0, 2, 2, 2]]])
+    pred = torch.tensor([[[0, 0, 1, 0], [0, 1, 1, 1], [0, 2, 1, 2], [0, 0, 2, 2]]])
+    assert fn(pred, target, 3) == pytest.approx(0.575)
+    with pytest.raises(CheckFailed, match="the reference it is compared with"):
+        check_miou(fn)
+
+
 # --- multi-class Dice + cross-entropy, written out independently of deeplab_utils.losses ---
 
 

@@ -237,6 +237,8 @@ def twins(
     found = {"missing": missing, "unexpected": unexpected, "shapes": shapes}
     if missing or unexpected or shapes:
         differ = "; ".join(f"{what} {keys[:6]}" for what, keys in found.items() if keys)
+        if any(k.endswith(".bias") and f"{k[:-5]}.weight" in weights for k in unexpected):
+            differ += " (a conv followed by a BN has no bias in the weights this block loads)"
         raise fail(case, f"your parameters differ from the reference's: {differ}", hint)
     return reference, load_weights(learner, weights).train(train)
 

@@ -10,18 +10,25 @@ from ._common import Hint, compare, exercise_check, fail, outputs, passed, twins
 pieces.register("separable", SeparableConv2d, "02")  # proved equal in its own cell, no exercise
 
 _POOLING_HINT = Hint(
-    "remember the size (H, W) first; then pool to 1x1, conv, BN, ReLU, and bilinearly "
-    "upsample back to exactly (H, W) (align_corners=False).",
-    "the output is (B, C_out, H, W) for the input's own H and W, even when they differ: the "
-    "1x1 map that leaves the ReLU is resized bilinearly to the size you kept.",
+    "follow the shapes: after the pooling the map is 1x1, and the output must have the "
+    "input's own H and W; where can you still read them when you upsample?",
+    "the output is (B, C_out, H, W) for the input's own H and W, even when they differ (the "
+    "check tries 7x12 and 11x5): read them before the pooling throws them away.",
+)
+_POOLING_VALUE_HINT = Hint(
+    "the shapes are right but not the values: does every path through your forward (eval "
+    "mode, train mode, a batch of one) apply pool -> conv -> BN -> ReLU, in that order, each "
+    "once?",
+    "after the ReLU no value is negative, and each image's output is one vector repeated over "
+    "H x W; compare your output after each stage with the four modules called one by one on "
+    "the same input.",
 )
 _BN_HINT = Hint(
-    "in train mode a batch of one gives the BN one value per channel: normalise it with the "
-    "running statistics, left unchanged, and any other batch with the BN module itself (which "
-    "updates them); do not switch a module to eval mode inside forward: the mode stays set.",
-    "F.batch_norm takes the statistics as arguments: in train mode with one image, hand it the "
-    "BN's running mean and variance, weight, bias and eps, with training=False; any other "
-    "batch goes through the BN module itself.",
+    "in train mode with a batch of one: what would eval mode compute here? Get that and leave "
+    "every attribute of the module and its BN as it was (a mode set inside forward stays set).",
+    "the functional form of batch norm in torch.nn.functional takes the statistics and the "
+    "affine weights as arguments, and whether to use the batch's own; any other batch goes "
+    "through the BN module as usual.",
 )
 _POOLING_NAMES_HINT = Hint(
     "subclass nn.Sequential and pass the four modules to super().__init__ in order.",
@@ -47,10 +54,12 @@ def check_aspp_pooling(cls: type) -> None:
         ref, learner = twins(name, cls, ASPPPooling, _POOLING_NAMES_HINT, c_in, c_out, train=train)
         for call, b in enumerate(batches, start=1):
             case = name if len(batches) == 1 else f"{name} (call {call}, batch {b})"
-            after_one = b == 1 or call > 1  # a later call is wrong because of the batch of one
-            hint = _BN_HINT if train and after_one else _POOLING_HINT
-            got, expected = outputs(case, learner, ref, torch.randn(b, c_in, *size), hint=hint)
-            compare(case, got, expected, hint=hint)
+            # a batch of one in train mode, or a later call (wrong because of it): BN's case
+            after_one = train and (b == 1 or call > 1)
+            raised = _BN_HINT if after_one else _POOLING_HINT
+            differ = _BN_HINT if after_one else _POOLING_VALUE_HINT
+            got, expected = outputs(case, learner, ref, torch.randn(b, c_in, *size), hint=raised)
+            compare(case, got, expected, hint=differ, shape_hint=_POOLING_HINT)
             for stat in ("running_mean", "running_var"):
                 ours, theirs = getattr(learner[2], stat), getattr(ref[2], stat)
                 compare(f"{case} (BN {stat} after the forward)", ours, theirs, hint=_BN_HINT)
@@ -62,20 +71,20 @@ def check_aspp_pooling(cls: type) -> None:
 
 
 _ASPP_NAMES_HINT = Hint(
-    "self.convs is an nn.ModuleList of the branches in the order 1x1, one MyASPPConv per "
-    "rate, MyASPPPooling; self.project an nn.Sequential of a 1x1 conv, BN, ReLU and "
-    "dropout. The projection's input is every branch's channels together, however many "
-    "rates there are.",
-    "every branch maps C_in to C_out channels, so the projection's 1x1 conv takes "
-    "len(self.convs) * C_out of them; names come from positions (convs.0 the 1x1 branch, "
-    "convs.1 the first rate, ..., the pooling branch last; project.0 to project.3).",
+    "the names and the order are the conventions stated before the exercise: self.convs, an "
+    "nn.ModuleList of the branches (1x1, one MyASPPConv per rate, MyASPPPooling), and "
+    "self.project, an nn.Sequential of a 1x1 conv, BN, ReLU and dropout; compare the keys "
+    "listed with them.",
+    "names come from positions (convs.0 the 1x1 branch, convs.1 the first rate, ..., the "
+    "pooling branch last; project.0 to project.3). If project.0's shape differs: how many "
+    "channels does the concatenation hand it, for any number of rates?",
 )
 _ASPP_HINT = Hint(
-    "every branch sees the same input and must return (B, C_out, H, W) (a 3x3 conv at "
-    "rate r keeps the size with padding r); concatenate them along the channels, in the "
-    "order of self.convs, then project.",
-    "the projection's input is the outputs of all the branches of self.convs, run on the "
-    "same x and concatenated along the channels (dimension 1) in their order.",
+    "every branch sees the same input and returns (B, C_out, H, W); along which dimension "
+    "must their outputs be joined so that the projection's conv reads them all, in the order "
+    "of self.convs?",
+    "print each branch's output shape on a small input, then the joined one: it keeps the "
+    "input's batch, height and width, and has as many channels as project.0 expects.",
 )
 
 

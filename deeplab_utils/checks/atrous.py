@@ -9,6 +9,19 @@ from torch.overrides import TorchFunctionMode
 from ..atrous import atrous_conv2d, receptive_field, receptive_fields
 from ._common import Hint, compare, exercise_check, fail, passed, run
 
+# PyTorch's convolutions under every name a learner can reach (torch.*, F.*, torch._*,
+# torch.ops.aten.*, torch._C._nn.*), transposed ones included: a transposed convolution with the
+# kernel flipped is a convolution. im2col is F.unfold's kernel, which places the dilated taps.
+_CONVOLUTIONS = frozenset(
+    f"{name}{suffix}"
+    for name in ("conv", "conv_transpose", "_conv_depthwise", "_slow_conv", "slow_conv_dilated")
+    for suffix in ("1d", "2d", "3d")
+) | {
+    "convolution", "_convolution", "_convolution_mode", "conv_tbc", "cudnn_convolution",
+    "cudnn_convolution_transpose", "mkldnn_convolution", "miopen_convolution", "im2col",
+    "_slow_conv2d_forward", "thnn_conv2d", "convolution_overrideable",
+}  # fmt: skip
+
 
 class _Convolutions(TorchFunctionMode):
     """Records PyTorch's convolutions (and F.unfold, which places the dilated taps) with a kernel
@@ -20,28 +33,33 @@ class _Convolutions(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func in (torch.conv1d, torch.conv2d, torch.conv3d, torch.convolution, F.unfold):
+        name = getattr(func, "__name__", "").split(".")[0]  # aten.conv2d.default: conv2d
+        if func is F.unfold or name in _CONVOLUTIONS:
             kernel = args[1] if len(args) > 1 else kwargs.get("weight", kwargs.get("kernel_size"))
             if isinstance(kernel, torch.Tensor):  # a convolution's weight, (C_out, C_in, *kernel)
                 kernel = kernel.shape[2:]
+            if name == "conv_tbc" or kernel is None:  # (kernel, C_in, C_out), or not found
+                kernel = (2,)
             if torch.Size(kernel if isinstance(kernel, tuple | list) else (kernel,)).numel() > 1:
-                self.called.append("F.unfold" if func is F.unfold else f"torch.{func.__name__}")
+                self.called.append("F.unfold" if func is F.unfold else f"torch.{name}")
         return func(*args, **kwargs)
 
 
 _SHAPE_HINT = Hint(
-    "the rows and the columns each lose dilation*(k - 1) to the kernel's span, with the k of "
-    "their own dimension (a kernel need not be square).",
-    "the output has H + 2*padding - dilation*(kH - 1) rows and W + 2*padding - dilation*(kW - 1) "
-    "columns, kH and kW being the kernel's own height and width.",
+    "which output rows i keep every tap inside the padded input? Follow the last tap of the "
+    "last row, then do the same for the columns with the kernel's own width (a kernel need not "
+    "be square).",
+    "a dilated kernel reaches dilation*(k - 1) pixels past its first tap: an output row exists "
+    "for every padded input row that leaves room for that reach below it, and likewise for the "
+    "columns, each dimension with its own k.",
 )
 _VALUE_HINT = Hint(
-    "each tap (m, n) of the kernel reads the padded input shifted by (m*dilation, n*dilation); "
-    "sum those shifted slices, each mixed over channels by weight[:, :, m, n].",
-    "the output is a sum of kH*kW terms, one per tap: the window of the padded input that starts "
-    "dilation*m rows and dilation*n columns in, as large as the output, mixed over the input "
-    "channels by that tap's (C_out, C_in) weights (section 2's einsum); then the bias, one per "
-    "output channel.",
+    "read the formula tap by tap: for a fixed (m, n), which window of the padded input does it "
+    "read, and which of the weights mix that window's channels? The output is the sum over the "
+    "taps, plus one bias per output channel.",
+    "each window is as large as the output and starts dilation times the tap's index in, in "
+    "each direction; try your function and F.conv2d on a one-channel input with a kernel that "
+    "is 1 at a single tap, tap after tap, to see which window each should read.",
 )
 
 
@@ -86,12 +104,13 @@ def check_receptive_fields(fn: Callable[[list[tuple[int, int, int]]], list[int]]
         ("two strides, then rate 3 and a 5x5", [(3, 2, 1), (3, 2, 1), (3, 1, 3), (5, 1, 1)]),
     ]
     hint = Hint(
-        "a layer's kernel spans dilation*(kernel - 1) + 1 positions of its own input, and "
-        "neighbouring positions of that input are J image pixels apart, J being the product of "
-        "the strides of the layers *before* it (its own stride only matters to the next ones).",
-        "walk the layers keeping two numbers, the field so far and the jump (both 1 at the "
-        "image): a layer first widens the field by its dilated span minus one, in units of the "
-        "jump so far, and only then multiplies the jump by its stride.",
+        "two numbers describe where a layer stands on the image: how many pixels its input "
+        "already sees, and how many pixels apart its input's neighbours are. How does each "
+        "layer change them, and in which order do its kernel and its stride act?",
+        "a layer's kernel covers dilation*(kernel - 1) + 1 neighbouring positions of its input, "
+        "each step between them worth as many image pixels as the strides *before* the layer "
+        "multiply to (its own stride only spaces out the next layer's input): how many pixels "
+        "does the layer add to what its input already sees?",
     )
     for name, layers in cases:
         got = run(name, fn, list(layers))

@@ -12,25 +12,33 @@ from ._common import Hint, compare, exercise_check, fail, outputs, passed, run, 
 pieces.register("backbone", ResNet50Backbone, "03")  # assembled from the two pieces below
 
 _NAMES_HINT = Hint(
-    "use torchvision's names and widths: conv1 (in_channels to planes), conv2 (3x3, planes to "
-    "planes), conv3 (planes to 4 * planes), each followed by its BN (bn1 to bn3), and the "
-    "shortcut module you are given kept as self.downsample; convs followed by a BN have no bias.",
-    "compare your names with torchvision's Bottleneck, whose state dict these are: the block "
-    "reduces to `planes` channels, works at that width (with the stride and the dilation), and "
-    "expands to 4 * planes (the expansion).",
+    "the names, kernels and widths are the conventions stated before the exercise: "
+    "torchvision's, whose state dict this block must load strictly; compare the keys listed "
+    "with them (the shortcut you are given is kept as self.downsample).",
+    "the block reduces to `planes` channels, works at that width, and expands by the "
+    "expansion; a conv followed by a BN has no bias in torchvision's weights.",
 )
 _SHAPE_HINT = Hint(
-    "the output has 4 * planes channels and ceil(H / stride) rows: the 3x3 conv carries the "
-    "stride, and its padding must keep a dilated kernel's output the size of its input; the "
-    "shortcut is downsample(x) when there is one.",
-    "a 3x3 kernel at rate d spans 2d + 1 pixels, so padding d keeps the size at stride 1 and "
-    "gives ceil(H / stride) rows at stride 2; the shortcut must have the same shape.",
+    "count the rows after each conv: which conv should carry the stride so that no pixel is "
+    "skipped unread, and which padding keeps a dilated 3x3's output the size of its input "
+    "(notebook 01)?",
+    "how many pixels does a 3x3 kernel at rate d span, and how many rows does that remove "
+    "without padding? The shortcut (x, or downsample(x)) must end with the branch's shape.",
 )
 _VALUE_HINT = Hint(
-    "the order is conv -> BN -> ReLU for the first two convs, conv -> BN for the third; the "
-    "shortcut is added before the last ReLU, not after it.",
-    "the residual branch ends with bn3, without a ReLU; the block's one ReLU after the addition "
-    "acts on the sum of that branch and the shortcut (x, or downsample(x)).",
+    "compare your forward with the formula ReLU(F(x) + x) of section 1: which operations belong "
+    "to F, and what acts on the sum? And in a strided block: which conv carries the stride in "
+    "torchvision's v1.5 block, the one this check compares with?",
+    "does F end with a BN or with a ReLU? Can the block's output be negative? The shortcut "
+    "is x itself when there is no downsample module.",
+)
+_STRIDE_HINT = Hint(
+    "your conv2 has no stride, so another conv carries it: that is the original ResNet's "
+    "block (He et al.), with the same shapes but other values. This check compares with "
+    "torchvision's v1.5 block, whose weights section 7 loads: section 1 says why v1.5 moved "
+    "the stride.",
+    "a strided 1x1 conv reads one pixel in four and never looks at the other three: which of "
+    "the block's convs can subsample without leaving an input pixel unread?",
 )
 
 
@@ -61,7 +69,10 @@ def check_bottleneck(cls: type) -> None:
             ref.train(mode == "train")
             learner.train(mode == "train")
             got, expected = outputs(case, learner, ref, x, hint=_SHAPE_HINT)
-            compare(case, got, expected, hint=_VALUE_HINT, shape_hint=_SHAPE_HINT)
+            conv2_stride = getattr(getattr(learner, "conv2", None), "stride", None)
+            moved = stride != 1 and conv2_stride in (1, (1, 1))  # He et al.'s place for it
+            hint = _STRIDE_HINT if moved else _VALUE_HINT
+            compare(case, got, expected, hint=hint, shape_hint=_SHAPE_HINT)
     passed(len(cases), "your bottleneck equals deeplab_utils.Bottleneck.")
 
 
@@ -75,11 +86,10 @@ _STAGE_HINTS = {
         "rate times that stride), and the stride reached stays where it is.",
     ),
     "first": Hint(
-        "the first block of a stage keeps the previous stage's rate: it is the block that held "
-        "the stride, and its input is still on the previous grid; the later blocks get the new "
-        "rate.",
-        "a stage's list is its first block (its stride, the rate before this stage) followed by "
-        "the other blocks (stride 1, the stage's own rate).",
+        "the first block of a stage is the one that held the stride: which grid is its input "
+        "on, and so which rate do its taps need? The later blocks read the new grid.",
+        "in an undilated ResNet the block with the stride reads the finer grid of the stage "
+        "before; a stage that trades its stride for a rate keeps that block reading as before.",
     ),
     "grid": Hint(
         "with multi_grid every block of layer4, the first one included, gets layer4's rate "

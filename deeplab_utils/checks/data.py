@@ -32,22 +32,29 @@ _HINTS: dict[str, str | Hint] = {
     "padding must be exactly where the image's is.",
     "labels": Hint(
         "resize the mask with nearest neighbour: interpolating labels 1 and 3 invents a 2.",
-        "F.interpolate needs a (1, 1, H, W) float tensor: add two dimensions to the mask, "
-        "resize with mode='nearest', and turn the result back into int64 labels.",
+        "the resizing function works on float batches of channels: what does the mask need "
+        "around it to go through, which mode keeps every label one of the source's, and which "
+        "dtype must it have again afterwards?",
     ),
-    "upside down": Hint("the paper's flip is left-right: .flip(-1), the last (width) dimension."),
+    "upside down": Hint(
+        "the paper's flip is left-right: which dimension of (C, H, W) is the width?",
+        "a left-right flip reverses the order of the columns and leaves every row where it was: "
+        "which dimension indexes the columns in the image, which in the mask (H, W), and is it "
+        "the same one counted from the end?",
+    ),
     "two factors": "draw one factor and scale the height and the width by it: two factors "
     "stretch every object (a circle becomes an ellipse), which scale augmentation must not.",
     "aligned": "every mask pixel must hold the label of the source pixel the image shows there: "
     "scale, pad, crop and flip both with the same numbers (draw each random number once), and "
     "resize the mask with nearest neighbour (interpolating labels 1 and 3 would invent a 2).",
-    "range": "draw the factor uniformly in scale_range and resize to round(H*s) x round(W*s).",
+    "range": "draw the factor uniformly in scale_range, and scale both sides of the image by "
+    "it, each to the nearest whole number of pixels.",
     "spread": "draw a new factor for every call, uniformly in scale_range.",
     "flip": "flip left-right with probability 1/2, drawn from the generator.",
     "crop": "draw the crop's top and left at random, anywhere the window fits.",
-    "seeded": "draw every random number from the generator you are given, e.g. "
-    "torch.rand((), generator=generator), not from torch's global random state (torch.rand(()) "
-    "without it) or Python's random.",
+    "seeded": "draw every random number from the generator you are given (torch's random "
+    "functions take it as an argument), not from torch's global random state or Python's "
+    "random.",
     "identity": "at scale 1 leave the pixels as they are (no resampling, no smoothing): a crop of "
     "the whole image is then the image itself or its mirror image.",
 }

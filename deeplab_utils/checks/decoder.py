@@ -52,24 +52,24 @@ def _low_level_first(
 
 
 _NAMES_HINT = Hint(
-    "three submodules: reduce (a 1x1 conv down to LOW_LEVEL_CHANNELS, BN, ReLU), refine (an "
-    "nn.Sequential of two conv-BN-ReLU units, DECODER_CHANNELS wide; the first one takes the "
-    "concatenation) and classifier (a 1x1 conv with a bias, as no BN follows it).",
+    "the names are the conventions stated before the exercise: reduce (conv, BN, ReLU), "
+    "refine (an nn.Sequential of two conv-BN-ReLU units) and classifier (a 1x1 conv with a "
+    "bias, as no BN follows it); compare the keys listed with them.",
     "the names follow the positions: reduce.0 is reduce's conv, refine.0.0 the first refining "
-    "conv (it takes aspp_channels + LOW_LEVEL_CHANNELS inputs), refine.1.0 the second; the "
-    "classifier is a bare nn.Conv2d to num_classes.",
+    "conv, refine.1.0 the second. If refine.0.0's shape differs: how many channels does the "
+    "concatenation hand it?",
 )
 _DECODER_SHAPE_HINT = Hint(
-    "the logits come out at the low-level features' size, whatever the image size: upsample the "
-    "ASPP output to exactly that size (scale_factor=4 is wrong for odd sizes), and keep every "
-    "3x3 conv's output the size of its input.",
-    "F.interpolate takes a target size= as well as a scale_factor=: ask for the reduced "
-    "low-level features' own (H/4, W/4), then concatenate, refine and classify.",
+    "the logits come out at the low-level features' size, whatever the image size: which input "
+    "must be resized, and to exactly what size (a fixed factor misses it for odd sizes)? Does "
+    "every 3x3 conv keep its input's size?",
+    "the resizing function takes a target size as well as a factor: which tensor's own height "
+    "and width must the ASPP output match before the two meet?",
 )
 _DECODER_HINT = Hint(
-    "the shapes are right but not the values: reduce the low-level features (not the ASPP "
-    "output), upsample bilinearly with align_corners=False, and concatenate the upsampled ASPP "
-    "output and the reduced low-level features along the channels (either order).",
+    "the shapes are right but not the values: which input goes through reduce, how is the "
+    "other resized (bilinear, align_corners=False, the course's convention), and along which "
+    "dimension do the two meet?",
     _DECODER_SHAPE_HINT.full,
 )
 
@@ -98,16 +98,17 @@ def check_decoder(cls: type) -> None:
 
 
 _FORWARD_FULL = (
-    "the features go image -> backbone -> ASPP (the 'out' features) -> decoder (with the "
-    "'low_level' features) -> logits at H/4 x W/4, which are resized to the input's own size."
+    "print the keys and shapes of the backbone's dict on a small image: one entry is at stride "
+    "4, the other at the output stride; the figure of section 1 shows which module reads which, "
+    "and the logits leave at the input's own size."
 )
 _FORWARD_SHAPE_HINT = Hint(
     "the logits must come back at the input's exact size (scale_factor=4 is wrong for odd sizes).",
     _FORWARD_FULL,
 )
 _FORWARD_HINT = Hint(
-    "the backbone returns a dict: ASPP takes its deepest features, the decoder the ASPP output "
-    "and the low-level features; upsample bilinearly, align_corners=False.",
+    "follow the figure of section 1: which of the backbone's two outputs does each module read? "
+    "Resize the course's way (bilinear, align_corners=False).",
     _FORWARD_FULL,
 )
 

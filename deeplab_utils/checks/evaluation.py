@@ -15,12 +15,13 @@ from ._common import Hint, Segmenter, close, compare, exercise_check, fail, pass
 _COUNTING = (
     "evaluation is eval mode and no gradients around the whole loop; a pixel's prediction is "
     "its most likely class; every pixel not ignored adds 1 at row target, column prediction "
-    "(torch.bincount counts target * C + prediction pairs in one call)."
+    "(to count every pixel in one call, turn each (target, prediction) pair into one of C * C "
+    "numbers that torch.bincount can count)."
 )
 _MODE_HINT = Hint(
-    "evaluate in eval mode (model.eval()), where BatchNorm uses its running statistics and "
-    "dropout keeps every unit, and under torch.no_grad(): recording gradients costs memory for "
-    "every batch.",
+    "in which mode does BatchNorm use its running statistics and dropout keep every unit, and "
+    "does an evaluation need the gradients that autograd records (at a cost in memory for "
+    "every batch)?",
     _COUNTING,
 )
 

@@ -8,7 +8,14 @@ import torch
 import torch.nn.functional as F
 
 from ..losses import DiceBCELoss, DiceCELoss, IoULoss
-from ..metrics import SegmentationMetrics, mean_iou
+from ..metrics import (
+    SegmentationMetrics,
+    _iou,
+    mean_iou,
+    miou_interval,
+    per_image_confusion,
+    trimap_miou,
+)
 from ._common import Hint, build, compare, exercise_check, passed, run
 
 Case = tuple[str, torch.Tensor, torch.Tensor, dict]  # (name, logits, target, constructor kwargs)
@@ -84,15 +91,16 @@ _LOSS_HINTS = {
     "ignored": Hint(
         "pixels whose target is ignore_index (255) must count nowhere in the loss: take them out "
         "of the soft sums and average the cross-entropy over the valid pixels only.",
-        "a 0/1 map of the valid pixels does it: multiply the probabilities and the targets by it "
-        "before the sums, and divide the per-pixel cross-entropy's sum over it by its own sum.",
+        "make a map that says, pixel by pixel, whether the target counts: where do the ignored "
+        "pixels enter your sums and your average now, and what keeps them out of both?",
     ),
     "confidently": Hint(
         "a confidently wrong pixel: its probability of the true class is exactly 0 in float32 "
         "(sigmoid(30) is 1.0), so the log is -inf (F.binary_cross_entropy clamps it at -100 and "
         "gives that pixel no gradient). Compute the cross-entropy from the logits.",
-        "F.binary_cross_entropy_with_logits and log_softmax work from the logits and never take "
-        "log(0); with reduction='none' you can then average over the valid pixels.",
+        "the log of a sigmoid or of a softmax can be written with the logits themselves, and "
+        "then never takes log(0); torch.nn.functional has such cross-entropies, which can also "
+        "leave the per-pixel values unreduced, for you to average over the valid pixels.",
     ),
     "smooth": "the loss was built with smooth=0.5: use self.smooth, not the constant 1, in both "
     "the numerator and the denominator.",
@@ -148,9 +156,9 @@ def check_dice_ce_loss(cls: type) -> None:
         "cross-entropy from log_softmax, averaged over the valid pixels; soft Dice per class "
         "from softmax and the one-hot target, sums over the whole batch (every image and "
         "pixel), then the mean over all C classes, absent ones included.",
-        "one-hot the target (with the ignored pixels first set to any class, then masked out) "
-        "into the layout of the probabilities, (B, C, H, W); the Dice of class c sums over "
-        "every dimension but the class one.",
+        "the Dice needs the target in the probabilities' layout, one channel per class; an "
+        "ignored pixel has no class to encode, so what do you do with it before and after? "
+        "Over which dimensions does the Dice of one class sum?",
     )
     _check_loss(cls, DiceCELoss, _multiclass_loss_cases(), hint)
 
@@ -167,7 +175,11 @@ _MIOU_HINTS = {
 }
 
 
-@exercise_check(mean_iou, also_watch=(SegmentationMetrics,))
+# Everything of the package's that counts a confusion matrix or turns one into IoUs.
+_MIOU_WATCHED = (SegmentationMetrics, per_image_confusion, _iou, trimap_miou, miou_interval)
+
+
+@exercise_check(mean_iou, also_watch=_MIOU_WATCHED)
 def check_miou(fn: Callable[..., float]) -> None:
     """``fn(pred, target, num_classes, ignore_index=255) -> float``, the batch's mIoU."""
 

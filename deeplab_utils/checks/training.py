@@ -9,35 +9,67 @@ from ..losses import DiceCELoss
 from ..training import fit, poly_lr_lambda, train_step, train_steps  # the references
 from ._common import Hint, Segmenter, close, compare, exercise_check, fail, passed, run, seeded
 
-_HINTS = {
-    "unchanged": "the weights did not change: call loss.backward() before optimizer.step(), on "
-    "the loss tensor itself (not loss.detach(), not under torch.no_grad()).",
-    "piled up": "the first step was right, this one is not: gradients add up across calls unless "
-    "you call optimizer.zero_grad() before loss.backward().",
-    "step": "one step clears the gradients, runs the model once on the batch, computes the loss, "
-    "back-propagates it and then moves the weights with the optimizer.",
+_HINTS: dict[str, str | Hint] = {
+    "unchanged": Hint(
+        "the weights did not move: the optimiser moves them by what is in .grad when its step "
+        "runs. What filled .grad from this batch's loss before the step, and has anything "
+        "emptied .grad between backward and step?",
+        "print a weight's .grad just before the optimiser's step: None or zeros leave it nothing "
+        "to move by. Is the loss still attached to the computation (not detached, not computed "
+        "under torch.no_grad()), and which of the five parts empties .grad?",
+    ),
+    "piled up": Hint(
+        "the first step was right, this one is not: backward adds to .grad, so what does .grad "
+        "hold when this step's backward starts?",
+        "print a weight's .grad at the start of your second step, before anything else runs: "
+        "whatever it holds, this step's backward adds to it, and the step moves by the total.",
+    ),
+    "step": Hint(
+        "the weights moved, but not as the reference's did: look at the key the case names. "
+        "A BatchNorm running_mean or running_var counts the forwards your step ran (one per "
+        "step); a weight shows the gradient the step followed: of which loss, added how often?",
+        "run your step and the package's on two copies of one model and one batch, and print "
+        "each returned loss and a weight's .grad after the step: the first that differs names "
+        "the part that ran out of place, twice, or not at all.",
+    ),
     "tensor": "keep loss.item(), a Python float: a training loop keeps every step's loss in a "
     "list, and a list of loss tensors keeps every step's autograd graph alive (memory grows).",
     "loss": "return the batch's loss as a Python float (loss.item()), computed before the step.",
-    "ended": "the learning rate is 0 from step total_steps on (training is over): 1 - "
-    "step/total_steps is negative there, and a negative number to the power 0.9 is complex.",
-    "warm-up": "during warm-up (step < warmup_steps) multiply the poly value by (step + 1) / "
-    "warmup_steps: step 0 gets 1/warmup_steps of it, step warmup_steps - 1 all of it.",
+    "ended": Hint(
+        "the learning rate is 0 from step total_steps on (training is over): the remaining "
+        "fraction of training is negative there, and a negative number to the power 0.9 is "
+        "complex.",
+        "which steps must return 0.0 before any power is taken, and does your function reach "
+        "that test for every one of them, the warm-up's included?",
+    ),
+    "warm-up": Hint(
+        "during warm-up the ramp grows by 1/warmup_steps per step and gives the whole poly "
+        "value at step warmup_steps - 1: what factor does that leave for step 0?",
+        "write the ramp's factors down for 3 warm-up steps, from the last one (step 2) back to "
+        "step 0, each 1/3 below the next; then say the factor of step i in words.",
+    ),
     "default power": "the exponent is `power`, whose default is 0.9 (DeepLabv3, Sec. 4).",
-    "power": "(1 - step / total_steps) ** power, with the power you are given.",
-    "raised": "apply the warm-up factor only while step < warmup_steps, and return 0 from "
-    "total_steps on.",
-    "epochs": "go through the loader again (a new epoch) until `steps` steps are done, and stop "
-    "exactly there.",
+    "power": "the poly value is the remaining fraction of training raised to the power you are "
+    "given, whatever it is.",
+    "raised": "your function raised on a step the definition covers: which steps does each "
+    "part of it (the warm-up, the decay, the end) apply to?",
+    "epochs": Hint(
+        "a run is `steps` steps, whatever the loader's length: what happens when the loader "
+        "runs out first, and when `steps` is reached in the middle of a pass?",
+        "count optimiser steps, not batches of one pass: the loop stops when the count reaches "
+        "`steps`, in the middle of a pass if need be, and a pass that runs out before then is "
+        "followed by a new one.",
+    ),
     "replayed": "iterate the loader again for every epoch: a DataLoader reshuffles (and draws "
     "new augmentations) only when a new pass starts, so replaying the first pass's batches "
     "(itertools.cycle, a list) repeats them in one order and keeps them all in memory.",
-    "eval mode": "put the model in training mode first (model.train()): it may come from an "
-    "evaluation, and in eval mode BatchNorm uses its running statistics and dropout does nothing.",
-    "per epoch": "move the schedule once per optimiser step, not once per epoch: the poly policy "
-    "counts iterations (scheduler.step() right after optimizer.step()).",
-    "no zero_grad": "clear the gradients at every step (optimizer.zero_grad()): backward() adds "
-    "to .grad, so without it each step also repeats every earlier step's gradient.",
+    "eval mode": "the model may come from an evaluation, in eval mode, where BatchNorm uses "
+    "its running statistics and dropout does nothing: which mode must it train in, and who "
+    "makes sure it is in it?",
+    "per epoch": "the poly policy counts optimiser steps, not epochs: how many times should the "
+    "scheduler move in a run of `steps` steps, and when?",
+    "no zero_grad": "backward adds to .grad: does every step of your loop start from cleared "
+    "gradients, whichever step function it calls?",
 }
 _OPTIMIZERS = {
     "SGD": lambda p: torch.optim.SGD(p, lr=0.5),
@@ -146,10 +178,11 @@ def _run_loop(fn: Callable, batches: list, steps: int, eval_first: bool, pile_up
 
 
 _LOOP_HINT = Hint(
-    "each step: zero_grad, forward, loss, backward, optimizer.step(), scheduler.step().",
-    "train mode first; then the step of section 2 for every batch, the loader started again "
-    "whenever it runs out, the scheduler moved after every optimiser step, a float loss kept "
-    "per step, and a stop after exactly `steps` steps.",
+    "the weights differ from the reference's: does every batch get exactly one step of "
+    "section 2, and does the scheduler move exactly once for each of them?",
+    "check the mode first, then count: one step per batch, a new pass whenever the loader runs "
+    "out, the schedule moved after every optimiser step, one float loss kept per step, and a "
+    "stop after exactly `steps` steps.",
 )
 
 

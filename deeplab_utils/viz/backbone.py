@@ -11,16 +11,17 @@ from ..figures import Array, diagram, display_image, hide_ticks, to_numpy
 
 
 def draw_backbone_bottleneck() -> Figure:
-    """Diagram of a ResNet bottleneck: 1x1 reduce, 3x3 (stride s, dilation r), 1x1 expand, + x.
+    """Diagram of a ResNet bottleneck: 1x1 reduce, 3x3 (dilation r), 1x1 expand, + x.
 
     The shortcut is the identity, or a strided 1x1 conv + BN when the shape changes; the sum
-    goes through the last ReLU (He et al. 2016, Fig. 5 right). Notebook 03.
+    goes through the last ReLU (He et al. 2016, Fig. 5 right). Which conv carries the stride and
+    the 3x3's padding are left out: notebook 03's exercise asks for them. Notebook 03.
     """
     blue, grey, orange = "#cfe2f3", "#eeeeee", "#fce5cd"
     boxes = [
         (3.5, 9.3, "x: (B, C_in, H, W)", grey),
         (3.5, 7.6, "1×1 conv, C_in → planes\nBN, ReLU", blue),
-        (3.5, 5.7, "3×3 conv, planes → planes\nstride s, dilation r, padding r\nBN, ReLU", blue),
+        (3.5, 5.7, "3×3 conv, planes → planes\ndilation r\nBN, ReLU", blue),
         (3.5, 3.8, "1×1 conv, planes → 4·planes\nBN", blue),
         (3.5, 2.3, "+", orange),
         (3.5, 0.7, "ReLU → (B, 4·planes, H/s, W/s)", grey),
