@@ -140,7 +140,8 @@ def trimap_miou(
 ) -> float:
     """mIoU over the pixels within ``width`` pixels of a ground-truth boundary (the "trimap"):
     how much of the error lies at object outlines, the trimap experiments of DeepLab v1 (arXiv
-    1412.7062; what the CRF gains) and DeepLabv3+ (arXiv 1802.02611; what the decoder gains).
+    1412.7062, Sec. 5; what the CRF gains) and DeepLabv3+ (arXiv 1802.02611, Sec. 4.4 and Fig.
+    5(a); what the decoder gains).
     ``preds`` are labels ``(B, H, W)`` or logits ``(B, C, H, W)``, ``targets`` ``(B, H, W)``;
     only :func:`boundary_band` is scored (NaN if it holds no labelled pixel)."""
     if not isinstance(width, int) or isinstance(width, bool) or width < 0:

@@ -41,6 +41,26 @@ def test_plot_trimap_curve_and_whole_image_line():
     plt.close(fig)
 
 
+def test_plot_ablations_draws_each_seeds_difference_and_the_papers():
+    """Left: a dot per seed at its difference, a bar at their mean, a diamond at the paper's
+    difference (points / 100); right: one trimap line per network, in the summary's order."""
+    summary = {
+        "DeepLabV3+": {"delta": [0.0, 0.0], "trimap": {1: 0.5, 4: 0.6}},
+        "no decoder": {"delta": [-0.3, -0.2], "trimap": {1: 0.2, 4: 0.3}},
+    }
+    fig = viz.plot_ablations(summary, {"no decoder": (-1.64, None, "Table 3")})
+    left, right = fig.axes
+    dots, diamond = left.get_lines()[:2]
+    np.testing.assert_allclose(dots.get_xdata(), [-0.3, -0.2])
+    np.testing.assert_allclose(diamond.get_xdata(), [-0.0164])
+    assert left.patches[0].get_width() == pytest.approx(-0.25)  # the mean's bar
+    assert [t.get_text() for t in left.get_yticklabels()] == ["no decoder"]
+    lines = right.get_lines()
+    np.testing.assert_allclose(lines[1].get_xydata(), [[1, 0.2], [4, 0.3]])
+    assert [t.get_text() for t in right.get_legend().get_texts()] == list(summary)
+    plt.close(fig)
+
+
 def test_plot_inference_speed_one_line_per_setting():
     """Each setting becomes a line through its times, and a dashed one shows what the work
     predicts (x4 per doubling of the side, from the first time)."""

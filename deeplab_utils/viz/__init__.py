@@ -19,6 +19,7 @@ from .backbone import (
 )
 from .data import plot_class_balance, show_augmentations, show_predictions, show_samples
 from .evaluation import (
+    plot_ablations,
     plot_inference_speed,
     plot_per_class_iou,
     plot_trimap,
