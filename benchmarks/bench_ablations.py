@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--changes", nargs="+", default=list(ABLATIONS), choices=list(ABLATIONS))
     parser.add_argument("--full", action="store_true", help="notebook 07's full (GPU) run")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--note", default="", help="what the report should say of the host")
     args = parser.parse_args()
     if pick_device().type == "cpu":
         torch.set_num_threads(2)  # the course's 2-core laptop
@@ -54,11 +55,13 @@ def main() -> None:
     rows = compare(config, tuple(args.seeds), tuple(args.changes), results=rows_file)
     settled = settle(config, pick_device())
     kernels = torch.backends.cpu.get_cpu_capability()
+    # ATEN_CPU_CAPABILITY set: kernels limited on a faster CPU (say so in --note on a real one)
     kernels += " (emulated)" if os.environ.get("ATEN_CPU_CAPABILITY") else ""
     report = {"kernels": kernels, "threads": torch.get_num_threads(), "device": str(pick_device()),
               "cpu": _cpu(), "torch": torch.__version__,
               "amp": settled.amp, "image_size": config.image_size, "steps": config.steps,
-              "batch_size": config.batch_size, "changes": ABLATIONS, "rows": rows}  # fmt: skip
+              "batch_size": config.batch_size, "note": args.note, "changes": ABLATIONS,
+              "rows": rows}  # fmt: skip
     with atomic_write(args.out, "w") as f:
         f.write(json.dumps(report, indent=1) + "\n")
     rows_file.unlink()

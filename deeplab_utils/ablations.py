@@ -34,7 +34,7 @@ ABLATIONS: dict[str, str] = {
     "DeepLabV3+": "the course's recipe: decoder, image pooling, output stride 16, separable",
     "no decoder": "ASPP's features to logits by a 1x1 conv, upsampled x16 (DeepLabv3's head)",
     "no image pooling": "ASPP without its image-level branch (DeepLabv3, Sec. 3.3)",
-    "output stride 8": "layer3 dilated too, ASPP's rates doubled: 4x the positions after layer2",
+    "output stride 8": "layer3 dilated too (4x its positions), ASPP's rates scaled to the map",
     "regular convolutions": "3x3 convolutions in ASPP and decoder, not atrous separable ones",
 }
 TRIMAP_WIDTHS = (1, 2, 4, 8)  # band widths (px) of the trimap mIoU
@@ -111,8 +111,13 @@ def measure(config: RunConfig, change: str) -> dict[str, Any]:
     fit(run, progress=False)
     seconds = time.perf_counter() - started
     run.val_set = val_set
-    return {"change": change, "seed": config.seed, "seconds": round(seconds, 1),
-            "gmacs": round(macs / 1e9, 3), **scores(run)}  # fmt: skip
+    return {"change": change, "seed": config.seed, "setting": _setting(config),
+            "seconds": round(seconds, 1), "gmacs": round(macs / 1e9, 3), **scores(run)}  # fmt: skip
+
+
+def _setting(config: RunConfig) -> str:
+    """What makes two runs' rows comparable, besides the change and the seed."""
+    return f"{config.image_size} px, {config.steps} steps of {config.batch_size}"
 
 
 def compare(
@@ -123,9 +128,16 @@ def compare(
 ) -> list[dict[str, Any]]:
     """Every change of ``changes`` trained on every seed, seed by seed; each row is added to the
     JSON file ``results`` as it finishes, and rows already there are not trained again (a
-    stopped comparison continues where it stopped)."""
+    stopped comparison continues where it stopped). Runs on the built-in shapes only; raises a
+    ValueError if ``results`` holds runs of another setting (image size, steps, batch)."""
+    if config.dataset != "shapes":
+        raise ValueError(f"the ablations train on the shapes, got dataset={config.dataset!r}")
     path = None if results is None else Path(results)
     rows = json.loads(path.read_text()) if path is not None and path.is_file() else []
+    for row in rows:
+        if row.get("setting", _setting(config)) != _setting(config):
+            raise ValueError(f"{path} holds runs of {row['setting']}, not of "
+                             f"{_setting(config)}: give another results file")  # fmt: skip
     done = {(row["change"], row["seed"]) for row in rows}
     for seed in seeds:
         for change in changes:
@@ -139,10 +151,10 @@ def compare(
 
 
 def as_table(rows: list[dict[str, Any]]) -> list[tuple]:
-    """:func:`compare`'s rows as tuples of :data:`FIELDS`, scores rounded to 3 decimals."""
+    """:func:`compare`'s rows as tuples of :data:`FIELDS`, scores rounded to 4 decimals."""
     return [
-        (row["change"], row["seed"], row["gmacs"], row["seconds"], round(row["miou"], 3),
-         *(round(row["trimap"][str(w)], 3) for w in TRIMAP_WIDTHS))
+        (row["change"], row["seed"], row["gmacs"], row["seconds"], round(row["miou"], 4),
+         *(round(row["trimap"][str(w)], 4) for w in TRIMAP_WIDTHS))
         for row in rows
     ]  # fmt: skip
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from deeplab_utils import ASPPPooling, SeparableConv2d, ablations, count_macs
 from deeplab_utils.course import course_config
 from deeplab_utils.metrics import trimap_miou
+from deeplab_utils.training import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,8 +35,9 @@ def test_each_change_alters_only_its_part(tmp_path):
     full = ablations.ablated(tiny(tmp_path), "DeepLabV3+").model.state_dict()
     for change in ablations.ABLATIONS:
         model = ablations.ablated(tiny(tmp_path), change).model
-        changed = ("aspp.project.0", "decoder")
-        changed = ("aspp", "decoder") if change == "regular convolutions" else changed
+        changed = {"DeepLabV3+": ("none",), "no decoder": ("decoder",),
+                   "no image pooling": ("aspp.project.0",), "output stride 8": ("none",),
+                   "regular convolutions": ("aspp", "decoder")}[change]  # fmt: skip
         for k, value in model.state_dict().items():
             if not k.startswith(changed):
                 assert torch.equal(value, full[k]), (change, k)
@@ -74,9 +76,17 @@ def test_output_stride_8_and_regular_convolutions(tmp_path):
     assert sum(isinstance(m, SeparableConv2d) for m in full.modules()) == 5  # 3 ASPP + 2 decoder
 
 
-def test_measure_trains_and_scores_one_row(tmp_path):
+def test_measure_trains_and_scores_one_row(tmp_path, monkeypatch):
     config = tiny(tmp_path)
+    trained = []
+
+    def spy(run, **kwargs):  # the network fit trains is the changed one, without validation
+        trained.append((type(run.model.decoder).__name__, run.val_set, run.config.steps))
+        return fit(run, **kwargs)
+
+    monkeypatch.setattr(ablations, "fit", spy)
     row = ablations.measure(config, "no decoder")
+    assert trained == [("_Logits", None, 2)]
     assert row["change"] == "no decoder" and row["seed"] == 0 and row["seconds"] > 0
     model = ablations.ablated(config, "no decoder").model
     assert row["gmacs"] == round(count_macs(model, torch.randn(1, 3, 64, 64)) / 1e9, 3)
@@ -118,6 +128,16 @@ def test_compare_continues_from_its_results_file(tmp_path, monkeypatch):
     assert trained == [("DeepLabV3+", 2)]  # the others were read back
     assert [(r["change"], r["seed"]) for r in again] == [
         ("DeepLabV3+", 0), ("DeepLabV3+", 1), ("DeepLabV3+", 2)]  # fmt: skip
+
+
+def test_compare_refuses_another_settings_file_and_real_datasets(tmp_path, monkeypatch):
+    monkeypatch.setattr(ablations, "measure", lambda config, change: 1 / 0)  # never trains
+    results = tmp_path / "rows.json"
+    results.write_text(json.dumps([{"change": "DeepLabV3+", "seed": 0, "setting": "x"}]))
+    with pytest.raises(ValueError, match="holds runs of x"):
+        ablations.compare(tiny(tmp_path), (0,), ("DeepLabV3+",), results)
+    with pytest.raises(ValueError, match="train on the shapes"):
+        ablations.compare(tiny(tmp_path, dataset="pets"), (0,), ("DeepLabV3+",))
 
 
 def test_summarize_pairs_runs_by_seed():

@@ -55,9 +55,12 @@ def test_plot_ablations_draws_each_seeds_difference_and_the_papers():
     np.testing.assert_allclose(diamond.get_xdata(), [-0.0164])
     assert left.patches[0].get_width() == pytest.approx(-0.25)  # the mean's bar
     assert [t.get_text() for t in left.get_yticklabels()] == ["no decoder"]
-    lines = right.get_lines()
-    np.testing.assert_allclose(lines[1].get_xydata(), [[1, 0.2], [4, 0.3]])
-    assert [t.get_text() for t in right.get_legend().get_texts()] == list(summary)
+    lines = right.get_lines()  # the reference drawn last, on top
+    np.testing.assert_allclose(lines[0].get_xydata(), [[1, 0.2], [4, 0.3]])
+    np.testing.assert_allclose(lines[1].get_xydata(), [[1, 0.5], [4, 0.6]])
+    assert [t.get_text() for t in right.get_legend().get_texts()] == ["no decoder", "DeepLabV3+"]
+    assert sorted(t.get_text() for t in left.get_legend().get_texts()) == [
+        "mean over seeds", "one seed", "the paper (PASCAL VOC)"]  # fmt: skip
     plt.close(fig)
 
 

@@ -112,29 +112,33 @@ def plot_ablations(summary: dict[str, dict], paper: dict[str, tuple]) -> Figure:
     each network (mean over seeds). ``summary`` is ``ablations.summarize``'s, ``paper``
     ``ablations.PAPER``. Notebook 08."""
     changes = [c for c in summary if c != "DeepLabV3+"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), width_ratios=(1.1, 1))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), width_ratios=(1.1, 1))
+    labels = {"bar": "mean over seeds", "dot": "one seed", "paper": "the paper (PASCAL VOC)"}
     for y, change in enumerate(changes):
         deltas = summary[change]["delta"]
-        left.barh(y, np.mean(deltas), color="lightsteelblue", height=0.5)
+        left.barh(y, np.mean(deltas), color="lightsteelblue", height=0.5,
+                  label=labels.pop("bar", None))  # fmt: skip
         left.plot(deltas, [y] * len(deltas), "o", color="steelblue", ms=5,
-                  label="this course, one seed" if y == 0 else None)  # fmt: skip
+                  label=labels.pop("dot", None))  # fmt: skip
         if change in paper:
             left.plot(paper[change][0] / 100, y, "D", color="firebrick", ms=6,
-                      label="the paper (PASCAL VOC)" if y == 0 else None)  # fmt: skip
+                      label=labels.pop("paper", None))  # fmt: skip
     left.axvline(0, color="gray", lw=0.8)
     left.set_yticks(range(len(changes)), labels=changes)
     left.invert_yaxis()
-    left.set_xlabel("mIoU minus DeepLabV3+'s")
+    left.set_xlabel("mIoU minus DeepLabV3+'s (the paper's: points / 100)")
     left.set_title("what each change does to mIoU")
     left.legend(frameon=False, fontsize=8, loc="center left")
-    for change, row in summary.items():
-        widths = list(row["trimap"])
-        right.plot(widths, list(row["trimap"].values()), marker="o", label=change,
-                   lw=2.5 if change == "DeepLabV3+" else 1.2)  # fmt: skip
+    order = [c for c in summary if c != "DeepLabV3+"] + ["DeepLabV3+"]  # the reference on top
+    for change in order:
+        trimap = summary[change]["trimap"]
+        right.plot(list(trimap), list(trimap.values()), marker="o", label=change,
+                   lw=2.5 if change == "DeepLabV3+" else 1.2,
+                   color="black" if change == "DeepLabV3+" else None)  # fmt: skip
     right.set_xlabel("band width w (pixels)")
     right.set_ylabel("mIoU within w px of an outline")
-    right.set_xticks(widths)
+    right.set_xticks(list(trimap))
     right.set_title("the trimap, mean over seeds")
-    right.legend(frameon=False, fontsize=8, loc="lower right")
+    right.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
