@@ -48,16 +48,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--note", default="", help="what the report should say of the host")
     args = parser.parse_args()
-    if pick_device().type == "cpu":
+    device = pick_device()
+    if device.type == "cpu":
         torch.set_num_threads(2)  # the course's 2-core laptop
     config = course_config(tempfile.gettempdir(), full=args.full)
     rows_file = args.out.with_suffix(".rows.json")  # each run as it finishes
     rows = compare(config, tuple(args.seeds), tuple(args.changes), results=rows_file)
-    settled = settle(config, pick_device())
+    settled = settle(config, device)
     kernels = torch.backends.cpu.get_cpu_capability()
     # ATEN_CPU_CAPABILITY set: kernels limited on a faster CPU (say so in --note on a real one)
     kernels += " (emulated)" if os.environ.get("ATEN_CPU_CAPABILITY") else ""
-    report = {"kernels": kernels, "threads": torch.get_num_threads(), "device": str(pick_device()),
+    report = {"kernels": kernels, "threads": torch.get_num_threads(), "device": str(device),
               "cpu": _cpu(), "torch": torch.__version__,
               "amp": settled.amp, "image_size": config.image_size, "steps": config.steps,
               "batch_size": config.batch_size, "note": args.note, "changes": ABLATIONS,

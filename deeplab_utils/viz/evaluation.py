@@ -129,8 +129,7 @@ def plot_ablations(summary: dict[str, dict], paper: dict[str, tuple]) -> Figure:
     left.set_xlabel("mIoU minus DeepLabV3+'s (the paper's: points / 100)")
     left.set_title("what each change does to mIoU")
     left.legend(frameon=False, fontsize=8, loc="center left")
-    order = [c for c in summary if c != "DeepLabV3+"] + ["DeepLabV3+"]  # the reference on top
-    for change in order:
+    for change in [*changes, "DeepLabV3+"]:  # the reference drawn last, on top
         trimap = summary[change]["trimap"]
         right.plot(list(trimap), list(trimap.values()), marker="o", label=change,
                    lw=2.5 if change == "DeepLabV3+" else 1.2,
