@@ -104,13 +104,10 @@ def scores(run: Run, widths: tuple[int, ...] = TRIMAP_WIDTHS) -> dict[str, Any]:
 def measure(config: RunConfig, change: str) -> dict[str, Any]:
     """Train ``config`` with ``change`` (no checkpoint) and score it: one row of the table."""
     run = ablated(replace(config, out=None, val_every=0), change)
-    image = run.val_set[0][0][None]  # (1, 3, S, S)
-    macs = count_macs(run.model, image)
-    val_set, run.val_set = run.val_set, None  # fit only trains; the scores are taken below
+    macs = count_macs(run.model, run.val_set[0][0][None])  # on one image (1, 3, S, S)
     started = time.perf_counter()
-    fit(run, progress=False)
+    fit(replace(run, val_set=None), progress=False)  # trains run.model; scored below
     seconds = time.perf_counter() - started
-    run.val_set = val_set
     return {"change": change, "seed": config.seed, "setting": _setting(config),
             "seconds": round(seconds, 1), "gmacs": round(macs / 1e9, 3), **scores(run)}  # fmt: skip
 

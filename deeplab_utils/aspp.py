@@ -29,8 +29,8 @@ def check_rates(
     allowed: str = "a non-empty sequence of positive ints",
     length: int | None = None,
 ) -> tuple[int, ...]:
-    """``rates`` (``length`` of them if given) as a tuple of atrous rates, or a ValueError saying
-    ``{name} must be {allowed}``: the one check of rates, for configurations and the CLI."""
+    """``rates`` as a tuple, or a ValueError ``{name} must be {allowed}``: the one check of atrous
+    rates, for configurations and the CLI."""
     positive = isinstance(rates, tuple | list) and all(type(r) is int and r >= 1 for r in rates)
     if not positive or not rates or (length is not None and len(rates) != length):
         raise ValueError(f"{name} must be {allowed}, got {rates!r}")
@@ -47,6 +47,15 @@ def scaled_aspp_rates(output_stride: int, image_size: int) -> tuple[int, int, in
     rates = aspp_rates(output_stride)
     scale = min(1.0, image_size / PAPER_CROP_SIZE)
     return tuple(max(1, round(r * scale)) for r in rates)  # type: ignore[return-value]
+
+
+def _conv1x1_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    """1x1 conv -> BN -> ReLU: how ASPP and the decoder mix and reduce channels."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
 
 
 class ASPPConv(nn.Sequential):
@@ -69,24 +78,17 @@ class ASPPConv(nn.Sequential):
 
 
 class ASPPPooling(nn.Sequential):
-    """Image-level branch of ASPP: global average pool -> 1x1 conv -> BN -> ReLU -> upsample.
-
-    ``(B, in_channels, H, W)`` -> ``(B, out_channels, H, W)``, one vector at every pixel (DeepLabv3,
-    Sec. 3.3). It is torchvision's, except that it trains on one image too, whose pooled map has
-    no batch statistics: BN then uses and keeps its running statistics. Taught in notebook 02.
+    """Image-level branch of ASPP (DeepLabv3, Sec. 3.3): global average pool -> 1x1 conv -> BN ->
+    ReLU -> upsample, one vector at every pixel. It is torchvision's, except that it trains on one
+    image too, whose pooled map has no batch statistics: BN then uses and keeps its running
+    statistics. Taught in notebook 02.
     """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Conv2d(in_channels, out_channels, 1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-        )
+        super().__init__(nn.AdaptiveAvgPool2d(1), *_conv1x1_bn_relu(in_channels, out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C_in, H, W)`` -> ``(B, C_out, H, W)``."""
-        size = x.shape[-2:]
+        """``(B, in_channels, H, W)`` -> ``(B, out_channels, H, W)``."""
         pool, conv, bn, relu = self
         y = conv(pool(x))  # (B, C_out, 1, 1)
         if self.training and y.shape[0] == 1:
@@ -95,17 +97,14 @@ class ASPPPooling(nn.Sequential):
             )
         else:
             y = bn(y)
-        y = relu(y)
-        return F.interpolate(y, size=size, mode="bilinear", align_corners=False)  # (B, C_out, H, W)
+        return F.interpolate(relu(y), size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class ASPP(nn.Module):
     """ASPP: a 1x1 branch, one atrous branch per rate and image pooling, concatenated and
-    projected by a 1x1 conv; ``(B, in_channels, H, W)`` -> ``(B, out_channels, H, W)``.
-
-    Without ``separable``, torchvision's ``ASPP`` (same names, and its dropout, 0.5, where the
-    paper's code has 0.1). It trains on one image (:class:`ASPPPooling`) unless the feature map
-    is 1x1. Taught in notebook 02.
+    projected by a 1x1 conv. Without ``separable``, torchvision's ``ASPP`` (same names, and its
+    dropout, 0.5, where the paper's code has 0.1). It trains on one image (:class:`ASPPPooling`)
+    unless the feature map is 1x1. Taught in notebook 02.
     """
 
     def __init__(
@@ -118,19 +117,11 @@ class ASPP(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        one_by_one = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-        )
+        one_by_one = _conv1x1_bn_relu(in_channels, out_channels)
         atrous = [ASPPConv(in_channels, out_channels, r, separable=separable) for r in rates]
         self.convs = nn.ModuleList([one_by_one, *atrous, ASPPPooling(in_channels, out_channels)])
-        self.project = nn.Sequential(
-            nn.Conv2d(len(self.convs) * out_channels, out_channels, 1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-        )
+        projection = _conv1x1_bn_relu(len(self.convs) * out_channels, out_channels)
+        self.project = nn.Sequential(*projection, nn.Dropout(dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in_channels, H, W)`` -> ``(B, out_channels, H, W)``."""

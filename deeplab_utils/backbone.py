@@ -45,11 +45,8 @@ def block_settings(
 
 
 class Bottleneck(nn.Module):
-    """ResNet bottleneck: 1x1 reduce -> 3x3 (strided or dilated) -> 1x1 expand, plus shortcut.
-
-    ``(B, in_channels, H, W)`` -> ``(B, 4 * planes, ceil(H / stride), ceil(W / stride))``; the
-    stride and rate sit on the 3x3 conv ("ResNet v1.5", as torchvision). Taught in notebook 03.
-    """
+    """ResNet bottleneck: 1x1 reduce -> 3x3 (strided or dilated) -> 1x1 expand, plus shortcut;
+    the stride and rate sit on the 3x3 conv ("ResNet v1.5", as in torchvision). Notebook 03."""
 
     expansion = 4  # He et al. 2016, Table 1: output channels are 4x the bottleneck width
 
@@ -76,7 +73,7 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C_in, H, W)`` -> ``(B, 4 * planes, H / stride, W / stride)``."""
+        """``(B, C_in, H, W)`` -> ``(B, 4 * planes, ceil(H / stride), ceil(W / stride))``."""
         out = self.relu(self.bn1(self.conv1(x)))  # (B, planes, H, W)
         out = self.relu(self.bn2(self.conv2(out)))  # (B, planes, H / stride, W / stride)
         out = self.bn3(self.conv3(out))  # (B, 4 * planes, H / stride, W / stride)
@@ -195,9 +192,8 @@ class WeightsNotFoundError(FileNotFoundError):
 
 
 def imagenet_cache_path() -> Path:
-    """Where torchvision caches (and looks for) the ImageNet weights file: torch.hub's rule,
-    ``torch.hub.get_dir()/checkpoints/<file name of the URL>``; ``TORCH_HOME`` moves it. Taught
-    in notebook 03."""
+    """Where torchvision caches (and looks for) the ImageNet weights: torch.hub's rule,
+    ``torch.hub.get_dir()/checkpoints/<file name of the URL>``; ``TORCH_HOME`` moves it."""
     return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_WEIGHTS.url.rsplit("/", 1)[-1]
 
 

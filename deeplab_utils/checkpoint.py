@@ -1,17 +1,12 @@
-"""Checkpoints: one file holding all a run needs to continue, written atomically.
+"""Checkpoints: one file holding all a run needs to continue, written atomically and read with
+``torch.load(..., weights_only=True)`` only (tensors and plain values, never pickled classes).
 
-Training layer (4). A checkpoint is a dict saved with ``torch.save`` and read with
-``torch.load(..., weights_only=True)`` only, so it holds tensors and plain values, never pickled
-classes: the step, the model's and optimiser's states, the fp16 scaler's, each process's torch
-random-generator states, the history and the run's settled config. Taught in notebook 07
-(saving, resuming, and :func:`load_model` to rebuild the network).
+Training layer (4). Taught in notebook 07 (saving, resuming, and :func:`load_model`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +24,6 @@ class CheckpointError(ValueError):
     """A checkpoint file is corrupt, or does not fit its model (the main job says so in a line)."""
 
 
-def rng_state() -> dict[str, Any]:
-    """This process's torch generators (CPU and CUDA): all the course's data, augmentation and
-    dropout draw from, so a resumed run restores them to draw what it would have."""
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
-    return {"cpu": torch.get_rng_state(), "cuda": cuda}
-
-
 def save_checkpoint(
     path: str | Path,
     *,
@@ -43,28 +31,29 @@ def save_checkpoint(
     step: int,
     optimizer: torch.optim.Optimizer | None = None,
     scaler: torch.amp.GradScaler | None = None,
-    history: dict[str, Any] | None = None,
-    config: Any = None,
+    history: Any = None,  # training.History
+    config: Any = None,  # config.RunConfig, as the run used it
 ) -> None:
     """Save a resumable checkpoint to ``path`` atomically: a crash mid-write keeps the last one.
 
-    Under torchrun every process calls it (each hands over its own generator states); rank 0
-    writes, and no process goes on before the file is complete. ``config`` (a dataclass or a
-    dict) is stored as a dict; the model's own ``.config`` (a ModelConfig) too.
+    Under torchrun every process calls it and hands over its own generator states (CPU and CUDA:
+    all the course's data, augmentation and dropout draw from them); rank 0 writes, and no process
+    goes on before the file is complete.
     """
     rank, world = rank_and_world()
-    states = [rng_state()]
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+    mine = {"cpu": torch.get_rng_state(), "cuda": cuda}
+    states = [mine]
     if world > 1:
         states = [None] * world
-        dist.all_gather_object(states, rng_state())
+        dist.all_gather_object(states, mine)
     if rank == 0:
         model = unwrap(model)
-        model_config = getattr(model, "config", None)
         payload = {
             "step": step, "model": model.state_dict(), "rng": states, "history": _plain(history),
             "optimizer": None if optimizer is None else optimizer.state_dict(),
             "scaler": None if scaler is None else scaler.state_dict(),
-            "config": _plain(config), "model_config": _plain(model_config),
+            "config": _plain(config), "model_config": _plain(getattr(model, "config", None)),
         }  # fmt: skip
         with atomic_write(path) as file:
             torch.save(payload, file)
@@ -72,21 +61,19 @@ def save_checkpoint(
         dist.barrier()  # nobody reads a checkpoint rank 0 is still writing
 
 
-def _plain(config: Any) -> dict[str, Any] | None:
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        return dataclasses.asdict(config)
-    return None if config is None else dict(config)
+def _plain(value: Any) -> dict[str, Any] | None:
+    return None if value is None else dataclasses.asdict(value)
 
 
-def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """The checkpoint dict at ``path``, or a one-line error saying what is wrong with it."""
-    path = Path(path)
-    if not path.is_file():
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict at ``path`` (tensors on the CPU), or a one-line error saying what is
+    wrong with it."""
+    if not Path(path).is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: train first or check the path")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # random bytes, a truncated zip, a pickled class: all unreadable
+        first = str(exc).strip().partition("\n")[0] or type(exc).__name__
         raise CheckpointError(
             f"{path} is not a readable checkpoint (corrupt, truncated or not a torch file): {first}"
         ) from exc
@@ -98,28 +85,12 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     return payload
 
 
-def _load_weights(payload: dict[str, Any], model: nn.Module, path: str | Path) -> None:
-    """Load the weights, naming the setting or tensor that differs when they do not fit."""
-    saved, current = payload.get("model_config") or {}, _plain(getattr(model, "config", None))
-    for name in (current or {}).keys() - {"output_stride"}:  # OS 16 -> 8: paper, Table 3
-        if name in saved and _setting(saved, name) != _setting(current, name):
-            raise CheckpointError(
-                f"checkpoint was trained with {name}={saved[name]!r} but the model has "
-                f"{name}={current[name]!r}; build the model with {name}={saved[name]!r} "
-                "(or use load_model(path))"
-            )
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as exc:  # its message names each tensor that differs, and both shapes
-        raise CheckpointError(f"checkpoint {path} does not fit the model: {exc}") from exc
-
-
 def _setting(config: dict[str, Any], name: str) -> Any:
-    """A model setting as the model uses it: ASPP's ``None`` is the paper's rates."""
-    value = tuple(config[name]) if isinstance(config[name], list) else config[name]
-    if name == "aspp_rates" and value in (None, aspp_rates(config["output_stride"])):
-        return "paper"  # the paper's rates, by name or spelled out: the same model
-    return value
+    """A model setting as the network uses it: the paper's ASPP rates, named (``None``) or spelled
+    out, compare equal."""
+    if name == "aspp_rates" and config[name] == aspp_rates(config["output_stride"]):
+        return None
+    return config[name]
 
 
 def load_checkpoint(
@@ -132,32 +103,40 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """Load a checkpoint into ``model`` (and the optimiser and scaler when given); return it.
 
-    ``restore_rng`` (when resuming) restores this process's generators, so the continued run
-    draws what the uninterrupted one would have. A scaler keeps its fresh state when the run was
-    saved without one (a CPU run continued on CUDA with fp16 finds its own scale).
+    A model setting or tensor that differs from the saved one's is named, but the output stride
+    may differ (trained at 16, evaluated at 8: paper, Table 3). ``restore_rng`` (resuming) lets
+    the continued run draw what the uninterrupted one would have. A scaler keeps its fresh state
+    when the run was saved without one (a CPU run continued on CUDA with fp16).
     """
-    payload = read_checkpoint(path, "cpu")
-    _load_weights(payload, unwrap(model), path)
-    if optimizer is not None:
-        if payload.get("optimizer") is None:
+    payload, model = read_checkpoint(path), unwrap(model)
+    saved, current = payload.get("model_config") or {}, _plain(getattr(model, "config", None))
+    for name in (current or {}).keys() & saved.keys() - {"output_stride"}:
+        if _setting(saved, name) != _setting(current, name):
             raise CheckpointError(
-                f"{path} holds weights only (no optimiser state): it cannot "
-                "be resumed; start a new run from its weights instead"
+                f"checkpoint was trained with {name}={saved[name]!r} but the model has "
+                f"{name}={current[name]!r}: build it with the same, or use load_model(path)"
             )
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as exc:  # its message names each tensor that differs, and both shapes
+        raise CheckpointError(f"checkpoint {path} does not fit the model: {exc}") from exc
+    if optimizer is not None:
+        if payload.get("optimizer") is None:  # saved with save_checkpoint(..., optimizer=None)
+            raise CheckpointError(f"{path} holds weights only: start a new run from them instead")
         optimizer.load_state_dict(payload["optimizer"])
     if scaler is not None and scaler.is_enabled() and payload.get("scaler"):
         scaler.load_state_dict(payload["scaler"])
-    rank = rank_and_world()[0]
-    if restore_rng and rank < len(payload.get("rng") or []):
-        state = payload["rng"][rank]
-        torch.set_rng_state(state["cpu"])
-        for index, cuda in enumerate(state["cuda"][: torch.cuda.device_count()]):
+    rank, states = rank_and_world()[0], payload.get("rng", [])
+    if restore_rng and rank < len(states):  # a rank the saved run did not have starts fresh
+        torch.set_rng_state(states[rank]["cpu"])
+        for index, cuda in enumerate(states[rank]["cuda"][: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(cuda, index)
     return payload
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the network saved in a checkpoint, with its weights, in eval mode. Notebook 07."""
+def load_model(path: str | Path) -> nn.Module:
+    """Rebuild the network saved in a checkpoint, with its weights, on the CPU in eval mode.
+    Taught in notebook 07."""
     payload = read_checkpoint(path)
     if not payload.get("model_config"):
         raise CheckpointError(
@@ -165,5 +144,5 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn
             "yourself and call load_checkpoint(path, model=model)"
         )
     model = build_model(ModelConfig(**payload["model_config"]))
-    _load_weights(payload, model, path)
-    return model.to(map_location).eval()
+    model.load_state_dict(payload["model"])
+    return model.eval()

@@ -38,12 +38,9 @@ def environment_report() -> str:
     versions = {"python": platform.python_version(), "torch": torch.__version__,
                 "torchvision": torchvision.__version__, "numpy": np.__version__}  # fmt: skip
     lines = [f"{name}: {version}" for name, version in versions.items()]
-    lines += [f"device: {device.type} ({found})", f"on Colab: {'yes' if _on_colab() else 'no'}"]
+    on_colab = "yes" if "google.colab" in sys.modules else "no"
+    lines += [f"device: {device.type} ({found})", f"on Colab: {on_colab}"]
     return "\n".join(lines)
-
-
-def _on_colab() -> bool:
-    return "google.colab" in sys.modules
 
 
 def local_workdir(start: Path | None = None) -> Path:
@@ -62,30 +59,22 @@ def setup_notebook(*, mount_drive: bool = False) -> Path:
     exercises that pass their checks are kept in its ``my_pieces/`` (:mod:`.checks.pieces`).
     """
     print(environment_report())
-    workdir = _workdir(mount_drive)
-    keep_pieces_in(pieces_folder(workdir))
-    return workdir
-
-
-def _workdir(mount_drive: bool) -> Path:
-    if not _on_colab():
-        if os.environ.get(WORKDIR_ENV):  # e.g. the tests' second, AVX2-only run of 07 and 08
-            workdir = Path(os.environ[WORKDIR_ENV])
-            workdir.mkdir(parents=True, exist_ok=True)
-            return workdir
-        return local_workdir()
-    if not torch.cuda.is_available():
+    on_colab = "google.colab" in sys.modules
+    if on_colab and not torch.cuda.is_available():
         print(
             "No GPU in this Colab runtime: Runtime > Change runtime type > T4 GPU, then run the "
             "notebook again. (Everything also runs on the CPU, with the short settings.)"
         )
-    workdir = COLAB_CONTENT / DRIVE_FOLDER
-    if mount_drive:
+    if not on_colab:  # DEEPLAB_WORKDIR: e.g. the tests' second, AVX2-only run of 07 and 08
+        workdir = Path(os.environ.get(WORKDIR_ENV) or local_workdir())
+    elif mount_drive:
         from google.colab import drive  # type: ignore[import-not-found]  # exists on Colab only
 
         drive.mount(str(COLAB_CONTENT / "drive"))
         workdir = COLAB_CONTENT / "drive" / "MyDrive" / DRIVE_FOLDER
     else:
         print("Tip: setup_notebook(mount_drive=True) keeps checkpoints and data on Google Drive.")
+        workdir = COLAB_CONTENT / DRIVE_FOLDER
     workdir.mkdir(parents=True, exist_ok=True)
+    keep_pieces_in(pieces_folder(workdir))
     return workdir

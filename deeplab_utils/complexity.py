@@ -8,9 +8,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 
-def count_parameters(module: nn.Module, *, trainable_only: bool = False) -> int:
-    """Parameters of ``module`` (those with ``requires_grad`` if asked). Taught in notebook 02."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+def count_parameters(module: nn.Module) -> int:
+    """Parameters of ``module``, frozen ones included. Taught in notebook 02."""
+    return sum(p.numel() for p in module.parameters())
 
 
 def _flop_counts(model: nn.Module, x: torch.Tensor) -> FlopCounterMode:

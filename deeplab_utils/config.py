@@ -1,11 +1,9 @@
 """One run's settings: :class:`RunConfig`, the course's recipe as its defaults.
 
-Training layer (4). The main job (``python -m deeplab_utils.train``, whose options are this
-class's fields) and the notebooks (:mod:`deeplab_utils.course`, the same recipe at smaller
-sizes) build their runs from it. A field left as ``None`` is decided where it is used, by
+Training layer (4). The main job's options are its fields; the notebooks use smaller instances
+(:mod:`deeplab_utils.course`). A field left as ``None`` is decided where it is used, by
 :func:`settle`, so ``dataclasses.replace(config, optimizer="sgd")`` gets SGD's learning rate.
-The model's own settings are :class:`~deeplab_utils.model.ModelConfig`, made by
-:meth:`RunConfig.model_config`. Taught in notebook 07.
+Taught in notebook 07.
 """
 
 from __future__ import annotations
@@ -46,9 +44,8 @@ def option(default: Any, help: str) -> Any:
 class RunConfig:
     """Everything a training run needs but the code: data, model, recipe, and where it runs.
 
-    The defaults are the main job's (the course's recipe); notebooks use smaller instances
-    (:func:`~deeplab_utils.course.course_config`). Raises a ValueError naming the field for a
-    bad value, so every layer below may trust it. Taught in notebook 07.
+    A bad value raises a ValueError naming the field, so every layer below may trust it.
+    Taught in notebook 07.
     """
 
     # --- data ---
@@ -121,9 +118,8 @@ class RunConfig:
                 object.__setattr__(self, "aspp_rates", check_rates(rates, "aspp_rates", allowed))
             except ValueError:
                 raise ValueError(f"aspp_rates must be {allowed}, got {self.aspp_rates!r}") from None
-        if self.multi_grid is not None:
-            object.__setattr__(self, "multi_grid", tuple(self.multi_grid))
-        self.model_config(2)  # the model's own checks (multi_grid)
+        # The model's own checks; multi_grid as a tuple (JSON gives a list)
+        object.__setattr__(self, "multi_grid", self.model_config(2).multi_grid)
 
     def model_config(self, num_classes: int) -> ModelConfig:
         """The :class:`~deeplab_utils.model.ModelConfig` of this run's network."""
@@ -174,13 +170,10 @@ def peak_lr(config: RunConfig) -> float:
 
 
 def settle(config: RunConfig, device: torch.device) -> RunConfig:
-    """``config`` with every ``None`` (and ``"auto"``) decided for ``device``: what the run uses.
-
-    Mixed precision where it is fast (:func:`~deeplab_utils.runtime.amp_is_fast`), NHWC on a
+    """``config`` with every ``None`` (and ``"auto"``) decided for ``device``, where a run starts:
+    mixed precision where it is fast (:func:`~deeplab_utils.runtime.amp_is_fast`), NHWC on a
     CPU, the main job's steps for that precision, the optimiser's learning rate, a tenth of the
-    steps as warm-up, progressive resizing on the shapes. Called where a run starts, never
-    stored in place of the user's config.
-    """
+    steps as warm-up, progressive resizing on the shapes."""
     amp = amp_is_fast(device) if config.amp is None else config.amp
     steps = MAIN_JOB_STEPS[amp] if config.steps is None else config.steps
     nhwc = device.type == "cpu" if config.channels_last is None else config.channels_last
@@ -198,10 +191,9 @@ class ResumeError(ValueError):
 def resumed(config: RunConfig, saved: dict[str, Any], done: int) -> RunConfig:
     """``config`` continuing a run saved with ``saved`` (its settled config) after ``done`` steps.
 
-    A field left as ``None`` takes the run's value (so a resumed run keeps its precision, its
-    steps and its warm-up); a field in ``FREE_ON_RESUME`` may change; ``steps`` may grow (the
-    poly schedule then stretches to the new total). Any other difference raises
-    :class:`ResumeError`.
+    A field left as ``None`` takes the run's value (its precision, steps, warm-up...); a field in
+    ``FREE_ON_RESUME`` may change; ``steps`` may grow (the poly schedule stretches to the new
+    total). Any other difference raises :class:`ResumeError`.
     """
     kept = {}
     for f in dataclasses.fields(config):

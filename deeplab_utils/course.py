@@ -1,11 +1,10 @@
 """The notebooks' run: the main job's recipe at a laptop's or a GPU's size, trained once.
 
-Teaching-aid layer. Notebook 07 trains it, notebook 08 reuses it: both build their config with
-:func:`course_config` (an instance of the main job's :class:`~deeplab_utils.config.RunConfig`,
-smaller) and their run with :func:`~deeplab_utils.run.build_run`, as the main job does. Notebook
-07 trains the network you assembled (:func:`your_network`) with your own loop
-(:func:`train_with`); notebook 08 loads what it saved or, run on its own, trains the same
-network (the package's, with the same initial weights) with :func:`~deeplab_utils.training.fit`.
+Teaching-aid layer. Notebooks 07 and 08 build their config with :func:`course_config` (the main
+job's :class:`~deeplab_utils.config.RunConfig`, smaller) and their run with
+:func:`~deeplab_utils.run.build_run`. Notebook 07 trains the network you assembled
+(:func:`your_network`) with your own loop (:func:`train_with`); notebook 08 loads what it saved
+or, run on its own, trains the package's network from the same weights (:func:`load_or_train`).
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +50,11 @@ SHORT_RUN = RunConfig(
     steps=400, train_samples=5000, val_samples=256, start_scale=1.0, val_every=50
 )  # 8 validations: a curve to read (notebook 07, section 7)
 FULL_RUN = replace(SHORT_RUN, image_size=128, steps=3000, train_samples=8000, val_every=250)
-_REAL = replace(RunConfig(), backbone_weights=IMAGENET, optimizer="sgd")
+_REAL = RunConfig(backbone_weights=IMAGENET, optimizer="sgd")
 _TRY = {"image_size": 128, "batch_size": 4, "steps": 20, "train_samples": 64, "val_samples": 16}
-REAL_RUNS = {
+RUNS = {  # (dataset, full): the run
+    ("shapes", False): SHORT_RUN,
+    ("shapes", True): FULL_RUN,
     ("pets", True): replace(_REAL, dataset="pets", image_size=384, steps=2000, val_every=500),
     ("voc", True): replace(_REAL, dataset="voc", image_size=513, steps=10_000, val_every=1000),
     ("pets", False): replace(_REAL, dataset="pets", val_every=20, **_TRY),
@@ -67,14 +69,13 @@ def course_config(workdir: str | Path, *, full: bool = False, dataset: str = "sh
     does the same wherever it runs. Real datasets are read from ``workdir/data``; the run is
     saved in ``workdir/runs/course-short`` (``course-full``, ``course-pets-full``, ...).
     """
-    if not isinstance(full, bool):
-        raise ValueError(f"full must be True or False, got {full!r}")
-    if dataset != "shapes" and (dataset, full) not in REAL_RUNS:
-        raise ValueError(f"dataset must be 'shapes', 'pets' or 'voc', got {dataset!r}")
-    preset = (FULL_RUN if full else SHORT_RUN) if dataset == "shapes" else REAL_RUNS[dataset, full]
+    if not isinstance(full, bool) or (dataset, full) not in RUNS:
+        raise ValueError(f"dataset must be 'shapes', 'pets' or 'voc' and full True or False, "
+                         f"got {dataset!r} and {full!r}")  # fmt: skip
     name = f"course-{'' if dataset == 'shapes' else dataset + '-'}{'full' if full else 'short'}"
+    workdir = Path(workdir)
     return replace(
-        preset, data_dir=str(Path(workdir) / "data"), out=str(Path(workdir) / "runs" / name)
+        RUNS[dataset, full], data_dir=str(workdir / "data"), out=str(workdir / "runs" / name)
     )
 
 
@@ -90,34 +91,25 @@ def _continued(run: Run) -> bool:
     return True
 
 
-def train(run: Run, *, progress: bool = True) -> History:
-    """Train ``run.model`` with :func:`~deeplab_utils.training.fit`, evaluating as it goes.
-
-    A stopped run of the same configuration (say, Colab disconnected) is continued, and a
-    finished one returned at once; one of another configuration is replaced.
-    """
-    return fit(run, resume=_continued(run), progress=progress)
-
-
 def load_or_train(config: RunConfig, *, progress: bool = True) -> tuple[Run, History]:
-    """The trained run of ``config``: loaded if it finished before, else trained (or finished)
-    now by :func:`train`. Its model ends on the CPU, in eval mode, either way."""
+    """The trained run of ``config``: loaded if it finished before, else trained now by
+    :func:`~deeplab_utils.training.fit`. A stopped run of the same configuration (say, Colab
+    disconnected) is continued; one of another configuration is replaced. Its model ends on the
+    CPU, in eval mode, either way."""
     run = build_run(config)
-    history = train(run, progress=progress)
+    history = fit(run, resume=_continued(run), progress=progress)
     run.model.cpu().eval()
     return run, history
 
 
 def your_network(run: Run, network: type, separable: type) -> nn.Module:
     """Notebook 04's ``network`` (your ``MyDeepLabV3Plus``) at ``run``'s sizes, holding
-    ``run.model``'s initial weights: the package's network, written by you.
+    ``run.model``'s initial weights: the package's network, written by you (``run.model`` itself
+    when ``network`` is the package's ``DeepLabV3Plus``: notebook 04 not written yet).
 
-    Where the run's network is separable (the course's recipe: DeepLabv3+, Sec. 3.1), each 3x3
-    convolution of its ASPP and decoder becomes notebook 02's ``separable`` one, with the same
-    channels and rate. The weights are loaded as the checks compare (a bias before a BN, which
-    the BN cancels, is dropped; the decoder's concatenation in either order), and proven on a
-    random image: a ValueError if the two networks still differ. ``network`` being the
-    package's ``DeepLabV3Plus`` (a notebook 04 not written yet) gives ``run.model`` itself.
+    Where the run's network is separable (DeepLabv3+, Sec. 3.1), each 3x3 convolution of its
+    ASPP and decoder becomes notebook 02's ``separable`` one. The weights are loaded as the
+    checks compare them and proven on a random image: a ValueError if the networks differ.
     """
     if network is DeepLabV3Plus:
         return run.model
@@ -153,24 +145,16 @@ def _with_weights_of(mine: nn.Module, model: nn.Module, size: int) -> nn.Module:
         mine.get_submodule(key.rpartition(".")[0]).register_parameter("bias", None)
     first = next(k for k in model.state_dict() if k.startswith("decoder.refine.0.0."))
     if not torch.equal(mine.state_dict()[first], model.state_dict()[first]):  # low-level first:
-        mine.register_state_dict_post_hook(_in_package_order)  # a checkpoint of it loads into
-        mine.register_load_state_dict_pre_hook(_in_your_order)  # the package's network
+        mine.register_state_dict_post_hook(partial(_reorder, back=True))  # its checkpoints load
+        mine.register_load_state_dict_pre_hook(partial(_reorder, back=False))  # into the package's
     mine.config = model.config  # what a checkpoint records to rebuild the network (load_model)
     model.train(training)
     return mine.train(training)
 
 
-def _in_package_order(module: nn.Module, state: dict, prefix: str, *_: Any) -> None:
-    """A state-dict hook: the decoder's concatenation weights in the package's order."""
-    _reorder(state, prefix, back=True)
-
-
-def _in_your_order(module: nn.Module, state: dict, prefix: str, *_: Any) -> None:
-    """A load-state-dict pre-hook: the package's order, read as your decoder concatenates."""
-    _reorder(state, prefix, back=False)
-
-
-def _reorder(state: dict, prefix: str, back: bool) -> None:
+def _reorder(module: nn.Module, state: dict, prefix: str, *_: Any, back: bool) -> None:
+    """A state-dict hook: the decoder's concatenation weights in the package's order (``back``),
+    or, loading, the package's order read as your decoder concatenates."""
     mine = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
     swapped = _low_level_first(mine, back=back) or {}
     state.update({prefix + k: v for k, v in swapped.items() if k.startswith("decoder.refine.")})

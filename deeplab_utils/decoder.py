@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .aspp import ASPPConv
+from .aspp import ASPPConv, _conv1x1_bn_relu
 
 LOW_LEVEL_CHANNELS = 48  # paper, Table 1: reducing low-level features to 48 channels is best
 DECODER_CHANNELS = 256  # paper, Table 2: two 3x3 convs with 256 filters refine best
@@ -29,11 +29,7 @@ class Decoder(nn.Module):
     ) -> None:
         super().__init__()
         # Few channels, so the many low-level channels do not outweigh the rich ASPP features.
-        self.reduce = nn.Sequential(
-            nn.Conv2d(low_level_channels, LOW_LEVEL_CHANNELS, 1, bias=False),
-            nn.BatchNorm2d(LOW_LEVEL_CHANNELS),
-            nn.ReLU(inplace=True),
-        )
+        self.reduce = _conv1x1_bn_relu(low_level_channels, LOW_LEVEL_CHANNELS)
         fused = aspp_channels + LOW_LEVEL_CHANNELS
         self.refine = nn.Sequential(  # two 3x3 conv-BN-ReLU units at rate 1
             ASPPConv(fused, DECODER_CHANNELS, 1, separable=separable),

@@ -1,10 +1,8 @@
-"""Evaluation: a model's metrics over a validation set, each pixel scored at its annotation's size.
+"""Evaluation: a model's metrics over a validation set, each pixel scored at its annotation's size
+(training layer, 4; notebook 08).
 
-Training layer (4). Taught in notebook 08.
-
-The PASCAL VOC protocol scores every pixel of the original annotation. When the model sees a
-resized picture (``original_size_eval_transforms``: longer side resized to ``S``, padded
-bottom/right to ``S x S``), its logits are cropped to the picture and resized to the
+The PASCAL VOC protocol scores every pixel of the original annotation: the logits of a resized and
+padded picture (``original_size_eval_transforms``) are cropped to the picture and resized to the
 annotation's ``H x W`` before the argmax. Scoring masks resized to the model's input is cheaper
 but not the protocol: nearest-neighbour shrinking drops thin structures and border pixels.
 """
@@ -89,15 +87,12 @@ def evaluate(
 ) -> dict[str, Any]:
     """Validation metrics of ``model`` over ``loader`` (summed over torchrun's processes).
 
-    Batches are ``(images (B, 3, h, w), masks)``: masks ``(B, h, w)`` of the images' size, or a
-    list of each picture's original-size mask, scored by the VOC protocol (above).
-    ``num_classes`` defaults to the logits' channels (2 for a one-channel model, which predicts
-    ``logit > 0``); ``device`` to the model's. Returns
-    :meth:`~deeplab_utils.metrics.SegmentationMetrics.compute`'s dict as plain numbers
-    (``"miou"``, ``"iou"`` per class, ``"confusion_matrix"`` (C, C), ...; None where undefined),
-    and ``"loss"``, ``loss_fn``'s value averaged over the batches by their sizes, when it is
-    given: the validation loss, whose gap to the training loss shows under- or overfitting (a
-    Dice term is pooled per batch, as in training, or per image for original-size masks).
+    Batches are ``(images (B, 3, h, w), masks)``: masks ``(B, h, w)``, or a list of each
+    picture's original-size mask (the VOC protocol, above). ``num_classes`` defaults to the
+    logits' channels (2 for a one-channel model, which predicts ``logit > 0``). Returns
+    :meth:`~deeplab_utils.metrics.SegmentationMetrics.compute`'s dict as plain numbers (None where
+    undefined) and, with ``loss_fn``, ``"loss"`` averaged over the images: the validation loss,
+    whose gap to the training loss shows under- or overfitting.
     """
     model = unwrap(model)  # each process scores its own share, without waiting for the others
     device = model_device(model) if device is None else pick_device(device)
@@ -128,8 +123,5 @@ def evaluate(
 
 def confusion_matrix(model: nn.Module, loader: Any, num_classes: int) -> torch.Tensor:
     """``(C, C)`` int64 pixel counts over ``loader``: row = target class, column = prediction.
-
-    :func:`evaluate`'s core, the loop notebook 08 has the learner write (eval mode, no
-    gradients, the model's device, argmax, targets of 255 left out).
-    """
+    :func:`evaluate`'s core, the loop notebook 08 has the learner write."""
     return torch.tensor(evaluate(model, loader, num_classes)["confusion_matrix"])

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator
@@ -165,8 +164,7 @@ def draw_mask_grid(
     fig.set_size_inches(PANEL_INCHES * cols, height)
     axes = fig.subplots(rows, cols, squeeze=False)
     for i in range(n):
-        panels = [display_image(images[i])]
-        panels += [mask_rgb(m[i], palette) for m in masks.values()]
+        panels = [display_image(images[i]), *(mask_rgb(m[i], palette) for m in masks.values())]
         for k, panel in enumerate(panels):
             axes[i // groups, (i % groups) * len(titles) + k].imshow(panel, interpolation="nearest")
     for c, ax in enumerate(axes[0]):
@@ -187,9 +185,7 @@ def prediction_grid_png(
     images: Batch, masks: Mapping[str, Batch], palette: Palette, class_names: Sequence[str]
 ) -> bytes:
     """:func:`draw_mask_grid` as PNG bytes, drawn without pyplot (safe in scripts and threads)."""
-    fig = Figure()
-    FigureCanvasAgg(fig)
-    draw_mask_grid(fig, images, masks, palette, class_names)
+    fig = draw_mask_grid(Figure(), images, masks, palette, class_names)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()

@@ -9,24 +9,18 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_write"]
 
-
-@contextmanager
+@contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb", **open_kwargs: object) -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on success, rename it over ``path``.
+    """Write to a temporary file beside ``path`` (mode "w" or "wb"), renamed over it on success.
 
-    ``os.replace`` is atomic on one file system, so readers (and a run that crashed or was
-    killed mid-write) see either the old file or the new one, never a truncated one. The
-    folder is created if needed. On an exception the temporary file is removed and ``path``
-    is left as it was.
+    ``os.replace`` is atomic on one file system, so readers (and a run killed mid-write) see
+    either the old file or the new one, never a truncated one. The folder is created if needed;
+    on an exception the temporary file is removed and ``path`` is left as it was.
     """
-    if mode not in ("w", "wb"):
-        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -41,10 +35,3 @@ def atomic_write(path: str | Path, mode: str = "wb", **open_kwargs: object) -> I
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    # Make the rename itself durable (POSIX only; Windows cannot open a directory).
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import nn
 
 from .data import longer_side_size, normalize
@@ -70,12 +70,9 @@ def predict(
 
 def _load_rgb(image: str | Path | Image.Image | np.ndarray) -> np.ndarray:
     """A path, PIL image or uint8 array ``(H, W)``, ``(H, W, 3|4)`` -> uint8 ``(H, W, 3)``."""
-    if isinstance(image, str | Path):
-        try:  # a missing file is Pillow's FileNotFoundError, which names it
-            with Image.open(image) as opened:
-                image = opened.convert("RGB")
-        except UnidentifiedImageError as exc:
-            raise ValueError(f"{image} is not an image Pillow can read (PNG, JPEG, ...)") from exc
+    if isinstance(image, str | Path):  # Pillow's errors name a missing or unreadable file
+        with Image.open(image) as opened:
+            image = opened.convert("RGB")
     array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
     bad_shape = array.ndim not in (2, 3) or array.shape[2:] not in ((), (3,), (4,))
     if array.dtype != np.uint8 or bad_shape:

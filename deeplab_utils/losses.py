@@ -18,18 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .targets import IGNORE_INDEX, check_logits, check_target
-
-__all__ = ["IOU", "DiceBCELoss", "DiceCELoss", "IoULoss"]
+from .targets import IGNORE_INDEX, check_target
 
 _EPS = 1e-12  # keeps the Dice/IoU ratio finite when smooth=0 and a class is empty everywhere
 
 
-def _masked_probs_and_onehot(
-    logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Probabilities and one-hot target, both ``(B, C, H, W)`` float32 and 0 on ignored pixels.
-    One channel: the foreground's sigmoid, as in the seed; more: softmax over ``C``."""
+def _soft_score(
+    logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, smooth: float, iou: bool
+) -> torch.Tensor:
+    """Soft Dice, or soft IoU with ``iou``, per class ``(C,)``, from sums over the batch's valid
+    pixels. One channel: the foreground's sigmoid, as in the seed; more: softmax over ``C``."""
     logits = logits.float()
     if logits.shape[1] == 1:
         probs, onehot, mask = torch.sigmoid(logits), target.float(), valid.float()
@@ -37,13 +35,7 @@ def _masked_probs_and_onehot(
         probs = torch.softmax(logits, dim=1)
         onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).float()
         mask = valid.unsqueeze(1).float()  # (B, 1, H, W)
-    return probs * mask, onehot * mask
-
-
-def _soft_score(
-    probs: torch.Tensor, onehot: torch.Tensor, smooth: float, iou: bool
-) -> torch.Tensor:
-    """Soft Dice, or soft IoU with ``iou``, per class ``(C,)``, from sums over the batch."""
+    probs, onehot = probs * mask, onehot * mask  # (B, C, H, W), 0 on ignored pixels
     inter = (probs * onehot).sum((0, 2, 3))
     total = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
     if iou:
@@ -57,44 +49,46 @@ class _SmoothedLoss(nn.Module):
         self.smooth = float(smooth)
         self.ignore_index = ignore_index
 
+    def _checked(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(target, valid)`` of :func:`check_target`, for logits that must be ``(B, C, H, W)``
+        (not, say, a squeezed one-class model's output)."""
+        if logits.ndim != 4:
+            raise ValueError(f"logits must have shape (B, C, H, W), got {tuple(logits.shape)}")
+        return check_target(target, logits.shape, ignore_index=self.ignore_index)
+
 
 class DiceBCELoss(_SmoothedLoss):
     """Binary segmentation loss, the seed's: ``mean_valid BCE(x, g) + 1 − soft Dice(σ(x), g)``.
-    logits ``(B, 1, H, W)``; target ``(B, 1, H, W)`` or ``(B, H, W)`` of 0/1 (float, int or bool;
-    soft labels in [0, 1] are accepted) -> scalar. Taught in notebook 05."""
+    Taught in notebook 05."""
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """logits ``(B, 1, H, W)``, target ``(B, 1, H, W)`` or ``(B, H, W)`` -> scalar."""
-        check_logits(logits)
+        """logits ``(B, 1, H, W)``, target ``(B, 1, H, W)`` or ``(B, H, W)`` of 0/1 (float, int or
+        bool; soft labels in [0, 1] too) -> scalar."""
         if logits.shape[1] != 1:
             raise ValueError(
                 "binary loss expects logits with 1 channel (B, 1, H, W), got "
                 f"{tuple(logits.shape)}; for C > 1 classes use DiceCELoss"
             )
-        target, valid = check_target(target, logits.shape, ignore_index=self.ignore_index)
+        target, valid = self._checked(logits, target)
         logits = logits.float()
         bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         # The mean over valid pixels; all ignored gives 0 (with a gradient path), not NaN.
         bce = (bce * valid).sum() / valid.sum().clamp_min(1)
-        probs, onehot = _masked_probs_and_onehot(logits, target, valid)
-        dice = _soft_score(probs, onehot, self.smooth, iou=False)  # (1,)
+        dice = _soft_score(logits, target, valid, self.smooth, iou=False)  # (1,)
         return bce + (1 - dice.mean())
 
 
 class IoULoss(_SmoothedLoss):
     """Soft Jaccard loss, ``1 − mean_c soft IoU_c``, binary (one logit channel: the foreground's
     ``σ(x)`` only, as in the seed) or multi-class (softmax; every class is averaged, one absent
-    from the batch scoring ``s / (Σ p + s)``, which penalises predicting it). logits ``(B, C, H,
-    W)``; target as :class:`DiceBCELoss`'s for ``C == 1``, as :class:`DiceCELoss`'s otherwise
-    -> scalar. Taught in notebook 05.
+    from the batch scoring ``s / (Σ p + s)``, which penalises predicting it). Taught in notebook 05.
     """
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """logits ``(B, C, H, W)``, target as in the class docstring -> scalar."""
-        check_logits(logits)
-        target, valid = check_target(target, logits.shape, ignore_index=self.ignore_index)
-        probs, onehot = _masked_probs_and_onehot(logits, target, valid)
-        return 1 - _soft_score(probs, onehot, self.smooth, iou=True).mean()
+        """logits ``(B, C, H, W)``, target as :class:`DiceBCELoss`'s for ``C == 1``, as
+        :class:`DiceCELoss`'s otherwise -> scalar."""
+        target, valid = self._checked(logits, target)
+        return 1 - _soft_score(logits, target, valid, self.smooth, iou=True).mean()
 
 
 IOU = IoULoss  # the seed's name, kept so that `IOU()` keeps working
@@ -104,8 +98,7 @@ class DiceCELoss(_SmoothedLoss):
     """Multi-class loss, :class:`DiceBCELoss`'s counterpart: ``CE + dice_weight · (1 − mean_c
     soft Dice_c(softmax(x)))``; ``dice_weight=0`` is plain cross-entropy. ``class_weights`` (one
     per class, e.g. against imbalance) weigh the cross-entropy as ``F.cross_entropy`` does, not
-    the Dice term. logits ``(B, C, H, W)``, ``C >= 2``; target ``(B, H, W)`` int64 -> scalar.
-    Taught in notebook 05.
+    the Dice term. Taught in notebook 05.
     """
 
     class_weights: torch.Tensor | None
@@ -126,19 +119,17 @@ class DiceCELoss(_SmoothedLoss):
         self.register_buffer("class_weights", class_weights, persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """logits ``(B, C, H, W)``, target ``(B, H, W)`` int64 -> scalar."""
-        check_logits(logits)
+        """logits ``(B, C, H, W)``, ``C >= 2``, target ``(B, H, W)`` int64 -> scalar."""
         if logits.shape[1] < 2:
             raise ValueError(
                 f"DiceCELoss needs C >= 2 logit channels, got {logits.shape[1]}; "
                 "for binary segmentation with one channel use DiceBCELoss"
             )
-        target, valid = check_target(target, logits.shape, ignore_index=self.ignore_index)
+        target, valid = self._checked(logits, target)
         logits, weights = logits.float(), self.class_weights
         per_pixel = F.cross_entropy(logits, target, weight=weights, reduction="none")  # (B, H, W)
         # The mean over valid pixels, or Σ w[target] as F.cross_entropy(weight=w) divides by.
         norm = valid if weights is None else weights[target] * valid
         ce = (per_pixel * valid).sum() / norm.sum().clamp_min(_EPS)
-        probs, onehot = _masked_probs_and_onehot(logits, target, valid)
-        dice = _soft_score(probs, onehot, self.smooth, iou=False)  # (C,)
+        dice = _soft_score(logits, target, valid, self.smooth, iou=False)  # (C,)
         return ce + self.dice_weight * (1 - dice.mean())

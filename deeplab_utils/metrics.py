@@ -12,16 +12,6 @@ import torch.nn.functional as F
 
 from .targets import IGNORE_INDEX, check_target
 
-__all__ = [
-    "IGNORE_INDEX",
-    "SegmentationMetrics",
-    "boundary_band",
-    "mean_iou",
-    "miou_interval",
-    "per_image_confusion",
-    "trimap_miou",
-]
-
 
 class SegmentationMetrics:
     """Accumulate a confusion matrix over batches and compute segmentation metrics from it:
@@ -63,9 +53,8 @@ class SegmentationMetrics:
         m = cm.double()  # counts below 2^53: every sum here is exact
         tp = m.diagonal()  # (C,)
         union = m.sum(dim=0) + m.sum(dim=1) - tp  # TP + FP + FN
-        nan = torch.tensor(float("nan"), dtype=torch.float64)
         iou = _iou(m)  # (C,)
-        dice = torch.where(union > 0, 2 * tp / (union + tp).clamp_min(1), nan)  # (C,)
+        dice = torch.where(union > 0, 2 * tp / (union + tp).clamp_min(1), torch.nan)  # (C,)
         total = m.sum()
         return {
             "pixel_accuracy": (tp.sum() / total).item() if total > 0 else float("nan"),
@@ -176,7 +165,6 @@ def miou_interval(
     matrices, or, with ``baseline`` (the same images scored otherwise), for the paired
     difference mIoU(matrices) − mIoU(baseline). It covers the choice of images (what the model
     would score on unlimited images of this kind), not of training runs. Notebook 08."""
-
     n = len(matrices)
     if n == 0:
         raise ValueError("need the matrices of at least one image, got none")

@@ -66,11 +66,8 @@ def _model(config: RunConfig, num_classes: int) -> nn.Module:
 
 
 def build_run(config: RunConfig) -> Run:
-    """The datasets, model and loss of ``config``.
-
-    A real dataset whose files are missing raises DatasetNotFoundError, whose message shows
-    where each file was expected.
-    """
+    """The datasets, model and loss of ``config`` (a DatasetNotFoundError for missing files
+    shows where each was expected)."""
     train_set = _dataset(config, "train", num_samples=config.train_samples,
                          voc_trainaug=config.voc_trainaug, sbd_root=config.sbd_dir)  # fmt: skip
     # Real datasets' validation masks keep their original size: the standard protocol scores
@@ -93,14 +90,10 @@ def preview_batch(run: Run, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def evaluate_test_split(run: Run) -> dict[str, Any]:
-    """The final score on the test split, once training and model choice are done.
-
-    Only Oxford-IIIT Pet has a labelled test split; a run never reads it otherwise (its
-    validation set is a held-out tenth of trainval). Every test picture is scored at its
-    original size, as validation is (under torchrun, each process scores its share).
-    Returns :func:`~deeplab_utils.evaluation.evaluate`'s metrics, with ``"split": "test"``
-    and ``"images"``, the number of test pictures.
-    """
+    """:func:`~deeplab_utils.evaluation.evaluate`'s metrics on the test split, at each picture's
+    original size, with ``"split": "test"`` and ``"images"``: the final score, once training and
+    model choice are done. Only Oxford-IIIT Pet has a labelled test split (its validation set is
+    a held-out tenth of trainval); a run never reads it otherwise."""
     test_set = _dataset(run.config, "test", original_size_masks=True)
     device = pick_device(run.config.device)
     amp = settle(run.config, device).amp  # the precision the run trained in

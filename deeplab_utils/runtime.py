@@ -48,27 +48,17 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return tensor.device if tensor is not None else torch.device("cpu")
 
 
-def bf16_is_fast(capability: str, avx512_bf16: bool, amx: bool) -> bool:
-    """Whether bf16 autocast speeds a CPU up: the decision alone, from what the CPU reports.
-
-    ``capability`` is the kernels torch runs (``torch.backends.cpu.get_cpu_capability()``:
-    ``"AVX2"``, ``"AVX512"``, ``"AMX"``); the flags are the CPU's native bf16 features. bf16 is
-    fast only with one of them *and* AVX-512 (or AMX) kernels: a CPU limited to AVX2 (a laptop,
-    or ``ATEN_CPU_CAPABILITY=avx2`` as ``make test-avx2`` plays one) emulates bf16 slowly. A pure
-    function, so the tests decide every input.
-    """
-    return capability in ("AVX512", "AMX") and bool(avx512_bf16 or amx)
-
-
 def amp_is_fast(device: str | torch.device) -> bool:
     """Whether mixed precision speeds training up on ``device``, so a run may turn it on itself:
-    on CUDA (fp16 tensor cores), on a CPU where :func:`bf16_is_fast` says so, never on MPS."""
+    on CUDA (fp16 tensor cores), never on MPS, and on a CPU only where torch runs AVX-512 (or AMX)
+    kernels *and* the CPU has native bf16 (AVX512-BF16 or AMX). A CPU limited to AVX2 (a laptop,
+    or ``ATEN_CPU_CAPABILITY=avx2`` as ``make test-avx2`` plays one) emulates bf16 slowly."""
     kind = torch.device(device).type
     if kind != "cpu":
         return kind == "cuda"
     # Private helpers of torch.cpu; a torch without them gets the safe answer, False.
     native = [getattr(torch.cpu, name, lambda: False)() for name in _BF16_FEATURES]
-    return bf16_is_fast(torch.backends.cpu.get_cpu_capability(), *native)
+    return torch.backends.cpu.get_cpu_capability() in ("AVX512", "AMX") and any(native)
 
 
 def autocast(device: torch.device, enabled: bool) -> torch.autocast:

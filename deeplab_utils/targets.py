@@ -6,17 +6,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["IGNORE_INDEX", "check_logits", "check_target"]
-
 # Target value of pixels that count for nothing (no loss, no gradient, no metric): the course's
 # convention, and the value of the "void" border in PASCAL VOC's masks.
 IGNORE_INDEX = 255
-
-
-def check_logits(logits: torch.Tensor) -> None:
-    """Refuse logits that are not ``(B, C, H, W)`` (a squeezed one-class model's output, say)."""
-    if logits.ndim != 4:
-        raise ValueError(f"logits must have shape (B, C, H, W), got {tuple(logits.shape)}")
 
 
 def check_target(

@@ -32,6 +32,7 @@ from .config import FREE_ON_RESUME, ResumeError, RunConfig, resumed, settle
 from .data import DatasetNotFoundError
 from .figures import prediction_grid_png
 from .files import atomic_write
+from .inference import predict
 from .run import CHECKPOINT, Run, build_run, evaluate_test_split, preview_batch
 from .runtime import autocast, pick_device, rank_and_world, unwrap
 from .training import History, NonFiniteLossError, fit
@@ -109,8 +110,6 @@ def parse(argv: list[str] | None = None) -> tuple[RunConfig, argparse.Namespace]
         if not path.is_file():
             parser.error(f"--resume: no checkpoint at {path}")
         saved = read_checkpoint(path)
-        if not saved.get("config"):
-            raise ResumeError(f"{path} does not record its run's settings; start a new run")
         parser.set_defaults(**{k: v for k, v in saved["config"].items() if k not in FREE_ON_RESUME})
         config = resumed(_config(parser, parser.parse_args(argv)), saved["config"], saved["step"])
     return config, args
@@ -154,14 +153,12 @@ def _iou_table(title: str, metrics: dict[str, Any], class_names: list[str]) -> N
         print(f"{name:<{width}}  {undefined if score is None else f'{score:.3f}'}")
 
 
-@torch.no_grad()
 def _predictions_png(run: Run) -> bytes:
     """Image | ground truth | prediction for the first validation images, with a legend."""
     images, masks = preview_batch(run, 4)  # (N, 3, H, W), (N, H, W)
     device, model = pick_device(run.config.device), unwrap(run.model)  # rank 0 alone: no DDP
-    model.eval()
-    with autocast(device, bool(run.config.amp)):  # the precision the run trained in
-        preds = model(images.to(device)).argmax(dim=1).cpu()  # (N, H, W)
+    with autocast(device, run.config.amp):  # the precision the run trained in
+        preds = predict(model, images.to(device)).argmax(dim=1).cpu()  # (N, H, W)
     columns = {"ground truth": masks, "prediction": preds}
     return prediction_grid_png(images, columns, run.val_set.palette, run.val_set.class_names)
 
@@ -176,7 +173,7 @@ def _report(run: Run, history: History, seconds: float, test: dict[str, Any] | N
         title = f"TEST split ({test['images']} images), scored once after training; validation "
         _iou_table(title + "never saw it:", test, names)
     summary = {"class_names": names, "config": dataclasses.asdict(run.config),
-               **history.to_dict(), **({"test": test} if test else {})}  # fmt: skip
+               **dataclasses.asdict(history), **({"test": test} if test else {})}  # fmt: skip
     with atomic_write(Path(run.config.out) / "history.json", "w", encoding="utf-8") as file:
         json.dump(summary, file, indent=1)
     with atomic_write(Path(run.config.out) / "predictions.png") as file:

@@ -1,17 +1,15 @@
 """The training loop: the poly schedule, the optimiser, the data order, and :func:`fit`.
 
-Training layer (4). :func:`fit` is the whole run on one screen, as nanoGPT's ``train.py``: for
-any model mapping ``(B, 3, H, W)`` to logits ``(B, C, H, W)``, any ``loss_fn(logits, masks)`` and
-any dataset of ``(image (3, H, W), mask (H, W))``. The data order is a function of the seed and
-the step alone (:class:`StepSampler`) and a checkpoint carries every state, random generators
-included, so a one-process CPU run resumed from a checkpoint (with ``workers=0``) ends with
-exactly the weights of an uninterrupted one. :func:`train_step` and :func:`train_steps` are the
-plain step and loop notebook 07 has the learner write. Taught in notebook 07.
+Training layer (4). :func:`fit` is the whole run on one screen, as nanoGPT's ``train.py``, for
+any model mapping ``(B, 3, H, W)`` to logits ``(B, C, H, W)``. The data order is a function of the
+seed and the step alone (:class:`StepSampler`) and a checkpoint carries every state, so a resumed
+one-process CPU run (``workers=0``) ends with exactly the weights of an uninterrupted one.
+:func:`train_step` and :func:`train_steps` are the plain step and loop the learner writes.
+Taught in notebook 07.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -86,17 +84,14 @@ class StepSampler(Sampler[list[int]]):
 
     Epoch ``e`` is a permutation of the dataset drawn from ``(config.seed, e)`` alone, cut into
     global batches of ``batch_size * world`` (an epoch's remainder is dropped: BatchNorm
-    dislikes a batch of one); process ``rank`` of ``shard = (rank, world)`` (default: this
-    process's) takes its slice of each. So any step's batch is known without reading the ones
-    before it: a resumed run starts at its step, on every rank.
+    dislikes a batch of one); this process takes its rank's slice of each. So any step's batch
+    is known without reading the ones before it: a resumed run starts at its step, on every rank.
     """
 
-    def __init__(
-        self, size: int, config: RunConfig, start: int = 0, shard: tuple[int, int] | None = None
-    ) -> None:
+    def __init__(self, size: int, config: RunConfig, start: int = 0) -> None:
         self.size, self.start = size, start
         self.batch, self.seed, self.steps = config.batch_size, config.seed, config.steps
-        self.rank, self.world = shard or rank_and_world()
+        self.rank, self.world = rank_and_world()
         self.per_epoch = size // (self.batch * self.world)
         if self.per_epoch == 0:
             raise ValueError(
@@ -148,12 +143,10 @@ class History:
         self.val.append(metrics)
         self.eval_seconds.append(seconds)
 
-    def to_dict(self) -> dict[str, list]:
-        return dataclasses.asdict(self)
-
     @classmethod
-    def from_dict(cls, data: dict[str, list] | None) -> History:
-        return cls(**{k: list(v) for k, v in (data or {}).items() if k in cls.__dataclass_fields__})
+    def from_dict(cls, data: dict[str, list]) -> History:
+        """The history a checkpoint saved (``dataclasses.asdict`` of one)."""
+        return cls(**data)
 
 
 def train_step(

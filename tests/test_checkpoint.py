@@ -17,7 +17,7 @@ from deeplab_utils.checkpoint import (
 )
 from deeplab_utils.config import RunConfig
 from deeplab_utils.model import ModelConfig, build_model
-from deeplab_utils.training import build_optimizer
+from deeplab_utils.training import History, build_optimizer
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def assert_state_equal(a, b) -> None:
 def test_round_trip_restores_every_state(tmp_path):
     """Model, optimiser, scaler, step, configs and history come back equal."""
     model, opt, scaler, config = trained_objects()
-    history = {"step": [1, 2], "loss": [0.5, 0.4]}
+    history = History(step=[1, 2], loss=[0.5, 0.4])
     path = save(tmp_path / "run" / "ckpt.pt", model, optimizer=opt, scaler=scaler, step=2,
                 config=config, history=history)  # fmt: skip
     # The file is readable by the safe loader alone (the oracle for "no pickled classes").
@@ -97,7 +97,7 @@ def test_round_trip_restores_every_state(tmp_path):
     assert scaler2.state_dict() == scaler.state_dict()
     assert state["step"] == 2
     assert RunConfig(**state["config"]) == config
-    assert state["history"] == history
+    assert History.from_dict(state["history"]) == history
 
 
 def test_rng_states_are_restored(tmp_path):
@@ -179,14 +179,6 @@ def test_missing_and_corrupt_files_are_clear_errors(tmp_path):
         load_checkpoint(bare, model=TinyNet())
 
 
-def test_resuming_from_a_weights_only_checkpoint_is_refused(tmp_path):
-    """Asking for optimiser state that the checkpoint lacks raises instead of resuming wrongly."""
-    model, opt, *_ = trained_objects(steps=1)
-    path = save(tmp_path / "c.pt", model, step=1)
-    with pytest.raises(CheckpointError, match="holds weights only .* cannot be resumed"):
-        load_checkpoint(path, model=model, optimizer=opt)
-
-
 def test_load_model_rebuilds_deeplab(tmp_path):
     """load_model rebuilds the saved DeepLabV3Plus from its config with equal weights, in eval."""
     torch.manual_seed(0)
@@ -266,3 +258,11 @@ def test_read_checkpoint_errors_like_load_checkpoint(tmp_path):
     junk.write_bytes(b"not a checkpoint at all" * 10)
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         read_checkpoint(junk)
+
+
+def test_resuming_from_a_weights_only_checkpoint_is_refused(tmp_path):
+    """Asking for optimiser state that the checkpoint lacks raises instead of resuming wrongly."""
+    model, opt, *_ = trained_objects(steps=1)
+    path = save(tmp_path / "c.pt", model, step=1)
+    with pytest.raises(CheckpointError, match="holds weights only"):
+        load_checkpoint(path, model=model, optimizer=opt)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -66,9 +68,11 @@ def _tta(
     resize_back=True,
     by_factor=False,
     softmax_first=False,
+    side=lambda s, n: round(s * n),
 ):
     """Multi-scale + flip TTA, right by default, with one plausible mistake (or a valid
-    variant: resizing by scale_factor, softmax before resizing back) switched on."""
+    variant: resizing by scale_factor, a scaled side rounded another way, softmax before
+    resizing back) switched on."""
 
     def run(model, images, scales=(1.0,), flip=False):
         h, w = images.shape[-2:]
@@ -79,7 +83,7 @@ def _tta(
                 if by_factor:
                     x = images if s == 1 else F.interpolate(images, scale_factor=s, **resize)
                 else:
-                    size = (round(s * h), round(s * w))
+                    size = (side(s, h), side(s, w))
                     x = images if size == (h, w) else F.interpolate(images, size=size, **resize)
                 for mirrored in (False, True) if flip else (False,):
                     logits = model(x.flip(-1) if mirrored else x)
@@ -98,12 +102,21 @@ def _tta(
 
 @pytest.mark.parametrize(
     "variant",
-    [{}, {"by_factor": True}, {"softmax_first": True}, {"by_factor": True, "softmax_first": True}],
-    ids=["size=", "scale_factor=", "softmax, then resize", "both"],
+    [
+        {},
+        {"by_factor": True},
+        {"softmax_first": True},
+        {"by_factor": True, "softmax_first": True},
+        {"side": lambda s, n: int(s * n)},
+        {"side": lambda s, n: math.ceil(s * n), "softmax_first": True},
+        {"side": lambda s, n: int((n - 1) * s) + 1},  # DeepLab's own scale_dimension
+    ],
+    ids=["size=", "scale_factor=", "softmax, then resize", "both", "int", "ceil", "official"],
 )
 def test_check_tta_passes_a_correct_tta(variant, capsys):
-    """The paper's TTA passes, whether the input is resized by size= or scale_factor= and
-    whether each run's softmax comes before or after resizing it back."""
+    """The paper's TTA passes, whether the input is resized by size= or scale_factor=, whatever
+    rule within a pixel gives a scaled side's length, and whether each run's softmax comes before
+    or after resizing it back."""
     tta = _tta(**variant)
     assert check_tta(tta) is tta
     assert "✓ check_tta" in capsys.readouterr().out
@@ -115,6 +128,10 @@ def test_check_tta_passes_a_correct_tta(variant, capsys):
         ({"probs": False}, "average the probabilities"),
         ({"unflip": False}, "mirror the flipped run's output back"),
         ({"align_corners": True}, "align_corners=False"),
+        (
+            {"align_corners": True, "side": lambda s, n: int((n - 1) * s) + 1},
+            "align_corners=False",
+        ),  # the official code's sizes, with its align_corners: named too
         ({"resize_back": False}, r"raised RuntimeError"),  # runs of several sizes: no mean
     ],
 )

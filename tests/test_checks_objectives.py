@@ -147,7 +147,7 @@ def test_dice_bce_check_passes_on_correct_losses(cls, capsys):
         (DiceWithoutBCE, "random logits"),
         (DiceBCEIgnoringNothing, "ignored pixels"),
         (DiceBCEDetached, "gradient"),
-        (SeedDiceBCE, r"case 'confidently wrong pixels \(logits \+-30\) \(loss value\)'"),
+        (SeedDiceBCE, r"case 'confidently wrong pixels \(logits \+-30, \+-120\) \(loss value\)'"),
         (DiceBCESmoothOne, r"case 'smooth=0.5 \(loss value\)'.*self\.smooth"),
     ],
 )
@@ -172,6 +172,78 @@ def test_iou_check_catches_wrong_losses(cls, case):
     """A union that forgets to subtract the intersection, and per-image IoU, fail."""
     with pytest.raises(CheckFailed, match=case):
         check_iou_loss(cls)
+
+
+class DiceBCEByIndexing(GoodDiceBCEWithIgnore):
+    """Valid: the BCE written from the identity log(1 + e^x) - x t, the ignored pixels taken out
+    by indexing instead of by multiplying with a mask."""
+
+    def forward(self, logits, target):
+        target = target.reshape(logits.shape).float()
+        keep = target != self.ignore_index
+        x, t = logits[keep], target[keep]  # (N_valid,)
+        bce = (F.softplus(x) - x * t).mean()
+        probs = torch.sigmoid(x)
+        dice = (2 * (probs * t).sum() + self.smooth) / (probs.sum() + t.sum() + self.smooth)
+        return bce + 1 - dice
+
+
+class IoUFromDiceIdentity(nn.Module):
+    """Wrong: IoU = Dice / (2 - Dice), section 3's identity, applied to the *smoothed* Dice."""
+
+    def __init__(self, smooth=1.0, ignore_index=255):
+        super().__init__()
+        self.smooth, self.ignore_index = smooth, ignore_index
+
+    def forward(self, logits, target):
+        target = target.reshape(logits.shape).float()
+        valid = (target != self.ignore_index).float()
+        probs, target = torch.sigmoid(logits) * valid, target * valid
+        dice = (2 * (probs * target).sum() + self.smooth) / (
+            probs.sum() + target.sum() + self.smooth
+        )
+        return 1 - dice / (2 - dice)
+
+
+def test_dice_bce_check_passes_the_decisions_left_to_the_learner(capsys):
+    """The exercise leaves the BCE's form and the masking to the learner: the softplus identity
+    with indexing passes as the library call with a mask does."""
+    check_dice_bce_loss(DiceBCEByIndexing)
+    assert capsys.readouterr().out.startswith("✓ check_dice_bce_loss")
+
+
+def test_iou_check_refuses_the_dice_identity_on_smoothed_scores():
+    """Notebook 05 asks whether Dice = 2 IoU / (1 + IoU) survives smoothing: it does not, and
+    the check names the identity on the first case."""
+    with pytest.raises(CheckFailed, match="random logits.*unsmoothed scores only"):
+        check_iou_loss(IoUFromDiceIdentity)
+
+
+class DiceBCELogOnePlusExp(GoodDiceBCE):
+    """BCE as log(1 + e^x) - x t: exact on paper, inf in float32 once e^x overflows."""
+
+    def forward(self, logits, target):
+        _, target, inter, p_sum, g_sum = _soft_sums(logits, target)
+        bce = (torch.log(1 + torch.exp(logits)) - logits * target).mean()
+        return bce + 1 - (2 * inter + self.smooth) / (p_sum + g_sum + self.smooth)
+
+
+class DiceBCELogOfSigmoid(GoodDiceBCE):
+    """BCE as -(t log sigmoid(x) + (1 - t) log sigmoid(-x)): log(0) once a sigmoid underflows."""
+
+    def forward(self, logits, target):
+        _, target, inter, p_sum, g_sum = _soft_sums(logits, target)
+        logs = target * torch.log(torch.sigmoid(logits))
+        logs = logs + (1 - target) * torch.log(torch.sigmoid(-logits))
+        return -logs.mean() + 1 - (2 * inter + self.smooth) / (p_sum + g_sum + self.smooth)
+
+
+@pytest.mark.parametrize("cls", [DiceBCELogOnePlusExp, DiceBCELogOfSigmoid])
+def test_dice_bce_check_refuses_bce_that_overflows(cls):
+    """Written-out BCEs that pass at logits of +-30 fail at +-120, where e^x overflows or a
+    sigmoid underflows to 0: 'exact and stable', as notebook 05 asks."""
+    with pytest.raises(CheckFailed, match=r"confidently wrong pixels \(logits \+-30, \+-120\)"):
+        check_dice_bce_loss(cls)
 
 
 def test_loss_check_asks_for_the_class_not_an_instance():
@@ -225,6 +297,12 @@ def miou_per_image(pred, target, num_classes, ignore_index=255):
             [good_miou(p, t, num_classes, ignore_index) for p, t in zip(pred, target, strict=True)]
         )
     )
+
+
+def test_miou_check_takes_any_real_number(capsys):
+    """A NumPy float32 is a number too (it failed as 'expected a number, got float32')."""
+    check_miou(lambda *args, **kwargs: np.float32(good_miou(*args, **kwargs)))
+    assert "✓ check_miou" in capsys.readouterr().out
 
 
 def test_miou_check_passes_on_numpy_implementation(capsys):
@@ -379,7 +457,7 @@ def test_dice_ce_check_passes_on_a_correct_loss(capsys):
         (DiceCEPerImage, "random logits"),
         (DiceCEPresentClassesOnly, "class 3 absent from the batch"),
         (DiceCESigmoid, "random logits"),
-        (DiceCELogSoftmaxByHand, "confidently wrong pixels"),
+        (DiceCELogSoftmaxByHand, "confidently wrong pixels.*e\\^-120 is 0 in float32"),
         (DiceCECountsIgnored, "ignored pixels"),
         (DiceCESmoothOne, "smooth=0.5"),
     ],

@@ -25,14 +25,6 @@ def test_count_parameters_counts_weights_and_biases() -> None:
     assert count_parameters(nn.Conv2d(3, 8, 3)) == 3 * 8 * 9 + 8
 
 
-def test_count_parameters_trainable_only() -> None:
-    """With trainable_only=True frozen parameters are left out."""
-    layer = nn.Linear(3, 4)
-    layer.weight.requires_grad_(False)
-    assert count_parameters(layer) == 16
-    assert count_parameters(layer, trainable_only=True) == 4
-
-
 @pytest.mark.parametrize("batch", [1, 2])
 def test_conv_macs_are_hand_computed(batch: int) -> None:
     """A conv costs B * C_in * C_out * k * k * H_out * W_out multiply-accumulates."""

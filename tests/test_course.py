@@ -43,8 +43,10 @@ def test_course_config_is_the_main_jobs_recipe_smaller(tmp_path):
     pets = course.course_config(tmp_path, full=True, dataset="pets")
     assert (pets.dataset, pets.backbone_weights, pets.optimizer) == ("pets", "imagenet", "sgd")
     assert pets.out == str(tmp_path / "runs" / "course-pets-full")
-    with pytest.raises(ValueError, match="dataset must be 'shapes', 'pets' or 'voc', got 'x'"):
+    with pytest.raises(ValueError, match="dataset must be 'shapes', 'pets' or 'voc' and full"):
         course.course_config(tmp_path, dataset="x")
+    with pytest.raises(ValueError, match="got 'shapes' and 1"):
+        course.course_config(tmp_path, full=1)
 
 
 def test_a_run_is_reproducible(tmp_path):
@@ -88,7 +90,7 @@ def test_stopped_run_is_resumed_to_the_same_weights(tmp_path, monkeypatch):
 
     monkeypatch.setattr(training, "save_checkpoint", save_then_disconnect)
     with pytest.raises(KeyboardInterrupt):
-        course.train(build_run(tiny(tmp_path / "b")), progress=False)
+        course.load_or_train(tiny(tmp_path / "b"), progress=False)
     monkeypatch.setattr(training, "save_checkpoint", real_save)
     resumed, history = course.load_or_train(tiny(tmp_path / "b"), progress=False)
     assert history.step == [1, 2]
@@ -96,7 +98,7 @@ def test_stopped_run_is_resumed_to_the_same_weights(tmp_path, monkeypatch):
     for name, value in _weights(resumed.model).items():
         assert torch.equal(value, expected[name]), name
     other = dataclasses.replace(tiny(tmp_path / "b"), seed=1)
-    assert course.train(build_run(other), progress=False).step == [1, 2]  # trained anew
+    assert course.load_or_train(other, progress=False)[1].step == [1, 2]  # trained anew
 
 
 class _LearnerNet(torch.nn.Module):

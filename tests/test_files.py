@@ -26,10 +26,3 @@ def test_a_crash_mid_write_keeps_the_old_file(tmp_path):
             raise OSError("disk unplugged")
     assert path.read_text(encoding="utf-8") == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["history.json"]
-
-
-def test_atomic_write_rejects_other_modes(tmp_path):
-    """Appending cannot be atomic by renaming: the mode is refused, naming it."""
-    with pytest.raises(ValueError, match="'a'"):
-        with atomic_write(tmp_path / "x", "a"):
-            pass

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from deeplab_utils import DeepLabV3Plus
@@ -147,7 +147,7 @@ def test_segment_image_errors(tiny, tmp_path):
         segment_image(tiny, tmp_path / "missing.png")
     text = tmp_path / "notes.png"
     text.write_text("not an image")
-    with pytest.raises(ValueError, match="notes.png is not an image"):
+    with pytest.raises(UnidentifiedImageError, match="notes.png"):
         segment_image(tiny, text)
     with pytest.raises(ValueError, match="uint8 array .* got float64"):
         segment_image(tiny, np.zeros((4, 4, 3)))

@@ -215,7 +215,9 @@ def test_bad_shapes_raise():
     with pytest.raises(ValueError, match="C >= 2.*got 1"):
         DiceCELoss()(torch.randn(2, 1, 8, 8), torch.zeros(2, 8, 8, dtype=torch.long))
     with pytest.raises(ValueError, match=r"logits must have shape \(B, C, H, W\), got \(2, 8, 8\)"):
-        DiceBCELoss()(torch.randn(2, 1, 8, 8)[:, 0], torch.zeros(2, 8, 8))  # a squeezed output
+        IoULoss()(torch.randn(2, 1, 8, 8)[:, 0], torch.zeros(2, 8, 8))  # a squeezed output
+    with pytest.raises(ValueError, match=r"1 channel \(B, 1, H, W\), got \(2, 8, 8\)"):
+        DiceBCELoss()(torch.randn(2, 1, 8, 8)[:, 0], torch.zeros(2, 8, 8))
 
 
 def test_bad_target_values_raise():

@@ -258,11 +258,14 @@ def test_a_piece_that_no_longer_saves_is_forgotten(learner, tmp_path, capsys):
 
 
 def test_a_piece_whose_file_would_not_run_is_not_saved(tmp_path):
-    """A method decorator defined in the notebook is not collected: the trial run of the file
-    catches it, so no file that fails is written (and no ✓ is shown for it later)."""
+    """A method's decorator is collected with the class; one the notebook has deleted since is
+    not, and the trial run of the file catches it, so no file that fails is written (and no ✓
+    is shown for it later)."""
     code = "def deco(f):\n    return f\nclass A:\n    @deco\n    def m(self):\n        return 1\n"
     module = _module("nb_deco", code, tmp_path)
     try:
+        assert "def deco(f)" in pieces.save_piece(module.A, "a", tmp_path / "kept").read_text()
+        del module.deco
         with pytest.raises(pieces.PieceNotSaved, match="would not run .NameError"):
             pieces.save_piece(module.A, "a", tmp_path)
     finally:

@@ -12,7 +12,7 @@ import torch
 from conftest import declare_cpu
 
 from deeplab_utils.colab import environment_report
-from deeplab_utils.runtime import amp_is_fast, bf16_is_fast, pick_device, seed_everything
+from deeplab_utils.runtime import amp_is_fast, pick_device, seed_everything
 
 
 def _draws() -> tuple[float, float, list[float]]:
@@ -99,10 +99,6 @@ def test_amp_is_fast_on_gpus(device, expected):
 # Every input amp_is_fast reads from the host is set by the test: the kernels torch runs
 # (get_cpu_capability) and the two bf16 features. A test that left one to the host passed on an
 # AVX-512 CPU and failed on an AVX2 laptop (issue 19).
-def _host(monkeypatch, capability, avx512_bf16, amx):
-    declare_cpu(monkeypatch, capability, avx512_bf16=avx512_bf16, amx=amx)
-
-
 @pytest.mark.parametrize("capability", ["AVX512", "AMX"])
 @pytest.mark.parametrize(
     ("avx512_bf16", "amx", "expected"),
@@ -112,7 +108,7 @@ def test_amp_is_fast_on_cpus_with_native_bf16_only(
     monkeypatch, capability, avx512_bf16, amx, expected
 ):
     """With AVX-512 (or AMX) kernels, bf16 autocast pays off only with AVX512-BF16 or AMX."""
-    _host(monkeypatch, capability, avx512_bf16, amx)
+    declare_cpu(monkeypatch, capability, avx512_bf16=avx512_bf16, amx=amx)
     assert amp_is_fast("cpu") is expected
     assert amp_is_fast(torch.device("cpu")) is expected
 
@@ -123,24 +119,8 @@ def test_amp_is_slow_where_torch_runs_no_avx512_kernels(monkeypatch, capability,
     """The twin: a CPU with bf16 features whose kernels are limited to AVX2 (a laptop, or
     ATEN_CPU_CAPABILITY=avx2) emulates bf16 slowly, so amp stays off. Fails if the capability
     check is dropped from the decision, whatever the host."""
-    _host(monkeypatch, capability, avx512_bf16, amx)
+    declare_cpu(monkeypatch, capability, avx512_bf16=avx512_bf16, amx=amx)
     assert amp_is_fast("cpu") is False
-
-
-@pytest.mark.parametrize(
-    ("capability", "avx512_bf16", "amx", "expected"),
-    [
-        ("AVX512", True, False, True),
-        ("AVX512", False, True, True),
-        ("AMX", False, True, True),
-        ("AVX512", False, False, False),
-        ("AVX2", True, True, False),
-        ("DEFAULT", True, False, False),
-    ],
-)
-def test_bf16_is_fast_is_the_decision_alone(capability, avx512_bf16, amx, expected):
-    """The pure decision, hand-tabulated: AVX-512 or AMX kernels and a native bf16 feature."""
-    assert bf16_is_fast(capability, avx512_bf16, amx) is expected
 
 
 def test_amp_is_fast_without_torch_helpers_says_no(monkeypatch):

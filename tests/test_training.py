@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -155,8 +156,10 @@ def test_replace_means_what_it_says():
 
 
 def batches(size: int, start: int = 0, shard: tuple[int, int] = (0, 1), **config) -> list:
+    """The batches StepSampler gives process ``shard = (rank, world)``."""
     config = RunConfig(**{"batch_size": 3, "steps": 10, "seed": 7, **config})
-    return list(StepSampler(size, config, start, shard))
+    with mock.patch("deeplab_utils.training.rank_and_world", return_value=shard):
+        return list(StepSampler(size, config, start))
 
 
 def test_step_sampler_order_depends_on_seed_and_step_only():
@@ -217,7 +220,7 @@ def test_fit_records_history_and_evaluates():
     assert len(history.val[-1]["iou"]) == NUM_CLASSES
     again = evaluate(run.model, eval_loader(run.val_set, run.config), loss_fn=run.loss_fn)
     assert history.val[-1]["loss"] == pytest.approx(again["loss"])  # the validation loss
-    restored = History.from_dict(json.loads(json.dumps(history.to_dict())))
+    restored = History.from_dict(json.loads(json.dumps(dataclasses.asdict(history))))
     assert restored == history
 
 

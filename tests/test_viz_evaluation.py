@@ -28,7 +28,9 @@ def test_plot_per_class_iou_bars_and_miou_line():
 def test_plot_per_class_iou_rejects_wrong_length():
     """An IoU per class of the wrong length raises a ValueError giving both counts."""
     with pytest.raises(ValueError, match="5 classes, got 3"):
-        viz.plot_per_class_iou([0.1, 0.2, 0.3], SHAPES_CLASSES, SHAPES_PALETTE)
+        viz.plot_per_class_iou(
+            [0.1, 0.2, 0.3], SHAPES_CLASSES, SHAPES_PALETTE, pixel_share=[0.2] * 5
+        )
 
 
 def test_plot_trimap_curve_and_whole_image_line():

@@ -5,7 +5,7 @@ The helpers know which check runs (a context variable), so a check's body only n
 
 import copy
 import functools
-import inspect
+import numbers
 import os
 import re
 import sys
@@ -19,10 +19,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-import deeplab_utils
-
 from ..backbone import state_dict_differences
 from . import pieces
+from .pieces import GRADING_ENV, functions, keep_piece, public_name
 
 
 class CheckFailed(AssertionError):
@@ -45,7 +44,6 @@ class _NotImplementedYet(CheckFailed):
 
 NOT_IMPLEMENTED = "not implemented yet"
 FALLBACK = "the rest of this notebook uses deeplab_utils' version"
-GRADING_ENV = "NBGRADER_EXECUTION"  # set by nbgrader ("autograde", "validate") while it grades
 NOTEBOOKS = {"atrous": "01", "aspp": "02", "backbone": "03", "decoder": "04", "objectives": "05",
              "data": "06", "training": "07", "evaluation": "08"}  # fmt: skip  # a check module's
 
@@ -137,13 +135,16 @@ def close(got: Any, expected: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bo
 
 
 def compare(
-    case: str, got: Any, expected: torch.Tensor, *,
+    case: str, got: Any, expected: Any, *,
     hint: HintLike = "", shape_hint: HintLike = None, atol: float = 1e-5, rtol: float = 1e-4,
 ) -> None:  # fmt: skip
-    """Fail ``case`` unless ``got`` is close to ``expected`` (a number will do for a 0-d one); a
-    wrong type or shape fails with ``shape_hint`` when there is one."""
-    if isinstance(got, int | float) and not isinstance(got, bool) and expected.dim() == 0:
-        got = torch.tensor(float(got), dtype=torch.float64)
+    """Fail ``case`` unless ``got`` is close to ``expected``, a tensor or numbers (for a number a
+    one-element tensor will do); a wrong type or shape fails with ``shape_hint`` if there is one."""
+    if not isinstance(expected, torch.Tensor):
+        expected = torch.tensor(expected, dtype=torch.float64)
+    number = isinstance(got, numbers.Real) and not isinstance(got, bool)  # numpy's too
+    if expected.dim() == 0 and (number or isinstance(got, torch.Tensor) and got.numel() == 1):
+        got = torch.as_tensor(got, dtype=torch.float64).reshape(())
     if shape_hint is not None and getattr(got, "shape", None) != expected.shape:
         hint = shape_hint
     if not isinstance(got, torch.Tensor):
@@ -243,48 +244,16 @@ def twins(
     return reference, load_weights(learner, weights).train(train)
 
 
-def _public_name(obj: Any) -> str:
-    """How a learner names ``obj``: ``deeplab_utils.ASPP``, or with its module where the package
-    does not export it (``deeplab_utils.training.train_step``)."""
-    top = getattr(deeplab_utils, obj.__qualname__, None) is obj
-    return f"{'deeplab_utils' if top else obj.__module__}.{obj.__qualname__}"
-
-
-def _codes(obj: Any) -> list[CodeType]:
-    """The code whose calls run ``obj`` (its methods, for a class), decorators unwrapped: their
-    wrapper's code (``torch.no_grad``'s) is everyone's."""
-    values = vars(obj).values() if isinstance(obj, type) else [obj]
-    functions = [inspect.unwrap(getattr(value, "__func__", value)) for value in values]
-    return [f.__code__ for f in functions if hasattr(f, "__code__")]
-
-
-def keep_piece(impl: Any, piece: str) -> Any:
-    """Save ``impl`` as ``piece`` for later notebooks, saying where (or why it could not be
-    saved), and return it: what a passing check does, and what a notebook does for a piece it
-    proves equal in its own cell."""
-    if os.environ.get(GRADING_ENV):
-        return impl  # graded notebooks are run one by one, each on its own: nothing carries over
-    try:
-        path = pieces.save_piece(impl, piece)
-    except Exception as exc:  # a check that passed stays passed: the saving only says why
-        pieces.forget_piece(piece)
-        print(f"  (not saved in your work folder: {exc})")
-        return impl
-    if path is not None:
-        print(f"  saved in your work folder: {pieces.shown(path)}")
-    return impl
-
-
 def exercise_check(reference: Any, *, also_watch: tuple[Any, ...] = ()) -> Callable:
-    """Turn ``body(impl)`` into ``check(impl, *, hint=False)``, which refuses an ``impl`` that is,
-    subclasses or calls ``reference`` (or ``also_watch``), returns ``impl`` if it passes, or
-    ``reference`` after one ``✗`` line if it is not written, and raises under nbgrader; a passing
-    ``impl`` is saved as a piece (:mod:`.pieces`)."""
+    """Turn ``body(impl)`` into ``check(impl, *, hint=False)``: it refuses an ``impl`` that is,
+    subclasses or calls ``reference`` (or ``also_watch``); a passing ``impl`` is saved as a piece
+    (:mod:`.pieces`) and returned; unwritten, ``reference`` after a ``✗`` line (nbgrader: raise)."""
 
     def decorate(body: Callable[[Any], None]) -> Callable[..., Any]:
         name = body.__name__
         piece = name.removeprefix("check_").removesuffix("_forward")  # check_aspp saves aspp.py
         pieces.register(piece, reference, NOTEBOOKS[body.__module__.rpartition(".")[2]])
+        codes = [(o, f.__code__) for o in (reference, *also_watch) for f in functions(o)]
 
         @functools.wraps(body)
         def unguarded(impl: Any, context: _Context | None = None) -> None:
@@ -298,8 +267,8 @@ def exercise_check(reference: Any, *, also_watch: tuple[Any, ...] = ()) -> Calla
 
         @functools.wraps(body)
         def check(impl: Any, *, hint: bool = False) -> Any:
-            ref_name, grading = _public_name(reference), bool(os.environ.get(GRADING_ENV))
-            watched = {c: _public_name(o) for o in (reference, *also_watch) for c in _codes(o)}
+            ref_name, grading = public_name(reference), bool(os.environ.get(GRADING_ENV))
+            watched = {code: public_name(o) for o, code in codes}  # the package is imported now
             subclass = isinstance(reference, type) and isinstance(impl, type)
             try:
                 if impl is reference:

@@ -17,11 +17,9 @@ _POOLING_HINT = Hint(
 )
 _POOLING_VALUE_HINT = Hint(
     "the shapes are right but not the values: does every path through your forward (eval "
-    "mode, train mode, a batch of one) apply pool -> conv -> BN -> ReLU, in that order, each "
-    "once?",
+    "mode, train mode, a batch of one) apply pool -> conv -> BN -> ReLU, in order, once each?",
     "after the ReLU no value is negative, and each image's output is one vector repeated over "
-    "H x W; compare your output after each stage with the four modules called one by one on "
-    "the same input.",
+    "H x W; compare your output after each stage with the four modules called one by one.",
 )
 _BN_HINT = Hint(
     "in train mode with a batch of one: what would eval mode compute here? Get that and leave "
@@ -71,18 +69,16 @@ def check_aspp_pooling(cls: type) -> None:
 
 
 _ASPP_NAMES_HINT = Hint(
-    "the names and the order are the conventions stated before the exercise: self.convs, an "
+    "compare the keys listed with the conventions stated before the exercise: self.convs, an "
     "nn.ModuleList of the branches (1x1, one MyASPPConv per rate, MyASPPPooling), and "
-    "self.project, an nn.Sequential of a 1x1 conv, BN, ReLU and dropout; compare the keys "
-    "listed with them.",
+    "self.project, an nn.Sequential of a 1x1 conv, BN, ReLU and dropout.",
     "names come from positions (convs.0 the 1x1 branch, convs.1 the first rate, ..., the "
     "pooling branch last; project.0 to project.3). If project.0's shape differs: how many "
     "channels does the concatenation hand it, for any number of rates?",
 )
 _ASPP_HINT = Hint(
-    "every branch sees the same input and returns (B, C_out, H, W); along which dimension "
-    "must their outputs be joined so that the projection's conv reads them all, in the order "
-    "of self.convs?",
+    "every branch sees the same input and returns (B, C_out, H, W): along which dimension must "
+    "their outputs be joined, in the order of self.convs, for the projection to read them all?",
     "print each branch's output shape on a small input, then the joined one: it keeps the "
     "input's batch, height and width, and has as many channels as project.0 expects.",
 )

@@ -9,23 +9,12 @@ from torch.overrides import TorchFunctionMode
 from ..atrous import atrous_conv2d, receptive_field, receptive_fields
 from ._common import Hint, compare, exercise_check, fail, passed, run
 
-# PyTorch's convolutions under every name a learner can reach (torch.*, F.*, torch._*,
-# torch.ops.aten.*, torch._C._nn.*), transposed ones included: a transposed convolution with the
-# kernel flipped is a convolution. im2col is F.unfold's kernel, which places the dilated taps.
-_CONVOLUTIONS = frozenset(
-    f"{name}{suffix}"
-    for name in ("conv", "conv_transpose", "_conv_depthwise", "_slow_conv", "slow_conv_dilated")
-    for suffix in ("1d", "2d", "3d")
-) | {
-    "convolution", "_convolution", "_convolution_mode", "conv_tbc", "cudnn_convolution",
-    "cudnn_convolution_transpose", "mkldnn_convolution", "miopen_convolution", "im2col",
-    "_slow_conv2d_forward", "thnn_conv2d", "convolution_overrideable",
-}  # fmt: skip
-
 
 class _Convolutions(TorchFunctionMode):
-    """Records PyTorch's convolutions (and F.unfold, which places the dilated taps) with a kernel
-    wider than 1x1: a 1x1 one only mixes channels, as each tap of notebook 01's sum does."""
+    """Records PyTorch's convolutions with a kernel wider than 1x1 (a 1x1 one only mixes channels,
+    as each tap of notebook 01's sum does), under every name a learner can reach (torch.*, F.*,
+    torch._*, torch.ops.aten.*, torch._C._nn.*; a transposed one with its kernel flipped is one
+    too), and F.unfold and its kernel im2col, which place the dilated taps."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -34,7 +23,8 @@ class _Convolutions(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "").split(".")[0]  # aten.conv2d.default: conv2d
-        if func is F.unfold or name in _CONVOLUTIONS:
+        convolution = "conv" in name and not name.startswith("_convert")  # those only reformat
+        if func is F.unfold or name == "im2col" or convolution:
             kernel = args[1] if len(args) > 1 else kwargs.get("weight", kwargs.get("kernel_size"))
             if isinstance(kernel, torch.Tensor):  # a convolution's weight, (C_out, C_in, *kernel)
                 kernel = kernel.shape[2:]

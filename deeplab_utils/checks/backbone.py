@@ -33,10 +33,9 @@ _VALUE_HINT = Hint(
     "is x itself when there is no downsample module.",
 )
 _STRIDE_HINT = Hint(
-    "your conv2 has no stride, so another conv carries it: that is the original ResNet's "
-    "block (He et al.), with the same shapes but other values. This check compares with "
-    "torchvision's v1.5 block, whose weights section 7 loads: section 1 says why v1.5 moved "
-    "the stride.",
+    "your conv2 has no stride: that is the original ResNet's block (He et al.), same shapes, "
+    "other values. This check compares with torchvision's v1.5 block, whose weights section 7 "
+    "loads; section 1 says why v1.5 moved the stride.",
     "a strided 1x1 conv reads one pixel in four and never looks at the other three: which of "
     "the block's convs can subsample without leaving an input pixel unread?",
 )
@@ -64,14 +63,14 @@ def check_bottleneck(cls: type) -> None:
             biases_before_bn=False,  # notebook 03 loads torchvision's state dict, strictly
         )  # fmt: skip
         x = torch.randn(b, c_in, *size)
+        conv2_stride = getattr(getattr(learner, "conv2", None), "stride", None)
+        moved = stride != 1 and conv2_stride in (1, (1, 1))  # He et al.'s place for it
+        hint = _STRIDE_HINT if moved else _VALUE_HINT
         for mode in ("eval", "train"):
             case = f"{name}, {mode} mode"
             ref.train(mode == "train")
             learner.train(mode == "train")
             got, expected = outputs(case, learner, ref, x, hint=_SHAPE_HINT)
-            conv2_stride = getattr(getattr(learner, "conv2", None), "stride", None)
-            moved = stride != 1 and conv2_stride in (1, (1, 1))  # He et al.'s place for it
-            hint = _STRIDE_HINT if moved else _VALUE_HINT
             compare(case, got, expected, hint=hint, shape_hint=_SHAPE_HINT)
     passed(len(cases), "your bottleneck equals deeplab_utils.Bottleneck.")
 

@@ -14,10 +14,9 @@ from ._common import Hint, compare, exercise_check, fail, load_weights, outputs,
 def load_reference_weights(
     module: torch.nn.Module, reference: torch.nn.Module, *inputs: torch.Tensor
 ) -> torch.nn.Module:
-    """Load ``reference``'s weights into ``module`` as the checks compare them (biases before a BN
-    set to 0, a decoder's concatenation in the order that gives ``reference(*inputs)``, either the
-    ASPP output or the low-level features first; a decoder's or a whole network's): notebooks
-    02-04 and 07."""
+    """Load ``reference``'s weights (a decoder's or a whole network's) into ``module`` as the checks
+    compare them: biases before a BN set to 0, the decoder's concatenation in the order (the ASPP
+    output or the low-level features first) giving ``reference(*inputs)``. Notebooks 02-04, 07."""
     weights = reference.state_dict()
     swapped = _low_level_first(weights) if inputs else None
     for order in [weights] if swapped is None else [swapped, weights]:  # the reference's last:

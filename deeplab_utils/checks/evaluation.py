@@ -2,6 +2,7 @@
 
 import copy
 import functools
+import math
 from collections.abc import Callable
 
 import torch
@@ -56,15 +57,26 @@ def check_confusion_matrix(fn: Callable[..., torch.Tensor]) -> None:
     passed(len(cases), f"your loop counts exactly as {evaluate.__module__}.evaluate.")
 
 
+# A scaled side's length, each rule within a pixel of s * n: every one is a valid decision.
+_SIZE_RULES = {
+    "round": lambda n, s: round(s * n),
+    "int": lambda n, s: int(s * n),
+    "ceil": lambda n, s: math.ceil(s * n),
+    "official": lambda n, s: int((n - 1) * s) + 1,  # DeepLab's scale_dimension (utils.py)
+}
+
+
 def _tta(
     model: nn.Module, x: torch.Tensor, scales: tuple, flip: bool, *, align_corners=False,
-    unflip=True, by_factor=False, softmax_first=False, logits=False,
+    unflip=True, by_factor=False, softmax_first=False, logits=False, size_rule="round",
 ) -> torch.Tensor:  # fmt: skip
     """A TTA made with these choices, right (``_TTA_VARIANTS``) or wrong (``_TTA_MISTAKES``)."""
     size, bilinear, maps = x.shape[-2:], {"mode": "bilinear", "align_corners": align_corners}, []
+    scaled = _SIZE_RULES[size_rule]
     with torch.no_grad():
         for s in scales:
-            resize = {"scale_factor": s} if by_factor else {"size": [round(s * n) for n in size]}
+            sides = [max(1, scaled(n, s)) for n in size]
+            resize = {"scale_factor": s} if by_factor else {"size": sides}
             xs = x if s == 1 else F.interpolate(x, **resize, **bilinear)
             for mirrored in (False, True) if flip else (False,):
                 out = model(xs.flip(-1) if mirrored else xs)
@@ -77,14 +89,19 @@ def _tta(
 
 
 _TTA_MISTAKES = {
-    "average the probabilities (softmax each run, then the mean), as the paper does, not the "
-    "logits.": {"logits": True},
+    "average the probabilities (softmax each run, then the mean), as DeepLab's code does, not "
+    "the logits.": {"logits": True},
     "mirror the flipped run's output back (flip(-1)) before averaging.": {"unflip": False},
     "resize with bilinear interpolation and align_corners=False, as the model's own "
     "upsampling does.": {"align_corners": True},
 }
-# Right too: the input resized by scale_factor=s, the softmax taken before resizing back.
-_TTA_VARIANTS = [{"by_factor": f, "softmax_first": s} for f, s in ((1, 0), (0, 1), (1, 1))]
+# Right too: the input resized by scale_factor=s or to a size rounded by any rule above, the
+# softmax taken before resizing back.
+_TTA_VARIANTS = [
+    {"by_factor": by_factor, "size_rule": rule, "softmax_first": first}
+    for by_factor, rule in [(True, "round"), *((False, rule) for rule in _SIZE_RULES)]
+    for first in (False, True)
+]
 _TTA_HINT = Hint(
     "resize, run, resize back, softmax, average.",
     "every scale, and with flip its mirror image, is one run; each run's logits come back to the "
@@ -114,7 +131,12 @@ def check_tta(fn: Callable[..., torch.Tensor]) -> None:
             for variant in _TTA_VARIANTS:
                 if close(got, right := tta(**variant)):
                     expected = right
-            made = (text for text, kw in _TTA_MISTAKES.items() if close(got, tta(**kw)))
+            made = (
+                text
+                for text, kw in _TTA_MISTAKES.items()
+                for right in _TTA_VARIANTS
+                if close(got, tta(**right, **kw))
+            )  # a mistake, made with any valid choices
             hint = next(made, _TTA_HINT)
         elif isinstance(got, torch.Tensor) and got.shape[:2] == expected.shape[:2]:
             hint = "resize every run's logits back to the images' own H x W before averaging."

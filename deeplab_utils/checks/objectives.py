@@ -16,13 +16,13 @@ from ..metrics import (
     per_image_confusion,
     trimap_miou,
 )
-from ._common import Hint, build, compare, exercise_check, passed, run
+from ._common import Hint, build, close, compare, exercise_check, passed, run
 
 Case = tuple[str, torch.Tensor, torch.Tensor, dict]  # (name, logits, target, constructor kwargs)
 
 
 def _loss_and_grad(loss_fn: Callable, logits: torch.Tensor, target: torch.Tensor):
-    """The loss value and its gradient with respect to the logits."""
+    """The loss value (0-d) and its gradient with respect to the logits."""
     x = logits.detach().clone().requires_grad_()
     loss = loss_fn(x, target.clone())
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
@@ -46,13 +46,14 @@ def _binary_loss_cases(cls: Any) -> list[Case]:
     """Logits and float 0/1 targets, ``(B, 1, H, W)``; ignored pixels if ``cls`` takes them."""
     target, wrong_target, wrong = _blob(2, 1, 8, 8), _blob(2, 1, 6, 7), torch.randn(2, 1, 6, 7)
     wrong[0, 0, :2, :2] = torch.where(wrong_target[0, 0, :2, :2] > 0, -30.0, 30.0)
+    wrong[1, 0, :2, :2] = torch.where(wrong_target[1, 0, :2, :2] > 0, -120.0, 120.0)  # e^120: inf
     cases = [
         ("random logits, batch 2, 8x8", torch.randn(2, 1, 8, 8) * 2, target, {}),
         ("perfect prediction (logits +-10)", (target * 2 - 1) * 10.0, target, {}),
         ("empty target mask", torch.randn(2, 1, 6, 6), torch.zeros(2, 1, 6, 6), {}),
         ("batch 1, odd size 7x11", torch.randn(1, 1, 7, 11), _blob(1, 1, 7, 11), {}),
         ("batch 3, odd size 5x9", torch.randn(3, 1, 5, 9) * 3, _blob(3, 1, 5, 9), {}),
-        ("confidently wrong pixels (logits +-30)", wrong, wrong_target, {}),
+        ("confidently wrong pixels (logits +-30, +-120)", wrong, wrong_target, {}),
         ("smooth=0.5", torch.randn(2, 1, 5, 6) * 2, _blob(2, 1, 5, 6), {"smooth": 0.5}),
     ]
     target = _blob(2, 1, 9, 7)
@@ -94,6 +95,12 @@ _LOSS_HINTS = {
         "make a map that says, pixel by pixel, whether the target counts: where do the ignored "
         "pixels enter your sums and your average now, and what keeps them out of both?",
     ),
+    "confidently wrong pixels (logit gap": Hint(
+        "a confidently wrong pixel: e^-120 is 0 in float32, so the softmax gives its true class "
+        "exactly 0 and the log of it is -inf. Compute the cross-entropy from the logits.",
+        "take the log before the exponentials can cancel: a log-softmax, or torch.nn.functional's "
+        "cross-entropy, which also leaves the per-pixel values unreduced if you ask.",
+    ),
     "confidently": Hint(
         "a confidently wrong pixel: its probability of the true class is exactly 0 in float32 "
         "(sigmoid(30) is 1.0), so the log is -inf (F.binary_cross_entropy clamps it at -100 and "
@@ -113,12 +120,18 @@ def _hint_for(name: str, hints: dict[str, Any], default: Any) -> Any:
     return next((hint for start, hint in hints.items() if name.startswith(start)), default)
 
 
-def _check_loss(cls: Any, reference: type, cases: list[Case], hint: Hint) -> None:
-    """Compare value and gradient of ``cls(**kwargs)`` with ``reference(**kwargs)`` per case."""
+def _check_loss(
+    cls: Any, reference: type, cases: list[Case], hint: Hint, mistakes: tuple = ()
+) -> None:
+    """Compare value and gradient of ``cls(**kwargs)`` with ``reference(**kwargs)`` per case;
+    ``mistakes`` are ``(loss_fn(logits, target, **kwargs), hint)``: a value equal to one's
+    gets its hint."""
     for name, logits, target, kwargs in cases:
         exp_value, exp_grad = _loss_and_grad(reference(**kwargs), logits, target)
         value, grad = run(name, _loss_and_grad, build(cls, **kwargs), logits, target)
         value_hint = _hint_for(name, _LOSS_HINTS, hint)
+        made = (h for wrong, h in mistakes if close(value, wrong(logits, target, **kwargs)))
+        value_hint = next(made, value_hint)
         compare(f"{name} (loss value)", value, exp_value, hint=value_hint)
         grad_hint = value_hint if name.startswith("confidently") else _LOSS_HINTS["gradient"]
         compare(f"{name} (gradient w.r.t. the logits)", grad, exp_grad, hint=grad_hint)
@@ -138,6 +151,21 @@ def check_dice_bce_loss(cls: type) -> None:
     _check_loss(cls, DiceBCELoss, _binary_loss_cases(cls), hint)
 
 
+def _iou_from_smoothed_dice(logits, target, smooth=1.0, ignore_index=255) -> torch.Tensor:
+    """1 - D / (2 - D), section 3's identity, applied to the smoothed Dice D: a mistake."""
+    valid = target != ignore_index
+    probs, target = torch.sigmoid(logits) * valid, target * valid
+    dice = (2 * (probs * target).sum() + smooth) / (probs.sum() + target.sum() + smooth)
+    return 1 - dice / (2 - dice)
+
+
+_IOU_FROM_DICE = (
+    _iou_from_smoothed_dice,
+    "section 3's identity between Dice and IoU holds for the unsmoothed scores only: the "
+    "smoothing s enters the two differently. Compute the IoU from the overlap and the union.",
+)
+
+
 @exercise_check(IoULoss)
 def check_iou_loss(cls: type) -> None:
     """A binary soft-IoU loss, on the cases of :func:`check_dice_bce_loss`."""
@@ -146,7 +174,7 @@ def check_iou_loss(cls: type) -> None:
         "the union is the total of the probabilities and the target minus their overlap; "
         "smooth both the overlap and the union by self.smooth, and sum over the whole batch.",
     )
-    _check_loss(cls, IoULoss, _binary_loss_cases(cls), hint)
+    _check_loss(cls, IoULoss, _binary_loss_cases(cls), hint, mistakes=(_IOU_FROM_DICE,))
 
 
 @exercise_check(DiceCELoss)
@@ -164,14 +192,15 @@ def check_dice_ce_loss(cls: type) -> None:
 
 
 _MIOU_HINTS = {
-    "a batch": "count one confusion matrix over the whole batch; do not average per-image mIoUs.",
-    "ignored": "skip every pixel whose target is ignore_index before counting.",
-    "classes 3 and 4 absent": "a class absent from both target and prediction has IoU 0/0: "
-    "leave it out of the mean (do not count it as 0 or 1).",
-    "class 3 in the target": "a class that is in the target but never predicted has IoU 0 and "
-    "is counted.",
-    "class 3 predicted": "a class that is predicted but absent from the target has IoU 0 and is "
-    "counted.",
+    "a batch": "is the batch's mIoU the mean of its images' mIoUs, or the mIoU of all its pixels "
+    "counted together, as the papers count a whole validation set?",
+    "ignored": "which row of the matrix does a pixel whose target is ignore_index belong to?",
+    "classes 3 and 4 absent": "what are TP + FP + FN for a class absent from both masks, and "
+    "what can a mean do with 0/0?",
+    "class 3 in the target": "a class in the target that is never predicted: what are its TP "
+    "and its FN, so what is its IoU, and should a class the model misses cost nothing?",
+    "class 3 predicted": "a class predicted but in no target: what are its TP and its FP, so "
+    "what is its IoU, and should false alarms cost nothing?",
 }
 
 
@@ -208,9 +237,8 @@ def check_miou(fn: Callable[..., float]) -> None:
     ]
     formula = "IoU_c is TP / (TP + FP + FN) from the confusion matrix (rows: the target)."
     for name, pred, target, num_classes in cases:
-        expected = torch.tensor(mean_iou(pred, target, num_classes), dtype=torch.float64)
+        expected = mean_iou(pred, target, num_classes)
         got = run(name, fn, pred.clone(), target.clone(), num_classes, ignore_index=255)
-        got = got.reshape(()) if isinstance(got, torch.Tensor) and got.numel() == 1 else got
         hint = _hint_for(name, _MIOU_HINTS, formula)
         compare(name, got, expected, hint=hint, atol=1e-6, rtol=1e-6)
     passed(len(cases), "your mIoU equals deeplab_utils.SegmentationMetrics'.")

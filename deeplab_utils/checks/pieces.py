@@ -1,11 +1,11 @@
 """Your pieces, kept: what passed its check is saved as a Python file, and later notebooks load it.
 
-Teaching-aid layer. When a check passes, its piece (``MyASPP``, ``MyDecoder``, ...) is written to
-the work folder's ``my_pieces/`` as a self-contained module: the piece's own source, the source of
-every function and class of yours it uses, the imports and constants it needs. So it survives a
-kernel restart (and, on Colab, a new session, with the work folder on Drive), and notebook 04
-assembles the network from the pieces of 02 and 03, which notebook 07 then trains. A piece not
-saved yet, or whose file no longer runs, is the package's, with a ``✗`` line.
+When a check passes, its piece (``MyASPP``, ``MyDecoder``, ...) is written to the work folder's
+``my_pieces/`` as a self-contained module: its source, the source of every function and class of
+yours it uses, the imports and constants it needs. So it survives a kernel restart (on Colab, a
+new session, with the work folder on Drive); notebook 04 assembles the network from the pieces of
+02 and 03, which notebook 07 trains. A piece not saved yet, or whose file no longer runs, is the
+package's, with a ``✗`` line.
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ import types
 from pathlib import Path
 from typing import Any
 
+import deeplab_utils
+
 from ..files import atomic_write
 
+GRADING_ENV = "NBGRADER_EXECUTION"  # set by nbgrader ("autograde", "validate") while it grades
 _PREFIX = "_my_pieces_"  # the module name of a loaded piece: its file's stem after it
 _FOLDER: list[Path] = []  # where setup_notebook() said the pieces live (none: nothing is saved)
 _PIECES: dict[str, tuple[Any, str]] = {}  # piece -> (the package's version, the notebook)
@@ -33,10 +36,9 @@ class PieceNotSaved(ValueError):
     """The piece uses something that cannot be written as source (a tensor, a lambda, ...)."""
 
 
-def keep_pieces_in(folder: str | Path | None) -> Path | None:
-    """Save passing pieces in ``folder`` from now on (``None``: save nothing); returns it."""
+def keep_pieces_in(folder: str | Path | None) -> None:
+    """Save passing pieces in ``folder`` from now on (``None``: save nothing)."""
     _FOLDER[:] = [] if folder is None else [Path(folder)]
-    return None if folder is None else Path(folder)
 
 
 def pieces_folder(workdir: str | Path) -> Path:
@@ -58,59 +60,73 @@ def shown(path: Path) -> str:
     return "/".join(parts[start:])
 
 
-def _public(obj: Any) -> str:
-    return f"{obj.__module__.split('.')[0]}.{obj.__qualname__}"
+def public_name(obj: Any) -> str:
+    """How a learner names ``obj``: ``deeplab_utils.ASPP``, or with its module where the package
+    does not export it (``deeplab_utils.training.train_step``)."""
+    top = getattr(deeplab_utils, obj.__qualname__, None) is obj
+    return f"{'deeplab_utils' if top else obj.__module__}.{obj.__qualname__}"
+
+
+def _file(piece: str, folder: str | Path | None = None) -> Path | None:
+    """``folder/piece.py``, by default in the folder :func:`keep_pieces_in` set (none: None)."""
+    folder = folder if folder is not None else (_FOLDER[0] if _FOLDER else None)
+    return None if folder is None else Path(folder) / f"{piece}.py"
 
 
 def save_piece(obj: Any, piece: str, folder: str | Path | None = None) -> Path | None:
     """Write ``obj`` (a class or function of yours) and what it uses to ``folder/piece.py``
     (default: the folder :func:`keep_pieces_in` set; none set: nothing is written)."""
-    folder = Path(folder) if folder is not None else (_FOLDER[0] if _FOLDER else None)
-    if folder is None:
+    path = _file(piece, folder)
+    if path is None:
         return None
     lines = _Closure().module(obj)
     try:  # a file that would not run must not replace one that does
         exec(compile(lines, f"<{piece}.py>", "exec"), {"__name__": f"{_PREFIX}{piece}_trial"})
     except Exception as exc:
         raise PieceNotSaved(f"the saved file would not run ({type(exc).__name__}: {exc})") from None
-    path = folder / f"{piece}.py"
     with atomic_write(path, "w", encoding="utf-8") as file:
         file.write(f'"""{piece}: yours, saved when its check passed."""\n\n' + lines)
     return path
 
 
-def forget_piece(piece: str, folder: str | Path | None = None) -> None:
-    """Delete the saved ``piece`` (a later version failed to save: an older one must not stand
-    in for it)."""
-    folder = Path(folder) if folder is not None else (_FOLDER[0] if _FOLDER else None)
-    if folder is not None:
-        (folder / f"{piece}.py").unlink(missing_ok=True)
+def keep_piece(impl: Any, piece: str) -> Any:
+    """Save ``impl`` as ``piece`` for later notebooks, saying where (or why it could not be
+    saved), and return it: what a passing check does, and what a notebook does for a piece it
+    proves equal in its own cell."""
+    if os.environ.get(GRADING_ENV):
+        return impl  # graded notebooks are run one by one, each on its own: nothing carries over
+    try:
+        path = save_piece(impl, piece)
+    except Exception as exc:  # a check that passed stays passed: the saving only says why
+        _file(piece).unlink(missing_ok=True)  # an older version must not stand in for it
+        print(f"  (not saved in your work folder: {exc})")
+    else:
+        if path is not None:
+            print(f"  saved in your work folder: {shown(path)}")
+    return impl
 
 
 def load_piece(piece: str, folder: str | Path | None = None) -> Any:
     """Your saved ``piece`` (a ``✓`` line says so), or the package's version after a ``✗`` line
     when it is not saved yet or its file no longer runs."""
     reference, notebook = _PIECES[piece]
-    folder = Path(folder) if folder is not None else (_FOLDER[0] if _FOLDER else None)
-    path = None if folder is None else folder / f"{piece}.py"
-    if os.environ.get("NBGRADER_EXECUTION"):  # a grader's machine holds other learners' pieces
-        print(f"✗ {piece}: not loaded while nbgrader grades (each notebook is graded on its "
-              f"own) — the package's version is used ({_public(reference)})")  # fmt: skip
-        return reference
-    if path is None or not path.is_file():
+    path = _file(piece, folder)
+    if os.environ.get(GRADING_ENV):  # a grader's machine holds other learners' pieces
+        why = "not loaded while nbgrader grades (each notebook is graded on its own)"
+    elif path is None or not path.is_file():
         colab = " (on Colab: setup_notebook(mount_drive=True) in each notebook)"
-        print(f"✗ {piece}: not saved yet (notebook {notebook} saves yours once it passes its "
-              f"check{colab if 'google.colab' in sys.modules else ''}) — the package's version "
-              f"is used ({_public(reference)})")  # fmt: skip
-        return reference
-    try:
-        mine = _import(path).PIECE
-    except Exception as exc:  # a file edited by hand, or a package that changed under it
-        print(f"✗ {piece}: {path} does not run ({type(exc).__name__}: {exc}) — the package's "
-              f"version is used ({_public(reference)})")  # fmt: skip
-        return reference
-    print(f"✓ {piece}: yours ({mine.__name__}, notebook {notebook}), from {shown(path)}")
-    return mine
+        colab = colab if "google.colab" in sys.modules else ""
+        why = f"not saved yet (notebook {notebook} saves yours once it passes its check{colab})"
+    else:
+        try:
+            mine = _import(path).PIECE
+        except Exception as exc:  # a file edited by hand, or a package that changed under it
+            why = f"{path} does not run ({type(exc).__name__}: {exc})"
+        else:
+            print(f"✓ {piece}: yours ({mine.__name__}, notebook {notebook}), from {shown(path)}")
+            return mine
+    print(f"✗ {piece}: {why} — the package's version is used ({public_name(reference)})")
+    return reference
 
 
 def _import(path: Path) -> types.ModuleType:
@@ -136,24 +152,23 @@ def _namespace(obj: Any) -> dict[str, Any]:
     return vars(sys.modules[obj.__module__])
 
 
-def _functions(obj: Any) -> list[types.FunctionType]:
+def functions(obj: Any) -> list[types.FunctionType]:
     """``obj`` itself, or a class's methods (decorators, static/class methods and properties
-    unwrapped)."""
+    unwrapped: the code of ``torch.no_grad``'s wrapper is everyone's)."""
     if inspect.isfunction(obj):
-        return [inspect.unwrap(obj)]  # under @torch.no_grad() (its wrapper's code is torch's)
+        return [inspect.unwrap(obj)]
     values = [getattr(v, "fget", v) for v in vars(obj).values()]  # a property: its getter
     values = [inspect.unwrap(getattr(v, "__func__", v)) for v in values]
     return [v for v in values if inspect.isfunction(v)]
 
 
-def _definition(obj: Any) -> tuple[str, ast.AST]:
-    """The source of ``obj``'s ``def`` or ``class`` statement (decorators included) and its
-    syntax tree, found through its code's file and line: a notebook cell's source is kept by
-    IPython in ``linecache``, and a class's is not reachable from ``inspect`` there."""
-    functions = _functions(obj)
-    if not functions:
+def _definition(obj: Any) -> str:
+    """The source of ``obj``'s ``def`` or ``class`` statement (decorators included), found
+    through its code's file and line: a notebook cell's source is kept by IPython in
+    ``linecache``, and a class's is not reachable from ``inspect`` there."""
+    code = next((f.__code__ for f in functions(obj)), None)
+    if code is None:
         raise PieceNotSaved(f"{obj.__name__} has no method whose source could be found")
-    code = functions[0].__code__
     linecache.checkcache(code.co_filename)
     lines = linecache.getlines(code.co_filename)
     kind = ast.ClassDef if inspect.isclass(obj) else (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -162,36 +177,24 @@ def _definition(obj: Any) -> tuple[str, ast.AST]:
             continue
         first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
         if first <= code.co_firstlineno <= node.end_lineno:
-            return "".join(lines[first - 1 : node.end_lineno]), node
+            return "".join(lines[first - 1 : node.end_lineno])
     raise PieceNotSaved(f"the source of {obj.__name__} was not found")
 
 
-def _names(obj: Any, tree: ast.AST) -> list[str]:
-    """The global names ``obj`` reads: at run time (its bytecode's global loads) and when its
-    statement runs (bases, decorators, defaults, annotations, a class body's own statements)."""
+def _names(source: str) -> list[str]:
+    """The global names the statement ``source`` reads when it runs (decorators, bases, defaults,
+    annotations, a class body) and when its functions run: the global loads of its bytecode, so
+    a local named like a notebook's variable is not one (dunders are the class machinery's)."""
     found: list[str] = []
-    codes = [f.__code__ for f in _functions(obj)]
+    codes = [compile(source, "<piece>", "exec")]
     while codes:
         code = codes.pop()
         for ins in dis.get_instructions(code):
-            if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") and ins.argval not in found:
-                found.append(ins.argval)
+            name = ins.argval
+            loads = ins.opname in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS")
+            if loads and not name.startswith("__") and name not in found:
+                found.append(name)
         codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
-    parts = [*getattr(tree, "decorator_list", []), *getattr(tree, "bases", [])]
-    parts += [k.value for k in getattr(tree, "keywords", [])]
-    for node in [tree, *getattr(tree, "body", [])] if isinstance(tree, ast.ClassDef) else [tree]:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            parts += [*node.args.defaults, *filter(None, node.args.kw_defaults), node.returns]
-            args = node.args
-            every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
-            parts += [a.annotation for a in every if a is not None]
-        elif node is not tree:  # a class body's statement (``expansion = 4``)
-            parts.append(node)
-    for part in filter(None, parts):
-        for node in ast.walk(part):
-            loaded = isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
-            if loaded and node.id not in found:
-                found.append(node.id)
     return found
 
 
@@ -217,15 +220,15 @@ class _Closure:
             raise PieceNotSaved("it uses a lambda: write it with def")
         if name in self.definitions:
             known, source = self.definitions[name]
-            if known is not obj and (not source or source != _definition(obj)[0]):
+            if known is not obj and (not source or source != _definition(obj)):
                 raise _conflict(name)
             return
         if name in self.imports or name in self.constants:
             raise _conflict(name)
         self.definitions[name] = (obj, "")  # placeholder: a cycle of functions ends here
-        source, tree = _definition(obj)
+        source = _definition(obj)
         namespace = _namespace(obj)
-        for used in _names(obj, tree):
+        for used in _names(source):
             if used in namespace and used != name:
                 self._use(used, namespace[used], obj.__module__)
         self.definitions.pop(name)

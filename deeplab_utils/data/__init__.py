@@ -3,9 +3,6 @@ Depends on torch, torchvision, NumPy, Pillow (scipy for VOC + SBD), never on the
 losses. Taught in notebook 06."""
 
 from .datasets import (
-    DATASET_NAMES,
-    PETS_MODES,
-    VOC_CLASSES,
     DatasetNotFoundError,
     OxfordPetSegmentation,
     VOCSegmentationDataset,
@@ -13,7 +10,7 @@ from .datasets import (
     build_dataset,
     collate_original_size,
 )
-from .palette import IGNORE_INDEX, PETS_PALETTE, SHAPES_PALETTE, VOC_PALETTE, colorize_mask
+from .palette import IGNORE_INDEX, SHAPES_PALETTE, VOC_PALETTE, colorize_mask
 from .shapes import SHAPES_CLASSES, ShapesDataset
 from .transforms import (
     IMAGENET_MEAN,
@@ -27,20 +24,16 @@ from .transforms import (
 )
 
 __all__ = [
-    "DATASET_NAMES",
     "DatasetNotFoundError",
     "IGNORE_INDEX",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "OxfordPetSegmentation",
-    "PETS_MODES",
-    "PETS_PALETTE",
     "SHAPES_CLASSES",
     "SHAPES_PALETTE",
     "ShapesDataset",
     "VOCSegmentationDataset",
     "VOCTrainAugDataset",
-    "VOC_CLASSES",
     "VOC_PALETTE",
     "build_dataset",
     "collate_original_size",

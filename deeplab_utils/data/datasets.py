@@ -63,7 +63,7 @@ PETS_VAL_SEED = 0
 # ShapesDataset sizes chosen by build_dataset: samples are free, validation costs model time.
 SHAPES_TRAIN_SAMPLES = 5000
 SHAPES_VAL_SAMPLES = 256
-SHAPES_VAL_SEED_OFFSET = 1_000_003  # val scenes come from seed + offset: disjoint from train's
+SHAPES_VAL_SEED_OFFSET = 1_000_003  # val scenes come from seed + offset, never a training one
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -95,8 +95,7 @@ class _Listed(Dataset):
     def _sample(self, image: Image.Image, mask: np.ndarray, where: object) -> Sample:
         if image.size[::-1] != mask.shape:
             raise ValueError(
-                f"image and mask sizes differ for {where}: image is {image.size[1]}x"
-                f"{image.size[0]}, mask is {mask.shape[0]}x{mask.shape[1]} (height x width)"
+                f"image and mask (H, W) differ for {where}: {image.size[::-1]}, {mask.shape}"
             )
         image = tv_tensors.Image(F.pil_to_tensor(image))  # (3, H, W) uint8
         mask = tv_tensors.Mask(torch.from_numpy(mask.astype(np.int64)))  # (H, W) int64
@@ -307,12 +306,10 @@ def build_dataset(
 
     Real datasets (in ``root``): ``"train"`` gets ``train_transforms``, the others
     ``eval_transforms``, or with ``original_size_masks`` masks at their picture's size (the VOC
-    protocol; batch them with :func:`collate_original_size`); ``pets_mode`` is
-    :class:`OxfordPetSegmentation`'s mode, ``voc_trainaug`` trains on :class:`VOCTrainAugDataset`
-    (SBD in ``sbd_root``), ``download`` fetches Pets or VOC, never SBD. Shapes (``num_samples``
-    ``None``: 5000 train / 256 val scenes) get no augmentation: scenes already have random
-    places, sizes, angles and colours, so scaling and cropping would only add ignore borders and
-    cut shapes; val scenes come from ``seed + SHAPES_VAL_SEED_OFFSET``, never a training scene's.
+    protocol; batch them with :func:`collate_original_size`); ``voc_trainaug`` trains on
+    :class:`VOCTrainAugDataset`; ``download`` fetches Pets or VOC, never SBD. Shapes get no
+    augmentation: scenes already have random places, sizes, angles and colours, so scaling and
+    cropping would only add ignore borders and cut shapes.
     """
     _check_options(name, split, voc_trainaug, original_size_masks)
     train = split == "train"

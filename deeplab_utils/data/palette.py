@@ -48,16 +48,10 @@ VOC_PALETTE: Palette = voc_palette(21)  # 20 object classes + background (VOC 20
 def colorize_mask(
     mask: torch.Tensor | np.ndarray, palette: Sequence[Sequence[int]]
 ) -> torch.Tensor:
-    """Paint a class mask with a palette of ``(K, 3)`` RGB colours. Taught in notebook 06.
-
-    ``mask`` holds integer class indices ``(H, W)`` or ``(B, H, W)``; returns uint8 ``(3, H, W)``
-    or ``(B, 3, H, W)`` on the mask's device, ignored pixels (255) painted ``IGNORE_COLOR``.
-    """
+    """Paint class indices ``(H, W)`` or ``(B, H, W)`` with a palette of ``(K, 3)`` RGB colours:
+    uint8 ``(3, H, W)`` or ``(B, 3, H, W)`` on the mask's device, 255 (ignore) ``IGNORE_COLOR``.
+    Taught in notebook 06."""
     mask = torch.as_tensor(mask)
-    if mask.dtype.is_floating_point or mask.dtype == torch.bool:
-        raise TypeError(f"mask must hold integer class indices, got dtype {mask.dtype}")
-    if mask.ndim not in (2, 3):
-        raise ValueError(f"mask must be (H, W) or (B, H, W), got shape {tuple(mask.shape)}")
     colours = torch.as_tensor(np.asarray(palette), dtype=torch.uint8, device=mask.device)
     ignored = mask == IGNORE_INDEX
     labels = mask.long().masked_fill(ignored, 0)

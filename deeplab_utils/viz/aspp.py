@@ -54,7 +54,6 @@ def plot_aspp_cost(costs: dict[str, dict[str, float]]) -> Figure:
         heights = [costs[v][measure] for v in variants]
         bars = ax.bar(variants, heights, color=[f"C{i}" for i in range(len(variants))])
         ax.bar_label(bars, labels=[f"{h:.3g}" for h in heights])
-        ax.set_title(measure)
-        ax.set_ylim(0, max(heights) * 1.2 if max(heights) > 0 else 1)
+        ax.set(title=measure, ylim=(0, 1.2 * max(heights) or 1))
     fig.tight_layout()
     return fig

@@ -11,12 +11,8 @@ from ..figures import Array, diagram, display_image, hide_ticks, to_numpy
 
 
 def draw_backbone_bottleneck() -> Figure:
-    """Diagram of a ResNet bottleneck: 1x1 reduce, 3x3 (dilation r), 1x1 expand, + x.
-
-    The shortcut is the identity, or a strided 1x1 conv + BN when the shape changes; the sum
-    goes through the last ReLU (He et al. 2016, Fig. 5 right). Which conv carries the stride and
-    the 3x3's padding are left out: notebook 03's exercise asks for them. Notebook 03.
-    """
+    """Diagram of a ResNet bottleneck and its shortcut (He et al. 2016, Fig. 5 right), without which
+    conv carries the stride or the 3x3's padding: the exercise of notebook 03 asks for them."""
     blue, grey, orange = "#cfe2f3", "#eeeeee", "#fce5cd"
     boxes = [
         (3.5, 9.3, "x: (B, C_in, H, W)", grey),
@@ -47,7 +43,7 @@ def plot_backbone_output_stride_cost(
     macs: Sequence[int],
     activation_bytes: Sequence[int],
     *,
-    input_size: tuple[int, int] | None = None,
+    input_size: tuple[int, int],
 ) -> Figure:
     """Bars of one forward pass's multiply-adds and feature-map memory per output stride, each
     labelled with its ratio to the first; ``input_size`` (H, W) goes in the title. Notebook 03."""
@@ -62,8 +58,7 @@ def plot_backbone_output_stride_cost(
         ax.bar_label(bars, [f"{v:.3g}\n×{v / values[0]:.2g}" for v in values], fontsize=9)
         ax.set(ylim=(0, values.max() * 1.3), title=title)  # room for the labels
         ax.grid(axis="y", alpha=0.3)
-    if input_size is not None:
-        fig.suptitle(f"ResNet-50 backbone, one {input_size[0]}×{input_size[1]} image")
+    fig.suptitle(f"ResNet-50 backbone, one {input_size[0]}×{input_size[1]} image")
     fig.tight_layout()
     return fig
 

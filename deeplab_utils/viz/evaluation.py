@@ -27,7 +27,7 @@ def plot_per_class_iou(
     class_names: Sequence[str],
     palette: Palette,
     *,
-    pixel_share: Values | None = None,
+    pixel_share: Values,
     title: str = "IoU per class",
 ) -> Figure:
     """Bars of the ``(C,)`` IoU per class (none for NaN), the mIoU as a dashed line. Notebook 08.
@@ -38,10 +38,8 @@ def plot_per_class_iou(
     values = to_numpy(iou)
     if len(values) != len(class_names):
         raise ValueError(f"need one IoU per class: {len(class_names)} classes, got {len(values)}")
-    labels = list(class_names)
-    if pixel_share is not None:
-        shares = to_numpy(pixel_share)
-        labels = [f"{name}\n{s:.0%} of pixels" for name, s in zip(labels, shares, strict=True)]
+    shares = zip(class_names, to_numpy(pixel_share), strict=True)
+    labels = [f"{name}\n{share:.0%} of pixels" for name, share in shares]
     fig, ax = plt.subplots(figsize=(1.3 * len(labels) + 2, 3.2))
     colours = [np.asarray(c) / 255 for c in palette[: len(labels)]]
     bars = ax.bar(labels, np.nan_to_num(values), color=colours, edgecolor="grey")
@@ -73,11 +71,10 @@ def plot_inference_speed(sizes: Sequence[int], times_ms: dict[str, Sequence[floa
     first = next(iter(times_ms.values()))[0]  # the work's line starts at the first time
     work = [first * (s / sizes[0]) ** 2 for s in sizes]
     lines.append(("x4 per doubling (the work)", sizes, work, {"linestyle": "--", "color": "gray"}))
-    fig, ax = line_chart((5, 3.4), lines, xlabel="image size (pixels)",
+    fig, ax = line_chart((5, 3.4), lines, xlabel="image size (pixels)", yscale="log",
                          ylabel="time per image (ms, log scale)",
                          title="inference time (batch 1, median)")  # fmt: skip
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
     ax.set_xticks(list(sizes), labels=[f"{s}²" for s in sizes])
     ax.minorticks_off()
     plain_log_ticks(ax.yaxis)
@@ -113,30 +110,27 @@ def plot_ablations(summary: dict[str, dict], paper: dict[str, tuple]) -> Figure:
     ``ablations.PAPER``. Notebook 08."""
     changes = [c for c in summary if c != "DeepLabV3+"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), width_ratios=(1.1, 1))
-    labels = {"bar": "mean over seeds", "dot": "one seed", "paper": "the paper (PASCAL VOC)"}
-    for y, change in enumerate(changes):
-        deltas = summary[change]["delta"]
-        left.barh(y, np.mean(deltas), color="lightsteelblue", height=0.5,
-                  label=labels.pop("bar", None))  # fmt: skip
-        left.plot(deltas, [y] * len(deltas), "o", color="steelblue", ms=5,
-                  label=labels.pop("dot", None))  # fmt: skip
-        if change in paper:
-            left.plot(paper[change][0] / 100, y, "D", color="firebrick", ms=6,
-                      label=labels.pop("paper", None))  # fmt: skip
+    rows = range(len(changes))
+    means = [np.mean(summary[c]["delta"]) for c in changes]
+    left.barh(rows, means, color="lightsteelblue", height=0.5, label="mean over seeds")
+    seeds = [(d, y) for y, c in enumerate(changes) for d in summary[c]["delta"]]
+    left.plot(*np.transpose(seeds), "o", color="steelblue", ms=5, label="one seed")
+    reported = [(paper[c][0] / 100, y) for y, c in enumerate(changes) if c in paper]
+    if reported:
+        paper_label = "the paper (PASCAL VOC)"
+        left.plot(*np.transpose(reported), "D", color="firebrick", ms=6, label=paper_label)
     left.axvline(0, color="gray", lw=0.8)
-    left.set_yticks(range(len(changes)), labels=changes)
-    left.invert_yaxis()
+    left.set_yticks(rows, labels=changes)
     left.set_xlabel("mIoU minus DeepLabV3+'s (the paper's: points / 100)")
     left.set_title("what each change does to mIoU")
+    left.invert_yaxis()
     left.legend(frameon=False, fontsize=8, loc="center left")
     for change in [*changes, "DeepLabV3+"]:  # the reference drawn last, on top
         trimap = summary[change]["trimap"]
-        right.plot(list(trimap), list(trimap.values()), marker="o", label=change,
-                   lw=2.5 if change == "DeepLabV3+" else 1.2,
-                   color="black" if change == "DeepLabV3+" else None)  # fmt: skip
-    right.set_xlabel("band width w (pixels)")
-    right.set_ylabel("mIoU within w px of an outline")
+        style = {"lw": 2.5, "color": "black"} if change == "DeepLabV3+" else {"lw": 1.2}
+        right.plot(list(trimap), list(trimap.values()), marker="o", label=change, **style)
     right.set_xticks(list(trimap))
+    right.set(xlabel="band width w (pixels)", ylabel="mIoU within w px of an outline")
     right.set_title("the trimap, mean over seeds")
     right.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()

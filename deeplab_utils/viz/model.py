@@ -16,10 +16,10 @@ def plot_decoder_costs(params: Counts, macs: Counts, *, input_size: tuple[int, i
     components = list(dict.fromkeys(c for m in models for c in params[m]))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     panels = [
-        (axes[0], params, 1e6, "parameters (millions)"),
-        (axes[1], macs, 1e9, f"multiply-adds at {input_size[0]}×{input_size[1]} (billions)"),
+        (params, 1e6, "parameters (millions)"),
+        (macs, 1e9, f"multiply-adds at {input_size[0]}×{input_size[1]} (billions)"),
     ]
-    for ax, counts, scale, label in panels:
+    for ax, (counts, scale, title) in zip(axes, panels, strict=True):
         bottom = np.zeros(len(models))
         for i, component in enumerate(components):
             values = np.array([counts[m].get(component, 0) / scale for m in models])
@@ -27,8 +27,7 @@ def plot_decoder_costs(params: Counts, macs: Counts, *, input_size: tuple[int, i
             bottom += values
         for x, total in enumerate(bottom):
             ax.text(x, total, f"{total:.3g}", ha="center", va="bottom", fontsize=9)
-        ax.set_ylim(0, bottom.max() * 1.3)  # headroom for the totals and the legend
-        ax.set_title(label)
+        ax.set(ylim=(0, bottom.max() * 1.3), title=title)  # headroom: the totals, the legend
         ax.tick_params(axis="x", labelsize=9)
     axes[0].legend(frameon=False, loc="upper center", ncol=len(components), fontsize=9)
     fig.tight_layout()
@@ -36,19 +35,17 @@ def plot_decoder_costs(params: Counts, macs: Counts, *, input_size: tuple[int, i
 
 
 def plot_decoder_upsampling(
-    mask: Array, upsampled: dict[str, Array], *, scores: dict[str, float] | None = None
+    mask: Array, upsampled: dict[str, Array], *, scores: dict[str, float]
 ) -> Figure:
     """A binary ``(H, W)`` mask beside coarse versions of it brought back to ``(H, W)``, wrong
     pixels red: upsampling from 1/16 loses more boundary than from 1/4. Notebook 04."""
     truth = to_numpy(mask).astype(bool)
-    scores = scores or {}
-    fig, axes = plt.subplots(1, len(upsampled) + 1, figsize=(2.6 * (len(upsampled) + 1), 2.9))
-    axes[0].imshow(truth, cmap="gray", interpolation="nearest")
-    axes[0].set_title(f"ground truth {truth.shape[0]}×{truth.shape[1]}", fontsize=9)
-    for ax, (name, coarse) in zip(axes[1:], upsampled.items(), strict=True):
+    panels = {f"ground truth {truth.shape[0]}×{truth.shape[1]}": mask, **upsampled}
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
+    for ax, (name, coarse) in zip(axes, panels.items(), strict=True):
         pred = to_numpy(coarse).astype(bool)
         picture = np.stack([pred, pred, pred], axis=-1).astype(float)
-        picture[pred != truth] = (0.85, 0.1, 0.1)  # red: wrong pixels
+        picture[pred != truth] = (0.85, 0.1, 0.1)  # red: wrong pixels (none in the truth)
         ax.imshow(picture, interpolation="nearest")
         score = f"\nIoU {scores[name]:.3f}" if name in scores else ""
         ax.set_title(f"{name}{score}", fontsize=9)

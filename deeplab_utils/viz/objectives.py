@@ -19,13 +19,12 @@ def plot_loss_vs_overlap(overlaps: Values, curves: dict[str, Values]) -> Figure:
 
 
 def plot_gradient_maps(
-    gradients: dict[str, dict[str, Array]], *, targets: dict[str, Array] | None = None
+    gradients: dict[str, dict[str, Array]], *, targets: dict[str, Array]
 ) -> Figure:
     """``|∂L/∂logit|`` per pixel, a row per case ("small object"), a column per loss: ``(H, W)``
     maps, each on its own scale (losses differ by orders of magnitude), the binary ``targets``
     outlined white. Notebook 05."""
     rows, cols = len(gradients), len(next(iter(gradients.values())))
-    targets = targets or {}
     fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.5 * rows), squeeze=False)
     for row, (case, maps) in zip(axes, gradients.items(), strict=True):
         for ax, (loss_name, grad) in zip(row, maps.items(), strict=True):

@@ -23,7 +23,7 @@ def plot_lr_schedules(curves: Mapping[str, Values]) -> Figure:
     return fig
 
 
-def plot_lr_range(lrs: Values, losses: Values, *, chosen: float | None = None) -> Figure:
+def plot_lr_range(lrs: Values, losses: Values, *, chosen: float) -> Figure:
     """A learning-rate range test (Smith, arXiv 1506.01186, Sec. 3.3; here fastai's variant, one
     step per rate): each step's loss against its rate on a log axis, a dashed line at the
     ``chosen`` rate. Notebook 07."""
@@ -31,9 +31,8 @@ def plot_lr_range(lrs: Values, losses: Values, *, chosen: float | None = None) -
     fig, ax = line_chart((6.5, 3.2), lines, legend={"frameon": False}, xscale="log",
                          xlabel="learning rate", ylabel="training loss",
                          title="Learning-rate range test")  # fmt: skip
-    if chosen is not None:
-        ax.axvline(chosen, color="C3", linestyle="--", label=f"chosen: {chosen:g}")
-        ax.legend(frameon=False)
+    ax.axvline(chosen, color="C3", linestyle="--", label=f"chosen: {chosen:g}")
+    ax.legend(frameon=False)
     return fig
 
 

@@ -29,11 +29,8 @@ def plot_segmentation_example(
 
 
 def draw_architecture() -> Figure:
-    """Block diagram of DeepLabv3+ (paper, Fig. 2) with the output stride (OS) of each stage.
-
-    Encoder: an atrous ResNet-50 ending at OS 16, then ASPP. Decoder: upsample by 4, join the
-    backbone's OS-4 features, refine, classify into K logits, upsample by 4. Notebook 00.
-    """
+    """Block diagram of DeepLabv3+ (paper, Fig. 2), the encoder above the decoder, with the output
+    stride (OS) of each stage. Notebook 00."""
     blue, green, grey = "#cfe2f3", "#d9ead3", "#eeeeee"
     boxes = [
         (0.9, 4.5, "image\nH × W × 3", grey),
