@@ -181,3 +181,34 @@ def test_notebook_08_shows_the_committed_benchmark():
     assert len({row["seed"] for row in report["rows"]}) >= 3
     assert set(ablations.ABLATIONS) == {row["change"] for row in report["rows"]}
     assert _stored_table("08_evaluation_and_inference.ipynb") == ablations.as_table(report["rows"])
+
+
+def _markdown_rows(report: dict, margin: bool) -> list[str]:
+    """The README tables' rows, computed from a committed report (``margin``: the ×1.14 column
+    of the AVX2 table, a real AVX2 laptop's time)."""
+    summary = ablations.summarize(ablations.as_table(report["rows"]))
+    rows = []
+    for change, row in summary.items():
+        cells = [change, f"{row['gmacs']:.2f}", f"{row['seconds']:.0f}"]
+        cells += [f"{row['seconds'] * 1.14 / 60:.1f} min"] if margin else []
+        cells.append(f"{row['miou']:.3f}")
+        if change == "DeepLabV3+":
+            cells += ["(reference)", "", ""]
+        else:
+            cells.append(" / ".join(f"{d:+.3f}" for d in row["delta"]))
+            cells.append(" / ".join(f"{d:+.3f}" for d in row["delta_band"]))
+            cells.append(f"{ablations.PAPER[change][0]:+.2f}")
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+@pytest.mark.parametrize(("kernels", "margin"), [("avx2", True), ("avx512", False)])
+def test_the_readmes_tables_are_the_committed_benchmarks(kernels, margin):
+    """Each row of the READMEs' ablation tables is computed from benchmarks/results (a rerun
+    that is committed without its tables, or the reverse, fails here)."""
+    report = json.loads((ROOT / f"benchmarks/results/ablations_{kernels}.json").read_text())
+    rows = _markdown_rows(report, margin)
+    for readme in ("README.md", "benchmarks/README.md"):
+        text = (ROOT / readme).read_text(encoding="utf-8")
+        missing = [row for row in rows if row not in text]
+        assert missing == [], f"{readme} lacks rows of {kernels}: {missing}"

@@ -103,7 +103,7 @@ _TTA_VARIANTS = [
     for first in (False, True)
 ]
 _TTA_HINT = Hint(
-    "resize, run, resize back, softmax, average.",
+    "every run's map must line up with the input, pixel for pixel, before the mean.",
     "every scale, and with flip its mirror image, is one run; each run's logits come back to the "
     "images' own H x W (mirrored back first), become probabilities, and the result is the mean "
     "over the runs.",
