@@ -35,6 +35,11 @@ def atrous_conv2d(
     _, _, k_h, k_w = weight.shape
     x = F.pad(x, (p_w, p_w, p_h, p_h))  # (B, C_in, H + 2 p_h, W + 2 p_w)
     h_out, w_out = x.shape[2] - r_h * (k_h - 1), x.shape[3] - r_w * (k_w - 1)
+    if h_out < 1 or w_out < 1:
+        raise ValueError(
+            f"the {k_h}x{k_w} kernel at rate {(r_h, r_w)} spans more than the padded input "
+            f"{tuple(x.shape[2:])}; use a smaller dilation or more padding"
+        )
     out = x.new_zeros(x.shape[0], weight.shape[0], h_out, w_out)
     for m in range(k_h):
         for n in range(k_w):

@@ -20,7 +20,9 @@ class SeparableConv2d(nn.Sequential):
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int = 3, *, dilation: int = 1
     ) -> None:
-        # "Same" padding of a dilated (odd) kernel: its effective size is dilation * (k - 1) + 1.
+        if kernel_size % 2 == 0:  # no "same" padding: the output would shrink by a pixel
+            raise ValueError(f"kernel_size must be odd (for 'same' padding), got {kernel_size}")
+        # "Same" padding of a dilated kernel: its effective size is dilation * (k - 1) + 1.
         padding = dilation * (kernel_size - 1) // 2
         depthwise = nn.Conv2d(
             in_channels, in_channels, kernel_size, padding=padding, dilation=dilation,

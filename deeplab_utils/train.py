@@ -110,6 +110,8 @@ def parse(argv: list[str] | None = None) -> tuple[RunConfig, argparse.Namespace]
         if not path.is_file():
             parser.error(f"--resume: no checkpoint at {path}")
         saved = read_checkpoint(path)
+        if not saved.get("config"):  # saved by hand, with save_checkpoint(..., config=None)
+            raise ResumeError(f"{path} does not record its run's settings; start a new run")
         parser.set_defaults(**{k: v for k, v in saved["config"].items() if k not in FREE_ON_RESUME})
         config = resumed(_config(parser, parser.parse_args(argv)), saved["config"], saved["step"])
     return config, args

@@ -59,10 +59,11 @@ def test_gradients_match_f_conv2d():
         ({"x": torch.zeros(3, 8, 8)}, r"\(3, 8, 8\)"),
         ({"weight": torch.zeros(2, 3, 3)}, r"\(2, 3, 3\)"),
         ({"weight": torch.zeros(2, 4, 3, 3)}, r"\(1, 3, 8, 8\) and \(2, 4, 3, 3\)"),
+        ({"dilation": 5}, r"rate \(5, 5\) spans more than the padded input \(8, 8\)"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):
-    """Bad shapes raise a ValueError naming them."""
+    """Bad shapes and a kernel wider than the input raise ValueError naming the shapes."""
     args = {"x": torch.zeros(1, 3, 8, 8), "weight": torch.zeros(2, 3, 3, 3)} | kwargs
     with pytest.raises(ValueError, match=match):
         atrous_conv2d(**args)

@@ -47,3 +47,12 @@ def test_colorize_mask_rejects_labels_outside_the_palette():
     """A label with no colour raises a ValueError naming the label."""
     with pytest.raises(ValueError, match="label 7"):
         colorize_mask(torch.tensor([[0, 7]]), SHAPES_PALETTE)
+
+
+def test_colorize_mask_rejects_float_masks_and_bad_shapes():
+    """Float masks (probabilities, not yet an arg-max: they would paint as class 0) are a
+    TypeError; a 4-D mask is a ValueError naming its shape."""
+    with pytest.raises(TypeError, match="float32"):
+        colorize_mask(torch.rand(4, 4), SHAPES_PALETTE)
+    with pytest.raises(ValueError, match=r"\(1, 1, 4, 4\)"):
+        colorize_mask(torch.zeros(1, 1, 4, 4, dtype=torch.int64), SHAPES_PALETTE)

@@ -44,3 +44,10 @@ def test_parameter_count_is_depthwise_plus_bn_plus_pointwise() -> None:
     """Parameters are C_in*k*k (depthwise) + 2*C_in (BN) + C_in*C_out (pointwise), no biases."""
     conv = SeparableConv2d(256, 256, 3)
     assert sum(p.numel() for p in conv.parameters()) == 256 * 9 + 2 * 256 + 256 * 256
+
+
+def test_even_kernel_raises() -> None:
+    """An even kernel, which has no 'same' padding, raises a ValueError naming it (it would
+    shrink the output by a pixel, silently)."""
+    with pytest.raises(ValueError, match="kernel_size must be odd .* got 4"):
+        SeparableConv2d(4, 4, 4)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from deeplab_utils.checkpoint import save_checkpoint
 from deeplab_utils.config import MAIN_JOB_STEPS, RunConfig
 from deeplab_utils.train import build_parser, main
 
@@ -209,6 +210,16 @@ def test_resume_from_a_corrupt_checkpoint_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1].startswith("deeplab-train: error:")
     assert "not a readable checkpoint" in err and "Traceback" not in err
+
+
+def test_resume_from_a_checkpoint_without_settings_is_a_one_line_error(tmp_path, capsys):
+    """--resume on a checkpoint saved without its run's config (by hand) exits 1 with one line
+    (it was an AttributeError on None)."""
+    model = torch.nn.Conv2d(3, 2, 1)
+    save_checkpoint(tmp_path / "checkpoint.pt", model=model, step=1)
+    assert main(["--resume", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "does not record its run's settings" in err and "Traceback" not in err
 
 
 @pytest.fixture(scope="module")

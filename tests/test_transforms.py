@@ -119,9 +119,13 @@ def test_denormalize_inverts_normalize(shape):
 
 
 def test_bad_arguments_raise():
-    """Bad scale ranges and image shapes raise ValueErrors naming the value."""
+    """Bad sizes, scale ranges and image shapes raise ValueErrors naming the value."""
+    with pytest.raises(ValueError, match="crop_size must be a positive int, got 0"):
+        train_transforms(0)
     with pytest.raises(ValueError, match=r"scale_range .* got \(2.0, 1.0\)"):
         train_transforms(32, scale_range=(2.0, 1.0))
+    with pytest.raises(ValueError, match="size must be a positive int, got -4"):
+        eval_transforms(-4)
     with pytest.raises(ValueError, match=r"got shape \(1, 5, 5\)"):
         denormalize(torch.zeros(1, 5, 5))
 

@@ -52,6 +52,10 @@ def colorize_mask(
     uint8 ``(3, H, W)`` or ``(B, 3, H, W)`` on the mask's device, 255 (ignore) ``IGNORE_COLOR``.
     Taught in notebook 06."""
     mask = torch.as_tensor(mask)
+    if mask.dtype.is_floating_point or mask.dtype == torch.bool:  # probabilities, say: argmax first
+        raise TypeError(f"mask must hold integer class indices, got dtype {mask.dtype}")
+    if mask.ndim not in (2, 3):
+        raise ValueError(f"mask must be (H, W) or (B, H, W), got shape {tuple(mask.shape)}")
     colours = torch.as_tensor(np.asarray(palette), dtype=torch.uint8, device=mask.device)
     ignored = mask == IGNORE_INDEX
     labels = mask.long().masked_fill(ignored, 0)

@@ -29,6 +29,11 @@ _FILL = {tv_tensors.Image: [round(255 * m) for m in IMAGENET_MEAN], tv_tensors.M
 PAPER_SCALE_RANGE: Range = (0.5, 2.0)
 
 
+def _check_size(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 class RandomScale(v2.Transform):
     """Resize image and mask together by a factor drawn uniformly from ``scale_range``: the
     paper's random scale of the original image before its 513 px crop. Photos are far larger than
@@ -134,6 +139,7 @@ def train_transforms(
     ``crop_size`` (:class:`RandomScale`) and the image padded with the mean colour, then colour
     jitter (brightness, contrast, saturation; 0 = off) of the image only. Taught in notebook 06.
     """
+    _check_size("crop_size", crop_size)
     steps: list[v2.Transform] = [
         RandomScale(scale_range, base_size=crop_size),
         v2.RandomCrop(crop_size, pad_if_needed=True, fill=_FILL),
@@ -152,6 +158,7 @@ def eval_transforms(size: int | None = None) -> v2.Compose:
     """
     if size is None:
         return v2.Compose(_normalized())
+    _check_size("size", size)
     return v2.Compose([_ResizeAndPad(size), *_normalized()])
 
 
@@ -160,6 +167,7 @@ def original_size_eval_transforms(size: int) -> v2.Compose:
     protocol scores every pixel of the original annotation, the logits resized back to it
     (:func:`deeplab_utils.evaluation.restore_original_size`). Batch such masks with
     :func:`~deeplab_utils.data.collate_original_size`. Taught in notebook 08."""
+    _check_size("size", size)
     return v2.Compose([_ResizeAndPad(size, masks=False), *_normalized()])
 
 
