@@ -7,7 +7,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..losses import DiceBCELoss, DiceCELoss, IoULoss
+from ..losses import DiceBCELoss, DiceCELoss, IoULoss, _soft_score
 from ..metrics import (
     SegmentationMetrics,
     _iou,
@@ -153,9 +153,7 @@ def check_dice_bce_loss(cls: type) -> None:
 
 def _iou_from_smoothed_dice(logits, target, smooth=1.0, ignore_index=255) -> torch.Tensor:
     """1 - D / (2 - D), section 3's identity, applied to the smoothed Dice D: a mistake."""
-    valid = target != ignore_index
-    probs, target = torch.sigmoid(logits) * valid, target * valid
-    dice = (2 * (probs * target).sum() + smooth) / (probs.sum() + target.sum() + smooth)
+    dice = _soft_score(logits, target, target != ignore_index, smooth, iou=False)[0]  # 1 class
     return 1 - dice / (2 - dice)
 
 
