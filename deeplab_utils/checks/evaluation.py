@@ -131,13 +131,15 @@ def check_tta(fn: Callable[..., torch.Tensor]) -> None:
             for variant in _TTA_VARIANTS:
                 if close(got, right := tta(**variant)):
                     expected = right
-            made = (
-                text
-                for text, kw in _TTA_MISTAKES.items()
-                for right in _TTA_VARIANTS
-                if close(got, tta(**right, **kw))
-            )  # a mistake, made with any valid choices
-            hint = next(made, _TTA_HINT)
+                    break
+            else:  # no valid choice gives it: which mistake, made with any valid choices?
+                made = (
+                    text
+                    for text, kw in _TTA_MISTAKES.items()
+                    for right in _TTA_VARIANTS
+                    if close(got, tta(**right, **kw))
+                )
+                hint = next(made, _TTA_HINT)
         elif isinstance(got, torch.Tensor) and got.shape[:2] == expected.shape[:2]:
             hint = "resize every run's logits back to the images' own H x W before averaging."
         compare(name, got, expected, hint=hint)
