@@ -12,7 +12,10 @@ Variants:
 - ``baseline``: the main job's step as it is;
 - ``adam-foreach`` / ``adam-for-loop``: Adam's multi-tensor and per-tensor implementations
   instead of the fused kernel;
-- ``nchw``: the convolutions in the default NCHW layout instead of NHWC;
+- ``nchw``: every convolution in the default NCHW layout (the main job: NHWC but for the
+  backbone's layer3 and layer4, whose 4x4 maps NCHW computes faster; ``runtime.to_layout``);
+- ``nhwc-throughout``: every convolution in NHWC, layer3 and layer4 too (the default until
+  2026-12-06);
 - ``workers-1``: one DataLoader worker process drawing the next batch while the main process
   computes (the scenes are generated on the fly);
 - ``compile``: ``torch.compile`` of the model (its compile time, the first step's extra cost,
@@ -47,10 +50,11 @@ from deeplab_utils.config import RunConfig, peak_lr, settle
 from deeplab_utils.evaluation import eval_loader
 from deeplab_utils.files import atomic_write
 from deeplab_utils.run import build_run
-from deeplab_utils.runtime import amp_is_fast
+from deeplab_utils.runtime import amp_is_fast, to_layout
 from deeplab_utils.training import _resized, train_loader
 
-VARIANTS = ("baseline", "adam-foreach", "adam-for-loop", "nchw", "workers-1", "compile", "no-amp")
+VARIANTS = ("baseline", "adam-foreach", "adam-for-loop", "nchw", "nhwc-throughout", "workers-1")
+VARIANTS += ("compile", "no-amp")
 VARIANTS += ("scale-0.75", "scale-0.5")
 
 
@@ -62,8 +66,10 @@ class Variant:
         self.amp = amp and name != "no-amp"
         self.channels_last = name != "nchw"
         self.model = copy.deepcopy(run.model).train()
-        if self.channels_last:
+        if name == "nhwc-throughout":
             self.model.to(memory_format=torch.channels_last)
+        else:
+            to_layout(self.model, torch.device("cpu"), self.channels_last)
         lr = peak_lr(run.config)
         params = list(self.model.parameters())
         if name == "adam-foreach":
@@ -103,7 +109,8 @@ class Variant:
 
 
 def _validation_seconds(run, amp: bool) -> float:
-    model = copy.deepcopy(run.model).eval().to(memory_format=torch.channels_last)
+    model = copy.deepcopy(run.model).eval()
+    to_layout(model, torch.device("cpu"), channels_last=True)
     start = time.perf_counter()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
         for images, _ in eval_loader(run.val_set, run.config):

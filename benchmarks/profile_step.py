@@ -35,7 +35,7 @@ from deeplab_utils.config import RunConfig, settle
 from deeplab_utils.evaluation import eval_loader
 from deeplab_utils.files import atomic_write
 from deeplab_utils.run import build_run
-from deeplab_utils.runtime import amp_is_fast
+from deeplab_utils.runtime import amp_is_fast, to_layout
 from deeplab_utils.training import build_optimizer, poly_lr_lambda, train_loader
 
 # Operator name fragments -> kind (first match wins; names are aten::/mkldnn ops).
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cpu")
     amp = amp_is_fast(device) if args.amp is None else args.amp
     run = build_run(RunConfig())
-    run.model.to(memory_format=torch.channels_last)
+    to_layout(run.model, device, channels_last=True)  # fit's layout
     config = settle(run.config, device)
     optimizer = build_optimizer(run.model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(  # what fit does: the poly rate of each step

@@ -24,7 +24,7 @@ from deeplab_utils.config import RunConfig, settle
 from deeplab_utils.evaluation import eval_loader, evaluate
 from deeplab_utils.losses import DiceCELoss
 from deeplab_utils.run import build_run
-from deeplab_utils.runtime import autocast, seed_everything
+from deeplab_utils.runtime import autocast, seed_everything, to_layout
 from deeplab_utils.training import _resized, build_optimizer, poly_lr_lambda, train_loader
 
 name, seed = sys.argv[1], int(sys.argv[2])
@@ -60,7 +60,8 @@ run = build_run(config)
 device = torch.device("cpu")
 cfg = settle(config, device)
 seed_everything(cfg.seed)
-model = run.model.to(memory_format=torch.channels_last)
+model = run.model
+to_layout(model, device, channels_last=True)
 loss_fn = DiceCELoss(dice_weight=dice_weight) if dice_weight != 1.0 else run.loss_fn
 opt = build_optimizer(model, cfg)
 emas = {

@@ -2,7 +2,7 @@
 
 Training layer (4). The main job's options are its fields; the notebooks use smaller instances
 (:mod:`deeplab_utils.course`). A field left as ``None`` is decided where it is used, by
-:func:`settle`, so ``dataclasses.replace(config, optimizer="sgd")`` gets SGD's learning rate.
+:func:`settle`, so ``dataclasses.replace(RunConfig(), optimizer="sgd")`` gets SGD's learning rate.
 Taught in notebook 07.
 """
 
@@ -27,7 +27,7 @@ DEFAULT_LR = {"adam": 5e-3, "sgd": 0.01}
 SHAPES_START_SCALE = 0.75
 # Steps of the main job. Where mixed precision is fast (CUDA, a CPU with native bf16) a step costs
 # less, so the same ten minutes buy more of them (benchmarks/README.md).
-MAIN_JOB_STEPS = {False: 900, True: 1600}
+MAIN_JOB_STEPS = {False: 950, True: 1700}
 # Settings a resumed run may change: where things are, how often it reports and how fast it
 # runs. Any other change would make the continued run another experiment.
 FREE_ON_RESUME = frozenset(
@@ -83,7 +83,8 @@ class RunConfig:
         "adam", "adam (the seed's; tuned here) or sgd (the paper's: momentum 0.9, decay 1e-4)"
     )
     lr: float | None = option(None, "peak learning rate (default: 5e-3 adam, 0.01 sgd)")
-    warmup_steps: int | None = option(None, "linear warm-up steps (default: a tenth of steps)")
+    warmup_steps: int | None = option(None, "linear warm-up steps (default: warmup_part of steps)")
+    warmup_part: float = option(0.1, "the part of the steps that warms up, unless warmup_steps")
     poly_power: float = option(0.9, "exponent of the poly decay (DeepLabv3, Sec. 4)")
     grad_clip: float | None = option(None, "largest global gradient norm (default: no clipping)")
     start_scale: float | None = option(
@@ -93,7 +94,9 @@ class RunConfig:
     seed: int = option(0, "seed of the initial weights, the data and its order")
     # --- where and how it runs ---
     amp: bool | None = option(None, "mixed precision (default: where fast: CUDA, CPUs with bf16)")
-    channels_last: bool | None = option(None, "NHWC convolutions (default: on a CPU)")
+    channels_last: bool | None = option(
+        None, "NHWC convolutions (default: on a CPU, where the backbone's layer3-4 stay NCHW)"
+    )
     device: str = option("auto", "auto, cpu, cuda, cuda:1, mps")
     workers: int = option(0, "DataLoader worker processes (0: a resume repeats the run exactly)")
     val_every: int = option(200, "steps between validations and checkpoints (0: at the end)")
@@ -144,6 +147,7 @@ _RANGES = {
     "poly_power": ("a number >= 0", lambda v: 0 <= v < math.inf),
     "start_scale": ("a number in (0, 1]", lambda v: 0 < v <= 1),
     "start_part": ("a number in [0, 1)", lambda v: 0 <= v < 1),
+    "warmup_part": ("a number in [0, 1)", lambda v: 0 <= v < 1),
 }
 
 
@@ -172,12 +176,14 @@ def peak_lr(config: RunConfig) -> float:
 def settle(config: RunConfig, device: torch.device) -> RunConfig:
     """``config`` with every ``None`` (and ``"auto"``) decided for ``device``, where a run starts:
     mixed precision where it is fast (:func:`~deeplab_utils.runtime.amp_is_fast`), NHWC on a
-    CPU, the main job's steps for that precision, the optimiser's learning rate, a tenth of the
-    steps as warm-up, progressive resizing on the shapes."""
+    CPU, the main job's steps for that precision, the optimiser's learning rate, ``warmup_part``
+    of the steps as warm-up, progressive resizing on the shapes."""
     amp = amp_is_fast(device) if config.amp is None else config.amp
     steps = MAIN_JOB_STEPS[amp] if config.steps is None else config.steps
     nhwc = device.type == "cpu" if config.channels_last is None else config.channels_last
-    warmup = steps // 10 if config.warmup_steps is None else config.warmup_steps
+    warmup = config.warmup_steps
+    if warmup is None:  # the part's floor; 1e-9 against products such as 0.29 * 100 = 28.999...
+        warmup = int(config.warmup_part * steps + 1e-9)
     scale = config.start_scale or (SHAPES_START_SCALE if config.dataset == "shapes" else 1.0)
     decided = {"amp": amp, "steps": steps, "channels_last": nhwc, "warmup_steps": warmup}
     return dataclasses.replace(config, device=str(device), lr=peak_lr(config), start_scale=scale,
@@ -199,6 +205,8 @@ def resumed(config: RunConfig, saved: dict[str, Any], done: int) -> RunConfig:
     for f in dataclasses.fields(config):
         new, old = getattr(config, f.name), saved.get(f.name)
         old = tuple(old) if isinstance(old, list) else old
+        if f.name not in saved:  # a setting newer than the saved run (settled ones decide it)
+            continue
         if new is None:
             kept[f.name] = old
         elif new != old and f.name not in FREE_ON_RESUME and (f.name != "steps" or new < done):

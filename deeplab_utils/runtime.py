@@ -68,6 +68,36 @@ def autocast(device: torch.device, enabled: bool) -> torch.autocast:
     return torch.autocast(device.type, dtype=dtype, enabled=enabled)
 
 
+# The stages a CPU computes faster in NCHW than in NHWC: the backbone's last two, whose maps are
+# 4x4 at the course's 64-pixel images (there NHWC's 3x3 convolutions, dilated ones most, cost up to
+# twice NCHW's). With them NCHW and the rest NHWC, a step takes 0.91x the all-NHWC one with AVX2
+# kernels and 0.92-0.95x with bf16; all-NCHW takes 0.96x and 1.06x (benchmarks/README.md).
+CPU_NCHW_STAGES = ("backbone.layer3", "backbone.layer4")
+
+
+def to_layout(model: torch.nn.Module, device: torch.device, channels_last: bool) -> None:
+    """Put ``model`` on ``device`` with its convolutions in NHWC (``channels_last``) or as they
+    are. On a CPU in NHWC, the :data:`CPU_NCHW_STAGES` the model has stay NCHW: their weights
+    are made contiguous and a hook makes their input so (once, however often this is called)."""
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    if not (channels_last and device.type == "cpu"):
+        return
+    for name in CPU_NCHW_STAGES:
+        try:
+            stage = unwrap(model).get_submodule(name)
+        except AttributeError:  # another network (smp's, say): NHWC throughout
+            continue
+        stage.to(memory_format=torch.contiguous_format)
+        if not hasattr(stage, "nchw_hook"):
+            stage.nchw_hook = stage.register_forward_pre_hook(_nchw_on_cpu)
+
+
+def _nchw_on_cpu(stage: torch.nn.Module, args: tuple) -> tuple | None:
+    """A forward pre-hook: the stage's input ``(B, C, H, W)`` in NCHW when it is on a CPU."""
+    first = args[0]
+    return (first.contiguous(), *args[1:]) if first.device.type == "cpu" else None
+
+
 def rank_and_world() -> tuple[int, int]:
     """This process's rank and the number of processes: ``(0, 1)`` outside torchrun."""
     if dist.is_available() and dist.is_initialized():

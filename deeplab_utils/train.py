@@ -34,7 +34,7 @@ from .figures import prediction_grid_png
 from .files import atomic_write
 from .inference import predict
 from .run import CHECKPOINT, Run, build_run, evaluate_test_split, preview_batch
-from .runtime import autocast, pick_device, rank_and_world, unwrap
+from .runtime import autocast, pick_device, rank_and_world, to_layout, unwrap
 from .training import History, NonFiniteLossError, fit
 
 JOB_FLAGS = {
@@ -136,7 +136,7 @@ def _start_processes(config: RunConfig) -> RunConfig:
 def _wrap(model: nn.Module, config: RunConfig) -> nn.Module:
     """``model`` on its device in its layout; under torchrun in DistributedDataParallel."""
     device = pick_device(config.device)
-    model.to(device, memory_format=torch.channels_last if config.channels_last else None)
+    to_layout(model, device, config.channels_last)
     if rank_and_world()[1] == 1:
         return model
     if device.type == "cuda":  # BatchNorm over the global batch (SyncBatchNorm: GPUs only)

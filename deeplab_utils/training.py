@@ -31,7 +31,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig, peak_lr, settle
 from .evaluation import eval_loader, evaluate
 from .run import Run
-from .runtime import autocast, pick_device, rank_and_world, seed_everything
+from .runtime import autocast, pick_device, rank_and_world, seed_everything, to_layout
 
 SGD_MOMENTUM = 0.9  # DeepLabv3 (arXiv 1706.05587), Sec. 4, kept by DeepLabv3+
 SGD_WEIGHT_DECAY = 1e-4  # DeepLabv3, Sec. 4: "weight decay 0.0001"
@@ -230,7 +230,7 @@ def fit(run: Run, *, resume: bool = False, progress: bool = True) -> History:
     cfg, model = settle(run.config, device), run.model
     seed_everything(cfg.seed + rank)  # each process draws its own dropout and augmentation
     layout = torch.channels_last if cfg.channels_last else torch.preserve_format  # NHWC or not
-    model.to(device, memory_format=layout)
+    to_layout(model, device, cfg.channels_last)  # NHWC on a CPU, but for its 4x4 stages
     loss_fn = run.loss_fn.to(device) if isinstance(run.loss_fn, nn.Module) else run.loss_fn
     optimizer = build_optimizer(model, cfg)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")

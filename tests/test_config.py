@@ -26,6 +26,8 @@ CPU = torch.device("cpu")
         ({"poly_power": -1}, "poly_power must be a number >= 0, got -1"),
         ({"steps": 5, "warmup_steps": 5}, r"warmup_steps must be below steps \(5\), got 5"),
         ({"val_every": -1}, "val_every must be an int >= 0, got -1"),
+        ({"warmup_part": 1.0}, r"warmup_part must be a number in \[0, 1\), got 1.0"),
+        ({"warmup_part": -0.1}, r"warmup_part must be a number in \[0, 1\), got -0.1"),
         ({"voc_trainaug": True}, "voc_trainaug needs dataset='voc', got 'shapes'"),
         ({"aspp_rates": "wide"}, "aspp_rates must be 'scaled', 'paper' or positive ints"),
         ({"multi_grid": (1, 2)}, "multi_grid must be"),
@@ -70,6 +72,23 @@ def test_resumed_keeps_the_runs_values_and_refuses_others():
         resumed(RunConfig(batch_size=8), saved, done=60)
     with pytest.raises(ResumeError, match=r"steps=100 \(it has done 60 steps\), now steps=50"):
         resumed(RunConfig(steps=50), saved, done=60)
+    with pytest.raises(ResumeError, match="trained with warmup_part=0.1, now warmup_part=0.2"):
+        resumed(RunConfig(warmup_part=0.2), saved, done=60)
+
+
+@pytest.mark.parametrize(
+    ("steps", "part", "warmup"), [(350, 0.2, 70), (950, 0.1, 95), (100, 0.29, 29), (4, 0.2, 0)]
+)
+def test_the_warm_up_is_the_floor_of_its_part_of_the_steps(steps, part, warmup):
+    """warmup_part * steps, rounded down (0.29 * 100 is 28.999... in floats: still 29)."""
+    assert settle(RunConfig(steps=steps, warmup_part=part), CPU).warmup_steps == warmup
+
+
+def test_a_checkpoint_saved_before_warmup_part_existed_continues():
+    """An older run's settled config, without warmup_part, continues: its warm-up is settled."""
+    saved = dataclasses.asdict(settle(RunConfig(steps=100, amp=False), CPU))
+    del saved["warmup_part"]
+    assert resumed(RunConfig(), saved, done=60).warmup_steps == 10
 
 
 @pytest.mark.parametrize(

@@ -31,13 +31,16 @@ def _weights(model):
 
 def test_course_config_is_the_main_jobs_recipe_smaller(tmp_path):
     """The notebooks' short run differs from the main job's defaults only in its sizes, where
-    it keeps its files and its full-size images throughout; the full run is bigger still."""
+    it keeps its files, its full-size images throughout and its own rate and warm-up (chosen for
+    350 steps: benchmarks/README.md); the full run is bigger still, at the main job's rate."""
     short, full = course.course_config(tmp_path), course.course_config(tmp_path, full=True)
     differ = {f.name for f in dataclasses.fields(RunConfig)
               if getattr(short, f.name) != getattr(RunConfig(), f.name)}  # fmt: skip
-    # val_every: how often it reports (8 points for notebook 07's curves), not the recipe
+    # val_every: how often it reports (7 points for notebook 07's curves), not the recipe
     sizes = {"steps", "train_samples", "val_samples", "data_dir", "out", "start_scale"}
-    assert differ == sizes | {"val_every"}
+    assert differ == sizes | {"val_every", "lr", "warmup_part"}
+    assert (short.lr, short.warmup_part) == (1e-2, 0.2)
+    assert (full.lr, full.warmup_part) == (None, RunConfig().warmup_part)  # the main job's
     assert short.out == str(tmp_path / "runs" / "course-short")
     assert full.image_size > short.image_size and full.steps > short.steps
     pets = course.course_config(tmp_path, full=True, dataset="pets")
@@ -205,6 +208,18 @@ def test_train_with_your_loop_is_fit_step_for_step(tmp_path):
     assert history.step == expected.step == [1, 2, 3, 4] and history.eval_step == [2, 4]
     assert history.loss == expected.loss and history.lr == expected.lr
     assert _same_weights(run.model, reference.model)
+
+
+def test_train_with_a_warm_up_longer_than_val_every_is_fits_run(tmp_path):
+    """A warm-up longer than one call's steps (notebook 07's: 70 of 350, validating every 50)
+    is the run's schedule, not a call's: it trains as fit does."""
+    config = dataclasses.replace(tiny(tmp_path), steps=6, warmup_steps=4, val_every=2, amp=False,
+                                 out=None)  # fmt: skip
+    run = build_run(config)
+    history = course.train_with(run, training.train_steps, training.poly_lr_lambda, progress=False)
+    expected = training.fit(build_run(config), progress=False)
+    assert history.eval_step == [2, 4, 6] and history.lr == expected.lr
+    assert history.loss == expected.loss
 
 
 def test_train_with_mixed_precision_is_fits_and_moves_the_weights_every_step(tmp_path):

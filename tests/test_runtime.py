@@ -1,5 +1,6 @@
 """Tests for deeplab_utils.runtime: device choice, seeding, the environment report."""
 
+import copy
 import os
 import platform
 import random
@@ -12,7 +13,8 @@ import torch
 from conftest import declare_cpu
 
 from deeplab_utils.colab import environment_report
-from deeplab_utils.runtime import amp_is_fast, pick_device, seed_everything
+from deeplab_utils.model import DeepLabV3Plus
+from deeplab_utils.runtime import amp_is_fast, pick_device, seed_everything, to_layout
 
 
 def _draws() -> tuple[float, float, list[float]]:
@@ -130,3 +132,46 @@ def test_amp_is_fast_without_torch_helpers_says_no(monkeypatch):
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
     monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
     assert amp_is_fast("cpu") is False
+
+
+def _layouts(model: torch.nn.Module) -> dict[str, bool]:
+    """Each weight's name -> whether it is NHWC (channels last) in memory, for the kernels whose
+    two layouts differ (a 1x1 kernel, or one of one input channel, is both)."""
+    return {
+        name: p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+        for name, p in model.named_parameters()
+        if p.ndim == 4 and p.shape[1] > 1 and p.shape[2] * p.shape[3] > 1
+    }
+
+
+def test_to_layout_keeps_the_last_two_stages_nchw_on_a_cpu():
+    """NHWC on a CPU puts every convolution's weight channels last except layer3's and layer4's,
+    whose input a hook makes NCHW (added once however often it is called), and computes what
+    the untouched NCHW network computes; without NHWC nothing changes layout."""
+    torch.manual_seed(0)
+    plain = DeepLabV3Plus(num_classes=3).eval()
+    model = copy.deepcopy(plain)
+    for _ in range(2):
+        to_layout(model, torch.device("cpu"), channels_last=True)
+    layouts = _layouts(model)
+    stages = ("backbone.layer3.", "backbone.layer4.")
+    assert not any(nhwc for name, nhwc in layouts.items() if name.startswith(stages))
+    assert all(nhwc for name, nhwc in layouts.items() if not name.startswith(stages))
+    assert len(model.backbone.layer3._forward_pre_hooks) == 1
+    seen = []
+    model.backbone.layer4.register_forward_pre_hook(lambda m, a: seen.append(a[0].is_contiguous()))
+    image = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(model(image), plain(image), atol=1e-4, rtol=1e-4)
+    assert seen == [True]
+    untouched = copy.deepcopy(plain)
+    to_layout(untouched, torch.device("cpu"), channels_last=False)
+    assert not any(_layouts(untouched).values())
+    assert not untouched.backbone.layer3._forward_pre_hooks
+
+
+def test_to_layout_leaves_another_network_nhwc_throughout():
+    """A network without the course's stage names (smp's, say) is put in NHWC as a whole."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(4, 4, 3))
+    to_layout(model, torch.device("cpu"), channels_last=True)
+    assert all(_layouts(model).values())
