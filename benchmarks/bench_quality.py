@@ -19,6 +19,9 @@ Usage::
     python benchmarks/bench_quality.py --avx2          # the same as an AVX2-only CPU runs it
     python benchmarks/bench_quality.py --skip-smp      # the main job's curve only
     python benchmarks/bench_quality.py -- --steps 300  # extra arguments go to the main job
+
+A finished main job already in ``<out>/ours`` (for instance ``bench_seeds.py``'s ``seed_0``,
+copied there) is not trained again: its curve and wall time are read from its history.
 """
 
 from __future__ import annotations
@@ -44,11 +47,21 @@ HISTORY_NAME = "history.json"  # what the main job writes beside its checkpoint
 TIMING_STEPS = 8  # smp training steps timed (after 2 untimed) to size its run
 
 
+def _finished(history_path: Path) -> bool:
+    """Whether ``history_path`` holds a run that reached its last step."""
+    if not history_path.is_file():
+        return False
+    history = json.loads(history_path.read_text())
+    return bool(history["eval_step"]) and history["eval_step"][-1] == history["config"]["steps"]
+
+
 def _run_ours(out: Path, extra: list[str]) -> dict:
-    code = train_main(["--out", str(out / "ours"), "--no-progress", *extra])
-    if code != 0:
-        sys.exit(f"the main job failed with exit code {code}")
-    history = json.loads((out / "ours" / HISTORY_NAME).read_text())
+    history_path = out / "ours" / HISTORY_NAME
+    if not _finished(history_path):  # a finished run (bench_seeds.py's seed_0) is reused
+        code = train_main(["--out", str(out / "ours"), "--no-progress", *extra])
+        if code != 0:
+            sys.exit(f"the main job failed with exit code {code}")
+    history = json.loads(history_path.read_text())
     return {
         "model": "ours: DeepLabV3Plus (main job defaults)",
         "config": history["config"],

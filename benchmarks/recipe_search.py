@@ -9,7 +9,9 @@ threads (default 1), val_every, out (default runs/recipe_search). The searched r
 a time on one thread each (``OMP_NUM_THREADS=1``), AVX512 kernels in fp32, so their times
 compare with one another only; their results are ``results/recipe_search/`` (benchmarks/README).
 This is the loop of :func:`deeplab_utils.training.fit` written out, so that a lever the package
-does not have (a schedule, an EMA) can be tried without adding it there.
+does not have (a schedule, an EMA) can be tried without adding it there. Its defaults (Adam 5e-3,
+a tenth of the steps as warm-up) are the recipe the searches started from, not the package's
+defaults of today, so that a stored result's options keep their meaning.
 """
 
 import json

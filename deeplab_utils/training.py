@@ -80,7 +80,8 @@ def build_optimizer(model: nn.Module, config: RunConfig) -> Optimizer:
 
 
 class StepSampler(Sampler[list[int]]):
-    """The indices of each step's batch, from step ``start`` to ``config.steps - 1``.
+    """The indices of each step's batch, from step ``start`` to ``end - 1`` (``end``: by
+    default ``config.steps``).
 
     Epoch ``e`` is a permutation of the dataset drawn from ``(config.seed, e)`` alone, cut into
     global batches of ``batch_size * world`` (an epoch's remainder is dropped: BatchNorm
@@ -88,9 +89,10 @@ class StepSampler(Sampler[list[int]]):
     is known without reading the ones before it: a resumed run starts at its step, on every rank.
     """
 
-    def __init__(self, size: int, config: RunConfig, start: int = 0) -> None:
+    def __init__(self, size: int, config: RunConfig, start: int = 0, end: int | None = None):
         self.size, self.start = size, start
-        self.batch, self.seed, self.steps = config.batch_size, config.seed, config.steps
+        self.batch, self.seed = config.batch_size, config.seed
+        self.steps = config.steps if end is None else end
         self.rank, self.world = rank_and_world()
         self.per_epoch = size // (self.batch * self.world)
         if self.per_epoch == 0:
@@ -112,9 +114,12 @@ class StepSampler(Sampler[list[int]]):
             yield order[first : first + self.batch].tolist()
 
 
-def train_loader(dataset: Dataset, config: RunConfig, *, start: int = 0) -> DataLoader:
-    """The batches of steps ``start`` to ``config.steps - 1`` (this process's share under DDP)."""
-    sampler = StepSampler(len(dataset), config, start)
+def train_loader(
+    dataset: Dataset, config: RunConfig, *, start: int = 0, end: int | None = None
+) -> DataLoader:
+    """The batches of steps ``start`` to ``end - 1`` (default: to ``config.steps - 1``; this
+    process's share under DDP)."""
+    sampler = StepSampler(len(dataset), config, start, end)
     # Workers draw their augmentation seeds from this generator: a function of the run's seed,
     # rank and first step, not of whatever drew from torch's global one before.
     seeds = torch.Generator().manual_seed(config.seed * 1_000_003 + sampler.rank * 10_007 + start)

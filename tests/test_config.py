@@ -50,14 +50,15 @@ def test_rates_are_read_from_text_and_lists():
 @pytest.mark.parametrize("fast", [False, True])
 def test_settle_decides_every_none_for_the_device(fast, monkeypatch):
     """Mixed precision where it is fast, the main job's steps for it, the optimiser's rate, a
-    tenth of the steps as warm-up, NHWC on a CPU; values given stay as they are."""
+    fifth of the steps as warm-up, NHWC on a CPU; values given stay as they are."""
     monkeypatch.setattr("deeplab_utils.config.amp_is_fast", lambda device: fast)
     used = settle(RunConfig(), CPU)
     steps = MAIN_JOB_STEPS[fast]
-    assert (used.amp, used.steps, used.lr, used.warmup_steps) == (fast, steps, 5e-3, steps // 10)
+    assert (used.amp, used.steps, used.lr, used.warmup_steps) == (fast, steps, 8e-3, steps // 5)
+    assert used.warmup_part == 0.2  # recorded, so that a resumed run keeps it
     assert used.channels_last is True and used.device == "cpu"
-    given = RunConfig(steps=30, amp=not fast, lr=0.1, warmup_steps=0, channels_last=False,
-                      start_scale=0.5)  # fmt: skip
+    given = RunConfig(steps=30, amp=not fast, lr=0.1, warmup_steps=0, warmup_part=0.5,
+                      channels_last=False, start_scale=0.5)  # fmt: skip
     assert settle(given, CPU) == dataclasses.replace(given, device="cpu")
 
 
@@ -66,14 +67,22 @@ def test_resumed_keeps_the_runs_values_and_refuses_others():
     saved = dataclasses.asdict(settle(RunConfig(steps=100, amp=False), CPU))
     continued = resumed(RunConfig(steps=150, workers=2), saved, done=60)
     assert (continued.steps, continued.lr, continued.amp, continued.warmup_steps) == (
-        150, 5e-3, False, 10,
+        150, 8e-3, False, 20,
     )  # fmt: skip
     with pytest.raises(ResumeError, match="trained with batch_size=16, now batch_size=8"):
         resumed(RunConfig(batch_size=8), saved, done=60)
     with pytest.raises(ResumeError, match=r"steps=100 \(it has done 60 steps\), now steps=50"):
         resumed(RunConfig(steps=50), saved, done=60)
-    with pytest.raises(ResumeError, match="trained with warmup_part=0.1, now warmup_part=0.2"):
-        resumed(RunConfig(warmup_part=0.2), saved, done=60)
+    with pytest.raises(ResumeError, match="trained with warmup_part=0.2, now warmup_part=0.1"):
+        resumed(RunConfig(warmup_part=0.1), saved, done=60)
+
+
+def test_a_run_of_earlier_defaults_continues_with_todays():
+    """A checkpoint of the recipe before 2026-12-06 (Adam 5e-3, a tenth as warm-up) continues
+    under today's defaults: fields left as None take the run's values."""
+    saved = dataclasses.asdict(settle(RunConfig(steps=100, lr=5e-3, warmup_part=0.1), CPU))
+    continued = resumed(RunConfig(), saved, done=60)
+    assert (continued.lr, continued.warmup_part, continued.warmup_steps) == (5e-3, 0.1, 10)
 
 
 @pytest.mark.parametrize(
@@ -86,7 +95,7 @@ def test_the_warm_up_is_the_floor_of_its_part_of_the_steps(steps, part, warmup):
 
 def test_a_checkpoint_saved_before_warmup_part_existed_continues():
     """An older run's settled config, without warmup_part, continues: its warm-up is settled."""
-    saved = dataclasses.asdict(settle(RunConfig(steps=100, amp=False), CPU))
+    saved = dataclasses.asdict(settle(RunConfig(steps=100, amp=False, warmup_steps=10), CPU))
     del saved["warmup_part"]
     assert resumed(RunConfig(), saved, done=60).warmup_steps == 10
 

@@ -15,7 +15,7 @@ from deeplab_utils import (
     course,
     training,
 )
-from deeplab_utils.config import RunConfig
+from deeplab_utils.config import RunConfig, settle
 from deeplab_utils.run import build_run
 
 
@@ -31,20 +31,21 @@ def _weights(model):
 
 def test_course_config_is_the_main_jobs_recipe_smaller(tmp_path):
     """The notebooks' short run differs from the main job's defaults only in its sizes, where
-    it keeps its files, its full-size images throughout and its own rate and warm-up (chosen for
-    350 steps: benchmarks/README.md); the full run is bigger still, at the main job's rate."""
+    it keeps its files, its full-size images throughout and its own rate (chosen for 350 steps:
+    benchmarks/README.md); the full run is bigger still, with the recipe it always had."""
     short, full = course.course_config(tmp_path), course.course_config(tmp_path, full=True)
     differ = {f.name for f in dataclasses.fields(RunConfig)
               if getattr(short, f.name) != getattr(RunConfig(), f.name)}  # fmt: skip
     # val_every: how often it reports (7 points for notebook 07's curves), not the recipe
     sizes = {"steps", "train_samples", "val_samples", "data_dir", "out", "start_scale"}
-    assert differ == sizes | {"val_every", "lr", "warmup_part"}
-    assert (short.lr, short.warmup_part) == (1e-2, 0.2)
-    assert (full.lr, full.warmup_part) == (None, RunConfig().warmup_part)  # the main job's
+    assert differ == sizes | {"val_every", "lr"}
+    assert (short.lr, short.warmup_part) == (1e-2, None)  # None: the main job's, a fifth
+    assert (full.lr, full.warmup_part) == (5e-3, 0.1)  # the full run's recipe, kept
     assert short.out == str(tmp_path / "runs" / "course-short")
     assert full.image_size > short.image_size and full.steps > short.steps
     pets = course.course_config(tmp_path, full=True, dataset="pets")
     assert (pets.dataset, pets.backbone_weights, pets.optimizer) == ("pets", "imagenet", "sgd")
+    assert settle(pets, torch.device("cpu")).warmup_steps == pets.steps // 10  # SGD's tenth
     assert pets.out == str(tmp_path / "runs" / "course-pets-full")
     with pytest.raises(ValueError, match="dataset must be 'shapes', 'pets' or 'voc' and full"):
         course.course_config(tmp_path, dataset="x")

@@ -100,10 +100,12 @@ def test_aspp_rates_of_the_model(argv, rates, monkeypatch, tmp_path):
 
 @pytest.mark.parametrize(
     ("argv", "warmup"),
-    [(["--steps", "70"], 7), (["--steps", "50"], 5), (["--warmup-steps", "0"], 0)],
-)
-def test_warmup_defaults_to_a_tenth_of_the_run(argv, warmup, monkeypatch, tmp_path):
-    """Without --warmup-steps, warm-up is a tenth of the run's steps."""
+    [(["--steps", "70"], 14), (["--steps", "52"], 10), (["--warmup-steps", "0"], 0),
+     (["--steps", "50", "--warmup-part", "0.1"], 5)],
+)  # fmt: skip
+def test_warmup_defaults_to_a_fifth_of_the_run(argv, warmup, monkeypatch, tmp_path):
+    """Without --warmup-steps, warm-up is a fifth of the run's steps (rounded down), or the
+    --warmup-part given."""
     assert _config_of(argv, monkeypatch, tmp_path).warmup_steps == warmup
 
 
@@ -156,7 +158,7 @@ def one_step_run(tmp_path_factory):
 @pytest.mark.parametrize(
     ("change", "setting"),
     [
-        (["--lr", "0.01"], "lr=0.005"),
+        (["--lr", "0.01"], "lr=0.008"),
         (["--batch-size", "3"], "batch_size=2"),
         (["--optimizer", "sgd"], "optimizer='adam'"),
         (["--image-size", "48"], "image_size=32"),
@@ -180,9 +182,9 @@ def test_resume_refuses_changed_settings(one_step_run, change, setting, capsys):
 def test_resume_accepts_the_settings_spelled_out(one_step_run, monkeypatch):
     """--resume repeating every setting, and the lr and warm-up the run derived, is accepted:
     settings are compared as the run used them."""
-    spelled = [*TINY, "--lr", "0.005", "--warmup-steps", "0", "--resume"]
+    spelled = [*TINY, "--lr", "0.008", "--warmup-steps", "0", "--resume"]
     config = _config_of(spelled, monkeypatch, one_step_run, small=False)
-    assert (config.lr, config.warmup_steps, config.steps) == (0.005, 0, 3)
+    assert (config.lr, config.warmup_steps, config.steps) == (0.008, 0, 3)
 
 
 def test_resume_keeps_the_runs_settings(one_step_run, monkeypatch):

@@ -26,6 +26,7 @@ from deeplab_utils.training import (
     build_optimizer,
     fit,
     poly_lr_lambda,
+    train_loader,
     train_step,
 )
 
@@ -141,13 +142,15 @@ def test_fused_adam_follows_plain_adam():
 
 
 def test_replace_means_what_it_says():
-    """dataclasses.replace re-derives what was left as None: SGD's rate for optimizer="sgd"
-    (0.01, not Adam's 5e-3), a tenth of the new steps as warm-up; explicit values stay."""
+    """dataclasses.replace re-derives what was left as None: SGD's rate and warm-up for
+    optimizer="sgd" (0.01 over a tenth, not Adam's 8e-3 over a fifth), the warm-up's part of the
+    new steps; explicit values stay."""
     recipe = RunConfig(steps=100)
-    assert settle(dataclasses.replace(recipe, optimizer="sgd"), CPU).lr == 0.01
+    sgd_settled = settle(dataclasses.replace(recipe, optimizer="sgd"), CPU)
+    assert (sgd_settled.lr, sgd_settled.warmup_steps) == (0.01, 10)
     sgd = build_optimizer(nn.Linear(2, 2), dataclasses.replace(recipe, optimizer="sgd"))
     assert sgd.param_groups[0]["lr"] == 0.01
-    assert settle(dataclasses.replace(recipe, steps=200), CPU).warmup_steps == 20
+    assert settle(dataclasses.replace(recipe, steps=200), CPU).warmup_steps == 40
     explicit = dataclasses.replace(RunConfig(steps=100, lr=0.3, warmup_steps=4), optimizer="sgd")
     assert (settle(explicit, CPU).lr, settle(explicit, CPU).warmup_steps) == (0.3, 4)
 
@@ -175,6 +178,17 @@ def test_step_sampler_order_depends_on_seed_and_step_only():
     assert batches(10, start=4) == steps[4:]
     expected = np.random.default_rng([7, 1]).permutation(10)[:9].reshape(3, 3).tolist()
     assert steps[3:6] == expected  # epoch 1 is exactly the permutation of (seed, 1)
+
+
+def test_train_loader_stops_at_end_inside_a_longer_run():
+    """train_loader(..., start, end) gives the run's batches of steps start to end - 1, even
+    where the run's warm-up is longer than end (train_with's calls of val_every steps)."""
+    data = TensorDataset(torch.arange(10))
+    config = RunConfig(batch_size=3, steps=10, seed=7, warmup_steps=8)
+    whole = [b[0].tolist() for b in train_loader(data, config)]
+    part = [b[0].tolist() for b in train_loader(data, config, start=2, end=5)]
+    assert len(whole) == 10 and part == whole[2:5]
+    assert len(train_loader(data, config, start=2, end=5)) == 3
 
 
 def test_step_sampler_shards_each_global_batch():
