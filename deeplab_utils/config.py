@@ -213,10 +213,10 @@ def resumed(config: RunConfig, saved: dict[str, Any], done: int) -> RunConfig:
     """
     kept = {}
     for f in dataclasses.fields(config):
-        new, old = getattr(config, f.name), saved.get(f.name)
-        old = tuple(old) if isinstance(old, list) else old
         if f.name not in saved:  # a setting newer than the saved run (settled ones decide it)
             continue
+        new, old = getattr(config, f.name), saved[f.name]
+        old = tuple(old) if isinstance(old, list) else old
         if new is None:
             kept[f.name] = old
         elif new != old and f.name not in FREE_ON_RESUME and (f.name != "steps" or new < done):

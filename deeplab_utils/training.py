@@ -92,7 +92,7 @@ class StepSampler(Sampler[list[int]]):
     def __init__(self, size: int, config: RunConfig, start: int = 0, end: int | None = None):
         self.size, self.start = size, start
         self.batch, self.seed = config.batch_size, config.seed
-        self.steps = config.steps if end is None else end
+        self.end = config.steps if end is None else end
         self.rank, self.world = rank_and_world()
         self.per_epoch = size // (self.batch * self.world)
         if self.per_epoch == 0:
@@ -102,11 +102,11 @@ class StepSampler(Sampler[list[int]]):
             )
 
     def __len__(self) -> int:
-        return self.steps - self.start
+        return self.end - self.start
 
     def __iter__(self) -> Iterator[list[int]]:
         epoch, order = -1, np.empty(0, dtype=np.int64)
-        for step in range(self.start, self.steps):
+        for step in range(self.start, self.end):
             if step // self.per_epoch != epoch:
                 epoch = step // self.per_epoch
                 order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
